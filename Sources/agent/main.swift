@@ -1,0 +1,1 @@
+print("agent: not implemented yet")
