@@ -1,0 +1,127 @@
+internal import COpenSSL
+import NIOCore
+
+/// The two ciphertext queues between a `TLSConnection` and the network.
+///
+/// OpenSSL reads received records straight out of `inbound` and appends the records
+/// it produces to `outbound`, through the custom BIO below. Compared with a pair of
+/// memory BIOs this saves one copy in each direction.
+final class CiphertextBuffers {
+    /// Received from the peer, not yet consumed by OpenSSL.
+    var inbound: ByteBuffer
+    /// Produced by OpenSSL, not yet handed to the channel.
+    var outbound: ByteBuffer
+    private let allocator: ByteBufferAllocator
+
+    init(allocator: ByteBufferAllocator) {
+        self.allocator = allocator
+        self.inbound = allocator.buffer(capacity: 0)
+        self.outbound = allocator.buffer(capacity: 0)
+    }
+
+    func receive(_ buffer: inout ByteBuffer) {
+        if inbound.readableBytes == 0 {
+            inbound = buffer
+        } else {
+            inbound.writeBuffer(&buffer)
+        }
+    }
+
+    /// Makes room for the records that `count` plaintext bytes become (TLS 1.3 adds
+    /// at most 22 bytes to each 16 KiB record; TLS 1.2 with AES-GCM adds 29).
+    ///
+    /// A buffer of the exact size, allocated once: growing one by doubling would copy,
+    /// and a power-of-two size over 128 KiB would make malloc map fresh pages (and
+    /// take page faults) for every flush.
+    func reserveOutbound(forPlaintext count: Int) {
+        let records = count / (16 * 1024) + 1
+        let needed = count + records * 32
+        if outbound.readableBytes == 0 {
+            if outbound.capacity < needed { outbound = allocator.buffer(capacity: needed) }
+        } else {
+            outbound.reserveCapacity(minimumWritableBytes: needed)
+        }
+    }
+
+    /// Hands over what OpenSSL wrote, if anything.
+    func takeOutbound() -> ByteBuffer? {
+        guard outbound.readableBytes > 0 else { return nil }
+        let taken = outbound
+        outbound = allocator.buffer(capacity: 0)
+        return taken
+    }
+}
+
+/// The BIO method, created once per process. `nonisolated(unsafe)` is safe: the
+/// global is initialised exactly once (Swift's lazy globals are thread-safe) and the
+/// method table is never changed afterwards.
+nonisolated(unsafe) private let ciphertextBIOMethod: OpaquePointer = {
+    let method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "pinhole ciphertext")!
+    BIO_meth_set_create(method, { bio in
+        BIO_set_init(bio, 1)
+        return 1
+    })
+    BIO_meth_set_destroy(method, { _ in 1 })
+    BIO_meth_set_read_ex(method, ciphertextBIORead)
+    BIO_meth_set_write_ex(method, ciphertextBIOWrite)
+    BIO_meth_set_ctrl(method, ciphertextBIOControl)
+    return method
+}()
+
+/// A BIO reading from and writing to `buffers`, which must outlive it (the
+/// `TLSConnection` owns both and frees the `SSL`, and with it the BIO, first).
+func makeCiphertextBIO(_ buffers: CiphertextBuffers) -> OpaquePointer? {
+    guard let bio = BIO_new(ciphertextBIOMethod) else { return nil }
+    BIO_set_data(bio, Unmanaged.passUnretained(buffers).toOpaque())
+    return bio
+}
+
+private func buffers(of bio: OpaquePointer?) -> CiphertextBuffers? {
+    guard let bio, let data = BIO_get_data(bio) else { return nil }
+    return Unmanaged<CiphertextBuffers>.fromOpaque(data).takeUnretainedValue()
+}
+
+private func ciphertextBIORead(
+    _ bio: OpaquePointer?, _ destination: UnsafeMutablePointer<CChar>?, _ capacity: Int,
+    _ readCount: UnsafeMutablePointer<Int>?
+) -> Int32 {
+    guard let buffers = buffers(of: bio), let destination, let readCount else { return 0 }
+    pinhole_BIO_clear_retry_flags(bio)
+    let available = buffers.inbound.readableBytes
+    guard available > 0 else {
+        // Not EOF: more ciphertext may arrive. The handler deals with real EOF.
+        pinhole_BIO_set_retry_read(bio)
+        readCount.pointee = 0
+        return 0
+    }
+    let count = min(available, capacity)
+    buffers.inbound.withUnsafeReadableBytes { source in
+        UnsafeMutableRawPointer(destination).copyMemory(from: source.baseAddress!, byteCount: count)
+    }
+    buffers.inbound.moveReaderIndex(forwardBy: count)
+    readCount.pointee = count
+    return 1
+}
+
+private func ciphertextBIOWrite(
+    _ bio: OpaquePointer?, _ source: UnsafePointer<CChar>?, _ count: Int, _ written: UnsafeMutablePointer<Int>?
+) -> Int32 {
+    guard let buffers = buffers(of: bio), let source, let written else { return 0 }
+    pinhole_BIO_clear_retry_flags(bio)
+    buffers.outbound.writeBytes(UnsafeRawBufferPointer(start: source, count: count))
+    written.pointee = count
+    return 1
+}
+
+private func ciphertextBIOControl(
+    _ bio: OpaquePointer?, _ command: Int32, _ argument: Int, _ pointer: UnsafeMutableRawPointer?
+) -> Int {
+    switch command {
+    case BIO_CTRL_FLUSH:
+        return 1
+    case BIO_CTRL_PENDING:
+        return buffers(of: bio)?.inbound.readableBytes ?? 0
+    default:
+        return 0
+    }
+}
