@@ -1,0 +1,90 @@
+import NIOCore
+import NIOEmbedded
+import PinholeTLS
+
+/// Records what reaches the top of a TLS pipeline.
+final class TLSRecorder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    var received = ""
+    var events: [TLSEvent] = []
+    var errors: [any Error] = []
+    var inputClosed = false
+    var inactive = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received += String(buffer: unwrapInboundIn(data))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSEvent { events.append(event) }
+        if let event = event as? ChannelEvent, event == .inputClosed { inputClosed = true }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        errors.append(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        inactive = true
+    }
+
+    var tlsErrors: [TLSError] { errors.compactMap { $0 as? TLSError } }
+
+    var handshakeCompleted: Bool {
+        events.contains { if case .handshakeCompleted = $0 { true } else { false } }
+    }
+
+    var negotiatedProtocol: String? {
+        for case .handshakeCompleted(let negotiated) in events { return negotiated }
+        return nil
+    }
+}
+
+/// A client and a server `TLSHandler`, each in an `EmbeddedChannel`, passing bytes
+/// to each other in memory: the whole TLS conversation without a socket.
+struct InMemoryTLSPair {
+    let client = EmbeddedChannel()
+    let server = EmbeddedChannel()
+    let clientRecorder = TLSRecorder()
+    let serverRecorder = TLSRecorder()
+
+    init(client clientContext: TLSContext, server serverContext: TLSContext, serverName: String) throws {
+        try client.pipeline.syncOperations.addHandlers([
+            TLSHandler(context: clientContext, serverName: serverName), clientRecorder,
+        ])
+        try server.pipeline.syncOperations.addHandlers([TLSHandler(context: serverContext), serverRecorder])
+    }
+
+    /// Connects both channels and runs the handshake to its end.
+    func connect() throws {
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 4443)
+        try server.connect(to: address).wait()
+        try client.connect(to: address).wait()
+        try interact()
+    }
+
+    /// Moves bytes both ways until neither side has anything left to say.
+    func interact() throws {
+        var moved = true
+        while moved {
+            moved = try deliver(from: client, to: server) | deliver(from: server, to: client)
+        }
+    }
+
+    private func deliver(from source: EmbeddedChannel, to destination: EmbeddedChannel) throws -> Bool {
+        var moved = false
+        while let bytes = try source.readOutbound(as: ByteBuffer.self) {
+            moved = true
+            if destination.isActive { try destination.writeInbound(bytes) }
+        }
+        return moved
+    }
+
+    func send(_ text: String, from channel: EmbeddedChannel) throws {
+        channel.writeAndFlush(ByteBuffer(string: text), promise: nil)
+        try interact()
+    }
+}
+
+private func | (lhs: Bool, rhs: Bool) -> Bool { lhs || rhs }
