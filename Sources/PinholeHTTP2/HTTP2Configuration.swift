@@ -1,0 +1,19 @@
+/// The settings one end of an HTTP/2 connection advertises, and its local limits.
+public struct HTTP2Configuration: Sendable {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS we accept from the peer. The peer's own value
+    /// limits the streams we open (nghttp2 queues requests beyond it).
+    public var maxConcurrentStreams: Int = 1024
+    /// SETTINGS_INITIAL_WINDOW_SIZE: how much a stream may receive before its consumer
+    /// takes the data. This bounds the memory a stalled consumer can pin.
+    public var streamWindowSize: Int = 256 * 1024
+    /// SETTINGS_MAX_FRAME_SIZE we accept; larger frames are a FRAME_SIZE_ERROR.
+    public var maxFrameSize: Int = 16 * 1024
+    /// SETTINGS_MAX_HEADER_LIST_SIZE; a larger header block resets its stream.
+    public var maxHeaderListSize: Int = 64 * 1024
+    /// A stream reports itself unwritable once this much of its outgoing data waits.
+    public var streamWriteBufferHighWatermark: Int = 128 * 1024
+    /// ... and writable again when the wait drops below this.
+    public var streamWriteBufferLowWatermark: Int = 32 * 1024
+
+    public init() {}
+}

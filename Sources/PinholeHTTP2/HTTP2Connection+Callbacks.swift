@@ -1,0 +1,161 @@
+internal import CNghttp2
+import NIOCore
+
+// What the nghttp2 callbacks do. All of this runs *inside* a session call: it records
+// events and defers operations, and never calls a delegate.
+extension HTTP2Connection {
+    func sendBytes(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard outbound.readableBytes < Self.maximumWriteSize else {
+            outboundFull = true
+            return Int(NGHTTP2_ERR_WOULDBLOCK.rawValue)
+        }
+        outbound.writeBytes(bytes)
+        return bytes.count
+    }
+
+    func sendData(streamID: Int32, frameHeader: UnsafeRawBufferPointer, length: Int, padding: Int) -> Int32 {
+        guard outbound.readableBytes < Self.maximumWriteSize else {
+            outboundFull = true
+            return Int32(NGHTTP2_ERR_WOULDBLOCK.rawValue)
+        }
+        guard let stream = streams[streamID], stream.outgoingBytes >= length else {
+            return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+        }
+        outbound.reserveCapacity(minimumWritableBytes: 9 + padding + length)
+        outbound.writeBytes(frameHeader)
+        if padding > 0 { outbound.writeInteger(UInt8(padding - 1)) }
+        stream.takeOutgoing(length, into: &outbound)
+        if padding > 1 { outbound.writeRepeatingByte(0, count: padding - 1) }
+        if !stream.wasWritable, stream.outgoingBytes <= configuration.streamWriteBufferLowWatermark {
+            stream.wasWritable = true
+            events.append(.streamWritable(stream))
+        }
+        return 0
+    }
+
+    func provideData(streamID: Int32, maximum: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+        let count = min(maximum, stream.outgoingBytes)
+        if count > 0 {
+            // The bytes are copied in `sendData`, straight from the stream's queue.
+            flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
+        }
+        guard count == stream.outgoingBytes, stream.localEndQueued else {
+            if count > 0 { return count }
+            stream.dataDeferred = true
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+        flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+        if stream.pendingTrailers != nil {
+            // Trailers end the stream instead; they are submitted once this call returns.
+            flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+            deferredOperations.append(.submitTrailers(stream))
+        }
+        return count
+    }
+
+    func beginHeaders(streamID: Int32, category: nghttp2_headers_category) {
+        if category == NGHTTP2_HCAT_REQUEST, role == .server {
+            let stream = HTTP2Stream(id: streamID, connection: self, delegate: nil)
+            streams[streamID] = stream
+            events.append(.streamOpened(stream))
+        }
+        if let stream = streams[streamID] {
+            stream.incomingHeaders = HTTP2Headers()
+            stream.incomingHeaderBytes = 0
+        }
+    }
+
+    func header(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int32 {
+        guard let stream = streams[streamID] else { return 0 }
+        stream.incomingHeaderBytes += name.count + value.count + 32
+        guard stream.incomingHeaderBytes <= configuration.maxHeaderListSize else {
+            stream.resetReason = .headerListTooLarge(streamID: streamID, limit: configuration.maxHeaderListSize)
+            // nghttp2 resets just this stream (INTERNAL_ERROR) and carries on.
+            return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+        stream.incomingHeaders.add(
+            name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+        return 0
+    }
+
+    func frameReceived(_ frame: nghttp2_frame) {
+        let streamID = frame.hd.stream_id
+        let endStream = frame.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch UInt32(frame.hd.type) {
+        case NGHTTP2_HEADERS.rawValue:
+            guard let stream = streams[streamID] else { return }
+            let headers = stream.incomingHeaders
+            stream.incomingHeaders = HTTP2Headers()
+            if !stream.receivedHeaders {
+                // Informational (1xx) responses are not forwarded; the final one follows.
+                if let status = headers[":status"], status.hasPrefix("1") { return }
+                stream.receivedHeaders = true
+                events.append(.streamPart(stream, .headers(headers)))
+            } else {
+                events.append(.streamPart(stream, .trailers(headers)))
+            }
+            if endStream { endOfStream(stream) }
+        case NGHTTP2_DATA.rawValue:
+            if endStream, let stream = streams[streamID] { endOfStream(stream) }
+        case NGHTTP2_RST_STREAM.rawValue:
+            if let stream = streams[streamID], stream.resetReason == nil {
+                stream.resetReason = .streamReset(streamID: streamID, code: HTTP2ErrorCode(rawValue: frame.rst_stream.error_code))
+            }
+        case NGHTTP2_GOAWAY.rawValue:
+            let code = HTTP2ErrorCode(rawValue: frame.goaway.error_code)
+            goAwayReceived = (code, frame.goaway.last_stream_id)
+            events.append(.goAway(code, lastStreamID: frame.goaway.last_stream_id))
+        case NGHTTP2_PING.rawValue:
+            guard frame.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 else { return }
+            let id = withUnsafeBytes(of: frame.ping.opaque_data) { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
+            events.append(.pingAcknowledged(id))
+        default:
+            break
+        }
+    }
+
+    private func endOfStream(_ stream: HTTP2Stream) {
+        guard !stream.receivedEnd else { return }
+        stream.receivedEnd = true
+        events.append(.streamPart(stream, .end))
+    }
+
+    func dataReceived(streamID: Int32, bytes: UnsafeRawBufferPointer) {
+        connectionBytesToConsume += bytes.count
+        guard let stream = streams[streamID] else { return }
+        events.append(.streamPart(stream, .data(slice(bytes))))
+    }
+
+    /// A DATA payload as a ByteBuffer: a slice of the input when it lies inside it
+    /// (nghttp2 hands out pointers into what we gave `mem_recv`), a copy otherwise.
+    private func slice(_ bytes: UnsafeRawBufferPointer) -> ByteBuffer {
+        if let input = currentInput, let start = bytes.baseAddress {
+            let offset = start - input.base
+            if offset >= 0, offset + bytes.count <= input.buffer.readableBytes,
+                let slice = input.buffer.getSlice(at: input.buffer.readerIndex + offset, length: bytes.count)
+            {
+                return slice
+            }
+        }
+        var copy = ByteBufferAllocator().buffer(capacity: bytes.count)
+        copy.writeBytes(bytes)
+        return copy
+    }
+
+    func streamClosed(streamID: Int32, code: HTTP2ErrorCode) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        stream.isClosed = true
+        stream.outgoing.removeAll()
+        stream.outgoingBytes = 0
+        var error = stream.resetReason
+        if error == nil, code != .noError {
+            if code == .refusedStream, let goAway = goAwayError(for: stream) {
+                error = goAway
+            } else {
+                error = .streamReset(streamID: streamID, code: code)
+            }
+        }
+        events.append(.streamClosed(stream, error))
+    }
+}

@@ -1,0 +1,178 @@
+internal import CNghttp2
+import NIOCore
+
+extension HTTP2Connection {
+    /// Creates the nghttp2 session and queues our SETTINGS (and, for a client, the preface).
+    func start(context: ChannelHandlerContext) throws(HTTP2Error) {
+        guard session == nil else { return }
+        self.context = context
+        var option: OpaquePointer?
+        try check(nghttp2_option_new(&option), "creating session options")
+        defer { nghttp2_option_del(option) }
+        // Window updates follow what consumers actually take (see `HTTP2Stream.consumed`).
+        nghttp2_option_set_no_auto_window_update(option, 1)
+        nghttp2_option_set_max_send_header_block_length(option, max(configuration.maxHeaderListSize, 16 * 1024))
+
+        let callbacks = try makeSessionCallbacks()
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        var created: OpaquePointer?
+        let userData = Unmanaged.passUnretained(self).toOpaque()
+        let result = role == .client
+            ? nghttp2_session_client_new2(&created, callbacks, userData, option)
+            : nghttp2_session_server_new2(&created, callbacks, userData, option)
+        try check(result, "creating an HTTP/2 session")
+        session = created
+
+        var settings = [
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+                value: UInt32(configuration.maxConcurrentStreams)),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                value: UInt32(configuration.streamWindowSize)),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: UInt32(configuration.maxFrameSize)),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                value: UInt32(configuration.maxHeaderListSize)),
+        ]
+        if role == .client {
+            settings.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
+        }
+        try check(
+            nghttp2_submit_settings(created, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count),
+            "queueing SETTINGS")
+        // The connection window is returned as soon as DATA arrives; per-stream windows
+        // are what bound memory, so one stalled stream never starves the others.
+        try check(
+            nghttp2_session_set_local_window_size(created, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 1 << 30),
+            "enlarging the connection window")
+        drainAfterSessionCall()  // requests made before the channel was active
+        flushOutput()
+    }
+
+    private func check(_ result: Int32, _ operation: String) throws(HTTP2Error) {
+        guard result == 0 else { throw .library(operation: operation, code: result) }
+    }
+
+    /// Feeds bytes from the peer to nghttp2 and delivers what they meant.
+    func receive(_ buffer: ByteBuffer) {
+        guard let session, !isClosed else { return }
+        inChannelRead = true
+        let result = buffer.withUnsafeReadableBytes { bytes -> Int in
+            guard let base = bytes.baseAddress else { return 0 }
+            currentInput = (UnsafeRawPointer(base), buffer)
+            inSession = true
+            defer {
+                inSession = false
+                currentInput = nil
+            }
+            return nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
+        if connectionBytesToConsume > 0 {
+            _ = nghttp2_session_consume_connection(session, connectionBytesToConsume)
+            connectionBytesToConsume = 0
+            needsSend = true
+        }
+        drainAfterSessionCall()
+        if result < 0 {
+            terminate(with: .protocolViolation(lastProtocolComplaint ?? String(cString: nghttp2_strerror(Int32(result)))))
+        }
+    }
+
+    func channelReadComplete() {
+        inChannelRead = false
+        flushOutput()
+    }
+
+    /// Sends what nghttp2 has ready, once per event-loop tick no matter how many
+    /// streams asked: many frames go out in one write (and so in few TLS records).
+    func scheduleSend() {
+        needsSend = true
+        guard !sendScheduled, !inChannelRead, !isClosed else { return }
+        sendScheduled = true
+        eventLoop.assumeIsolated().execute { [self] in
+            sendScheduled = false
+            flushOutput()
+        }
+    }
+
+    func flushOutput() {
+        guard let session, let context, !isClosed else { return }
+        var wrote = false
+        repeat {
+            needsSend = false
+            outboundFull = false
+            guard context.channel.isWritable else { break }  // resumed by channelWritabilityChanged
+            inSession = true
+            let result = nghttp2_session_send(session)
+            inSession = false
+            if outbound.readableBytes > 0 {
+                context.write(NIOAny(outbound), promise: nil)
+                outbound = context.channel.allocator.buffer(capacity: 0)
+                wrote = true
+            }
+            drainAfterSessionCall()
+            if result != 0 {
+                if wrote { context.flush() }
+                terminate(with: .library(operation: "sending frames", code: result))
+                return
+            }
+        } while needsSend || outboundFull
+        if wrote { context.flush() }
+        closeIfDrained()
+    }
+
+    /// After GOAWAY (either way), close once the last stream is done.
+    func closeIfDrained() {
+        // While terminating, `terminate` reports the error and closes itself.
+        guard let session, let context, !isClosed, terminalError == nil else { return }
+        let draining = goAwaySent || goAwayReceived != nil
+        let sessionOver = nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0
+        if sessionOver && !draining {
+            // nghttp2 ended the session itself, after sending GOAWAY for a connection error.
+            terminate(with: .protocolViolation(lastProtocolComplaint ?? "the session was terminated"))
+        } else if sessionOver || (draining && streams.isEmpty) {
+            isClosed = true
+            context.close(promise: nil)
+        }
+    }
+
+    /// Sends whatever is queued (such as nghttp2's GOAWAY), reports `error`, and closes.
+    func terminate(with error: HTTP2Error) {
+        guard !isClosed, let context else { return }
+        if terminalError == nil { terminalError = error }
+        flushOutput()
+        isClosed = true
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+
+    /// The channel is gone: every open stream and PING ends with the reason.
+    func tearDown() {
+        isClosed = true
+        let error = terminalError ?? .connectionClosed
+        for (_, stream) in streams {
+            stream.isClosed = true
+            events.append(.streamClosed(stream, stream.resetReason ?? goAwayError(for: stream) ?? error))
+        }
+        streams.removeAll()
+        let pings = pendingPings
+        pendingPings.removeAll()
+        for (_, ping) in pings { ping.promise.fail(error) }
+        let pending = events
+        events.removeAll()
+        deferredOperations.removeAll()
+        for case .streamClosed(let stream, let error) in pending {
+            let delegate = stream.delegate
+            stream.delegate = nil
+            delegate?.streamClosed(stream, error: error)
+        }
+        context = nil
+    }
+
+    func goAwayError(for stream: HTTP2Stream) -> HTTP2Error? {
+        guard let goAwayReceived else { return nil }
+        return .goAway(code: goAwayReceived.code, lastStreamID: goAwayReceived.lastStreamID)
+    }
+}

@@ -1,0 +1,130 @@
+import NIOCore
+
+/// What arrives on a stream, in order: one `.headers`, any number of `.data`,
+/// optionally `.trailers`, then `.end` (unless the stream is reset first).
+public enum HTTP2StreamPart: Sendable {
+    case headers(HTTP2Headers)
+    case data(ByteBuffer)
+    case trailers(HTTP2Headers)
+    case end
+}
+
+/// Receives one stream's events. All calls happen on the connection's event loop,
+/// never while nghttp2 is running, so a delegate may call any stream or connection
+/// method from inside them.
+public protocol HTTP2StreamDelegate: AnyObject {
+    func stream(_ stream: HTTP2Stream, received part: HTTP2StreamPart)
+    /// The stream is over. `error` is nil when both sides ended it normally.
+    func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?)
+    /// `stream.isWritable` changed; a paused producer may resume.
+    func streamWritabilityChanged(_ stream: HTTP2Stream)
+}
+
+/// One HTTP/2 stream. Confined to its connection's event loop.
+///
+/// Outgoing data is queued here and handed to nghttp2 as flow control allows;
+/// a producer should stop while `isWritable` is false. Incoming data must be
+/// acknowledged with `consumed(_:)` once it has been passed on: only then does the
+/// peer get window to send more, so a slow consumer slows its own stream only.
+public final class HTTP2Stream {
+    public internal(set) var id: Int32
+    /// Strongly held until the stream closes, then released.
+    public internal(set) var delegate: (any HTTP2StreamDelegate)?
+    unowned let connection: HTTP2Connection
+
+    // Outgoing state, read by the data provider.
+    var outgoing = CircularBuffer<ByteBuffer>()
+    var outgoingBytes = 0
+    var localEndQueued = false
+    var pendingTrailers: HTTP2Headers?
+    /// A data provider is attached and nghttp2 is waiting for `resume`.
+    var dataDeferred = false
+    var hasDataProvider = false
+    var headersSent = false
+    var wasWritable = true
+
+    // Incoming state.
+    var receivedHeaders = false
+    var receivedEnd = false
+    var incomingHeaders = HTTP2Headers()
+    var incomingHeaderBytes = 0
+    var resetReason: HTTP2Error?
+    var isClosed = false
+
+    init(id: Int32, connection: HTTP2Connection, delegate: (any HTTP2StreamDelegate)?) {
+        self.id = id
+        self.connection = connection
+        self.delegate = delegate
+    }
+
+    /// False while more outgoing data waits than the configured high watermark.
+    public var isWritable: Bool {
+        outgoingBytes < connection.configuration.streamWriteBufferHighWatermark
+    }
+
+    /// Sends response headers (server role) or informational/extra headers.
+    /// With `endStream`, the stream ends here and no body follows.
+    public func sendHeaders(_ headers: HTTP2Headers, endStream: Bool = false) {
+        connection.perform(.sendHeaders(self, headers, endStream: endStream))
+    }
+
+    /// Queues body bytes. With `endStream`, they are the last ones.
+    public func sendData(_ data: ByteBuffer, endStream: Bool = false) {
+        guard !isClosed, !localEndQueued else { return }
+        if data.readableBytes > 0 {
+            outgoing.append(data)
+            outgoingBytes += data.readableBytes
+        }
+        if endStream { localEndQueued = true }
+        if wasWritable && !isWritable { wasWritable = false }
+        connection.perform(.resumeData(self))
+    }
+
+    /// Ends the stream with trailers after any queued data.
+    public func sendTrailers(_ trailers: HTTP2Headers) {
+        guard !isClosed, !localEndQueued else { return }
+        pendingTrailers = trailers
+        localEndQueued = true
+        connection.perform(.resumeData(self))
+    }
+
+    /// Ends the stream after any queued data.
+    public func finish() {
+        sendData(ByteBuffer(), endStream: true)
+    }
+
+    /// Resets the stream (RST_STREAM) with `code`; queued data is dropped.
+    public func reset(_ code: HTTP2ErrorCode = .cancel) {
+        guard !isClosed else { return }
+        outgoing.removeAll()
+        outgoingBytes = 0
+        connection.perform(.reset(self, code))
+    }
+
+    /// Gives `count` bytes of receive window back to the peer: call it once the data
+    /// delivered in `.data` parts has been passed on.
+    public func consumed(_ count: Int) {
+        guard count > 0, !isClosed else { return }
+        connection.perform(.consume(self, count))
+    }
+
+    /// Takes up to `count` queued bytes for a DATA frame being written.
+    func takeOutgoing(_ count: Int, into output: inout ByteBuffer) {
+        var remaining = count
+        while remaining > 0, var chunk = outgoing.first {
+            let take = min(remaining, chunk.readableBytes)
+            var slice = chunk.readSlice(length: take)!
+            output.writeBuffer(&slice)
+            remaining -= take
+            if chunk.readableBytes == 0 {
+                outgoing.removeFirst()
+            } else {
+                outgoing[outgoing.startIndex] = chunk
+            }
+        }
+        outgoingBytes -= count - remaining
+    }
+}
+
+@available(*, unavailable)
+extension HTTP2Stream: Sendable {}
