@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -43,17 +44,30 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
-        .executableTarget(
-            name: "relay",
+        .target(
+            name: "PinholeCore",
             dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(
+            name: "PinholeCommands",
+            dependencies: [
+                "PinholeCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
+            name: "relay",
+            dependencies: ["PinholeCommands"]
+        ),
+        .executableTarget(
             name: "agent",
-            dependencies: [
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            dependencies: ["PinholeCommands"]
         ),
         .executableTarget(
             name: "pinhole-tls-bench",
@@ -67,6 +81,7 @@ let package = Package(
         .target(
             name: "PinholeTestSupport",
             dependencies: [
+                "PinholeHTTP2",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
@@ -80,6 +95,33 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "PinholeHTTP2Tests",
+            dependencies: [
+                "PinholeHTTP2",
+                "PinholeTLS",
+                "PinholeTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "PinholeCoreTests",
+            dependencies: [
+                "PinholeCore",
+                "PinholeTestSupport",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .testTarget(
+            name: "PinholeCommandsTests",
+            dependencies: [
+                "PinholeCommands",
+                "PinholeCore",
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
     ],

@@ -61,7 +61,7 @@ private final class LineEcho: ChannelInboundHandler {
     }
 }
 
-@Suite("TLS interop with OpenSSL's own tools")
+@Suite("TLS interop with OpenSSL's own tools", .timeLimit(.minutes(2)))
 struct TLSInteropTests {
     private func writeIdentity(_ identity: TLSIdentity) throws -> (certificate: String, key: String) {
         let directory = try makeTemporaryDirectory("interop")

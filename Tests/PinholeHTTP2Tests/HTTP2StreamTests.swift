@@ -1,0 +1,208 @@
+import NIOCore
+@testable import PinholeHTTP2
+import PinholeTLS
+import Testing
+
+@Suite("HTTP/2 streams in memory")
+struct HTTP2StreamTests {
+    /// Deterministic body for stream `index`: its length and bytes both depend on it.
+    static func body(for index: Int) -> ByteBuffer {
+        let length = 1_000 + (index * 7_919) % 40_000
+        let start = (index * 104_729) % (noise.count - length)
+        var buffer = ByteBuffer(bytes: noise[start..<(start + length)])
+        buffer.setInteger(UInt32(index), at: 0)
+        return buffer
+    }
+
+    private static let noise: [UInt8] = {
+        var state: UInt32 = 2_463_534_242
+        return (0..<(256 * 1024)).map { _ in
+            state ^= state << 13
+            state ^= state >> 17
+            state ^= state << 5
+            return UInt8(truncatingIfNeeded: state)
+        }
+    }()
+
+    @Test("1,000 concurrent streams with interleaved bodies, every byte checked")
+    func thousandStreams() throws {
+        var responders: [EchoResponder] = []
+        let pair = try InMemoryHTTP2Pair { _ in
+            let responder = EchoResponder()
+            responders.append(responder)
+            return responder
+        }
+        let count = 1_000
+        var delegates: [RecordingDelegate] = []
+        var streams: [HTTP2Stream] = []
+        var bodies = (0..<count).map(Self.body(for:))
+        for index in 0..<count {
+            let delegate = RecordingDelegate()
+            delegates.append(delegate)
+            streams.append(try pair.clientConnection.openStream(headers: requestHeaders(path: "/\(index)"), delegate: delegate))
+        }
+        // Interleave: a 4 KiB piece of every body in turn, with bytes moving in between.
+        var round = 0
+        while bodies.contains(where: { $0.readableBytes > 0 }) {
+            for index in 0..<count where bodies[index].readableBytes > 0 {
+                let piece = bodies[index].readSlice(length: min(4096, bodies[index].readableBytes))!
+                streams[index].sendData(piece, endStream: bodies[index].readableBytes == 0)
+            }
+            round += 1
+            try pair.interact()
+        }
+        try pair.interact()
+
+        #expect(round > 1)
+        for index in 0..<count {
+            let delegate = delegates[index]
+            #expect(delegate.headers?[":status"] == "200")
+            #expect(delegate.ended && delegate.closed && delegate.error == nil)
+            #expect(delegate.body == Self.body(for: index), "stream \(index) body differs")
+            #expect(!delegate.sawReentrantCall)
+        }
+        #expect(responders.count == count && !responders.contains { $0.sawReentrantCall })
+        #expect(pair.clientConnection.activeStreamCount == 0 && pair.serverConnection.activeStreamCount == 0)
+    }
+
+    @Test("a stalled consumer holds back only its own stream, bounded by its window")
+    func stalledConsumer() throws {
+        let size = 4 * 1024 * 1024
+        let window = 128 * 1024
+        var configuration = HTTP2Configuration()
+        configuration.streamWindowSize = window
+        var producers: [HTTP2Stream] = []
+        let pair = try InMemoryHTTP2Pair(clientConfiguration: configuration) { stream in
+            producers.append(stream)
+            return RecordingDelegate()
+        }
+        let stalled = RecordingDelegate()
+        stalled.consumes = false
+        let flowing = RecordingDelegate()
+        _ = try pair.clientConnection.openStream(headers: requestHeaders(method: "GET"), endStream: true, delegate: stalled)
+        _ = try pair.clientConnection.openStream(headers: requestHeaders(method: "GET"), endStream: true, delegate: flowing)
+        try pair.interact()
+        #expect(producers.count == 2)
+        for producer in producers {
+            producer.sendHeaders([(":status", "200")])
+            // The server queues the whole body; flow control decides what crosses.
+            producer.sendData(ByteBuffer(repeating: 0x42, count: size), endStream: true)
+        }
+        try pair.interact()
+
+        #expect(flowing.body.readableBytes == size && flowing.ended)
+        #expect(stalled.body.readableBytes <= window, "received \(stalled.body.readableBytes) without consuming")
+        #expect(stalled.body.readableBytes > 0 && !stalled.ended)
+        #expect(producers[0].outgoingBytes >= size - window, "the stalled stream's data waits at the sender")
+        #expect(!producers[0].isWritable && producers[1].isWritable)
+    }
+
+    @Test("trailers both ways")
+    func trailers() throws {
+        final class TrailerResponder: HTTP2StreamDelegate {
+            var requestTrailers: HTTP2Headers?
+            func stream(_ stream: HTTP2Stream, received part: HTTP2StreamPart) {
+                switch part {
+                case .trailers(let trailers):
+                    requestTrailers = trailers
+                case .end:
+                    stream.sendHeaders([(":status", "200")])
+                    stream.sendData(ByteBuffer(string: "body"))
+                    stream.sendTrailers([("grpc-status", "0"), ("x-checksum", "abc")])
+                default: break
+                }
+            }
+            func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {}
+            func streamWritabilityChanged(_ stream: HTTP2Stream) {}
+        }
+        let responder = TrailerResponder()
+        let pair = try InMemoryHTTP2Pair { _ in responder }
+        let delegate = RecordingDelegate()
+        let stream = try pair.clientConnection.openStream(headers: requestHeaders(), delegate: delegate)
+        stream.sendData(ByteBuffer(string: "upload"))
+        stream.sendTrailers([("x-upload-digest", "123")])
+        try pair.interact()
+        #expect(responder.requestTrailers == [("x-upload-digest", "123")])
+        #expect(String(buffer: delegate.body) == "body")
+        #expect(delegate.trailers == [("grpc-status", "0"), ("x-checksum", "abc")])
+        #expect(delegate.ended && delegate.error == nil)
+    }
+
+    @Test("a reset in the middle of a body reaches the other side with its code")
+    func resetMidBody() throws {
+        var serverStream: HTTP2Stream?
+        let serverDelegate = RecordingDelegate()
+        let pair = try InMemoryHTTP2Pair { stream in
+            serverStream = stream
+            return serverDelegate
+        }
+        let delegate = RecordingDelegate()
+        let stream = try pair.clientConnection.openStream(headers: requestHeaders(method: "GET"), endStream: true, delegate: delegate)
+        try pair.interact()
+        let server = try #require(serverStream)
+        server.sendHeaders([(":status", "200")])
+        server.sendData(ByteBuffer(string: "partial "))
+        try pair.interact()
+        server.reset(.cancel)
+        try pair.interact()
+        #expect(String(buffer: delegate.body) == "partial ")
+        #expect(delegate.closed && !delegate.ended)
+        #expect(delegate.error == .streamReset(streamID: stream.id, code: .cancel))
+        #expect(delegate.error?.description == "peer reset stream 1: CANCEL")
+        #expect(serverDelegate.closed)
+
+        // And the other way: the client gives up on an upload half-way.
+        let upload = RecordingDelegate()
+        let second = try pair.clientConnection.openStream(headers: requestHeaders(), delegate: upload)
+        second.sendData(ByteBuffer(string: "half"))
+        try pair.interact()
+        second.reset(.cancel)
+        try pair.interact()
+        #expect(upload.closed)
+        #expect(serverDelegate.error == .streamReset(streamID: second.id, code: .cancel))
+    }
+
+    @Test("PING reports a round-trip time")
+    func ping() throws {
+        let pair = try InMemoryHTTP2Pair { _ in RecordingDelegate() }
+        let rtt = pair.clientConnection.ping()
+        try pair.interact()
+        let value = try rtt.wait()
+        #expect(value >= .zero)
+        let fromServer = pair.serverConnection.ping()
+        try pair.interact()
+        #expect(try fromServer.wait() >= .zero)
+    }
+
+    @Test("the peer's SETTINGS_MAX_CONCURRENT_STREAMS is honoured")
+    func maxConcurrentStreams() throws {
+        var serverConfiguration = HTTP2Configuration()
+        serverConfiguration.maxConcurrentStreams = 5
+        var open: [HTTP2Stream] = []
+        var peak = 0
+        let pair = try InMemoryHTTP2Pair(serverConfiguration: serverConfiguration) { stream in
+            open.append(stream)
+            return RecordingDelegate()
+        }
+        var delegates: [RecordingDelegate] = []
+        for _ in 0..<40 {
+            let delegate = RecordingDelegate()
+            delegates.append(delegate)
+            _ = try pair.clientConnection.openStream(headers: requestHeaders(method: "GET"), endStream: true, delegate: delegate)
+        }
+        // Answer streams a few at a time; the client must never have more than 5 open at the server.
+        while delegates.contains(where: { !$0.closed }) {
+            try pair.interact()
+            peak = max(peak, pair.serverConnection.activeStreamCount)
+            let batch = open
+            open.removeAll()
+            if batch.isEmpty {
+                if delegates.contains(where: { !$0.closed }) { Issue.record("the client stopped opening streams") }
+                break
+            }
+            for stream in batch { stream.sendHeaders([(":status", "204")], endStream: true) }
+        }
+        #expect(peak <= 5 && peak > 0)
+        #expect(delegates.allSatisfy { $0.headers?[":status"] == "204" && $0.error == nil })
+    }
+}
