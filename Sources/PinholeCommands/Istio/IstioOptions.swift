@@ -1,0 +1,175 @@
+import ArgumentParser
+import PinholeCore
+
+extension IstioMode: ExpressibleByArgument {
+    // Shown beside each value in --help, for someone who has not used Istio routing before.
+    public var defaultValueDescription: String {
+        switch self {
+        case .redirect:
+            return "Callers that send the debug header get an HTTP redirect to the tunnel and must follow it "
+                + "themselves (browsers and curl -L do)."
+        case .mirror:
+            return "A copy of each request (or --mirror-percent of them) goes to your laptop; callers still get "
+                + "the cluster's answer and never see yours."
+        case .route:
+            return "The caller's sidecar sends requests with the debug header to the tunnel itself, so any client "
+                + "works and gets your laptop's answer."
+        case .none:
+            return "Write no Istio resources (the default without --service)."
+        }
+    }
+}
+
+extension IstioAPIVersion: ExpressibleByArgument {}
+extension TunnelEndpoint.Scheme: ExpressibleByArgument {}
+
+/// The flags that decide which Istio resources the agent writes. Shared by the agent
+/// command (which writes them to a file once the tunnel is up) and `agent istio`.
+public struct IstioOptions: ParsableArguments {
+    @Option(
+        name: .customLong("istio"),
+        help: ArgumentHelp(
+            "How the mesh sends the service's traffic to your laptop. Default: redirect with --service, else none.",
+            valueName: "mode"
+        )
+    )
+    public var mode: IstioMode?
+
+    @Option(help: ArgumentHelp("The Kubernetes Service to debug (its metadata.name).", valueName: "name"))
+    public var service: String?
+
+    @Option(help: ArgumentHelp("The namespace of that Service.", valueName: "namespace"))
+    public var namespace: String = IstioPlan.defaultNamespace
+
+    @Option(help: ArgumentHelp("The Service port that all other traffic keeps going to.", valueName: "port"))
+    public var servicePort: Int = IstioPlan.defaultServicePort
+
+    @Option(
+        help: ArgumentHelp(
+            "Which requests go to your laptop (redirect, route): NAME=VALUE, NAME^=PREFIX or NAME~REGEX. "
+                + "Default: x-user=debug, so `curl -H 'x-user: debug' …` reaches you and nothing else does.",
+            valueName: "match"
+        )
+    )
+    public var matchHeader: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "HTTP status of the redirect (redirect): 307 (default; keeps method and body), 308, 302, 303 or 301.",
+            valueName: "code"
+        )
+    )
+    public var redirectCode: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Percentage of requests to copy (mirror): above 0, up to 100 (default).",
+            valueName: "percent"
+        )
+    )
+    public var mirrorPercent: Double?
+
+    @Option(
+        name: .customLong("istio-api"),
+        help: ArgumentHelp(
+            "The networking.istio.io version to write; v1 needs Istio 1.22 or later.",
+            valueName: "version"
+        )
+    )
+    public var apiVersion: IstioAPIVersion = .v1
+
+    @Option(
+        name: .customLong("istio-out"),
+        help: ArgumentHelp(
+            "File to write the resources to. Default: pinhole-SERVICE.yaml (`agent istio` prints to stdout).",
+            valueName: "file"
+        )
+    )
+    public var outputPath: String?
+
+    public init() {}
+
+    /// `--istio`, or its default: redirect when a service is named, none otherwise.
+    public var resolvedMode: IstioMode {
+        mode ?? (service == nil ? .none : .redirect)
+    }
+
+    /// Where the agent writes the resources; nil when there are none to write.
+    public var resolvedOutputPath: String? {
+        guard resolvedMode != .none, let service else {
+            return nil
+        }
+        return outputPath ?? "pinhole-\(service).yaml"
+    }
+
+    public func validate() throws {
+        let mode = resolvedMode
+        if let service {
+            try check("--service") { () throws(IstioError) in try IstioPlan.checkService(service) }
+        } else if mode != .none {
+            throw ValidationError(
+                "--istio \(mode.rawValue) needs --service NAME: the Kubernetes Service whose traffic should reach you"
+            )
+        }
+        try check("--namespace") { () throws(IstioError) in try IstioPlan.checkNamespace(namespace) }
+        try check("--service-port") { () throws(IstioError) in try IstioPlan.checkServicePort(servicePort) }
+        if let matchHeader {
+            try check("--match-header") { () throws(IstioError) in _ = try HeaderMatch(parsing: matchHeader) }
+            try requireMode([.redirect, .route], for: "--match-header", because: "only they select requests by header")
+        }
+        if let redirectCode {
+            try check("--redirect-code") { () throws(IstioError) in try IstioPlan.checkRedirectCode(redirectCode) }
+            try requireMode([.redirect], for: "--redirect-code", because: "only it answers with a redirect")
+        }
+        if let mirrorPercent {
+            try check("--mirror-percent") { () throws(IstioError) in try IstioPlan.checkMirrorPercent(mirrorPercent) }
+            try requireMode([.mirror], for: "--mirror-percent", because: "only it copies requests")
+        }
+        if outputPath != nil, mode == .none {
+            throw ValidationError("--istio-out has nothing to write with --istio none; add --service NAME")
+        }
+    }
+
+    /// The plan for this tunnel, or nil for `--istio none`. Call after `validate()`.
+    public func plan(tunnel: TunnelEndpoint) throws(IstioError) -> IstioPlan? {
+        let mode = resolvedMode
+        guard mode != .none, let service else {
+            return nil
+        }
+        var headerMatch = HeaderMatch.default
+        if let matchHeader {
+            headerMatch = try HeaderMatch(parsing: matchHeader)
+        }
+        return try IstioPlan(
+            mode: mode,
+            service: service,
+            namespace: namespace,
+            servicePort: servicePort,
+            headerMatch: headerMatch,
+            redirectCode: redirectCode ?? IstioPlan.defaultRedirectCode,
+            mirrorPercent: mirrorPercent ?? 100,
+            apiVersion: apiVersion,
+            tunnel: tunnel
+        )
+    }
+
+    private func check(_ flag: String, _ body: () throws(IstioError) -> Void) throws {
+        do {
+            try body()
+        } catch {
+            throw ValidationError("\(flag): \(error)")
+        }
+    }
+
+    // A flag the chosen mode ignores is almost always a misunderstanding; say so instead of
+    // silently writing resources that behave differently from what was asked.
+    private func requireMode(_ modes: [IstioMode], for flag: String, because reason: String) throws {
+        let mode = resolvedMode
+        guard modes.contains(mode) else {
+            let names = modes.map { "--istio \($0.rawValue)" }.joined(separator: " and ")
+            throw ValidationError(
+                "\(flag) has no effect with --istio \(mode.rawValue); it applies to \(names), because \(reason)"
+            )
+        }
+    }
+}

@@ -1,0 +1,48 @@
+/// Everything that can be wrong with the Istio part of Pinhole's configuration,
+/// phrased for the developer who typed it: what was refused, why, and what would work.
+public enum IstioError: Error, Sendable, Equatable {
+    /// A Kubernetes or DNS name breaks its naming rule. `kind` says what the name is
+    /// for ("service", "namespace", "tunnel host"), `rule` which rule it breaks.
+    case invalidName(kind: String, value: String, rule: String, example: String)
+    /// `--match-header` could not be read, or would never match anything.
+    case invalidHeaderMatch(input: String, reason: String)
+    /// The tunnel's public authority (`HOST[:PORT]`) could not be used.
+    case invalidTunnel(input: String, reason: String)
+    /// A port number outside 1...65535.
+    case portOutOfRange(kind: String, value: Int)
+    /// A redirect status code that Istio cannot emit.
+    case unsupportedRedirectCode(Int)
+    /// A mirror percentage outside (0, 100], or finer than Envoy can express.
+    case mirrorPercentOutOfRange(Double)
+    /// Mode `none` was asked to render resources.
+    case nothingToRender
+    /// Yams refused to serialise the resources (a bug in Pinhole, not in the input).
+    case encodingFailed(reason: String)
+}
+
+extension IstioError: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .invalidName(let kind, let value, let rule, let example):
+            return "\(kind) '\(value)' is not valid: \(rule); for example '\(example)'"
+        case .invalidHeaderMatch(let input, let reason):
+            return "header match '\(input)' is not valid: \(reason); "
+                + "write NAME=VALUE (exact), NAME^=PREFIX (prefix) or NAME~REGEX (RE2 regex), e.g. x-user=debug"
+        case .invalidTunnel(let input, let reason):
+            return "tunnel authority '\(input)' is not valid: \(reason); "
+                + "give HOST or HOST:PORT as the cluster reaches the relay, e.g. tunnel.example.com:8443"
+        case .portOutOfRange(let kind, let value):
+            return "\(kind) \(value) is not a port number; use 1 to 65535"
+        case .unsupportedRedirectCode(let code):
+            return "redirect code \(code) is not supported by Istio; use 307 (temporary, keeps the method and body), "
+                + "308, 302, 303 or 301 (301 and 308 are cached by clients, which outlives the debugging session)"
+        case .mirrorPercentOutOfRange(let value):
+            return "mirror percentage \(value) is out of range; use a value above 0 and at most 100 "
+                + "(Envoy's resolution is 0.0001), e.g. 100 to mirror every request"
+        case .nothingToRender:
+            return "Istio mode 'none' produces no resources; choose redirect, mirror or route to render some"
+        case .encodingFailed(let reason):
+            return "could not write the Istio resources as YAML (\(reason)); this is a bug in Pinhole, please report it"
+        }
+    }
+}

@@ -1,0 +1,113 @@
+/// A Kubernetes Service the relay answers for, so that requests the mesh sends with the
+/// Service's own Host header (mirrored ones) reach the right tunnel.
+///
+/// Only the shapes in-cluster clients actually use are recognised: `S`, `S.NS`, `S.NS.svc`
+/// and `S.NS.svc.cluster.local`, with an optional `:port`. Any other dotted name is not an
+/// alias, so a tunnel host such as `demo.tunnel.example.com` is never mistaken for service
+/// `demo` in namespace `tunnel`; the price is that clusters with a custom domain (not
+/// `cluster.local`) only match through the shorter forms. IP addresses are never aliases.
+public struct ServiceAlias: Hashable, Sendable, CustomStringConvertible {
+    public let service: String
+    public let namespace: String
+
+    public init(service: String, namespace: String = IstioPlan.defaultNamespace) throws(IstioError) {
+        try IstioPlan.checkService(service)
+        try IstioPlan.checkNamespace(namespace)
+        self.init(checkedService: service, namespace: namespace)
+    }
+
+    init(checkedService service: String, namespace: String) {
+        self.service = service
+        self.namespace = namespace
+    }
+
+    public var description: String { service + "." + namespace }
+
+    /// The service and (when the host names one) namespace a Host header refers to, or nil
+    /// when it is not an alias shape. A `-shadow` suffix is removed: Envoy appends it to the
+    /// whole host of a mirrored request (`S-shadow:3000`, `S.NS.svc.cluster.local-shadow`),
+    /// which Istio ≤ 1.27 always lets it do, and 1.28+ only with DISABLE_SHADOW_HOST_SUFFIX=false
+    /// (as set by the pre-1.28 compatibility profiles).
+    public static func parse(host: String) -> (service: String, namespace: String?)? {
+        guard let name = hostName(host) else {
+            return nil
+        }
+        return shape(withoutShadowSuffix(name))
+    }
+
+    /// True when `host` names this service, in this namespace or without a namespace.
+    ///
+    /// Unlike `parse`, this also tries the host as written, so a Service that is really named
+    /// `x-shadow` still matches its own Host header.
+    public func matches(host: String) -> Bool {
+        guard let name = Self.hostName(host) else {
+            return false
+        }
+        for candidate in [name, Self.withoutShadowSuffix(name)] {
+            if let parsed = Self.shape(candidate), parsed.service == service,
+                parsed.namespace == nil || parsed.namespace == namespace
+            {
+                return true
+            }
+        }
+        return false
+    }
+
+    private static let shadowSuffix = "-shadow"
+
+    /// The lowercased host without its port or a trailing root dot; nil for IP literals and
+    /// malformed ports.
+    private static func hostName(_ host: String) -> String? {
+        let lowered = host.lowercased()
+        if lowered.hasPrefix("[") {
+            return nil
+        }
+        var name = Substring(lowered)
+        if let colon = name.firstIndex(of: ":") {
+            let port = name[name.index(after: colon)...]
+            // A second colon means a bare IPv6 address.
+            guard !port.isEmpty, port.count <= 5, port.allSatisfy({ ("0"..."9").contains($0) }) else {
+                return nil
+            }
+            name = name[..<colon]
+        }
+        if name.hasSuffix(".") {
+            name = name.dropLast()
+        }
+        guard !name.isEmpty, !TunnelEndpoint.isIPAddress(String(name)) else {
+            return nil
+        }
+        return String(name)
+    }
+
+    private static func withoutShadowSuffix(_ name: String) -> String {
+        guard name.hasSuffix(shadowSuffix), name.count > shadowSuffix.count else {
+            return name
+        }
+        return String(name.dropLast(shadowSuffix.count))
+    }
+
+    private static func shape(_ name: String) -> (service: String, namespace: String?)? {
+        let labels = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let namespace: String?
+        switch labels.count {
+        case 1:
+            namespace = nil
+        case 2:
+            namespace = labels[1]
+        case 3 where labels[2] == "svc":
+            namespace = labels[1]
+        case 5 where labels[2...] == ["svc", "cluster", "local"]:
+            namespace = labels[1]
+        default:
+            return nil
+        }
+        guard DNS1123.serviceNameViolation(labels[0]) == nil else {
+            return nil
+        }
+        if let namespace, DNS1123.labelViolation(namespace) != nil {
+            return nil
+        }
+        return (labels[0], namespace)
+    }
+}

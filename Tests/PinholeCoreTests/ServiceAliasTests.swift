@@ -1,0 +1,92 @@
+import PinholeCore
+import Testing
+
+@Suite("Service alias")
+struct ServiceAliasTests {
+    @Test(
+        arguments: [
+            ("checkout", "checkout", nil as String?),
+            ("checkout:3000", "checkout", nil),
+            ("checkout-shadow:3000", "checkout", nil),
+            ("checkout-shadow", "checkout", nil),
+            ("checkout.shop", "checkout", "shop"),
+            ("checkout.shop:8080", "checkout", "shop"),
+            ("checkout.shop-shadow:8080", "checkout", "shop"),
+            ("checkout.shop.svc", "checkout", "shop"),
+            ("checkout.shop.svc.cluster.local", "checkout", "shop"),
+            ("checkout.shop.svc.cluster.local:80", "checkout", "shop"),
+            ("checkout.shop.svc.cluster.local-shadow:80", "checkout", "shop"),
+            ("checkout.shop.svc.cluster.local.", "checkout", "shop"),
+            ("CheckOut.SHOP:3000", "checkout", "shop"),
+        ]
+    )
+    func parsesServiceHosts(host: String, service: String, namespace: String?) throws {
+        let parsed = try #require(ServiceAlias.parse(host: host))
+        #expect(parsed.service == service)
+        #expect(parsed.namespace == namespace)
+    }
+
+    @Test(
+        arguments: [
+            "",
+            ":3000",
+            "checkout:",
+            "checkout:http",
+            "checkout:123456",
+            "203.0.113.7",
+            "203.0.113.7:8080",
+            "10.0",
+            "[::1]",
+            "[2001:db8::1]:3000",
+            "2001:db8::1",
+            "demo.tunnel.example.com",
+            "checkout.shop.svc.example.internal",
+            "checkout.shop.cluster.local",
+            "checkout.shop.svc.cluster",
+            "a.b.c.d.e.f",
+            "checkout..svc",
+            "my_service",
+            "9lives",
+            "-shadow",
+        ]
+    )
+    func ignoresHostsThatAreNotAliases(host: String) {
+        #expect(ServiceAlias.parse(host: host) == nil)
+    }
+
+    @Test func matchesItsServiceInItsNamespaceOrWithoutOne() throws {
+        let alias = try ServiceAlias(service: "checkout", namespace: "shop")
+        for host in [
+            "checkout", "checkout:3000", "checkout-shadow:3000", "CHECKOUT", "checkout.shop",
+            "checkout.shop.svc", "checkout.shop.svc.cluster.local:80", "checkout.shop.svc.cluster.local-shadow",
+        ] {
+            #expect(alias.matches(host: host), "\(host)")
+        }
+        for host in [
+            "checkout.billing", "checkout.billing.svc.cluster.local", "cart", "cart-shadow", "checkoutx",
+            "203.0.113.7", "[::1]:3000", "checkout.example.com", "tunnel.example.com",
+        ] {
+            #expect(!alias.matches(host: host), "\(host)")
+        }
+    }
+
+    @Test func serviceNamedLikeAShadowStillMatchesItself() throws {
+        let alias = try ServiceAlias(service: "x-shadow", namespace: "default")
+        #expect(alias.matches(host: "x-shadow:3000"))
+        #expect(alias.matches(host: "x-shadow-shadow:3000"))
+        #expect(!alias.matches(host: "x:3000"))
+    }
+
+    @Test func defaultNamespaceAndDescription() throws {
+        let alias = try ServiceAlias(service: "checkout")
+        #expect(alias.namespace == "default")
+        #expect(alias.description == "checkout.default")
+        #expect(alias.matches(host: "checkout.default.svc.cluster.local"))
+        #expect(!alias.matches(host: "checkout.shop"))
+    }
+
+    @Test func refusesInvalidNames() {
+        #expect(throws: IstioError.self) { try ServiceAlias(service: "My_Service") }
+        #expect(throws: IstioError.self) { try ServiceAlias(service: "checkout", namespace: "-bad") }
+    }
+}
