@@ -47,27 +47,57 @@ let package = Package(
         .target(
             name: "PinholeCore",
             dependencies: [
+                "PinholeTLS",
+                "PinholeHTTP2",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
         .target(
+            name: "PinholeRelay",
+            dependencies: [
+                "PinholeCore",
+                "PinholeTLS",
+                "PinholeHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "PinholeAgent",
+            dependencies: [
+                "PinholeCore",
+                "PinholeTLS",
+                "PinholeHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "PinholeCommands",
             dependencies: [
                 "PinholeCore",
+                "PinholeRelay",
+                "PinholeAgent",
+                "PinholeTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "relay",
-            dependencies: ["PinholeCommands"]
+            dependencies: ["PinholeCommands", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "agent",
-            dependencies: ["PinholeCommands"]
+            dependencies: ["PinholeCommands", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "pinhole-tls-bench",

@@ -30,7 +30,9 @@ public final class HTTP2Stream {
     public internal(set) var id: Int32
     /// Strongly held until the stream closes, then released.
     public internal(set) var delegate: (any HTTP2StreamDelegate)?
-    unowned let connection: HTTP2Connection
+    /// The connection the stream belongs to. Held strongly: a delegate may keep a
+    /// stream after the connection has closed, and its calls must stay safe.
+    public let connection: HTTP2Connection
 
     // Outgoing state, read by the data provider.
     var outgoing = CircularBuffer<ByteBuffer>()

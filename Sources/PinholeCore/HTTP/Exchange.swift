@@ -1,0 +1,65 @@
+import NIOCore
+import NIOHTTP1
+
+// One proxied request/response is an *exchange* between a downstream (the side that
+// received the request: a public HTTP/1 connection, or a tunnel stream at the agent)
+// and an upstream (the side that answers it: a tunnel stream at the relay, or a
+// connection to the target). Both are event-loop-bound objects that talk through
+// these two protocols.
+//
+// Backpressure is symmetric and writability-based, like NIO's own channels: a side
+// that produces body bytes stops while the receiver's `isWritable` is false, and
+// resumes when told its writability changed. Neither side ever buffers a whole body.
+
+/// The side that asked; receives the response.
+public protocol ExchangeDownstream: AnyObject {
+    func exchangeReceivedHead(_ head: ProxyResponseHead)
+    func exchangeReceivedBody(_ body: ByteBuffer)
+    func exchangeReceivedEnd(trailers: HTTPHeaders?)
+    /// The exchange failed. Before the head, the downstream answers with
+    /// `error.status`; after it, it can only cut the response short.
+    func exchangeFailed(_ error: ExchangeError)
+    /// The upstream can take request body again (its `isWritable` changed).
+    func exchangeUpstreamWritabilityChanged()
+    /// Whether more response body can be taken now.
+    var isWritable: Bool { get }
+}
+
+/// The side that answers; receives the request body.
+public protocol ExchangeUpstream: AnyObject {
+    func sendBody(_ body: ByteBuffer)
+    func sendEnd(trailers: HTTPHeaders?)
+    /// The downstream is gone: stop, and release what the exchange holds.
+    func cancel()
+    /// The downstream can take response body again (its `isWritable` changed).
+    func downstreamWritabilityChanged()
+    /// Whether more request body can be taken now.
+    var isWritable: Bool { get }
+}
+
+/// Something that answers requests: the local target, or a tunnel.
+public protocol ExchangeTarget: Sendable {
+    /// Starts an exchange whose downstream lives on `eventLoop`. The returned upstream
+    /// is to be used on that loop too. Throws when it is known at once that nothing
+    /// can answer (for example, no agent connected).
+    func startExchange(
+        _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop
+    ) throws(ExchangeError) -> any ExchangeUpstream
+}
+
+/// Called once per finished exchange, for the agent's request log.
+public struct ExchangeRecord: Sendable {
+    public var method: String
+    public var path: String
+    public var status: Int
+    public var duration: TimeAmount
+    public var startedAt: NIODeadline
+
+    public init(method: String, path: String, status: Int, duration: TimeAmount, startedAt: NIODeadline) {
+        self.method = method
+        self.path = path
+        self.status = status
+        self.duration = duration
+        self.startedAt = startedAt
+    }
+}

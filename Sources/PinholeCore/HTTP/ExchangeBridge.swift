@@ -1,0 +1,147 @@
+import NIOCore
+import NIOHTTP1
+
+// A public connection and the tunnel it uses may run on different event loops. Then
+// every call between downstream (loop D) and upstream (loop U) hops loops through
+// these two halves of a bridge. Each half keeps a copy of the far side's writability,
+// so `isWritable` is answered without waiting; copies are refreshed whenever the far
+// side reports a change. Calls hop with `execute`, which keeps their order.
+
+extension ExchangeTarget {
+    /// Starts an exchange on `upstreamLoop` for a downstream on `downstreamLoop`,
+    /// bridging the two when they differ.
+    func startBridged(
+        _ head: ProxyRequestHead, downstream: any ExchangeDownstream, downstreamLoop: any EventLoop,
+        upstreamLoop: any EventLoop,
+        start: @escaping @Sendable (ProxyRequestHead, any ExchangeDownstream) throws(ExchangeError) -> any ExchangeUpstream
+    ) -> any ExchangeUpstream {
+        let bridge = BridgedUpstream(downstream: downstream, upstreamLoop: upstreamLoop)
+        let bound = NIOLoopBound(bridge, eventLoop: downstreamLoop)
+        let box = bridge.far
+        upstreamLoop.execute {
+            let near = UpstreamHalf(bridge: bound, downstreamLoop: downstreamLoop)
+            box.value = near
+            do throws(ExchangeError) {
+                near.upstream = try start(head, near)
+            } catch {
+                near.exchangeFailed(error)
+            }
+        }
+        return bridge
+    }
+}
+
+/// The downstream's view of an upstream on another loop. Lives on loop D.
+final class BridgedUpstream: ExchangeUpstream {
+    weak var downstream: (any ExchangeDownstream)?
+    let upstreamLoop: any EventLoop
+    /// The other half, created on loop U by the first task sent there.
+    let far: NIOLoopBoundBox<UpstreamHalf?>
+    var upstreamWritable = true
+
+    init(downstream: any ExchangeDownstream, upstreamLoop: any EventLoop) {
+        self.downstream = downstream
+        self.upstreamLoop = upstreamLoop
+        self.far = .makeEmptyBox(valueType: UpstreamHalf.self, eventLoop: upstreamLoop)
+    }
+
+    var isWritable: Bool { upstreamWritable }
+
+    func sendBody(_ body: ByteBuffer) {
+        let far = self.far
+        upstreamLoop.execute { far.value?.upstream?.sendBody(body) }
+    }
+
+    func sendEnd(trailers: HTTPHeaders?) {
+        let far = self.far
+        upstreamLoop.execute { far.value?.upstream?.sendEnd(trailers: trailers) }
+    }
+
+    func cancel() {
+        let far = self.far
+        upstreamLoop.execute {
+            far.value?.upstream?.cancel()
+            far.value?.finish()
+            far.value = nil
+        }
+    }
+
+    func deliver(_ message: UpstreamHalf.Message) {
+        switch message {
+        case .head(let head): downstream?.exchangeReceivedHead(head)
+        case .body(let body): downstream?.exchangeReceivedBody(body)
+        case .end(let trailers): downstream?.exchangeReceivedEnd(trailers: trailers)
+        case .failed(let error): downstream?.exchangeFailed(error)
+        case .upstreamWritable(let writable):
+            upstreamWritable = writable
+            downstream?.exchangeUpstreamWritabilityChanged()
+        }
+    }
+
+    func downstreamWritabilityChanged() {
+        let writable = downstream?.isWritable ?? true
+        let far = self.far
+        upstreamLoop.execute {
+            guard let half = far.value else { return }
+            half.downstreamWritable = writable
+            half.upstream?.downstreamWritabilityChanged()
+        }
+    }
+}
+
+/// The upstream's view of a downstream on another loop. Lives on loop U.
+final class UpstreamHalf: ExchangeDownstream {
+    var upstream: (any ExchangeUpstream)?
+    /// Cleared when the exchange is over, which breaks the cycle through the bridge.
+    private var bridge: NIOLoopBound<BridgedUpstream>?
+    private let downstreamLoop: any EventLoop
+    var downstreamWritable = true
+
+    init(bridge: NIOLoopBound<BridgedUpstream>, downstreamLoop: any EventLoop) {
+        self.bridge = bridge
+        self.downstreamLoop = downstreamLoop
+    }
+
+    var isWritable: Bool { downstreamWritable }
+
+    func finish() {
+        bridge = nil
+        upstream = nil
+    }
+
+    /// What crosses back to loop D.
+    enum Message: Sendable {
+        case head(ProxyResponseHead)
+        case body(ByteBuffer)
+        case end(HTTPHeaders?)
+        case failed(ExchangeError)
+        case upstreamWritable(Bool)
+    }
+
+    private func send(_ message: Message) {
+        guard let bridge else { return }
+        downstreamLoop.execute { bridge.value.deliver(message) }
+    }
+
+    func exchangeReceivedHead(_ head: ProxyResponseHead) {
+        send(.head(head))
+    }
+
+    func exchangeReceivedBody(_ body: ByteBuffer) {
+        send(.body(body))
+    }
+
+    func exchangeReceivedEnd(trailers: HTTPHeaders?) {
+        send(.end(trailers))
+        finish()
+    }
+
+    func exchangeFailed(_ error: ExchangeError) {
+        send(.failed(error))
+        finish()
+    }
+
+    func exchangeUpstreamWritabilityChanged() {
+        send(.upstreamWritable(upstream?.isWritable ?? true))
+    }
+}

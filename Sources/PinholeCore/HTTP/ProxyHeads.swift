@@ -1,0 +1,220 @@
+import NIOCore
+import NIOHTTP1
+import PinholeHTTP2
+
+/// A request as it crosses the proxy: what the relay parsed from the public side,
+/// what travels through the tunnel, and what the agent sends to its target.
+/// `headers` holds end-to-end fields only: no Host (that is `authority`) and no
+/// hop-by-hop fields.
+public struct ProxyRequestHead: Sendable, Equatable {
+    public var method: HTTPMethod
+    /// The request target in origin form: path and query.
+    public var path: String
+    /// The host (and port) the client asked for.
+    public var authority: String
+    /// The scheme the client used to reach the public side.
+    public var scheme: String
+    public var headers: HTTPHeaders
+    /// False when the request is known to carry no body (HTTP/1 framing says so), which
+    /// lets the tunnel end the stream with its HEADERS frame.
+    public var mayHaveBody: Bool
+
+    public init(
+        method: HTTPMethod, path: String, authority: String, scheme: String, headers: HTTPHeaders,
+        mayHaveBody: Bool = true
+    ) {
+        self.method = method
+        self.path = path
+        self.authority = authority
+        self.scheme = scheme
+        self.headers = headers
+        self.mayHaveBody = mayHaveBody
+    }
+
+    /// The request a public client sent, with hop-by-hop fields removed and the
+    /// X-Forwarded-* fields appended.
+    public init(publicRequest head: HTTPRequestHead, clientAddress: String?, scheme: String = "http") throws(ExchangeError) {
+        var path = head.uri
+        var authority = head.headers.first(name: "host")
+        if !path.hasPrefix("/") {
+            // Absolute form (a client that thinks we are a forward proxy), or '*'.
+            guard let parsed = AbsoluteURI(path) else {
+                throw .malformedRequest("the request target '\(head.uri)' is neither a path nor an absolute URL")
+            }
+            path = parsed.path
+            authority = authority ?? parsed.authority
+        }
+        guard let authority, !authority.isEmpty else {
+            throw .malformedRequest("the request has no Host header")
+        }
+        // RFC 9112 §6.3: a request has a body only with Content-Length or Transfer-Encoding.
+        let length = head.headers.first(name: "content-length").flatMap { Int($0) }
+        let hasBody = head.headers.contains(name: "transfer-encoding") || (length ?? 0) > 0
+        var headers = HopByHop.removing(from: head.headers)
+        headers.remove(name: "host")
+        if let clientAddress { headers.appendForwarded("x-forwarded-for", clientAddress) }
+        headers.appendForwarded("x-forwarded-proto", scheme)
+        headers.appendForwarded("x-forwarded-host", authority)
+        self.init(
+            method: head.method, path: path, authority: authority, scheme: scheme, headers: headers,
+            mayHaveBody: hasBody)
+    }
+
+    /// The request as HTTP/2 headers: pseudo-headers first, names in lowercase.
+    public var http2Headers: HTTP2Headers {
+        var fields = HTTP2Headers()
+        fields.reserveCapacity(headers.count + 4)
+        fields.add(name: ":method", value: method.rawValue)
+        fields.add(name: ":scheme", value: scheme)
+        fields.add(name: ":authority", value: authority)
+        fields.add(name: ":path", value: path)
+        fields.appendLowercased(headers)
+        return fields
+    }
+
+    /// Reads a request from HTTP/2 headers, as the agent receives it.
+    public init(http2 fields: HTTP2Headers) throws(ExchangeError) {
+        var method: String?
+        var path: String?
+        var authority: String?
+        var scheme = "http"
+        var headers = HTTPHeaders()
+        for (name, value) in fields {
+            switch name {
+            case ":method": method = value
+            case ":path": path = value
+            case ":authority": authority = value
+            case ":scheme": scheme = value
+            case "host": authority = authority ?? value
+            default:
+                if !name.hasPrefix(":") { headers.add(name: name, value: value) }
+            }
+        }
+        guard let method, let path, let authority else {
+            throw .malformedRequest("the tunnelled request lacks :method, :path or :authority")
+        }
+        self.init(method: HTTPMethod(rawValue: method), path: path, authority: authority, scheme: scheme, headers: headers)
+    }
+
+    /// The HTTP/1.1 request for the target. The original Host is kept, as the
+    /// public client sent it, so the application sees the address it was called by.
+    public var http1Head: HTTPRequestHead {
+        var fields = HTTPHeaders()
+        fields.reserveCapacity(headers.count + 1)
+        fields.add(name: "host", value: authority)
+        fields.add(contentsOf: headers)
+        return HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: fields)
+    }
+
+    /// Whether a response to this request can carry a body.
+    public var allowsResponseBody: Bool { method != .HEAD }
+}
+
+/// A response as it crosses the proxy, without hop-by-hop fields.
+public struct ProxyResponseHead: Sendable, Equatable {
+    public var status: HTTPResponseStatus
+    public var headers: HTTPHeaders
+
+    public init(status: HTTPResponseStatus, headers: HTTPHeaders = HTTPHeaders()) {
+        self.status = status
+        self.headers = headers
+    }
+
+    /// The target's response, as the agent received it.
+    public init(http1 head: HTTPResponseHead) {
+        self.init(status: head.status, headers: HopByHop.removing(from: head.headers))
+    }
+
+    public var http2Headers: HTTP2Headers {
+        var fields = HTTP2Headers()
+        fields.reserveCapacity(headers.count + 1)
+        fields.add(name: ":status", value: String(status.code))
+        fields.appendLowercased(headers)
+        return fields
+    }
+
+    public init(http2 fields: HTTP2Headers) throws(ExchangeError) {
+        var status: Int?
+        var headers = HTTPHeaders()
+        for (name, value) in fields {
+            if name == ":status" {
+                status = Int(value)
+            } else if !name.hasPrefix(":") {
+                headers.add(name: name, value: value)
+            }
+        }
+        guard let status, (100...999).contains(status) else {
+            throw .protocolViolation("the tunnelled response has no valid :status")
+        }
+        self.init(status: HTTPResponseStatus(statusCode: status), headers: headers)
+    }
+
+    /// The response for a public client speaking `version`.
+    public func http1Head(version: HTTPVersion) -> HTTPResponseHead {
+        HTTPResponseHead(version: version, status: status, headers: headers)
+    }
+
+    /// Whether a body follows, given the request it answers (RFC 9110 §6.4.1).
+    public func hasBody(for request: ProxyRequestHead) -> Bool {
+        request.allowsResponseBody && status.code >= 200 && status != .noContent && status != .notModified
+    }
+}
+
+/// Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, so a proxy
+/// removes them, together with every field the Connection header names.
+enum HopByHop {
+    private static let fixed: Set<String> = [
+        "connection", "proxy-connection", "keep-alive", "te", "transfer-encoding", "upgrade",
+        "proxy-authenticate", "proxy-authorization",
+    ]
+
+    static func removing(from headers: HTTPHeaders) -> HTTPHeaders {
+        var named: Set<String> = []
+        for value in headers[canonicalForm: "connection"] {
+            named.insert(value.lowercased())
+        }
+        var result = HTTPHeaders()
+        result.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            let lowered = name.lowercased()
+            if fixed.contains(lowered) || named.contains(lowered) { continue }
+            result.add(name: name, value: value)
+        }
+        return result
+    }
+}
+
+extension HTTPHeaders {
+    /// Appends to a comma-separated forwarding list such as X-Forwarded-For.
+    mutating func appendForwarded(_ name: String, _ value: String) {
+        if let existing = self.first(name: name) {
+            replaceOrAdd(name: name, value: existing + ", " + value)
+        } else {
+            add(name: name, value: value)
+        }
+    }
+}
+
+extension HTTP2Headers {
+    mutating func appendLowercased(_ headers: HTTPHeaders) {
+        for (name, value) in headers {
+            add(name: name.lowercased(), value: value)
+        }
+    }
+}
+
+/// The parts of an absolute-form request target that matter here.
+struct AbsoluteURI {
+    let authority: String
+    let path: String
+
+    init?(_ text: String) {
+        guard let schemeEnd = text.range(of: "://") else { return nil }
+        let rest = text[schemeEnd.upperBound...]
+        let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        authority = String(rest[..<slash])
+        let tail = String(rest[slash...])
+        path = tail.isEmpty ? "/" : (tail.hasPrefix("?") ? "/" + tail : tail)
+        if authority.isEmpty { return nil }
+    }
+}

@@ -1,0 +1,236 @@
+import NIOCore
+import NIOHTTP1
+
+/// Decides which target answers a public request.
+public protocol PublicRouter: Sendable {
+    /// The target for a request that asked for `host` and arrived on local port
+    /// `localPort`; throws `noRoute` (404) or `agentNotConnected` (503).
+    func target(forHost host: String, localPort: Int) throws(ExchangeError) -> any ExchangeTarget
+}
+
+/// Serves public HTTP/1.1 (with keep-alive and pipelining, through NIO's pipeline
+/// handlers) and turns each request into an exchange with the target the router picks.
+/// It is the downstream of that exchange: it writes the response back as it comes.
+public final class PublicRequestHandler: ChannelDuplexHandler {
+    public typealias InboundIn = HTTPServerRequestPart
+    public typealias OutboundIn = HTTPServerResponsePart
+    public typealias OutboundOut = HTTPServerResponsePart
+
+    private let router: any PublicRouter
+    private let requestTimeout: TimeAmount?
+    private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
+
+    private var context: ChannelHandlerContext?
+    private var current: Exchange?
+    /// Request body parts after an error response was sent; they are discarded.
+    private var discardingBody = false
+    private var heldRead = false
+
+    /// The request in flight on this connection.
+    private struct Exchange {
+        var head: ProxyRequestHead
+        var version: HTTPVersion
+        var upstream: (any ExchangeUpstream)?
+        var keepAlive: Bool
+        var requestEnded = false
+        var responseStarted = false
+        var status = 0
+        var startedAt: NIODeadline
+        var timeout: Scheduled<Void>?
+    }
+
+    public init(
+        router: any PublicRouter, requestTimeout: TimeAmount? = nil,
+        onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
+    ) {
+        self.router = router
+        self.requestTimeout = requestTimeout
+        self.onComplete = onComplete
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            start(head, context: context)
+        case .body(let body):
+            if discardingBody { return }
+            guard let upstream = current?.upstream else { return }
+            upstream.sendBody(body)
+        case .end(let trailers):
+            if discardingBody {
+                discardingBody = false
+                return
+            }
+            current?.requestEnded = true
+            current?.upstream?.sendEnd(trailers: trailers)
+        }
+    }
+
+    private func start(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            // We stream the body on at once, so tell the client to send it now.
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        let proxyHead: ProxyRequestHead
+        do {
+            var parsed = try ProxyRequestHead(publicRequest: head, clientAddress: context.channel.remoteAddress?.ipAddress)
+            parsed.headers.remove(name: "expect")
+            proxyHead = parsed
+        } catch {
+            respond(with: error, version: head.version, requestHasBody: true, context: context)
+            return
+        }
+        var exchange = Exchange(
+            head: proxyHead, version: head.version, upstream: nil, keepAlive: head.isKeepAlive, startedAt: .now())
+        let localPort = context.channel.localAddress?.port ?? 0
+        do {
+            let target = try router.target(forHost: proxyHead.authority, localPort: localPort)
+            current = exchange
+            exchange.upstream = try target.startExchange(proxyHead, downstream: self, on: context.eventLoop)
+        } catch {
+            current = nil
+            respond(with: error, version: head.version, requestHasBody: true, context: context)
+            return
+        }
+        if current != nil {
+            current?.upstream = exchange.upstream
+            if let requestTimeout {
+                let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+                current?.timeout = context.eventLoop.scheduleTask(in: requestTimeout) {
+                    handler.value.timedOut(after: requestTimeout)
+                }
+            }
+        }
+    }
+
+    private func timedOut(after timeout: TimeAmount) {
+        guard let exchange = current, !exchange.responseStarted else { return }
+        exchange.upstream?.cancel()
+        exchangeFailed(.timedOut(seconds: Int(timeout.nanoseconds / 1_000_000_000)))
+    }
+
+    /// Answers a request nothing upstream will answer. When the request's body may
+    /// still be arriving, the connection closes after the answer instead of reading it.
+    private func respond(with error: ExchangeError, version: HTTPVersion, requestHasBody: Bool, context: ChannelHandlerContext) {
+        let body = ByteBuffer(string: error.message + "\n")
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-length", value: String(body.readableBytes))
+        headers.add(name: "connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: error.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+        discardingBody = requestHasBody
+    }
+
+    // MARK: Backpressure on the request body
+
+    public func read(context: ChannelHandlerContext) {
+        if let upstream = current?.upstream, !upstream.isWritable {
+            heldRead = true
+            return
+        }
+        context.read()
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        current?.upstream?.downstreamWritabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        if let exchange = current {
+            current = nil
+            exchange.timeout?.cancel()
+            exchange.upstream?.cancel()
+        }
+        context.fireChannelInactive()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError, current == nil {
+            respond(with: .malformedRequest(String(describing: error)), version: .http1_1, requestHasBody: false, context: context)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+}
+
+extension PublicRequestHandler: ExchangeDownstream {
+    public var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    public func exchangeReceivedHead(_ head: ProxyResponseHead) {
+        guard let context, var exchange = current else { return }
+        exchange.responseStarted = true
+        exchange.status = Int(head.status.code)
+        exchange.timeout?.cancel()
+        var response = head.http1Head(version: exchange.version)
+        // An HTTP/1.0 client cannot read chunked bodies: without a length, the end of
+        // the connection has to mark the end of the body.
+        if exchange.version.minor == 0, head.hasBody(for: exchange.head), !response.headers.contains(name: "content-length") {
+            exchange.keepAlive = false
+        }
+        if !exchange.keepAlive { response.headers.replaceOrAdd(name: "connection", value: "close") }
+        current = exchange
+        context.writeAndFlush(wrapOutboundOut(.head(response)), promise: nil)
+    }
+
+    public func exchangeReceivedBody(_ body: ByteBuffer) {
+        context?.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+    }
+
+    public func exchangeReceivedEnd(trailers: HTTPHeaders?) {
+        guard let context, let exchange = current else { return }
+        current = nil
+        record(exchange)
+        let written = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+        if !exchange.keepAlive || !exchange.requestEnded {
+            // Without keep-alive, or with a request body the application never read, the
+            // connection cannot carry another request.
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+        releaseHeldRead()
+    }
+
+    public func exchangeFailed(_ error: ExchangeError) {
+        guard let context, var exchange = current else { return }
+        current = nil
+        exchange.timeout?.cancel()
+        if exchange.responseStarted {
+            // Too late for an error status: cut the response so the client sees it incomplete.
+            context.close(promise: nil)
+            return
+        }
+        exchange.status = Int(error.status.code)
+        record(exchange)
+        respond(with: error, version: exchange.version, requestHasBody: !exchange.requestEnded, context: context)
+    }
+
+    public func exchangeUpstreamWritabilityChanged() {
+        releaseHeldRead()
+    }
+
+    private func releaseHeldRead() {
+        guard heldRead, let context else { return }
+        if let upstream = current?.upstream, !upstream.isWritable { return }
+        heldRead = false
+        context.read()
+    }
+
+    private func record(_ exchange: Exchange) {
+        guard let onComplete else { return }
+        let now = NIODeadline.now()
+        onComplete(ExchangeRecord(
+            method: exchange.head.method.rawValue, path: exchange.head.path, status: exchange.status,
+            duration: now - exchange.startedAt, startedAt: exchange.startedAt))
+    }
+}
+
+@available(*, unavailable)
+extension PublicRequestHandler: Sendable {}

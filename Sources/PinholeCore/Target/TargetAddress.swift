@@ -1,0 +1,63 @@
+/// Where the agent forwards requests: the application under the debugger.
+public struct TargetAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public static let `default` = TargetAddress(host: "localhost", port: 3000)
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Accepts `3000`, `host:port`, `[::1]:3000`, or a URL such as `http://localhost:3000`.
+    public init(parsing text: String) throws(TargetAddressError) {
+        var rest = Substring(text.trimmingCharacters(in: " "))
+        if let schemeEnd = rest.range(of: "://") {
+            let scheme = rest[..<schemeEnd.lowerBound].lowercased()
+            guard scheme == "http" else {
+                throw TargetAddressError(input: text, reason: "only http:// targets are supported (the agent speaks plain HTTP to your app)")
+            }
+            rest = rest[schemeEnd.upperBound...]
+            if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        }
+        if let port = Int(rest) {
+            self.init(host: "localhost", port: port)
+        } else if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+            let host = String(rest[rest.index(after: rest.startIndex)..<close])
+            let portText = rest[rest.index(after: close)...].dropFirst()
+            self.init(host: host, port: portText.isEmpty ? 80 : Int(portText) ?? -1)
+        } else if let colon = rest.lastIndex(of: ":"), !rest[..<colon].contains(":") {
+            self.init(host: String(rest[..<colon]), port: Int(rest[rest.index(after: colon)...]) ?? -1)
+        } else if !rest.isEmpty, !rest.contains(":") {
+            self.init(host: String(rest), port: 80)
+        } else {
+            throw TargetAddressError(input: text, reason: "expected PORT, HOST:PORT or http://HOST:PORT")
+        }
+        guard !host.isEmpty else { throw TargetAddressError(input: text, reason: "the host is empty") }
+        guard (1...65535).contains(port) else {
+            throw TargetAddressError(input: text, reason: "the port must be a number from 1 to 65535")
+        }
+    }
+
+    public var description: String {
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        return "http://\(shownHost):\(port)"
+    }
+}
+
+public struct TargetAddressError: Error, Sendable, CustomStringConvertible {
+    public let input: String
+    public let reason: String
+
+    public var description: String { "'\(input)' is not a target address: \(reason)" }
+}
+
+extension String {
+    func trimmingCharacters(in character: Character) -> String {
+        var slice = Substring(self)
+        while slice.first == character { slice = slice.dropFirst() }
+        while slice.last == character { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

@@ -1,0 +1,120 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Sends exchanges to the target over pooled HTTP/1.1 keep-alive connections.
+///
+/// Each event loop has its own pool, and an exchange always uses the pool of its
+/// downstream's loop, so a request never hops threads on its way to the target.
+public final class TargetClient: ExchangeTarget {
+    public let address: TargetAddress
+    private let connectTimeout: TimeAmount
+    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<TargetPool>]>([:])
+
+    public init(address: TargetAddress, connectTimeout: TimeAmount = .seconds(5)) {
+        self.address = address
+        self.connectTimeout = connectTimeout
+    }
+
+    public func startExchange(
+        _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop
+    ) throws(ExchangeError) -> any ExchangeUpstream {
+        let exchange = TargetExchange(head: head, downstream: downstream, target: address)
+        pool(for: eventLoop).assign(exchange, mayRetry: true)
+        return exchange
+    }
+
+    private func pool(for eventLoop: any EventLoop) -> TargetPool {
+        let key = ObjectIdentifier(eventLoop)
+        if let existing = pools.withLockedValue({ $0[key] }) { return existing.value }
+        let pool = TargetPool(address: address, eventLoop: eventLoop, connectTimeout: connectTimeout)
+        pools.withLockedValue { $0[key] = NIOLoopBound(pool, eventLoop: eventLoop) }
+        return pool
+    }
+}
+
+/// One event loop's idle connections to the target.
+final class TargetPool {
+    let address: TargetAddress
+    let eventLoop: any EventLoop
+    private let connectTimeout: TimeAmount
+    private var idle: [TargetConnection] = []
+    private static let maximumIdle = 64
+
+    init(address: TargetAddress, eventLoop: any EventLoop, connectTimeout: TimeAmount) {
+        self.address = address
+        self.eventLoop = eventLoop
+        self.connectTimeout = connectTimeout
+    }
+
+    /// Gives `exchange` an idle connection, or opens one. `mayRetry` is passed along
+    /// so a reused connection that turns out to be closed can try once more.
+    func assign(_ exchange: TargetExchange, mayRetry: Bool) {
+        while let connection = idle.popLast() {
+            if connection.isReusable {
+                connection.begin(exchange, reused: mayRetry)
+                return
+            }
+        }
+        let pool = NIOLoopBound(self, eventLoop: eventLoop)
+        let connecting = ClientBootstrap(group: eventLoop)
+            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+            .connectTimeout(connectTimeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(TargetConnection(pool: pool.value))
+                }
+            }
+            .connect(host: address.host, port: address.port)
+        connecting.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                guard let connection = try? channel.pipeline.syncOperations.handler(type: TargetConnection.self) else {
+                    exchange.failToStart(reason: "the connection could not be set up")
+                    return
+                }
+                connection.begin(exchange, reused: false)
+            case .failure(let error):
+                exchange.failToStart(reason: Self.describe(error))
+            }
+        }
+    }
+
+    func release(_ connection: TargetConnection) {
+        if idle.count < Self.maximumIdle, connection.isReusable {
+            idle.append(connection)
+        } else {
+            connection.close()
+        }
+    }
+
+    func forget(_ connection: TargetConnection) {
+        idle.removeAll { $0 === connection }
+    }
+
+    /// "connection refused", "no answer within 5 s", ...: the reason a person reads in the 502.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? NIOConnectionError {
+            if let first = error.connectionErrors.first?.error { return describe(first) }
+            if let dns = error.dnsAAAAError ?? error.dnsAError { return "cannot resolve the host (\(dns))" }
+            return "no address to connect to"
+        }
+        if let error = error as? IOError { return strerrorText(error.errnoCode) }
+        if case ChannelError.connectTimeout(let timeout) = error {
+            return "no answer within \(timeout.nanoseconds / 1_000_000_000) s"
+        }
+        return String(describing: error)
+    }
+}
+
+private func strerrorText(_ code: Int32) -> String {
+    guard let text = strerror(code) else { return "error \(code)" }
+    let message = String(cString: text)
+    return message.prefix(1).lowercased() + message.dropFirst()
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
