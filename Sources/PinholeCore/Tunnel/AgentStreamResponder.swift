@@ -1,0 +1,134 @@
+import NIOCore
+import NIOHTTP1
+import PinholeHTTP2
+
+/// The agent's side of one tunnelled request: the relay opened an HTTP/2 stream, and
+/// this forwards it to the target as the downstream of a target exchange.
+public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream {
+    private let target: any ExchangeTarget
+    private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
+    private var stream: HTTP2Stream?
+    private var upstream: (any ExchangeUpstream)?
+    private var request: ProxyRequestHead?
+    private var responseStarted = false
+    private var responseEnded = false
+    private var status = 0
+    private var heldCredit = 0
+    private let startedAt = NIODeadline.now()
+
+    public init(stream: HTTP2Stream, target: any ExchangeTarget, onComplete: (@Sendable (ExchangeRecord) -> Void)?) {
+        self.stream = stream
+        self.target = target
+        self.onComplete = onComplete
+    }
+
+    // MARK: HTTP2StreamDelegate (the relay's request)
+
+    public func stream(_ stream: HTTP2Stream, received part: HTTP2StreamPart) {
+        switch part {
+        case .headers(let fields):
+            do {
+                let head = try ProxyRequestHead(http2: fields)
+                request = head
+                upstream = try target.startExchange(head, downstream: self, on: stream.connection.eventLoop)
+            } catch {
+                exchangeFailed(error)
+            }
+        case .data(let data):
+            let count = data.readableBytes
+            guard let upstream else {
+                stream.consumed(count)
+                return
+            }
+            upstream.sendBody(data)
+            if upstream.isWritable {
+                stream.consumed(count + heldCredit)
+                heldCredit = 0
+            } else {
+                heldCredit += count
+            }
+        case .trailers(let fields):
+            var trailers = HTTPHeaders()
+            for (name, value) in fields { trailers.add(name: name, value: value) }
+            upstream?.sendEnd(trailers: trailers)
+        case .end:
+            upstream?.sendEnd(trailers: nil)
+        }
+    }
+
+    public func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {
+        self.stream = nil
+        if !responseEnded {
+            // The relay gave up (its client went away, or the tunnel dropped).
+            upstream?.cancel()
+        }
+        upstream = nil
+    }
+
+    public func streamWritabilityChanged(_ stream: HTTP2Stream) {
+        upstream?.downstreamWritabilityChanged()
+    }
+
+    // MARK: ExchangeDownstream (the target's response)
+
+    public var isWritable: Bool { stream?.isWritable ?? true }
+
+    public func exchangeReceivedHead(_ head: ProxyResponseHead) {
+        guard let stream, let request else { return }
+        responseStarted = true
+        status = Int(head.status.code)
+        let hasBody = head.hasBody(for: request)
+        stream.sendHeaders(head.http2Headers, endStream: !hasBody)
+        if !hasBody { finish() }
+    }
+
+    public func exchangeReceivedBody(_ body: ByteBuffer) {
+        stream?.sendData(body)
+    }
+
+    public func exchangeReceivedEnd(trailers: HTTPHeaders?) {
+        guard !responseEnded, let stream else { return }
+        if let trailers, !trailers.isEmpty {
+            var fields = HTTP2Headers()
+            fields.appendLowercased(trailers)
+            stream.sendTrailers(fields)
+        } else {
+            stream.finish()
+        }
+        finish()
+    }
+
+    public func exchangeFailed(_ error: ExchangeError) {
+        guard !responseEnded, let stream else { return }
+        if responseStarted {
+            // Headers are out: all we can do is cut the stream, so the caller sees it incomplete.
+            stream.reset(.internalError)
+        } else {
+            let body = ByteBuffer(string: error.message + "\n")
+            stream.sendHeaders([
+                (":status", String(error.status.code)), ("content-type", "text/plain; charset=utf-8"),
+                ("content-length", String(body.readableBytes)),
+            ])
+            stream.sendData(body, endStream: true)
+            status = Int(error.status.code)
+        }
+        finish()
+    }
+
+    public func exchangeUpstreamWritabilityChanged() {
+        guard heldCredit > 0, upstream?.isWritable ?? true else { return }
+        stream?.consumed(heldCredit)
+        heldCredit = 0
+    }
+
+    private func finish() {
+        guard !responseEnded else { return }
+        responseEnded = true
+        if let onComplete, let request {
+            let now = NIODeadline.now()
+            onComplete(ExchangeRecord(
+                method: request.method.rawValue, path: request.path, status: status, duration: now - startedAt,
+                startedAt: startedAt))
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import NIOCore
+import NIOHTTP1
+import PinholeHTTP2
+
+/// The relay's side of one tunnelled request: an HTTP/2 stream it opens to the agent,
+/// acting as the upstream of the public connection's exchange.
+final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
+    private var downstream: (any ExchangeDownstream)?
+    private var stream: HTTP2Stream?
+    private let host: String
+    private var ended = false
+    /// Response bytes received but not yet acknowledged, because the downstream was full.
+    private var heldCredit = 0
+    private var trailers: HTTPHeaders?
+
+    private init(downstream: any ExchangeDownstream, host: String) {
+        self.downstream = downstream
+        self.host = host
+    }
+
+    /// Opens the stream. Must run on the connection's event loop.
+    static func start(
+        _ head: ProxyRequestHead, downstream: any ExchangeDownstream, connection: HTTP2Connection
+    ) throws(ExchangeError) -> TunnelStreamUpstream {
+        let upstream = TunnelStreamUpstream(downstream: downstream, host: head.authority)
+        do {
+            upstream.stream = try connection.openStream(
+                headers: head.http2Headers, endStream: !head.mayHaveBody, delegate: upstream)
+        } catch {
+            throw .tunnelLost(host: head.authority, reason: error.description)
+        }
+        return upstream
+    }
+
+    // MARK: ExchangeUpstream (called by the public side)
+
+    var isWritable: Bool { stream?.isWritable ?? true }
+
+    func sendBody(_ body: ByteBuffer) {
+        stream?.sendData(body)
+    }
+
+    func sendEnd(trailers: HTTPHeaders?) {
+        guard let stream else { return }
+        if let trailers, !trailers.isEmpty {
+            var fields = HTTP2Headers()
+            fields.appendLowercased(trailers)
+            stream.sendTrailers(fields)
+        } else {
+            stream.finish()
+        }
+    }
+
+    func cancel() {
+        downstream = nil
+        stream?.reset(.cancel)
+        stream = nil
+    }
+
+    func downstreamWritabilityChanged() {
+        guard heldCredit > 0, downstream?.isWritable ?? true else { return }
+        stream?.consumed(heldCredit)
+        heldCredit = 0
+    }
+
+    // MARK: HTTP2StreamDelegate (called by the tunnel)
+
+    func stream(_ stream: HTTP2Stream, received part: HTTP2StreamPart) {
+        guard let downstream else { return }
+        switch part {
+        case .headers(let fields):
+            do {
+                downstream.exchangeReceivedHead(try ProxyResponseHead(http2: fields))
+            } catch {
+                fail(error)
+            }
+        case .data(let data):
+            let count = data.readableBytes
+            downstream.exchangeReceivedBody(data)
+            // Window goes back only while the public client keeps up.
+            if downstream.isWritable {
+                stream.consumed(count + heldCredit)
+                heldCredit = 0
+            } else {
+                heldCredit += count
+            }
+        case .trailers(let fields):
+            var headers = HTTPHeaders()
+            for (name, value) in fields { headers.add(name: name, value: value) }
+            trailers = headers
+        case .end:
+            ended = true
+            self.downstream = nil
+            downstream.exchangeReceivedEnd(trailers: trailers)
+        }
+    }
+
+    func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {
+        self.stream = nil
+        guard !ended else { return }
+        fail(.tunnelLost(host: host, reason: error?.description ?? "the stream ended without a response"))
+    }
+
+    func streamWritabilityChanged(_ stream: HTTP2Stream) {
+        downstream?.exchangeUpstreamWritabilityChanged()
+    }
+
+    private func fail(_ error: ExchangeError) {
+        guard let downstream else { return }
+        self.downstream = nil
+        stream?.reset(.cancel)
+        downstream.exchangeFailed(error)
+    }
+}
