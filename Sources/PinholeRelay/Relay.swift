@@ -1,0 +1,133 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import PinholeCore
+import PinholeTLS
+
+/// The relay: a public HTTP side, a TLS side for agents, and the registry between them.
+///
+/// `start()` binds the listeners and returns the real ports (tests bind port 0);
+/// `run()` then waits until `shutdown()` or cancellation.
+public final class Relay: Sendable {
+    public struct Addresses: Sendable {
+        public let publicPort: Int
+        public let agentPort: Int
+    }
+
+    public let configuration: RelayConfiguration
+    /// The host tunnels on dedicated ports are reached at.
+    public let advertisedHost: String
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let registry: TunnelRegistry
+    private let listeners = NIOLockedValueBox<[any Channel]>([])
+    private let portListeners = NIOLockedValueBox<[Int: EventLoopFuture<Void>]>([:])
+
+    public init(configuration: RelayConfiguration, group: any EventLoopGroup, logger: Logger) {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        self.registry = TunnelRegistry(
+            domain: configuration.domain, tunnelPorts: configuration.tunnelPorts,
+            maxTunnels: configuration.maxTunnels, reservation: configuration.reservation)
+        if let publicHost = configuration.publicHost {
+            advertisedHost = publicHost
+        } else if !LocalAddresses.isWildcard(configuration.bindHost) {
+            advertisedHost = configuration.bindHost
+        } else {
+            advertisedHost = LocalAddresses.reachable().first ?? "127.0.0.1"
+        }
+    }
+
+    /// The number of agents connected right now.
+    public var connectedTunnels: Int { registry.connectedCount }
+
+    public func start() async throws(RelayError) -> Addresses {
+        let tls: TLSContext
+        do {
+            tls = try TLSContext(server: TLSServerConfiguration(
+                identity: configuration.identity, applicationProtocols: [TunnelProtocol.applicationProtocol]))
+        } catch {
+            throw .certificate(error.description)
+        }
+        let publicChannel = try await bind("public HTTP", port: configuration.publicPort) {
+            try await PublicServer.bind(
+                host: self.configuration.bindHost, port: self.configuration.publicPort, group: self.group,
+                router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout)
+        }
+        let services = RelayServices(
+            configuration: configuration, registry: registry, authenticator: TokenAuthenticator(tokens: configuration.tokens),
+            throttle: FailureThrottle(), logger: logger,
+            ensurePortListener: { [self] port in ensurePortListener(port) }, advertisedHost: advertisedHost)
+        let agentChannel = try await bind("agents", port: configuration.agentPort) {
+            try await ServerBootstrap(group: self.group)
+                .serverChannelOption(ChannelOptions.backlog, value: 1024)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers([
+                            TLSHandler(context: tls), RelayHandshakeHandler(services: services),
+                        ])
+                    }
+                }
+                .bind(host: self.configuration.bindHost, port: self.configuration.agentPort).get()
+        }
+        let addresses = Addresses(publicPort: publicChannel.localAddress?.port ?? 0, agentPort: agentChannel.localAddress?.port ?? 0)
+        logger.info("relay listening", metadata: [
+            "public": "\(configuration.bindHost):\(addresses.publicPort)", "agents": "\(configuration.bindHost):\(addresses.agentPort)",
+        ])
+        return addresses
+    }
+
+    /// Waits until the relay's listeners close (after `shutdown()`), shutting down on cancellation.
+    public func run() async {
+        let closed = listeners.withLockedValue { $0.map(\.closeFuture) }
+        await withTaskCancellationHandler {
+            for future in closed { try? await future.get() }
+        } onCancel: {
+            Task { await self.shutdown() }
+        }
+    }
+
+    public func shutdown() async {
+        let channels = listeners.withLockedValue { channels in
+            defer { channels.removeAll() }
+            return channels
+        }
+        for channel in channels { try? await channel.close() }
+    }
+
+    private func bind(_ what: String, port: Int, _ body: @Sendable () async throws -> any Channel) async throws(RelayError) -> any Channel {
+        do {
+            let channel = try await body()
+            listeners.withLockedValue { $0.append(channel) }
+            return channel
+        } catch {
+            throw .bindFailed(what: what, host: configuration.bindHost, port: port, reason: "\(error)")
+        }
+    }
+
+    /// A tunnel's dedicated public port, bound on first use and kept for the relay's lifetime.
+    private func ensurePortListener(_ port: Int) -> EventLoopFuture<Void> {
+        let loop = group.next()
+        return portListeners.withLockedValue { futures in
+            if let existing = futures[port] { return existing }
+            let binding = loop.makeFutureWithTask {
+                _ = try await self.bind("a tunnel", port: port) {
+                    try await PublicServer.bind(
+                        host: self.configuration.bindHost, port: port, group: self.group,
+                        router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout)
+                }
+            }
+            futures[port] = binding
+            binding.whenFailure { [portListeners] _ in
+                // Let a later registration try this port again.
+                _ = portListeners.withLockedValue { $0.removeValue(forKey: port) }
+            }
+            return binding
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import NIOCore
+import PinholeCore
+import PinholeHTTP2
+import PinholeTLS
+
+/// Everything a relay needs to run, checked when it is built.
+public struct RelayConfiguration: Sendable {
+    /// The address both listeners bind to.
+    public var bindHost: String
+    /// The shared public HTTP port: routes by Host (tunnel names under `domain`, and aliases).
+    public var publicPort: Int
+    /// Where agents connect, over TLS.
+    public var agentPort: Int
+    /// With a domain, tunnel `NAME` is reached as `NAME.domain` on the public port.
+    public var domain: String?
+    /// The relay's name or IP as the cluster sees it, used in the authority it hands out.
+    public var publicHost: String?
+    /// Without a domain, each tunnel gets a dedicated public port from this range.
+    public var tunnelPorts: ClosedRange<Int>?
+    /// Tokens agents may present. Never logged.
+    public var tokens: [String]
+    public var identity: TLSIdentity
+    public var maxTunnels: Int = 1000
+    public var keepaliveInterval: TimeAmount = .seconds(15)
+    /// How long a disconnected agent's name (and port) stays reserved for it.
+    public var reservation: TimeAmount = .minutes(10)
+    /// How long a connecting agent has to finish TLS and send its hello.
+    public var handshakeTimeout: TimeAmount = .seconds(10)
+    /// No timeout by default: a request may sit at a breakpoint for as long as it takes.
+    public var requestTimeout: TimeAmount?
+    public var http2 = HTTP2Configuration()
+
+    public init(
+        bindHost: String = "0.0.0.0", publicPort: Int = 8080, agentPort: Int = 4443, domain: String? = nil,
+        publicHost: String? = nil, tunnelPorts: ClosedRange<Int>? = nil, tokens: [String], identity: TLSIdentity
+    ) throws(RelayError) {
+        self.bindHost = bindHost
+        self.publicPort = publicPort
+        self.agentPort = agentPort
+        self.domain = domain?.lowercased().trimmingCharacters(in: ["."])
+        self.publicHost = publicHost
+        self.tunnelPorts = tunnelPorts
+        self.tokens = tokens
+        self.identity = identity
+        try validate()
+    }
+
+    private func validate() throws(RelayError) {
+        guard !tokens.isEmpty, tokens.allSatisfy({ !$0.isEmpty }) else {
+            throw .configuration("the relay needs at least one non-empty agent token")
+        }
+        for port in [publicPort, agentPort] where !(0...65535).contains(port) {
+            throw .configuration("port \(port) is out of range")
+        }
+        if let domain, let problem = DNS1123.subdomainViolation(domain) {
+            throw .configuration("--domain \(domain): \(problem)")
+        }
+        guard domain != nil || tunnelPorts != nil else {
+            throw .configuration("give --domain (tunnels as NAME.DOMAIN) or --tunnel-ports A-B (a port per tunnel)")
+        }
+        if let tunnelPorts {
+            guard tunnelPorts.lowerBound >= 1, tunnelPorts.upperBound <= 65535 else {
+                throw .configuration("--tunnel-ports must lie within 1-65535")
+            }
+            if tunnelPorts.contains(publicPort) || tunnelPorts.contains(agentPort) {
+                throw .configuration("--tunnel-ports must not include the public or agent port")
+            }
+        }
+    }
+}
+
+/// Relay failures with a message a person can act on.
+public enum RelayError: Error, Sendable, CustomStringConvertible {
+    case configuration(String)
+    case bindFailed(what: String, host: String, port: Int, reason: String)
+    case certificate(String)
+
+    public var description: String {
+        switch self {
+        case .configuration(let message): return message
+        case .bindFailed(let what, let host, let port, let reason):
+            return "cannot listen for \(what) on \(host):\(port): \(reason)"
+        case .certificate(let message): return message
+        }
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: Set<Character>) -> String {
+        var slice = Substring(self)
+        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
+        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

@@ -1,0 +1,189 @@
+import Logging
+import NIOCore
+import PinholeCore
+import PinholeHTTP2
+import PinholeTLS
+
+/// What the relay's per-connection handlers share.
+struct RelayServices: Sendable {
+    let configuration: RelayConfiguration
+    let registry: TunnelRegistry
+    let authenticator: TokenAuthenticator
+    let throttle: FailureThrottle
+    let logger: Logger
+    /// Makes sure a dedicated public port is listening before the agent is told about it.
+    let ensurePortListener: @Sendable (Int) -> EventLoopFuture<Void>
+    /// The host to hand out in dedicated-port authorities.
+    let advertisedHost: String
+}
+
+/// Runs the relay's side of the handshake on a new agent connection: waits for the
+/// agent's hello, checks the token (slowing down repeat offenders), registers the
+/// tunnel, answers, and then turns the connection into an HTTP/2 client that opens one
+/// stream per public request.
+final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case waitingForHello, checking, done
+    }
+
+    private let services: RelayServices
+    private var state = State.waitingForHello
+    private var buffer = ByteBuffer()
+    private var timeout: Scheduled<Void>?
+
+    init(services: RelayServices) {
+        self.services = services
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let seconds = services.configuration.handshakeTimeout.nanoseconds / 1_000_000_000
+        timeout = context.eventLoop.assumeIsolated().scheduleTask(in: services.configuration.handshakeTimeout) {
+            guard self.state != .done else { return }
+            self.services.logger.info("agent handshake timed out", metadata: ["peer": "\(context.remoteAddress?.ipAddress ?? "?")", "after": "\(seconds)s"])
+            context.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        guard state == .waitingForHello else { return }
+        buffer.writeBuffer(&bytes)
+        do {
+            guard let hello = try HandshakeFraming.decode(AgentHello.self, from: &buffer) else { return }
+            state = .checking
+            let delay = services.throttle.delay(for: peer(context))
+            if delay > .zero {
+                context.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.check(hello, context: context) }
+            } else {
+                check(hello, context: context)
+            }
+        } catch {
+            refuse(.invalidRequest, "\(error)", context: context)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        services.logger.debug("agent connection failed", metadata: ["peer": "\(peer(context))", "error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    private func peer(_ context: ChannelHandlerContext) -> String {
+        context.remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    private func check(_ hello: AgentHello, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        guard hello.version == TunnelProtocol.version else {
+            refuse(.unsupportedVersion, "this relay speaks handshake version \(TunnelProtocol.version), the agent \(hello.version); update both", context: context)
+            return
+        }
+        guard let owner = services.authenticator.owner(of: hello.token) else {
+            services.throttle.recordFailure(for: peer(context))
+            services.logger.warning("agent presented a bad token", metadata: ["peer": "\(peer(context))"])
+            refuse(.badToken, "the relay does not accept this token", context: context)
+            return
+        }
+        services.throttle.recordSuccess(for: peer(context))
+        if let problem = DNS1123.labelViolation(hello.name) {
+            refuse(.invalidRequest, "the tunnel name '\(hello.name)' is not usable: \(problem)", context: context)
+            return
+        }
+        var aliases: [ServiceAlias] = []
+        for text in hello.aliases {
+            let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
+            do {
+                aliases.append(try ServiceAlias(service: parts[0], namespace: parts.count > 1 ? parts[1] : "default"))
+            } catch {
+                refuse(.invalidRequest, "alias '\(text)': \(error)", context: context)
+                return
+            }
+        }
+        switch services.registry.register(name: hello.name, aliases: aliases, owner: owner) {
+        case .refused(let reason, let message):
+            refuse(reason, message, context: context)
+        case .accepted(let entry, let replaced):
+            replaced?.close()
+            let ready = entry.port.map(services.ensurePortListener) ?? context.eventLoop.makeSucceededVoidFuture()
+            ready.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+                switch result {
+                case .success: self.accept(entry, hello: hello, context: context)
+                case .failure(let error):
+                    self.refuse(.tooManyTunnels, "the relay cannot listen on port \(entry.port ?? 0): \(error)", context: context)
+                }
+            }
+        }
+    }
+
+    private func accept(_ entry: TunnelRegistry.Entry, hello: AgentHello, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        let tunnel = assignedTunnel(entry)
+        do {
+            try send(.accepted(tunnel), context: context)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        state = .done
+        timeout?.cancel()
+
+        let http2 = HTTP2ConnectionHandler(role: .client, eventLoop: context.eventLoop, configuration: services.configuration.http2)
+        let keepalive = TunnelKeepalive(connection: http2.connection, interval: services.configuration.keepaliveInterval) {
+            [logger = services.logger, name = entry.name] reason in
+            logger.info("agent connection is dead, closing it", metadata: ["tunnel": "\(name)", "reason": "\(reason)"])
+            context.close(promise: nil)
+        }
+        do {
+            try context.pipeline.syncOperations.addHandler(http2, position: .after(self))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        let channel = context.channel
+        let link = TunnelLink(target: TunnelTarget(connection: http2.connection), close: { channel.close(promise: nil) })
+        let registry = services.registry
+        let logger = services.logger
+        let (name, generation) = (entry.name, entry.generation)
+        _ = registry.attach(name: name, generation: generation, link: link)
+        keepalive.start()
+        let boundKeepalive = NIOLoopBound(keepalive, eventLoop: context.eventLoop)
+        channel.closeFuture.whenComplete { _ in
+            boundKeepalive.value.stop()
+            registry.detach(name: name, generation: generation)
+            logger.info("agent disconnected", metadata: ["tunnel": "\(name)"])
+        }
+        logger.info("tunnel up", metadata: ["tunnel": "\(name)", "url": "\(tunnel.url)", "agent": "\(hello.software)"])
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    private func assignedTunnel(_ entry: TunnelRegistry.Entry) -> RelayAnswer.Tunnel {
+        let configuration = services.configuration
+        if let domain = configuration.domain {
+            return RelayAnswer.Tunnel(name: entry.name, host: "\(entry.name).\(domain)", port: configuration.publicPort)
+        }
+        return RelayAnswer.Tunnel(name: entry.name, host: services.advertisedHost, port: entry.port ?? configuration.publicPort)
+    }
+
+    private func send(_ answer: RelayAnswer, context: ChannelHandlerContext) throws {
+        let frame = try HandshakeFraming.encode(answer, allocator: context.channel.allocator)
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+    }
+
+    private func refuse(_ reason: RefusalReason, _ message: String, context: ChannelHandlerContext) {
+        state = .done
+        timeout?.cancel()
+        services.logger.info("agent refused", metadata: ["peer": "\(peer(context))", "reason": "\(reason.rawValue)"])
+        guard let frame = try? HandshakeFraming.encode(RelayAnswer.refused(reason, message), allocator: context.channel.allocator) else {
+            context.close(promise: nil)
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension RelayHandshakeHandler: Sendable {}

@@ -1,0 +1,164 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import PinholeCore
+
+/// A connected agent's tunnel, as the registry keeps it.
+struct TunnelLink: Sendable {
+    let target: TunnelTarget
+    /// Closes the agent's connection (when a reconnect replaces it).
+    let close: @Sendable () -> Void
+}
+
+/// The relay's tunnels: who owns each name, its aliases and port, and whether its
+/// agent is connected. Shared by every event loop, so it is guarded by a lock; each
+/// public request takes it once, briefly, to find its tunnel.
+final class TunnelRegistry: Sendable {
+    struct Entry {
+        var name: String
+        var owner: TokenDigest
+        var aliases: [ServiceAlias]
+        var port: Int?
+        var link: TunnelLink?
+        /// Changes with every registration, so a stale connection's close cannot
+        /// detach the agent that replaced it.
+        var generation: UInt64
+        /// While disconnected: until when the name stays reserved for its owner.
+        var reservedUntil: NIODeadline?
+    }
+
+    enum Registration {
+        case accepted(Entry, replaced: TunnelLink?)
+        case refused(RefusalReason, String)
+    }
+
+    private struct State {
+        var entries: [String: Entry] = [:]
+        /// Dedicated ports, kept per name for the relay's lifetime so a reconnect gets the same one.
+        var portOfName: [String: Int] = [:]
+        var nameOfPort: [Int: String] = [:]
+        var nextGeneration: UInt64 = 1
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let domain: String?
+    private let tunnelPorts: ClosedRange<Int>?
+    private let maxTunnels: Int
+    private let reservation: TimeAmount
+
+    init(domain: String?, tunnelPorts: ClosedRange<Int>?, maxTunnels: Int, reservation: TimeAmount) {
+        self.domain = domain
+        self.tunnelPorts = tunnelPorts
+        self.maxTunnels = maxTunnels
+        self.reservation = reservation
+    }
+
+    func register(name: String, aliases: [ServiceAlias], owner: TokenDigest) -> Registration {
+        let now = NIODeadline.now()
+        return state.withLockedValue { state in
+            state.entries = state.entries.filter { $0.value.link != nil || ($0.value.reservedUntil ?? now) > now }
+            let existing = state.entries[name]
+            if let existing, existing.owner != owner {
+                return .refused(.nameTaken, "the tunnel name '\(name)' is held by another token; choose another --name")
+            }
+            if existing == nil, state.entries.count >= maxTunnels {
+                return .refused(.tooManyTunnels, "the relay already has its maximum of \(maxTunnels) tunnels")
+            }
+            for alias in aliases {
+                let holder = state.entries.values.first { entry in
+                    entry.name != name && entry.aliases.contains { $0.service == alias.service && $0.namespace == alias.namespace }
+                }
+                if let holder {
+                    return .refused(.aliasTaken, "service '\(alias)' is already routed to tunnel '\(holder.name)'")
+                }
+            }
+            var port: Int?
+            if let tunnelPorts {
+                if let kept = state.portOfName[name] {
+                    port = kept
+                } else if let free = tunnelPorts.first(where: { state.nameOfPort[$0] == nil }) {
+                    port = free
+                    state.portOfName[name] = free
+                    state.nameOfPort[free] = name
+                } else if domain == nil {
+                    return .refused(.tooManyTunnels, "every port in \(tunnelPorts.lowerBound)-\(tunnelPorts.upperBound) is taken")
+                }
+            }
+            let entry = Entry(
+                name: name, owner: owner, aliases: aliases, port: port, link: nil,
+                generation: state.nextGeneration, reservedUntil: now + reservation)
+            state.nextGeneration += 1
+            state.entries[name] = entry
+            return .accepted(entry, replaced: existing?.link)
+        }
+    }
+
+    /// The agent's connection is ready to carry requests.
+    func attach(name: String, generation: UInt64, link: TunnelLink) -> Bool {
+        state.withLockedValue { state in
+            guard state.entries[name]?.generation == generation else { return false }
+            state.entries[name]?.link = link
+            state.entries[name]?.reservedUntil = nil
+            return true
+        }
+    }
+
+    /// The agent's connection closed; its name stays reserved for a while.
+    func detach(name: String, generation: UInt64) {
+        let until = NIODeadline.now() + reservation
+        state.withLockedValue { state in
+            guard state.entries[name]?.generation == generation else { return }
+            state.entries[name]?.link = nil
+            state.entries[name]?.reservedUntil = until
+        }
+    }
+
+    /// The tunnel a Host header names: `NAME.DOMAIN` or a registered service alias.
+    func target(forHost host: String) throws(ExchangeError) -> TunnelTarget? {
+        let hostname = Self.hostname(host)
+        let lookup: Entry?? = state.withLockedValue { state in
+            if let domain, hostname.hasSuffix("." + domain) {
+                let name = String(hostname.dropLast(domain.count + 1))
+                if !name.contains("."), let entry = state.entries[name] { return .some(entry) }
+            }
+            guard ServiceAlias.parse(host: host) != nil else { return .none }
+            return .some(state.entries.values.first { $0.aliases.contains { $0.matches(host: host) } })
+        }
+        guard case .some(let found) = lookup, let entry = found else { return nil }
+        guard let link = entry.link, isLive(entry) else { throw .agentNotConnected(host: hostname) }
+        return link.target
+    }
+
+    /// The tunnel whose dedicated port a request arrived on.
+    func target(forPort port: Int, host: String) throws(ExchangeError) -> TunnelTarget? {
+        let entry = state.withLockedValue { state in state.nameOfPort[port].flatMap { state.entries[$0] } }
+        guard let entry else { return nil }
+        guard let link = entry.link, isLive(entry) else { throw .agentNotConnected(host: Self.hostname(host)) }
+        return link.target
+    }
+
+    var connectedCount: Int { state.withLockedValue { $0.entries.values.filter { $0.link != nil }.count } }
+
+    private func isLive(_ entry: Entry) -> Bool { entry.link != nil }
+
+    static func hostname(_ host: String) -> String {
+        var name = Substring(host.lowercased())
+        if name.hasPrefix("["), let close = name.firstIndex(of: "]") {
+            return String(name[...close])
+        }
+        if let colon = name.lastIndex(of: ":") { name = name[..<colon] }
+        if name.hasSuffix(".") { name = name.dropLast() }
+        return String(name)
+    }
+}
+
+/// Routes public requests: by Host first (tunnel names, then aliases), then by the
+/// dedicated port they arrived on. Anything else is a 404 that lists nothing.
+struct RelayRouter: PublicRouter {
+    let registry: TunnelRegistry
+
+    func target(forHost host: String, localPort: Int) throws(ExchangeError) -> any ExchangeTarget {
+        if let target = try registry.target(forHost: host) { return target }
+        if let target = try registry.target(forPort: localPort, host: host) { return target }
+        throw .noRoute(host: TunnelRegistry.hostname(host))
+    }
+}
