@@ -1,0 +1,232 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PinholeCore
+import PinholeHTTP2
+import PinholeTLS
+
+/// The agent: forwards public requests to the target, through an embedded relay or a
+/// relay on a VM. `run()` returns only when cancelled, or throws `AgentError` for a
+/// problem that retrying cannot fix (bad token, untrusted relay, port in use).
+public final class Agent: Sendable {
+    public let configuration: AgentConfiguration
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let events: @Sendable (AgentEvent) -> Void
+    private let target: TargetClient
+
+    public init(
+        configuration: AgentConfiguration, group: any EventLoopGroup, logger: Logger,
+        events: @escaping @Sendable (AgentEvent) -> Void
+    ) {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        self.events = events
+        self.target = TargetClient(address: configuration.target)
+    }
+
+    public func run() async throws {
+        switch configuration.mode {
+        case .embedded(let bindHost, let publicPort, let publicHost):
+            try await runEmbedded(bindHost: bindHost, publicPort: publicPort, publicHost: publicHost)
+        case .relay(let endpoint):
+            try await runConnected(to: endpoint)
+        }
+    }
+
+    // MARK: Embedded relay
+
+    private func runEmbedded(bindHost: String, publicPort: Int, publicHost: String?) async throws {
+        let events = self.events
+        let channel: any Channel
+        do {
+            channel = try await PublicServer.bind(
+                host: bindHost, port: publicPort, group: group, router: SingleTargetRouter(target: target),
+                requestTimeout: configuration.requestTimeout, onComplete: { events(.request($0)) })
+        } catch {
+            throw AgentError.bindFailed(host: bindHost, port: publicPort, reason: "\(error)")
+        }
+        let port = channel.localAddress?.port ?? publicPort
+        var hosts: [String]
+        if let publicHost {
+            hosts = [publicHost]
+        } else if !LocalAddresses.isWildcard(bindHost) {
+            hosts = [bindHost]
+        } else {
+            hosts = LocalAddresses.reachable()
+            if hosts.isEmpty { hosts = ["127.0.0.1"] }
+        }
+        let tunnels = hosts.map { RelayAnswer.Tunnel(name: "embedded", host: $0, port: port) }
+        let first = tunnels[0]
+        events(.tunnelReady(TunnelInfo(
+            name: nil, url: first.url, authority: first.authority, host: first.host, port: port,
+            alternatives: tunnels.dropFirst().map(\.url), relay: "embedded")))
+        await withTaskCancellationHandler {
+            try? await channel.closeFuture.get()
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: Relay on a VM
+
+    private func runConnected(to endpoint: AgentConfiguration.RelayEndpoint) async throws {
+        let tls: TLSContext
+        do {
+            tls = try TLSContext(client: TLSClientConfiguration(
+                trust: endpoint.trust, applicationProtocols: [TunnelProtocol.applicationProtocol]))
+        } catch {
+            throw AgentError.untrustedRelay(error.description)
+        }
+        var attempt = 0
+        while !Task.isCancelled {
+            let reason: String
+            do {
+                let channel = try await connect(to: endpoint, tls: tls)
+                attempt = 0
+                reason = await waitUntilClosed(channel)
+                events(.disconnected(reason: reason))
+            } catch let error as AgentError {
+                throw error
+            } catch let error as TLSError where Self.isFinal(error) {
+                throw AgentError.untrustedRelay(error.description)
+            } catch {
+                if Task.isCancelled { return }
+                reason = Self.describe(error)
+            }
+            attempt += 1
+            let delay = Backoff.delay(attempt: attempt, cap: configuration.reconnectCap)
+            events(.reconnecting(attempt: attempt, delay: delay, reason: reason))
+            do {
+                try await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
+            } catch {
+                return  // cancelled
+            }
+        }
+    }
+
+    /// Dials, runs TLS and the handshake, and reports the tunnel. Returns the channel,
+    /// which then serves the relay's requests until it closes.
+    private func connect(to endpoint: AgentConfiguration.RelayEndpoint, tls: TLSContext) async throws -> any Channel {
+        let loop = group.next()
+        let answered = loop.makePromise(of: RelayAnswer.Tunnel.self)
+        let hello = AgentHello(token: endpoint.token, name: endpoint.name, aliases: endpoint.aliases)
+        let (target, configuration, events) = (self.target, self.configuration, self.events)
+        let connecting = ClientBootstrap(group: loop)
+            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handshake = AgentHandshakeHandler(hello: hello, answered: answered) { context in
+                        Self.makeHTTP2Handler(context: context, target: target, configuration: configuration, events: events)
+                    }
+                    try channel.pipeline.syncOperations.addHandlers([
+                        TLSHandler(context: tls, serverName: endpoint.host), handshake,
+                    ])
+                }
+            }
+            .connect(host: endpoint.host, port: endpoint.port)
+        connecting.whenFailure { answered.fail($0) }
+        let channel = try await connecting.get()
+        let tunnel: RelayAnswer.Tunnel
+        do {
+            tunnel = try await answered.futureResult.get()
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+        events(.tunnelReady(TunnelInfo(
+            name: tunnel.name, url: tunnel.url, authority: tunnel.authority, host: tunnel.host, port: tunnel.port,
+            relay: endpoint.description)))
+        return channel
+    }
+
+    private static func makeHTTP2Handler(
+        context: ChannelHandlerContext, target: TargetClient, configuration: AgentConfiguration,
+        events: @escaping @Sendable (AgentEvent) -> Void
+    ) -> HTTP2ConnectionHandler {
+        let onComplete: @Sendable (ExchangeRecord) -> Void = { events(.request($0)) }
+        let handler = HTTP2ConnectionHandler(role: .server, eventLoop: context.eventLoop, configuration: configuration.http2) { stream in
+            AgentStreamResponder(stream: stream, target: target, onComplete: onComplete)
+        }
+        let keepalive = TunnelKeepalive(connection: handler.connection, interval: configuration.keepaliveInterval) { reason in
+            context.fireErrorCaught(ConnectionLost(reason: "the relay stopped answering (\(reason))"))
+            context.close(promise: nil)
+        }
+        keepalive.start()
+        let bound = NIOLoopBound(keepalive, eventLoop: context.eventLoop)
+        context.channel.closeFuture.whenComplete { _ in bound.value.stop() }
+        return handler
+    }
+
+    /// Waits for the connection to end and says why, for the reconnect log line.
+    private func waitUntilClosed(_ channel: any Channel) async -> String {
+        let reason = channel.eventLoop.makePromise(of: String.self)
+        try? await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.addHandler(DisconnectReasonRecorder(reason: reason))
+        }.get()
+        return await withTaskCancellationHandler {
+            (try? await reason.futureResult.get()) ?? "connection closed"
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Certificate and protocol-version problems do not fix themselves.
+    static func isFinal(_ error: TLSError) -> Bool {
+        switch error {
+        case .pinMismatch, .nameMismatch, .untrustedIssuer, .certificateExpired, .certificateNotYetValid,
+            .certificateRejected, .applicationProtocolMismatch, .invalidConfiguration, .fileProblem:
+            return true
+        case .handshakeFailed, .protocolViolation, .truncated, .openSSL:
+            return false
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? NIOConnectionError, let first = error.connectionErrors.first {
+            return describe(first.error)
+        }
+        if let error = error as? IOError {
+            return String(describing: error.description.split(separator: ":").last ?? "\(error)").trimmingCharacters(in: [" "])
+        }
+        return String(describing: error)
+    }
+}
+
+/// Records the first error (or plain closure) on the tunnel connection.
+private final class DisconnectReasonRecorder: ChannelInboundHandler {
+    typealias InboundIn = Never
+    private let reason: EventLoopPromise<String>
+    private var firstError: String?
+
+    init(reason: EventLoopPromise<String>) {
+        self.reason = reason
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if !context.channel.isActive { reason.succeed("connection closed") }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if firstError == nil { firstError = Agent.describe(error) }
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        reason.succeed(firstError ?? "the relay closed the connection")
+        context.fireChannelInactive()
+    }
+}
+
+/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s, ... up to the cap, each drawn
+/// from the upper half of its range so many agents do not retry in step.
+enum Backoff {
+    static func delay(attempt: Int, cap: TimeAmount) -> TimeAmount {
+        let base = min(TimeAmount.milliseconds(500) * (1 << min(attempt - 1, 16)), cap)
+        let half = base.nanoseconds / 2
+        return .nanoseconds(half + Int64.random(in: 0...max(half, 1)))
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import NIOCore
+import PinholeCore
+import PinholeHTTP2
+import PinholeTLS
+
+/// How an agent runs: which application it forwards to, and where the public side is.
+public struct AgentConfiguration: Sendable {
+    public enum Mode: Sendable {
+        /// The relay runs inside the agent: the cluster reaches this machine directly.
+        case embedded(bindHost: String, publicPort: Int, publicHost: String?)
+        /// The agent dials a relay on a VM.
+        case relay(RelayEndpoint)
+    }
+
+    public struct RelayEndpoint: Sendable {
+        public var host: String
+        public var port: Int
+        public var token: String
+        public var trust: TLSTrust
+        public var name: String
+        /// Kubernetes Services to route here too (`service` or `service.namespace`).
+        public var aliases: [String]
+
+        public init(host: String, port: Int, token: String, trust: TLSTrust, name: String, aliases: [String] = []) {
+            self.host = host
+            self.port = port
+            self.token = token
+            self.trust = trust
+            self.name = name
+            self.aliases = aliases
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    public var target: TargetAddress
+    public var mode: Mode
+    public var keepaliveInterval: TimeAmount = .seconds(15)
+    /// None by default: a request may wait at a breakpoint as long as it needs.
+    public var requestTimeout: TimeAmount?
+    /// The longest wait between reconnect attempts.
+    public var reconnectCap: TimeAmount = .seconds(10)
+    public var http2 = HTTP2Configuration()
+
+    public init(target: TargetAddress, mode: Mode) {
+        self.target = target
+        self.mode = mode
+    }
+
+    /// A tunnel name that stays the same across restarts on this machine, for this user
+    /// and target, so an applied VirtualService keeps pointing at it: `USER-xxxxxx`.
+    public static func defaultName(target: TargetAddress) -> String {
+        let environment = ProcessInfo.processInfo.environment
+        let user = environment["USER"] ?? environment["LOGNAME"] ?? "dev"
+        let hasher = SHA256Hasher()
+        Array("\(ProcessInfo.processInfo.hostName)|\(user)|\(target)".utf8).withUnsafeBytes { hasher.update($0) }
+        let suffix = hasher.finalize().prefix(6)
+        var label = String(user.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(40))
+        label = label.trimmingCharacters(in: ["-"])
+        if label.isEmpty || !(label.first?.isLetter ?? false) { label = "dev" + label }
+        return "\(label)-\(suffix)"
+    }
+}
+
+/// What the agent reports while it runs; the command turns these into terminal lines or JSON.
+public enum AgentEvent: Sendable {
+    case tunnelReady(TunnelInfo)
+    case request(ExchangeRecord)
+    case disconnected(reason: String)
+    case reconnecting(attempt: Int, delay: TimeAmount, reason: String)
+}
+
+/// Where the public reaches the tunnel.
+public struct TunnelInfo: Sendable, Equatable {
+    public var name: String?
+    public var url: String
+    /// Host and port to put in an Istio redirect.
+    public var authority: String
+    public var host: String
+    public var port: Int
+    /// Other URLs that reach the same tunnel (an embedded relay's other addresses).
+    public var alternatives: [String]
+    public var relay: String
+
+    public init(name: String?, url: String, authority: String, host: String, port: Int, alternatives: [String] = [], relay: String) {
+        self.name = name
+        self.url = url
+        self.authority = authority
+        self.host = host
+        self.port = port
+        self.alternatives = alternatives
+        self.relay = relay
+    }
+}
+
+/// Why the agent stopped for good.
+public enum AgentError: Error, Sendable, CustomStringConvertible {
+    /// The relay refused the tunnel (bad token, name taken, ...).
+    case refused(RefusalReason, String)
+    /// The relay's certificate failed verification; retrying would not change that.
+    case untrustedRelay(String)
+    case bindFailed(host: String, port: Int, reason: String)
+
+    public var description: String {
+        switch self {
+        case .refused(_, let message): return "the relay refused the tunnel: \(message)"
+        case .untrustedRelay(let message): return "cannot trust the relay: \(message)"
+        case .bindFailed(let host, let port, let reason): return "cannot listen on \(host):\(port): \(reason)"
+        }
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: Set<Character>) -> String {
+        var slice = Substring(self)
+        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
+        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

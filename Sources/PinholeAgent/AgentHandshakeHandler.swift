@@ -1,0 +1,103 @@
+import NIOCore
+import PinholeCore
+import PinholeHTTP2
+import PinholeTLS
+
+/// The agent's side of the handshake: once TLS is up it sends its hello, reads the
+/// relay's answer, and on acceptance becomes an HTTP/2 server whose streams are the
+/// relay's public requests. Bytes that follow the answer in the same read belong to
+/// HTTP/2 and are passed on.
+final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let hello: AgentHello
+    private let answered: EventLoopPromise<RelayAnswer.Tunnel>
+    private let makeHTTP2Handler: (ChannelHandlerContext) -> HTTP2ConnectionHandler
+    private var buffer = ByteBuffer()
+    private var done = false
+
+    init(
+        hello: AgentHello, answered: EventLoopPromise<RelayAnswer.Tunnel>,
+        makeHTTP2Handler: @escaping (ChannelHandlerContext) -> HTTP2ConnectionHandler
+    ) {
+        self.hello = hello
+        self.answered = answered
+        self.makeHTTP2Handler = makeHTTP2Handler
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSEvent {
+            do {
+                let frame = try HandshakeFraming.encode(hello, allocator: context.channel.allocator)
+                context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+            } catch {
+                fail(error, context: context)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        guard !done else {
+            context.fireChannelRead(data)
+            return
+        }
+        buffer.writeBuffer(&bytes)
+        let answer: RelayAnswer
+        do {
+            guard let decoded = try HandshakeFraming.decode(RelayAnswer.self, from: &buffer) else { return }
+            answer = decoded
+        } catch {
+            fail(error, context: context)
+            return
+        }
+        done = true
+        guard let tunnel = answer.tunnel else {
+            let refusal = answer.refusal ?? .init(reason: .invalidRequest, message: "the relay answered without a tunnel")
+            answered.fail(AgentError.refused(refusal.reason, refusal.message))
+            context.close(promise: nil)
+            return
+        }
+        do {
+            try context.pipeline.syncOperations.addHandler(makeHTTP2Handler(context), position: .after(self))
+        } catch {
+            fail(error, context: context)
+            return
+        }
+        answered.succeed(tunnel)
+        if buffer.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffer)) }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error, context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !done {
+            done = true
+            answered.fail(ConnectionLost(reason: "the relay closed the connection during the handshake"))
+        }
+        context.fireChannelInactive()
+    }
+
+    private func fail(_ error: any Error, context: ChannelHandlerContext) {
+        if !done {
+            done = true
+            answered.fail(error)
+        }
+        context.close(promise: nil)
+    }
+}
+
+/// A connection problem worth retrying.
+struct ConnectionLost: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { reason }
+}
+
+@available(*, unavailable)
+extension AgentHandshakeHandler: Sendable {}
