@@ -6,7 +6,7 @@ import PinholeCore
 /// reviewed or piped into `kubectl apply -f -`.
 public struct IstioCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "istio",
+        commandName: "agent istio",
         abstract: "Print the Istio resources that send a service's debug traffic to a tunnel.",
         discussion: """
             Nothing is started: the resources are printed (or written with --istio-out) for the \

@@ -153,6 +153,22 @@ public struct IstioOptions: ParsableArguments {
         )
     }
 
+    /// The same as `plan(tunnel:)`, captured as a value so it can be used later from
+    /// any thread (once the tunnel's address is known). Nil for `--istio none`.
+    public func planMaker() -> (@Sendable (TunnelEndpoint) throws(IstioError) -> IstioPlan)? {
+        let mode = resolvedMode
+        guard mode != .none, let service else { return nil }
+        let (namespace, servicePort, matchHeader, apiVersion) = (namespace, servicePort, matchHeader, apiVersion)
+        let redirectCode = redirectCode ?? IstioPlan.defaultRedirectCode
+        let mirrorPercent = mirrorPercent ?? 100
+        return { tunnel throws(IstioError) in
+            try IstioPlan(
+                mode: mode, service: service, namespace: namespace, servicePort: servicePort,
+                headerMatch: try matchHeader.map { text throws(IstioError) in try HeaderMatch(parsing: text) } ?? .default,
+                redirectCode: redirectCode, mirrorPercent: mirrorPercent, apiVersion: apiVersion, tunnel: tunnel)
+        }
+    }
+
     private func check(_ flag: String, _ body: () throws(IstioError) -> Void) throws {
         do {
             try body()

@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PinholeAgent
+import PinholeCore
+import PinholeTLS
+
+/// `agent`: run beside the IDE.
+public struct AgentCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Send a cluster's requests to the app under your debugger.",
+        discussion: """
+            Forwards public HTTP requests to TARGET, your app (default
+            http://localhost:3000), streaming bodies both ways, and prints one
+            line per request.
+
+            Where the public side is:
+              embedded (default)  this agent serves it on --public-port;
+                                  pods must be able to reach this machine
+              --relay HOST:PORT   a Pinhole relay on a VM, reached over TLS
+
+            The header shows the public URL and the authority (host:port) to
+            put in an Istio redirect. With --service, the agent also writes the
+            Istio resources that send that service's debug traffic here (see
+            ISTIO below), ready for kubectl apply -f. `agent istio --help`
+            prints such resources without starting a tunnel.
+
+            Examples:
+              agent                      embedded, to http://localhost:3000
+              agent 8081 --service checkout --namespace shop
+              agent --relay relay.example.com:4443 --token "$PINHOLE_TOKEN" \\
+                    --pin sha256:...
+              agent istio --service checkout --authority dev.example.com:8080
+
+            """
+    )
+
+    @Argument(help: ArgumentHelp("Your app: PORT, HOST:PORT or http://HOST:PORT.", valueName: "target"))
+    var target = "http://localhost:3000"
+
+    @Option(help: ArgumentHelp("Dial this relay instead of embedding one.", valueName: "host:port"))
+    var relay: String?
+
+    @Option(help: ArgumentHelp("The relay's token (or PINHOLE_TOKEN).", valueName: "token"))
+    var token: String?
+
+    @Option(help: ArgumentHelp("Trust exactly the relay certificate with this fingerprint, as the relay printed it.", valueName: "sha256:hex"))
+    var pin: String?
+
+    @Option(help: ArgumentHelp("Trust the CAs in this PEM file instead of the system store.", valueName: "file"))
+    var ca: String?
+
+    @Option(help: ArgumentHelp("Tunnel name (a DNS label). Default: stable for this user, machine and target.", valueName: "name"))
+    var name: String?
+
+    @Option(help: "Embedded relay: address to listen on.")
+    var bind = "0.0.0.0"
+
+    @Option(help: "Embedded relay: port for public HTTP.")
+    var publicPort = 8080
+
+    @Option(help: ArgumentHelp("Embedded relay: this machine's name or IP as the cluster sees it.", valueName: "host"))
+    var publicHost: String?
+
+    @Option(help: ArgumentHelp("Seconds between keepalive PINGs to the relay.", valueName: "seconds"))
+    var keepalive = 15
+
+    @Option(help: ArgumentHelp("Give up on a request after this many seconds (default: never, so breakpoints can take their time).", valueName: "seconds"))
+    var requestTimeout: Int?
+
+    @Option(help: "Output: text (a header, then a line per request) or json (one object per line).")
+    var logFormat = "text"
+
+    @Flag(help: "Print no line per request.")
+    var quiet = false
+
+    @OptionGroup(title: "Istio")
+    var istio: IstioOptions
+
+    public init() {}
+
+    public func validate() throws {
+        do {
+            _ = try TargetAddress(parsing: target)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        guard AgentOutput.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format takes text or json") }
+        if relay == nil {
+            for (flag, value) in [("--token", token), ("--pin", pin), ("--ca", ca), ("--name", name)] where value != nil {
+                throw ValidationError("\(flag) is for --relay; without it the agent embeds the relay")
+            }
+        } else {
+            _ = try relayEndpoint()
+            if pin != nil && ca != nil { throw ValidationError("--pin and --ca are alternatives; give one") }
+            if resolvedToken == nil { throw ValidationError("--relay needs --token (or PINHOLE_TOKEN): the relay printed one") }
+            if let name, let problem = DNS1123.labelViolation(name) { throw ValidationError("--name \(name): \(problem)") }
+            if let pin {
+                do { _ = try CertificateFingerprint(parsing: pin) } catch { throw ValidationError("--pin: \(error)") }
+            }
+        }
+        if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
+    }
+
+    private var resolvedToken: String? { token ?? ProcessInfo.processInfo.environment["PINHOLE_TOKEN"] }
+
+    private func relayEndpoint() throws -> (host: String, port: Int) {
+        guard let relay else { throw ValidationError("no --relay") }
+        let address = try? TargetAddress(parsing: relay)
+        guard let address, relay.contains(":") else {
+            throw ValidationError("--relay takes HOST:PORT, such as relay.example.com:4443")
+        }
+        return (address.host, address.port)
+    }
+
+    public func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
+        let targetAddress = try TargetAddress(parsing: target)
+        var configuration = AgentConfiguration(target: targetAddress, mode: try mode(target: targetAddress))
+        configuration.keepaliveInterval = .seconds(Int64(keepalive))
+        configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
+
+        let output = AgentOutput(
+            format: AgentOutput.Format(rawValue: logFormat) ?? .text, quiet: quiet, target: targetAddress.description,
+            istio: IstioFiles(options: istio))
+        let agent = Agent(
+            configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "pinhole.agent"),
+            events: { output.handle($0) })
+        do {
+            try await runUntilInterrupted { try await agent.run() }
+        } catch let error as AgentError {
+            Terminal.error("agent: \(error)")
+            throw ExitCode.failure
+        }
+        output.stopped()
+    }
+
+    private func mode(target: TargetAddress) throws -> AgentConfiguration.Mode {
+        guard relay != nil else { return .embedded(bindHost: bind, publicPort: publicPort, publicHost: publicHost) }
+        let (host, port) = try relayEndpoint()
+        let trust: TLSTrust
+        if let pin {
+            trust = .pinned(try CertificateFingerprint(parsing: pin))
+        } else if let ca {
+            trust = .certificateAuthorities(path: ca)
+        } else {
+            trust = .systemDefault
+        }
+        var aliases: [String] = []
+        if let service = istio.service { aliases.append("\(service).\(istio.namespace)") }
+        return .relay(.init(
+            host: host, port: port, token: resolvedToken ?? "", trust: trust,
+            name: name ?? AgentConfiguration.defaultName(target: target), aliases: aliases))
+    }
+}

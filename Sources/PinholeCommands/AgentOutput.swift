@@ -1,0 +1,122 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import PinholeAgent
+import PinholeCore
+
+/// Turns agent events into what the person (or a script) reads: a short header, then
+/// one line per request, like ngrok's console; or JSON lines with `--log-format json`.
+final class AgentOutput: Sendable {
+    enum Format: String, Sendable {
+        case text, json
+    }
+
+    private let format: Format
+    private let quiet: Bool
+    private let target: String
+    private let istio: IstioFiles?
+    private let lastAuthority = NIOLockedValueBox<String?>(nil)
+
+    init(format: Format, quiet: Bool, target: String, istio: IstioFiles?) {
+        self.format = format
+        self.quiet = quiet
+        self.target = target
+        self.istio = istio
+    }
+
+    func handle(_ event: AgentEvent) {
+        switch event {
+        case .tunnelReady(let tunnel):
+            let previous = lastAuthority.withLockedValue { last -> String? in
+                defer { last = tunnel.authority }
+                return last
+            }
+            let written = previous == tunnel.authority ? nil : istio?.write(for: tunnel)
+            tunnelReady(tunnel, again: previous != nil, istioFile: written)
+        case .request(let record):
+            guard !quiet else { return }
+            request(record)
+        case .disconnected(let reason):
+            if format == .json { Terminal.json(["event": "disconnected", "reason": reason]) } else { Terminal.out("          tunnel lost: \(reason)") }
+        case .reconnecting(let attempt, let delay, let reason):
+            let seconds = Double(delay.nanoseconds) / 1e9
+            if format == .json {
+                Terminal.json(["event": "reconnecting", "attempt": attempt, "delay_ms": Int(seconds * 1000), "reason": reason])
+            } else {
+                Terminal.out(String(format: "          reconnecting in %.1f s (attempt %d): %@", seconds, attempt, reason))
+            }
+        }
+    }
+
+    private func tunnelReady(_ tunnel: TunnelInfo, again: Bool, istioFile: IstioFiles.Written?) {
+        if format == .json {
+            var object: [String: any Sendable] = [
+                "event": "tunnel_ready", "url": tunnel.url, "authority": tunnel.authority, "host": tunnel.host,
+                "port": tunnel.port, "relay": tunnel.relay, "target": target,
+            ]
+            if let name = tunnel.name { object["name"] = name }
+            if !tunnel.alternatives.isEmpty { object["alternatives"] = tunnel.alternatives }
+            if let istioFile { object["istio_file"] = istioFile.resources; object["istio_restore_file"] = istioFile.restore }
+            Terminal.json(object)
+            return
+        }
+        if again && istioFile == nil {
+            Terminal.out("          reconnected: \(tunnel.url)")
+            return
+        }
+        Terminal.out("")
+        Terminal.out("pinhole agent")
+        Terminal.out("  relay      \(tunnel.relay == "embedded" ? "embedded (this machine serves the public side)" : tunnel.relay)")
+        Terminal.out("  public URL \(tunnel.url)")
+        for alternative in tunnel.alternatives { Terminal.out("             \(alternative)") }
+        Terminal.out("  authority  \(tunnel.authority)   <- the host:port for an Istio redirect")
+        Terminal.out("  target     \(target)")
+        if let istioFile {
+            Terminal.out("  istio      wrote \(istioFile.resources) (\(istioFile.summary))")
+            Terminal.out("             apply:     kubectl apply -f \(istioFile.resources)")
+            Terminal.out("             when done: kubectl apply -f \(istioFile.restore)")
+        }
+        Terminal.out("")
+        if !quiet { Terminal.out("time      method  path                                      status   duration") }
+    }
+
+    private func request(_ record: ExchangeRecord) {
+        let milliseconds = Double(record.duration.nanoseconds) / 1e6
+        if format == .json {
+            Terminal.json([
+                "event": "request", "method": record.method, "path": record.path, "status": record.status,
+                "duration_ms": (milliseconds * 10).rounded() / 10,
+            ])
+            return
+        }
+        let path = record.path.count > 40 ? String(record.path.prefix(39)) + "…" : record.path
+        let time = Self.clock()
+        Terminal.out(String(
+            format: "%@  %@ %@ %6d %10@", time, record.method.padding(toLength: 7, withPad: " ", startingAt: 0),
+            path.padding(toLength: 40, withPad: " ", startingAt: 0), record.status, Self.duration(milliseconds)))
+    }
+
+    /// On the way out: how to undo the Istio change.
+    func stopped() {
+        let restore = istio?.lastWritten?.restore
+        if format == .json {
+            var object: [String: any Sendable] = ["event": "stopped"]
+            if let restore { object["istio_restore_file"] = restore }
+            Terminal.json(object)
+        } else if let restore {
+            Terminal.out("")
+            Terminal.out("stopped. Put the plain route back with:  kubectl apply -f \(restore)")
+        }
+    }
+
+    private static func duration(_ milliseconds: Double) -> String {
+        milliseconds >= 1000 ? String(format: "%.2f s", milliseconds / 1000) : String(format: "%.1f ms", milliseconds)
+    }
+
+    private static func clock() -> String {
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        return String(format: "%02d:%02d:%02d", parts.tm_hour, parts.tm_min, parts.tm_sec)
+    }
+}

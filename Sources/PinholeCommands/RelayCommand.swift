@@ -1,0 +1,189 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PinholeCore
+import PinholeRelay
+import PinholeTLS
+
+/// `relay`: run on a VM the cluster can reach.
+public struct RelayCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Carry public HTTP requests to Pinhole agents over TLS.",
+        discussion: """
+            Run this on a machine the cluster (and browsers) can reach. Agents on developers' laptops \
+            dial --agent-port over TLS; public requests arrive on --public-port and go to the agent \
+            whose tunnel they name:
+
+              with --domain D     a tunnel NAME is http://NAME.D:PUBLIC-PORT (point *.D at this machine)
+              without a domain    each tunnel gets its own port from --tunnel-ports (default: the 100
+                                  ports after --public-port)
+
+            On first start without --cert/--key the relay creates a self-signed certificate in certs/ \
+            and prints its sha256 fingerprint and the exact agent command line to use. Open the public \
+            port(s) and the agent port in the VM's firewall.
+
+            Examples:
+              relay --domain tunnels.example.com --public-port 80 --token "$TOKEN"
+              relay --public-host 203.0.113.7 --tunnel-ports 20000-20099
+            """
+    )
+
+    @Option(help: "Address to listen on.")
+    var bind = "0.0.0.0"
+
+    @Option(help: "Port for public HTTP (the cluster and browsers connect here).")
+    var publicPort = 8080
+
+    @Option(help: "Port agents connect to, over TLS.")
+    var agentPort = 4443
+
+    @Option(help: ArgumentHelp("Serve tunnels as NAME.DOMAIN on the public port, routed by the Host header.", valueName: "domain"))
+    var domain: String?
+
+    @Option(help: ArgumentHelp("This relay's name or IP as the cluster sees it; goes into tunnel addresses and the certificate.", valueName: "host"))
+    var publicHost: String?
+
+    @Option(help: ArgumentHelp("Without --domain: give each tunnel its own public port from this range.", valueName: "A-B"))
+    var tunnelPorts: String?
+
+    @Option(name: .customLong("token"), help: ArgumentHelp("A token agents may use (repeatable). Also PINHOLE_TOKENS=tok1,tok2.", valueName: "token"))
+    var tokens: [String] = []
+
+    @Option(help: ArgumentHelp("A file with one token per line.", valueName: "file"))
+    var tokenFile: String?
+
+    @Option(help: ArgumentHelp("Certificate chain (PEM). Generated on first start when missing.", valueName: "file"))
+    var cert = "certs/relay.crt"
+
+    @Option(help: ArgumentHelp("Private key (PEM) for --cert.", valueName: "file"))
+    var key = "certs/relay.key"
+
+    @Option(help: "Most tunnels this relay accepts.")
+    var maxTunnels = 1000
+
+    @Option(help: ArgumentHelp("Seconds between keepalive PINGs; a silent agent is dropped after about two.", valueName: "seconds"))
+    var keepalive = 15
+
+    @Option(help: ArgumentHelp("Give up on a request after this many seconds (default: never, for debuggers).", valueName: "seconds"))
+    var requestTimeout: Int?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel = "info"
+
+    public init() {}
+
+    public func validate() throws {
+        if tunnelPorts != nil, domain != nil {
+            throw ValidationError("--tunnel-ports and --domain are alternatives; give one")
+        }
+        _ = try portRange()
+        if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a log level") }
+    }
+
+    private func portRange() throws -> ClosedRange<Int>? {
+        guard let tunnelPorts else { return domain == nil ? (publicPort + 1)...(publicPort + 100) : nil }
+        let parts = tunnelPorts.split(separator: "-").map { Int($0) }
+        guard parts.count == 2, let low = parts[0], let high = parts[1], low <= high else {
+            throw ValidationError("--tunnel-ports takes a range such as 20000-20099")
+        }
+        return low...high
+    }
+
+    public func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "pinhole.relay")
+        do {
+            try await serve(logger: logger)
+        } catch let error as RelayError {
+            Terminal.error("relay: \(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    private func serve(logger: Logger) async throws {
+        let (tokenList, tokenNote) = try resolveTokens()
+        let reachable = LocalAddresses.reachable()
+        var dnsNames = domain.map { [$0, "*.\($0)"] } ?? []
+        var ipAddresses: [String] = []
+        for host in [publicHost].compactMap({ $0 }) {
+            if host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) { ipAddresses.append(host) } else { dnsNames.append(host) }
+        }
+        if dnsNames.isEmpty && ipAddresses.isEmpty { ipAddresses = reachable + ["127.0.0.1"] }
+        let loaded = try RelayIdentity.loadOrGenerate(certificatePath: cert, keyPath: key, dnsNames: dnsNames, ipAddresses: ipAddresses)
+
+        var configuration = try RelayConfiguration(
+            bindHost: bind, publicPort: publicPort, agentPort: agentPort, domain: domain, publicHost: publicHost,
+            tunnelPorts: try portRange(), tokens: tokenList, identity: loaded.identity)
+        configuration.maxTunnels = maxTunnels
+        configuration.keepaliveInterval = .seconds(Int64(keepalive))
+        configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
+
+        let relay = Relay(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let addresses = try await relay.start()
+        printBanner(relay: relay, addresses: addresses, loaded: loaded, tokenNote: tokenNote)
+        try await runUntilInterrupted { await relay.run() }
+        await relay.shutdown()
+    }
+
+    /// Tokens from --token, --token-file and PINHOLE_TOKENS; when there are none, the
+    /// token kept in certs/relay.token (made on first start).
+    private func resolveTokens() throws -> ([String], String) {
+        var list = tokens
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+                throw RelayError.configuration("--token-file \(tokenFile) cannot be read")
+            }
+            list += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        if let environment = ProcessInfo.processInfo.environment["PINHOLE_TOKENS"] {
+            list += environment.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init)
+        }
+        if !list.isEmpty { return (list, "<your token>") }
+        let path = ((cert as NSString).deletingLastPathComponent.isEmpty ? "." : (cert as NSString).deletingLastPathComponent) + "/relay.token"
+        if let stored = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !stored.isEmpty {
+            return ([stored], "<the token in \(path) on the relay>")
+        }
+        let token = TokenGenerator.make()
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard descriptor >= 0 else { throw RelayError.configuration("cannot create \(path) for the generated token") }
+        FileHandle(fileDescriptor: descriptor, closeOnDealloc: true).write(Data((token + "\n").utf8))
+        // Shown once, now: it is the only way to hand it to the laptop.
+        return ([token], token)
+    }
+
+    private func printBanner(relay: Relay, addresses: Relay.Addresses, loaded: RelayIdentity.Loaded, tokenNote: String) {
+        let host = relay.advertisedHost
+        let agentHost = publicHost ?? domain.map { _ in host } ?? host
+        Terminal.out("pinhole relay")
+        if let domain {
+            Terminal.out("  public   http://NAME.\(domain):\(addresses.publicPort)  (point *.\(domain) at this machine)")
+        } else if let range = try? portRange() {
+            Terminal.out("  public   http://\(host):\(range.lowerBound)-\(range.upperBound)  (a port per tunnel; shared port \(addresses.publicPort))")
+        }
+        Terminal.out("  agents   \(bind):\(addresses.agentPort)  (TLS, ALPN \(TunnelProtocol.applicationProtocol))")
+        Terminal.out("  cert     \(cert)\(loaded.generated ? "  (generated now)" : "")")
+        Terminal.out("  pin      \(loaded.identity.fingerprint)")
+        Terminal.out("")
+        Terminal.out("On your laptop, run:")
+        Terminal.out("  ./agent 3000 --relay \(agentHost):\(addresses.agentPort) --pin \(loaded.identity.fingerprint) --token \(tokenNote)")
+        Terminal.out("")
+    }
+}
+
+/// Random tokens for a relay started without one.
+enum TokenGenerator {
+    static func make() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        return String((0..<32).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
+    }
+}
