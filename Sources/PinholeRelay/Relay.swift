@@ -22,6 +22,8 @@ public final class Relay: Sendable {
     private let logger: Logger
     private let registry: TunnelRegistry
     private let listeners = NIOLockedValueBox<[any Channel]>([])
+    /// Agent connections, closed on shutdown so agents notice at once and reconnect elsewhere.
+    private let agentConnections = ChannelSet()
     private let portListeners = NIOLockedValueBox<[Int: EventLoopFuture<Void>]>([:])
 
     public init(configuration: RelayConfiguration, group: any EventLoopGroup, logger: Logger) {
@@ -59,15 +61,17 @@ public final class Relay: Sendable {
         let services = RelayServices(
             configuration: configuration, registry: registry, authenticator: TokenAuthenticator(tokens: configuration.tokens),
             throttle: FailureThrottle(), logger: logger,
-            ensurePortListener: { [self] port in ensurePortListener(port) }, advertisedHost: advertisedHost)
+            ensurePortListener: { [self] port in ensurePortListener(port) }, advertisedHost: advertisedHost,
+            publicPort: publicChannel.localAddress?.port ?? configuration.publicPort)
         let agentChannel = try await bind("agents", port: configuration.agentPort) {
             try await ServerBootstrap(group: self.group)
                 .serverChannelOption(ChannelOptions.backlog, value: 1024)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                .childChannelInitializer { [agentConnections] channel in
+                    agentConnections.insert(channel)
+                    return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandlers([
                             TLSHandler(context: tls), RelayHandshakeHandler(services: services),
                         ])
@@ -98,6 +102,7 @@ public final class Relay: Sendable {
             return channels
         }
         for channel in channels { try? await channel.close() }
+        agentConnections.closeAll()
     }
 
     private func bind(_ what: String, port: Int, _ body: @Sendable () async throws -> any Channel) async throws(RelayError) -> any Channel {
@@ -129,5 +134,23 @@ public final class Relay: Sendable {
             }
             return binding
         }
+    }
+}
+
+/// Open channels of one kind, so they can all be closed together.
+final class ChannelSet: Sendable {
+    private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    func insert(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        channels.withLockedValue { $0[key] = channel }
+        channel.closeFuture.whenComplete { [channels] _ in
+            _ = channels.withLockedValue { $0.removeValue(forKey: key) }
+        }
+    }
+
+    func closeAll() {
+        let open = channels.withLockedValue { $0.values }
+        for channel in open { channel.close(promise: nil) }
     }
 }

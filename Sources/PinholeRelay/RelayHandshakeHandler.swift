@@ -15,6 +15,8 @@ struct RelayServices: Sendable {
     let ensurePortListener: @Sendable (Int) -> EventLoopFuture<Void>
     /// The host to hand out in dedicated-port authorities.
     let advertisedHost: String
+    /// The shared public port as bound (the configuration may say 0).
+    let publicPort: Int
 }
 
 /// Runs the relay's side of the handshake on a new agent connection: waits for the
@@ -161,9 +163,9 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
     private func assignedTunnel(_ entry: TunnelRegistry.Entry) -> RelayAnswer.Tunnel {
         let configuration = services.configuration
         if let domain = configuration.domain {
-            return RelayAnswer.Tunnel(name: entry.name, host: "\(entry.name).\(domain)", port: configuration.publicPort)
+            return RelayAnswer.Tunnel(name: entry.name, host: "\(entry.name).\(domain)", port: services.publicPort)
         }
-        return RelayAnswer.Tunnel(name: entry.name, host: services.advertisedHost, port: entry.port ?? configuration.publicPort)
+        return RelayAnswer.Tunnel(name: entry.name, host: services.advertisedHost, port: entry.port ?? services.publicPort)
     }
 
     private func send(_ answer: RelayAnswer, context: ChannelHandlerContext) throws {
