@@ -75,7 +75,7 @@ struct HTTP2InteropTests {
             file.withUnsafeBytes { hasher.update($0) }
             expected["/file\(index)"] = hasher.finalize()
         }
-        let port = try await freeLoopbackPort()
+        let port = try await ServerBootstrapProbe.bind()
         let server = try ChildProcess("nghttpd", ["--no-tls", "-v", "-a", "127.0.0.1", "-d", directory, "\(port)"])
         defer { server.terminate() }
         try await server.waitForOutput { $0.contains("listen 127.0.0.1:\(port)") }
@@ -153,12 +153,4 @@ private final class DigestCollector {
 
         func streamWritabilityChanged(_ stream: HTTP2Stream) {}
     }
-}
-
-/// A port that was free a moment ago, for peers that cannot bind port 0 and report it.
-func freeLoopbackPort() async throws -> Int {
-    let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-    let port = probe.localAddress!.port!
-    try await probe.close()
-    return port
 }

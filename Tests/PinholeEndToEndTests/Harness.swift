@@ -1,0 +1,179 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import PinholeAgent
+import PinholeCore
+import PinholeRelay
+import PinholeTLS
+import PinholeTestSupport
+
+let quietLogger = Logger(label: "pinhole.test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// A relay in this process, on loopback, routing tunnels as NAME.tunnels.test.
+final class TestRelay: Sendable {
+    static let token = "test-token"
+    static let domain = "tunnels.test"
+
+    let relay: Relay
+    let addresses: Relay.Addresses
+    let identity: TLSIdentity
+
+    static func start(
+        identity: TLSIdentity? = nil, publicPort: Int = 0, agentPort: Int = 0,
+        keepalive: TimeAmount = .seconds(15), tunnelPorts: ClosedRange<Int>? = nil
+    ) async throws -> TestRelay {
+        let identity = try identity
+            ?? CertificateGenerator.selfSigned(CertificateRequest(commonName: "relay", ipAddresses: ["127.0.0.1"]))
+        var configuration = try RelayConfiguration(
+            bindHost: "127.0.0.1", publicPort: publicPort, agentPort: agentPort,
+            domain: tunnelPorts == nil ? domain : nil, publicHost: "127.0.0.1", tunnelPorts: tunnelPorts,
+            tokens: [token, "other-token"], identity: identity)
+        configuration.keepaliveInterval = keepalive
+        let relay = Relay(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger)
+        let addresses = try await relay.start()
+        return TestRelay(relay: relay, addresses: addresses, identity: identity)
+    }
+
+    private init(relay: Relay, addresses: Relay.Addresses, identity: TLSIdentity) {
+        self.relay = relay
+        self.addresses = addresses
+        self.identity = identity
+    }
+
+    func stop() async {
+        await relay.shutdown()
+    }
+
+    /// curl arguments that reach `name`'s tunnel through the public port.
+    func curl(_ name: String, _ path: String, _ extra: [String] = []) -> [String] {
+        let host = "\(name).\(Self.domain)"
+        return ["-sS", "--resolve", "\(host):\(addresses.publicPort):127.0.0.1"] + extra
+            + ["http://\(host):\(addresses.publicPort)\(path)"]
+    }
+}
+
+/// An agent in this process, with its events collected so tests can wait for them.
+final class TestAgent: Sendable {
+    private let task: Task<Void, any Error>
+
+    static func start(
+        relay: TestRelay?, target: TargetAddress, name: String = "demo", token: String = TestRelay.token,
+        trust: TLSTrust? = nil, aliases: [String] = [], keepalive: TimeAmount = .seconds(15)
+    ) -> TestAgent {
+        let log = EventLog<AgentEvent?>()
+        var configuration: AgentConfiguration
+        if let relay {
+            configuration = AgentConfiguration(target: target, mode: .relay(.init(
+                host: "127.0.0.1", port: relay.addresses.agentPort, token: token,
+                trust: trust ?? .pinned(relay.identity.fingerprint), name: name, aliases: aliases)))
+        } else {
+            configuration = AgentConfiguration(target: target, mode: .embedded(bindHost: "127.0.0.1", publicPort: 0, publicHost: nil))
+        }
+        configuration.keepaliveInterval = keepalive
+        configuration.reconnectCap = .milliseconds(500)
+        let agent = Agent(
+            configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger,
+            events: { log.append($0) })
+        // nil marks the end of the agent, so waiters do not wait for events that cannot come.
+        let task = Task {
+            defer { log.append(nil) }
+            try await agent.run()
+        }
+        return TestAgent(task: task, events: log)
+    }
+
+    private init(task: Task<Void, any Error>, events: EventLog<AgentEvent?>) {
+        self.task = task
+        self.eventsStorage = events
+    }
+
+    private let eventsStorage: EventLog<AgentEvent?>
+
+    /// Waits for the `count`-th tunnelReady event.
+    func tunnel(number count: Int = 1) async throws -> TunnelInfo {
+        let events = try await eventsStorage.wait { events in
+            events.contains { $0 == nil } || Self.tunnels(in: events).count >= count
+        }
+        let ready = Self.tunnels(in: events)
+        guard ready.count >= count else {
+            throw TestFailure("the agent stopped before its tunnel was ready: \(events)")
+        }
+        return ready[count - 1]
+    }
+
+    private static func tunnels(in events: [AgentEvent?]) -> [TunnelInfo] {
+        events.compactMap { event -> TunnelInfo? in
+            if case .tunnelReady(let info) = event { return info }
+            return nil
+        }
+    }
+
+    var recorded: [AgentEvent] { eventsStorage.all.compactMap { $0 } }
+
+    /// The error the agent stopped with (waits for it to stop).
+    func outcome() async -> (any Error)? {
+        do {
+            try await task.value
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = try? await task.value
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Events from event-loop threads, and a way to wait for a condition on them.
+final class EventLog<Event: Sendable>: Sendable {
+    private struct State {
+        var events: [Event] = []
+        var waiters: [(predicate: @Sendable ([Event]) -> Bool, continuation: CheckedContinuation<[Event], Never>)] = []
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func append(_ event: Event) {
+        let ready = state.withLockedValue { state -> [(CheckedContinuation<[Event], Never>, [Event])] in
+            state.events.append(event)
+            let snapshot = state.events
+            var ready: [(CheckedContinuation<[Event], Never>, [Event])] = []
+            state.waiters.removeAll { waiter in
+                guard waiter.predicate(snapshot) else { return false }
+                ready.append((waiter.continuation, snapshot))
+                return true
+            }
+            return ready
+        }
+        for (continuation, events) in ready { continuation.resume(returning: events) }
+    }
+
+    var all: [Event] { state.withLockedValue { $0.events } }
+
+    /// Waits until `predicate` holds for the events so far (bounded by the suite's time limit).
+    func wait(_ predicate: @escaping @Sendable ([Event]) -> Bool) async throws -> [Event] {
+        await withCheckedContinuation { continuation in
+            let snapshot: [Event]? = state.withLockedValue { state in
+                if predicate(state.events) { return state.events }
+                state.waiters.append((predicate, continuation))
+                return nil
+            }
+            if let snapshot { continuation.resume(returning: snapshot) }
+        }
+    }
+}
+
+/// Runs curl and returns its standard output and exit status.
+func curl(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let process = try ChildProcess("curl", arguments)
+    return await process.waitForExit()
+}
