@@ -27,6 +27,11 @@ final class CiphertextBuffers {
         }
     }
 
+    /// Lets go of a fully consumed read buffer, so an idle connection does not pin it.
+    func releaseConsumedInbound() {
+        if inbound.readableBytes == 0, inbound.capacity > 0 { inbound = ByteBuffer() }
+    }
+
     /// Makes room for the records that `count` plaintext bytes become (TLS 1.3 adds
     /// at most 22 bytes to each 16 KiB record; TLS 1.2 with AES-GCM adds 29).
     ///

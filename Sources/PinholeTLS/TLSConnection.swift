@@ -167,6 +167,14 @@ final class TLSConnection {
 
     var sentShutdown: Bool { SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN != 0 }
 
+    /// Frees OpenSSL's record buffers when they hold nothing, so an idle connection
+    /// costs a few KiB instead of two 16 KiB buffers. SSL_MODE_RELEASE_BUFFERS does
+    /// this after most records but not all (some paths keep the read buffer).
+    func releaseIdleBuffers() {
+        guard handshakeComplete else { return }
+        _ = SSL_free_buffers(ssl)  // returns 0 when data is pending; then they are in use
+    }
+
     private func step(forFailure result: Int32) -> Step {
         let code = SSL_get_error(ssl, result)
         switch code {

@@ -101,6 +101,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         connection.buffers.receive(&ciphertext)
         if state == .handshaking { advanceHandshake(context: context) }
         if state == .active { decryptAvailable(context: context, connection: connection) }
+        connection.buffers.releaseConsumedInbound()
+        connection.releaseIdleBuffers()
         writeCiphertext(context: context, promise: nil)
     }
 
@@ -228,6 +230,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard failure == nil else { continue }
             failure = encrypt(data, connection: connection, isLast: remaining == 0)
         }
+        // Idle connections should not keep a record-sized scratch buffer each.
+        coalescing = nil
         if let failure {
             combinedPromise?.fail(failure)
             fail(context: context, with: failure)
@@ -236,9 +240,14 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writeCiphertext(context: context, promise: combinedPromise, flush: flush)
     }
 
-    /// Small writes wait in `coalescing` so that several share one TLS record.
+    /// Small writes wait in `coalescing` so that several share one TLS record. A lone
+    /// write (the usual case: HTTP/2 hands over one buffer per flush) is not copied.
     private func encrypt(_ data: ByteBuffer, connection: TLSConnection, isLast: Bool) -> TLSError? {
         var data = data
+        if isLast, coalescing == nil || coalescing!.readableBytes == 0 {
+            if case .failed(let error) = connection.write(data) { return error }
+            return nil
+        }
         if data.readableBytes < Self.recordSize {
             if coalescing == nil { coalescing = ByteBufferAllocator().buffer(capacity: Self.recordSize) }
             coalescing!.writeBuffer(&data)
