@@ -17,9 +17,12 @@ extension HTTP2Connection {
         defer { nghttp2_session_callbacks_del(callbacks) }
         var created: OpaquePointer?
         let userData = Unmanaged.passUnretained(self).toOpaque()
-        let result = role == .client
-            ? nghttp2_session_client_new2(&created, callbacks, userData, option)
-            : nghttp2_session_server_new2(&created, callbacks, userData, option)
+        var memory = makeSessionMemory()
+        let result = withUnsafeMutablePointer(to: &memory) { memory in
+            role == .client
+                ? nghttp2_session_client_new3(&created, callbacks, userData, option, memory)
+                : nghttp2_session_server_new3(&created, callbacks, userData, option, memory)
+        }
         try check(result, "creating an HTTP/2 session")
         session = created
 

@@ -50,6 +50,8 @@ public final class HTTP2Connection {
 
     /// Cap on one write to the channel; a larger backlog waits for writability.
     static let maximumWriteSize = 128 * 1024
+    /// Event and operation queues keep at most this much capacity between calls.
+    static let keptQueueCapacity = 64
 
     enum Operation {
         case openStream(HTTP2Stream, HTTP2Headers, endStream: Bool)
@@ -212,11 +214,12 @@ public final class HTTP2Connection {
     func drainAfterSessionCall() {
         while !deferredOperations.isEmpty || !events.isEmpty {
             let operations = deferredOperations
-            deferredOperations.removeAll(keepingCapacity: true)
+            deferredOperations.removeAll(keepingCapacity: deferredOperations.capacity <= Self.keptQueueCapacity)
             for operation in operations { execute(operation) }
             if !operations.isEmpty { needsSend = true }
             let delivered = events
-            events.removeAll(keepingCapacity: true)
+            // A burst must not leave a large array behind on an idle connection.
+            events.removeAll(keepingCapacity: events.capacity <= Self.keptQueueCapacity)
             for event in delivered { deliver(event) }
         }
     }
