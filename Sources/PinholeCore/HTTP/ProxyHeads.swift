@@ -163,23 +163,20 @@ public struct ProxyResponseHead: Sendable, Equatable {
 /// Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, so a proxy
 /// removes them, together with every field the Connection header names.
 enum HopByHop {
-    private static let fixed: Set<String> = [
+    private static let fixed = [
         "connection", "proxy-connection", "keep-alive", "te", "transfer-encoding", "upgrade",
         "proxy-authenticate", "proxy-authorization",
     ]
 
+    /// Most messages carry none of these, so this checks before it copies anything.
     static func removing(from headers: HTTPHeaders) -> HTTPHeaders {
-        var named: Set<String> = []
-        for value in headers[canonicalForm: "connection"] {
-            named.insert(value.lowercased())
+        var named: [String] = []
+        if headers.contains(name: "connection") {
+            named = headers[canonicalForm: "connection"].map { String($0) }
         }
-        var result = HTTPHeaders()
-        result.reserveCapacity(headers.count)
-        for (name, value) in headers {
-            let lowered = name.lowercased()
-            if fixed.contains(lowered) || named.contains(lowered) { continue }
-            result.add(name: name, value: value)
-        }
+        guard !named.isEmpty || fixed.contains(where: { headers.contains(name: $0) }) else { return headers }
+        var result = headers
+        for name in fixed + named { result.remove(name: name) }
         return result
     }
 }
@@ -198,7 +195,9 @@ extension HTTPHeaders {
 extension HTTP2Headers {
     mutating func appendLowercased(_ headers: HTTPHeaders) {
         for (name, value) in headers {
-            add(name: name.lowercased(), value: value)
+            // Most names already are lowercase; lowercasing would copy them anyway.
+            let isLowercase = name.utf8.allSatisfy { !(UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }
+            add(name: isLowercase ? name : name.lowercased(), value: value)
         }
     }
 }

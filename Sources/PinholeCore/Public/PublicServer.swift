@@ -16,8 +16,10 @@ public enum PublicServer {
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Pipelining is handled by PublicRequestHandler; outgoing headers come from
+                    // the target or from nghttp2, which already validated them.
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: false)
+                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(
                         PublicRequestHandler(router: router, requestTimeout: requestTimeout, onComplete: onComplete))
                 }

@@ -63,7 +63,9 @@ final class TargetPool {
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // Request headers come from the public side through nghttp2 or NIO's
+                    // parser, which already validated them.
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(TargetConnection(pool: pool.value))
                 }
             }
