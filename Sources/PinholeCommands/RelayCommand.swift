@@ -70,6 +70,9 @@ public struct RelayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Give up on a request after this many seconds (default: never, for debuggers).", valueName: "seconds"))
     var requestTimeout: Int?
 
+    @Option(help: ArgumentHelp("Event-loop threads (default: one per core).", valueName: "count"))
+    var threads: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
@@ -81,6 +84,7 @@ public struct RelayCommand: AsyncParsableCommand {
         }
         _ = try portRange()
         if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a log level") }
     }
 
@@ -127,7 +131,8 @@ public struct RelayCommand: AsyncParsableCommand {
         configuration.keepaliveInterval = .seconds(Int64(keepalive))
         configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
 
-        let relay = Relay(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let group = threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
+        let relay = Relay(configuration: configuration, group: group, logger: logger)
         let addresses = try await relay.start()
         printBanner(relay: relay, addresses: addresses, loaded: loaded, tokenNote: tokenNote)
         try await runUntilInterrupted { await relay.run() }

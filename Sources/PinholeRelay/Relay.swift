@@ -69,6 +69,10 @@ public final class Relay: Sendable {
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
+                // Small reads while a tunnel idles (its read buffer is kept per connection),
+                // growing to large ones under bulk transfer.
+                .childChannelOption(
+                    ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 1024, maximum: 256 * 1024))
                 .childChannelInitializer { [agentConnections] channel in
                     agentConnections.insert(channel)
                     return channel.eventLoop.makeCompletedFuture {
