@@ -108,6 +108,18 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
+        .executableTarget(
+            name: "pinhole-idle-tunnels",
+            dependencies: [
+                "PinholeAgent",
+                "PinholeCore",
+                "PinholeTLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "PinholeTestSupport",
             dependencies: [
