@@ -107,22 +107,24 @@ extension HTTP2Connection {
             needsSend = false
             outboundFull = false
             guard context.channel.isWritable else { break }  // resumed by channelWritabilityChanged
+            // Reuse the buffer written last time: the TLS handler encrypts at flush and
+            // drops it, so it is usually ours alone again and clearing it costs nothing.
+            outbound.clear()
             inSession = true
             let result = nghttp2_session_send(session)
             inSession = false
             if outbound.readableBytes > 0 {
                 context.write(NIOAny(outbound), promise: nil)
-                outbound = context.channel.allocator.buffer(capacity: 0)
+                context.flush()
                 wrote = true
             }
             drainAfterSessionCall()
             if result != 0 {
-                if wrote { context.flush() }
                 terminate(with: .library(operation: "sending frames", code: result))
                 return
             }
         } while needsSend || outboundFull
-        if wrote { context.flush() }
+        if !wrote, outbound.capacity > Self.maximumWriteSize * 2 { outbound = ByteBuffer() }
         closeIfDrained()
     }
 

@@ -49,7 +49,8 @@ public final class HTTP2Connection {
     var isClosed = false
 
     /// Cap on one write to the channel; a larger backlog waits for writability.
-    static let maximumWriteSize = 128 * 1024
+    /// (64 KiB keeps the TLS record buffers below malloc's mmap threshold.)
+    static let maximumWriteSize = 64 * 1024
     /// Event and operation queues keep at most this much capacity between calls.
     static let keptQueueCapacity = 64
 

@@ -35,25 +35,27 @@ final class CiphertextBuffers {
     /// Makes room for the records that `count` plaintext bytes become (TLS 1.3 adds
     /// at most 22 bytes to each 16 KiB record; TLS 1.2 with AES-GCM adds 29).
     ///
-    /// A buffer of the exact size, allocated once: growing one by doubling would copy,
-    /// and a power-of-two size over 128 KiB would make malloc map fresh pages (and
-    /// take page faults) for every flush.
+    /// The storage handed out last time is reused when the channel has already
+    /// written it and let go (the usual case: sockets take small writes at once);
+    /// `clear()` allocates afresh only when it is still shared. Either way there is
+    /// one allocation at most, sized up front, instead of growth by doubling.
     func reserveOutbound(forPlaintext count: Int) {
         let records = count / (16 * 1024) + 1
-        let needed = count + records * 32
-        if outbound.readableBytes == 0 {
-            if outbound.capacity < needed { outbound = allocator.buffer(capacity: needed) }
-        } else {
-            outbound.reserveCapacity(minimumWritableBytes: needed)
-        }
+        if outbound.readableBytes == 0 { outbound.clear() }
+        outbound.reserveCapacity(minimumWritableBytes: count + records * 32)
     }
 
-    /// Hands over what OpenSSL wrote, if anything.
+    /// Hands over what OpenSSL wrote, if anything, keeping the storage for reuse.
     func takeOutbound() -> ByteBuffer? {
         guard outbound.readableBytes > 0 else { return nil }
         let taken = outbound
-        outbound = allocator.buffer(capacity: 0)
+        outbound.moveReaderIndex(to: outbound.writerIndex)
         return taken
+    }
+
+    /// An idle connection should not hold a bulk-sized buffer.
+    func releaseLargeOutbound() {
+        if outbound.readableBytes == 0, outbound.capacity > 256 * 1024 { outbound = ByteBuffer() }
     }
 }
 

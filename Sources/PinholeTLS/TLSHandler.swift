@@ -150,7 +150,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         while true {
             // Plaintext is never longer than the ciphertext it came from.
             let capacity = max(connection.buffers.inbound.readableBytes, 2048)
-            var plaintext = context.channel.allocator.buffer(capacity: min(capacity, 256 * 1024))
+            // At most 64 KiB at a time: such buffers come from malloc's heap, larger ones
+            // from fresh mappings that fault in page by page.
+            var plaintext = context.channel.allocator.buffer(capacity: min(capacity, 64 * 1024))
             let result = connection.read(into: &plaintext)
             if plaintext.readableBytes > 0 {
                 context.fireChannelRead(wrapInboundOut(plaintext))
@@ -238,6 +240,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         writeCiphertext(context: context, promise: combinedPromise, flush: flush)
+        connection.buffers.releaseLargeOutbound()
     }
 
     /// Small writes wait in `coalescing` so that several share one TLS record. A lone
