@@ -38,6 +38,11 @@ final class BridgedUpstream: ExchangeUpstream {
     /// The other half, created on loop U by the first task sent there.
     let far: NIOLoopBoundBox<UpstreamHalf?>
     var upstreamWritable = true
+    /// Request body sent across but not yet taken by the upstream. The far side's
+    /// writability only arrives after a hop, so this is what keeps a fast public
+    /// client from queueing an unbounded body in the other loop's task queue.
+    private var inFlight = 0
+    private static let inFlightLimit = 256 * 1024
 
     init(downstream: any ExchangeDownstream, upstreamLoop: any EventLoop) {
         self.downstream = downstream
@@ -45,11 +50,12 @@ final class BridgedUpstream: ExchangeUpstream {
         self.far = .makeEmptyBox(valueType: UpstreamHalf.self, eventLoop: upstreamLoop)
     }
 
-    var isWritable: Bool { upstreamWritable }
+    var isWritable: Bool { upstreamWritable && inFlight < Self.inFlightLimit }
 
     func sendBody(_ body: ByteBuffer) {
+        inFlight += body.readableBytes
         let far = self.far
-        upstreamLoop.execute { far.value?.upstream?.sendBody(body) }
+        upstreamLoop.execute { far.value?.takeBody(body) }
     }
 
     func sendEnd(trailers: HTTPHeaders?) {
@@ -75,6 +81,11 @@ final class BridgedUpstream: ExchangeUpstream {
         case .upstreamWritable(let writable):
             upstreamWritable = writable
             downstream?.exchangeUpstreamWritabilityChanged()
+        case .bodyTaken(let count, let writable):
+            let wasWritable = isWritable
+            inFlight -= count
+            upstreamWritable = writable
+            if !wasWritable && isWritable { downstream?.exchangeUpstreamWritabilityChanged() }
         }
     }
 
@@ -116,6 +127,14 @@ final class UpstreamHalf: ExchangeDownstream {
         case end(HTTPHeaders?)
         case failed(ExchangeError)
         case upstreamWritable(Bool)
+        /// The upstream took `count` body bytes and is now (not) writable.
+        case bodyTaken(Int, writable: Bool)
+    }
+
+    func takeBody(_ body: ByteBuffer) {
+        let count = body.readableBytes
+        upstream?.sendBody(body)
+        send(.bodyTaken(count, writable: upstream?.isWritable ?? true))
     }
 
     private func send(_ message: Message) {
