@@ -41,6 +41,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var flushedWriteCount = 0
     /// Plaintext bytes in `pendingWrites`.
     private var pendingBytes = 0
+    /// The most plaintext ever held here at once; tests assert it stays bounded.
+    private(set) var peakPendingBytes = 0
     private var coalescing: ByteBuffer?
     /// Completes when our close_notify has been written.
     private var closeNotifyWritten: EventLoopFuture<Void>?
@@ -198,6 +200,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let data = unwrapOutboundIn(data)
         pendingWrites.append((data, promise))
         pendingBytes += data.readableBytes
+        peakPendingBytes = max(peakPendingBytes, pendingBytes)
         // Plaintext held here is invisible to the channel's writability. Past a
         // threshold, encrypt it now and pass the ciphertext down unflushed, so a writer
         // that only checks `isWritable` still stops in time.

@@ -4,12 +4,6 @@ import Testing
 
 @Suite("The built relay and agent executables, driven by a script", .timeLimit(.minutes(2)))
 struct ExecutableTests {
-    /// Where `swift build` put the executables: next to this test binary.
-    private var binaryDirectory: String {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: executable).deletingLastPathComponent().path
-    }
-
     private var script: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/executables.sh").path
@@ -17,7 +11,7 @@ struct ExecutableTests {
 
     @Test("relay and agent as processes: tunnel_ready, GET, POST, then 503 once the agent stops")
     func executables() async throws {
-        let binaries = binaryDirectory
+        let binaries = builtExecutablesDirectory
         try #require(FileManager.default.isExecutableFile(atPath: binaries + "/relay"), "build the executables first: swift build")
         let app = try await LocalApp.start()
         defer { Task { await app.stop() } }

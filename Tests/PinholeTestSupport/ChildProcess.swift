@@ -20,11 +20,15 @@ public final class ChildProcess: Sendable {
     private let state = NIOLockedValueBox(State())
 
     /// Starts `executable` (looked up on PATH) with `arguments`.
-    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
+    public init(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+        currentDirectory: String? = nil
+    ) throws {
         commandLine = ([executable] + arguments).joined(separator: " ")
         process = Process()
         process.executableURL = URL(fileURLWithPath: try Self.locate(executable))
         process.arguments = arguments
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         if let environment {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
