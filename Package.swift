@@ -120,6 +120,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .executableTarget(
+            name: "pinhole-h2-server",
+            dependencies: [
+                "PinholeHTTP2",
+                "PinholeTLS",
+                "PinholeTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "PinholeTestSupport",
             dependencies: [
