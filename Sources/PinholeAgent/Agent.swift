@@ -149,7 +149,8 @@ public final class Agent: Sendable {
     ) -> HTTP2ConnectionHandler {
         let onComplete: @Sendable (ExchangeRecord) -> Void = { events(.request($0)) }
         let handler = HTTP2ConnectionHandler(role: .server, eventLoop: context.eventLoop, configuration: configuration.http2) { stream in
-            AgentStreamResponder(stream: stream, target: target, onComplete: onComplete)
+            AgentStreamResponder(
+                stream: stream, target: target, requestTimeout: configuration.requestTimeout, onComplete: onComplete)
         }
         let keepalive = TunnelKeepalive(connection: handler.connection, interval: configuration.keepaliveInterval) { reason in
             context.fireErrorCaught(ConnectionLost(reason: "the relay stopped answering (\(reason))"))

@@ -60,7 +60,8 @@ final class TestAgent: Sendable {
 
     static func start(
         relay: TestRelay?, target: TargetAddress, name: String = "demo", token: String = TestRelay.token,
-        trust: TLSTrust? = nil, aliases: [String] = [], keepalive: TimeAmount = .seconds(15)
+        trust: TLSTrust? = nil, aliases: [String] = [], keepalive: TimeAmount = .seconds(15),
+        requestTimeout: TimeAmount? = nil
     ) -> TestAgent {
         let log = EventLog<AgentEvent?>()
         var configuration: AgentConfiguration
@@ -72,6 +73,7 @@ final class TestAgent: Sendable {
             configuration = AgentConfiguration(target: target, mode: .embedded(bindHost: "127.0.0.1", publicPort: 0, publicHost: nil))
         }
         configuration.keepaliveInterval = keepalive
+        configuration.requestTimeout = requestTimeout
         configuration.reconnectCap = .milliseconds(500)
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger,

@@ -82,6 +82,21 @@ struct TunnelTests {
         #expect(!agent.recorded.contains { if case .disconnected = $0 { true } else { false } })
     }
 
+    @Test("--request-timeout on the agent: a request the app sits on gets 504")
+    func requestTimeout() async throws {
+        let app = try await LocalApp.start()
+        let relay = try await TestRelay.start()
+        let agent = TestAgent.start(
+            relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port), requestTimeout: .seconds(1))
+        defer { Task { await agent.stop(); await relay.stop(); await app.stop() } }
+        _ = try await agent.tunnel()
+        let (_, output) = try await curl(relay.curl("demo", "/slow?ms=30000", ["-w", "\\n%{http_code}"]))
+        #expect(output.hasSuffix("504"), "\(output)")
+        #expect(output.contains("no response within 1 s"))
+        let (_, fast) = try await curl(relay.curl("demo", "/slow?ms=10"))
+        #expect(fast == "slept 10 ms", "a quick request on the same tunnel is unaffected")
+    }
+
     @Test("the app down: 502 naming the target and the reason")
     func appDown() async throws {
         let (relay, agent, app) = try await tunnel()

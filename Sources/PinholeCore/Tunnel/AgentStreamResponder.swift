@@ -6,6 +6,8 @@ import PinholeHTTP2
 /// this forwards it to the target as the downstream of a target exchange.
 public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream {
     private let target: any ExchangeTarget
+    private let requestTimeout: TimeAmount?
+    private var timeout: Scheduled<Void>?
     private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
     private var stream: HTTP2Stream?
     private var upstream: (any ExchangeUpstream)?
@@ -16,9 +18,13 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private var heldCredit = 0
     private let startedAt = NIODeadline.now()
 
-    public init(stream: HTTP2Stream, target: any ExchangeTarget, onComplete: (@Sendable (ExchangeRecord) -> Void)?) {
+    public init(
+        stream: HTTP2Stream, target: any ExchangeTarget, requestTimeout: TimeAmount? = nil,
+        onComplete: (@Sendable (ExchangeRecord) -> Void)?
+    ) {
         self.stream = stream
         self.target = target
+        self.requestTimeout = requestTimeout
         self.onComplete = onComplete
     }
 
@@ -31,6 +37,13 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                 let head = try ProxyRequestHead(http2: fields)
                 request = head
                 upstream = try target.startExchange(head, downstream: self, on: stream.connection.eventLoop)
+                if let requestTimeout, !responseStarted {
+                    timeout = stream.connection.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) {
+                        guard !self.responseStarted else { return }
+                        self.upstream?.cancel()
+                        self.exchangeFailed(.timedOut(seconds: Int(requestTimeout.nanoseconds / 1_000_000_000)))
+                    }
+                }
             } catch {
                 exchangeFailed(error)
             }
@@ -58,6 +71,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     public func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {
         self.stream = nil
+        timeout?.cancel()
         if !responseEnded {
             // The relay gave up (its client went away, or the tunnel dropped).
             upstream?.cancel()
@@ -76,6 +90,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     public func exchangeReceivedHead(_ head: ProxyResponseHead) {
         guard let stream, let request else { return }
         responseStarted = true
+        timeout?.cancel()
         status = Int(head.status.code)
         let hasBody = head.hasBody(for: request)
         stream.sendHeaders(head.http2Headers, endStream: !hasBody)
@@ -124,6 +139,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private func finish() {
         guard !responseEnded else { return }
         responseEnded = true
+        timeout?.cancel()
         if let onComplete, let request {
             let now = NIODeadline.now()
             onComplete(ExchangeRecord(
