@@ -59,9 +59,11 @@ public final class Agent: Sendable {
         }
         let tunnels = hosts.map { RelayAnswer.Tunnel(name: "embedded", host: $0, port: port) }
         let first = tunnels[0]
-        events(.tunnelReady(TunnelInfo(
-            name: nil, url: first.url, authority: first.authority, host: first.host, port: port,
-            alternatives: tunnels.dropFirst().map(\.url), relay: "embedded")))
+        events(
+            .tunnelReady(
+                TunnelInfo(
+                    name: nil, url: first.url, authority: first.authority, host: first.host, port: port,
+                    alternatives: tunnels.dropFirst().map(\.url), relay: "embedded")))
         await withTaskCancellationHandler {
             try? await channel.closeFuture.get()
         } onCancel: {
@@ -74,8 +76,9 @@ public final class Agent: Sendable {
     private func runConnected(to endpoint: AgentConfiguration.RelayEndpoint) async throws {
         let tls: TLSContext
         do {
-            tls = try TLSContext(client: TLSClientConfiguration(
-                trust: endpoint.trust, applicationProtocols: [TunnelProtocol.applicationProtocol]))
+            tls = try TLSContext(
+                client: TLSClientConfiguration(
+                    trust: endpoint.trust, applicationProtocols: [TunnelProtocol.applicationProtocol]))
         } catch {
             throw AgentError.untrustedRelay(error.description)
         }
@@ -120,7 +123,8 @@ public final class Agent: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handshake = AgentHandshakeHandler(hello: hello, answered: answered) { context in
-                        Self.makeHTTP2Handler(context: context, target: target, configuration: configuration, events: events)
+                        Self.makeHTTP2Handler(
+                            context: context, target: target, configuration: configuration, events: events)
                     }
                     try channel.pipeline.syncOperations.addHandlers([
                         TLSHandler(context: tls, serverName: endpoint.host), handshake,
@@ -137,9 +141,12 @@ public final class Agent: Sendable {
             channel.close(promise: nil)
             throw error
         }
-        events(.tunnelReady(TunnelInfo(
-            name: tunnel.name, url: tunnel.url, authority: tunnel.authority, host: tunnel.host, port: tunnel.port,
-            relay: endpoint.description)))
+        events(
+            .tunnelReady(
+                TunnelInfo(
+                    name: tunnel.name, url: tunnel.url, authority: tunnel.authority, host: tunnel.host,
+                    port: tunnel.port,
+                    relay: endpoint.description)))
         return channel
     }
 
@@ -148,11 +155,14 @@ public final class Agent: Sendable {
         events: @escaping @Sendable (AgentEvent) -> Void
     ) -> HTTP2ConnectionHandler {
         let onComplete: @Sendable (ExchangeRecord) -> Void = { events(.request($0)) }
-        let handler = HTTP2ConnectionHandler(role: .server, eventLoop: context.eventLoop, configuration: configuration.http2) { stream in
+        let handler = HTTP2ConnectionHandler(
+            role: .server, eventLoop: context.eventLoop, configuration: configuration.http2
+        ) { stream in
             AgentStreamResponder(
                 stream: stream, target: target, requestTimeout: configuration.requestTimeout, onComplete: onComplete)
         }
-        let keepalive = TunnelKeepalive(connection: handler.connection, interval: configuration.keepaliveInterval) { reason in
+        let keepalive = TunnelKeepalive(connection: handler.connection, interval: configuration.keepaliveInterval) {
+            reason in
             context.fireErrorCaught(ConnectionLost(reason: "the relay stopped answering (\(reason))"))
             context.close(promise: nil)
         }
@@ -191,7 +201,8 @@ public final class Agent: Sendable {
             return describe(first.error)
         }
         if let error = error as? IOError {
-            return String(describing: error.description.split(separator: ":").last ?? "\(error)").trimmingCharacters(in: [" "])
+            return String(describing: error.description.split(separator: ":").last ?? "\(error)").trimmingCharacters(
+                in: [" "])
         }
         return String(describing: error)
     }

@@ -83,7 +83,10 @@ public struct TunnelInfo: Sendable, Equatable {
     public var alternatives: [String]
     public var relay: String
 
-    public init(name: String?, url: String, authority: String, host: String, port: Int, alternatives: [String] = [], relay: String) {
+    public init(
+        name: String?, url: String, authority: String, host: String, port: Int, alternatives: [String] = [],
+        relay: String
+    ) {
         self.name = name
         self.url = url
         self.authority = authority

@@ -56,7 +56,8 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         }
         done = true
         guard let tunnel = answer.tunnel else {
-            let refusal = answer.refusal ?? .init(reason: .invalidRequest, message: "the relay answered without a tunnel")
+            let refusal =
+                answer.refusal ?? .init(reason: .invalidRequest, message: "the relay answered without a tunnel")
             answered.fail(AgentError.refused(refusal.reason, refusal.message))
             context.close(promise: nil)
             return

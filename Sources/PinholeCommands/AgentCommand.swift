@@ -47,13 +47,18 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The relay's token (or PINHOLE_TOKEN).", valueName: "token"))
     var token: String?
 
-    @Option(help: ArgumentHelp("Trust exactly the relay certificate with this fingerprint, as the relay printed it.", valueName: "sha256:hex"))
+    @Option(
+        help: ArgumentHelp(
+            "Trust exactly the relay certificate with this fingerprint, as the relay printed it.",
+            valueName: "sha256:hex"))
     var pin: String?
 
     @Option(help: ArgumentHelp("Trust the CAs in this PEM file instead of the system store.", valueName: "file"))
     var ca: String?
 
-    @Option(help: ArgumentHelp("Tunnel name (a DNS label). Default: stable for this user, machine and target.", valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "Tunnel name (a DNS label). Default: stable for this user, machine and target.", valueName: "name"))
     var name: String?
 
     @Option(help: "Embedded relay: address to listen on.")
@@ -68,7 +73,10 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds between keepalive PINGs to the relay.", valueName: "seconds"))
     var keepalive = 15
 
-    @Option(help: ArgumentHelp("Give up on a request after this many seconds (default: never, so breakpoints can take their time).", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Give up on a request after this many seconds (default: never, so breakpoints can take their time).",
+            valueName: "seconds"))
     var requestTimeout: Int?
 
     @Option(help: "Output: text (a header, then a line per request) or json (one object per line).")
@@ -88,16 +96,23 @@ public struct AgentCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.description)
         }
-        guard AgentOutput.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format takes text or json") }
+        guard AgentOutput.Format(rawValue: logFormat) != nil else {
+            throw ValidationError("--log-format takes text or json")
+        }
         if relay == nil {
-            for (flag, value) in [("--token", token), ("--pin", pin), ("--ca", ca), ("--name", name)] where value != nil {
+            for (flag, value) in [("--token", token), ("--pin", pin), ("--ca", ca), ("--name", name)] where value != nil
+            {
                 throw ValidationError("\(flag) is for --relay; without it the agent embeds the relay")
             }
         } else {
             _ = try relayEndpoint()
             if pin != nil && ca != nil { throw ValidationError("--pin and --ca are alternatives; give one") }
-            if resolvedToken == nil { throw ValidationError("--relay needs --token (or PINHOLE_TOKEN): the relay printed one") }
-            if let name, let problem = DNS1123.labelViolation(name) { throw ValidationError("--name \(name): \(problem)") }
+            if resolvedToken == nil {
+                throw ValidationError("--relay needs --token (or PINHOLE_TOKEN): the relay printed one")
+            }
+            if let name, let problem = DNS1123.labelViolation(name) {
+                throw ValidationError("--name \(name): \(problem)")
+            }
             if let pin {
                 do { _ = try CertificateFingerprint(parsing: pin) } catch { throw ValidationError("--pin: \(error)") }
             }
@@ -131,7 +146,8 @@ public struct AgentCommand: AsyncParsableCommand {
             format: AgentOutput.Format(rawValue: logFormat) ?? .text, quiet: quiet, target: targetAddress.description,
             istio: IstioFiles(options: istio))
         let agent = Agent(
-            configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "pinhole.agent"),
+            configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "pinhole.agent"),
             events: { output.handle($0) })
         do {
             try await runUntilInterrupted { try await agent.run() }
@@ -155,8 +171,9 @@ public struct AgentCommand: AsyncParsableCommand {
         }
         var aliases: [String] = []
         if let service = istio.service { aliases.append("\(service).\(istio.namespace)") }
-        return .relay(.init(
-            host: host, port: port, token: resolvedToken ?? "", trust: trust,
-            name: name ?? AgentConfiguration.defaultName(target: target), aliases: aliases))
+        return .relay(
+            .init(
+                host: host, port: port, token: resolvedToken ?? "", trust: trust,
+                name: name ?? AgentConfiguration.defaultName(target: target), aliases: aliases))
     }
 }

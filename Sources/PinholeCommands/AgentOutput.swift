@@ -37,13 +37,20 @@ final class AgentOutput: Sendable {
             guard !quiet else { return }
             request(record)
         case .disconnected(let reason):
-            if format == .json { Terminal.json(["event": "disconnected", "reason": reason]) } else { Terminal.out("          tunnel lost: \(reason)") }
+            if format == .json {
+                Terminal.json(["event": "disconnected", "reason": reason])
+            } else {
+                Terminal.out("          tunnel lost: \(reason)")
+            }
         case .reconnecting(let attempt, let delay, let reason):
             let seconds = Double(delay.nanoseconds) / 1e9
             if format == .json {
-                Terminal.json(["event": "reconnecting", "attempt": attempt, "delay_ms": Int(seconds * 1000), "reason": reason])
+                Terminal.json([
+                    "event": "reconnecting", "attempt": attempt, "delay_ms": Int(seconds * 1000), "reason": reason,
+                ])
             } else {
-                Terminal.out(String(format: "          reconnecting in %.1f s (attempt %d): %@", seconds, attempt, reason))
+                Terminal.out(
+                    String(format: "          reconnecting in %.1f s (attempt %d): %@", seconds, attempt, reason))
             }
         }
     }
@@ -56,7 +63,9 @@ final class AgentOutput: Sendable {
             ]
             if let name = tunnel.name { object["name"] = name }
             if !tunnel.alternatives.isEmpty { object["alternatives"] = tunnel.alternatives }
-            if let istioFile { object["istio_file"] = istioFile.resources; object["istio_restore_file"] = istioFile.restore }
+            if let istioFile {
+                object["istio_file"] = istioFile.resources; object["istio_restore_file"] = istioFile.restore
+            }
             Terminal.json(object)
             return
         }
@@ -66,7 +75,9 @@ final class AgentOutput: Sendable {
         }
         Terminal.out("")
         Terminal.out("pinhole agent")
-        Terminal.out("  relay      \(tunnel.relay == "embedded" ? "embedded (this machine serves the public side)" : tunnel.relay)")
+        Terminal.out(
+            "  relay      \(tunnel.relay == "embedded" ? "embedded (this machine serves the public side)" : tunnel.relay)"
+        )
         Terminal.out("  public URL \(tunnel.url)")
         for alternative in tunnel.alternatives { Terminal.out("             \(alternative)") }
         Terminal.out("  authority  \(tunnel.authority)   <- the host:port for an Istio redirect")
@@ -91,9 +102,10 @@ final class AgentOutput: Sendable {
         }
         let path = record.path.count > 40 ? String(record.path.prefix(39)) + "…" : record.path
         let time = Self.clock()
-        Terminal.out(String(
-            format: "%@  %@ %@ %6d %10@", time, record.method.padding(toLength: 7, withPad: " ", startingAt: 0),
-            path.padding(toLength: 40, withPad: " ", startingAt: 0), record.status, Self.duration(milliseconds)))
+        Terminal.out(
+            String(
+                format: "%@  %@ %@ %6d %10@", time, record.method.padding(toLength: 7, withPad: " ", startingAt: 0),
+                path.padding(toLength: 40, withPad: " ", startingAt: 0), record.status, Self.duration(milliseconds)))
     }
 
     /// On the way out: how to undo the Istio change.

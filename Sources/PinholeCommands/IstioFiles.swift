@@ -28,7 +28,8 @@ final class IstioFiles: Sendable {
     func write(for tunnel: TunnelInfo) -> Written? {
         let restorePath = path.hasSuffix(".yaml") ? String(path.dropLast(5)) + ".restore.yaml" : path + ".restore.yaml"
         do {
-            let endpoint = try TunnelEndpoint(host: tunnel.host, port: tunnel.port, scheme: tunnel.url.hasPrefix("https") ? .https : .http)
+            let endpoint = try TunnelEndpoint(
+                host: tunnel.host, port: tunnel.port, scheme: tunnel.url.hasPrefix("https") ? .https : .http)
             let plan = try makePlan(endpoint)
             try IstioRenderer.render(plan).write(toFile: path, atomically: true, encoding: .utf8)
             try IstioRenderer.renderRestore(plan).write(toFile: restorePath, atomically: true, encoding: .utf8)

@@ -40,16 +40,24 @@ public struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Port agents connect to, over TLS.")
     var agentPort = 4443
 
-    @Option(help: ArgumentHelp("Serve tunnels as NAME.DOMAIN on the public port, routed by the Host header.", valueName: "domain"))
+    @Option(
+        help: ArgumentHelp(
+            "Serve tunnels as NAME.DOMAIN on the public port, routed by the Host header.", valueName: "domain"))
     var domain: String?
 
-    @Option(help: ArgumentHelp("This relay's name or IP as the cluster sees it; goes into tunnel addresses and the certificate.", valueName: "host"))
+    @Option(
+        help: ArgumentHelp(
+            "This relay's name or IP as the cluster sees it; goes into tunnel addresses and the certificate.",
+            valueName: "host"))
     var publicHost: String?
 
-    @Option(help: ArgumentHelp("Without --domain: give each tunnel its own public port from this range.", valueName: "A-B"))
+    @Option(
+        help: ArgumentHelp("Without --domain: give each tunnel its own public port from this range.", valueName: "A-B"))
     var tunnelPorts: String?
 
-    @Option(name: .customLong("token"), help: ArgumentHelp("A token agents may use (repeatable). Also PINHOLE_TOKENS=tok1,tok2.", valueName: "token"))
+    @Option(
+        name: .customLong("token"),
+        help: ArgumentHelp("A token agents may use (repeatable). Also PINHOLE_TOKENS=tok1,tok2.", valueName: "token"))
     var tokens: [String] = []
 
     @Option(help: ArgumentHelp("A file with one token per line.", valueName: "file"))
@@ -64,10 +72,14 @@ public struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Most tunnels this relay accepts.")
     var maxTunnels = 1000
 
-    @Option(help: ArgumentHelp("Seconds between keepalive PINGs; a silent agent is dropped after about two.", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds between keepalive PINGs; a silent agent is dropped after about two.", valueName: "seconds"))
     var keepalive = 15
 
-    @Option(help: ArgumentHelp("Give up on a request after this many seconds (default: never, for debuggers).", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Give up on a request after this many seconds (default: never, for debuggers).", valueName: "seconds"))
     var requestTimeout: Int?
 
     @Option(help: ArgumentHelp("Event-loop threads (default: one per core).", valueName: "count"))
@@ -85,7 +97,9 @@ public struct RelayCommand: AsyncParsableCommand {
         _ = try portRange()
         if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a log level") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level \(logLevel) is not a log level")
+        }
     }
 
     private func portRange() throws -> ClosedRange<Int>? {
@@ -119,10 +133,15 @@ public struct RelayCommand: AsyncParsableCommand {
         var dnsNames = domain.map { [$0, "*.\($0)"] } ?? []
         var ipAddresses: [String] = []
         for host in [publicHost].compactMap({ $0 }) {
-            if host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) { ipAddresses.append(host) } else { dnsNames.append(host) }
+            if host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) {
+                ipAddresses.append(host)
+            } else {
+                dnsNames.append(host)
+            }
         }
         if dnsNames.isEmpty && ipAddresses.isEmpty { ipAddresses = reachable + ["127.0.0.1"] }
-        let loaded = try RelayIdentity.loadOrGenerate(certificatePath: cert, keyPath: key, dnsNames: dnsNames, ipAddresses: ipAddresses)
+        let loaded = try RelayIdentity.loadOrGenerate(
+            certificatePath: cert, keyPath: key, dnsNames: dnsNames, ipAddresses: ipAddresses)
 
         var configuration = try RelayConfiguration(
             bindHost: bind, publicPort: publicPort, agentPort: agentPort, domain: domain, publicHost: publicHost,
@@ -131,7 +150,8 @@ public struct RelayCommand: AsyncParsableCommand {
         configuration.keepaliveInterval = .seconds(Int64(keepalive))
         configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
 
-        let group = threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
+        let group =
+            threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
         let relay = Relay(configuration: configuration, group: group, logger: logger)
         let addresses = try await relay.start()
         printBanner(relay: relay, addresses: addresses, loaded: loaded, tokenNote: tokenNote)
@@ -147,14 +167,20 @@ public struct RelayCommand: AsyncParsableCommand {
             guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
                 throw RelayError.configuration("--token-file \(tokenFile) cannot be read")
             }
-            list += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            list += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+                !$0.isEmpty
+            }
         }
         if let environment = ProcessInfo.processInfo.environment["PINHOLE_TOKENS"] {
             list += environment.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init)
         }
         if !list.isEmpty { return (list, "<your token>") }
-        let path = ((cert as NSString).deletingLastPathComponent.isEmpty ? "." : (cert as NSString).deletingLastPathComponent) + "/relay.token"
-        if let stored = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !stored.isEmpty {
+        let path =
+            ((cert as NSString).deletingLastPathComponent.isEmpty ? "." : (cert as NSString).deletingLastPathComponent)
+            + "/relay.token"
+        if let stored = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines), !stored.isEmpty
+        {
             return ([stored], "<the token in \(path) on the relay>")
         }
         let token = TokenGenerator.make()
@@ -165,21 +191,27 @@ public struct RelayCommand: AsyncParsableCommand {
         return ([token], token)
     }
 
-    private func printBanner(relay: Relay, addresses: Relay.Addresses, loaded: RelayIdentity.Loaded, tokenNote: String) {
+    private func printBanner(relay: Relay, addresses: Relay.Addresses, loaded: RelayIdentity.Loaded, tokenNote: String)
+    {
         let host = relay.advertisedHost
         let agentHost = publicHost ?? domain.map { _ in host } ?? host
         Terminal.out("pinhole relay")
         if let domain {
-            Terminal.out("  public   http://NAME.\(domain):\(addresses.publicPort)  (point *.\(domain) at this machine)")
+            Terminal.out(
+                "  public   http://NAME.\(domain):\(addresses.publicPort)  (point *.\(domain) at this machine)")
         } else if let range = try? portRange() {
-            Terminal.out("  public   http://\(host):\(range.lowerBound)-\(range.upperBound)  (a port per tunnel; shared port \(addresses.publicPort))")
+            Terminal.out(
+                "  public   http://\(host):\(range.lowerBound)-\(range.upperBound)  (a port per tunnel; shared port \(addresses.publicPort))"
+            )
         }
         Terminal.out("  agents   \(bind):\(addresses.agentPort)  (TLS, ALPN \(TunnelProtocol.applicationProtocol))")
         Terminal.out("  cert     \(cert)\(loaded.generated ? "  (generated now)" : "")")
         Terminal.out("  pin      \(loaded.identity.fingerprint)")
         Terminal.out("")
         Terminal.out("On your laptop, run:")
-        Terminal.out("  ./agent 3000 --relay \(agentHost):\(addresses.agentPort) --pin \(loaded.identity.fingerprint) --token \(tokenNote)")
+        Terminal.out(
+            "  ./agent 3000 --relay \(agentHost):\(addresses.agentPort) --pin \(loaded.identity.fingerprint) --token \(tokenNote)"
+        )
         Terminal.out("")
     }
 }

@@ -15,7 +15,10 @@ enum Terminal {
 
     /// One JSON object per line.
     static func json(_ object: [String: any Sendable]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        guard
+            let data = try? JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        else { return }
         out(String(decoding: data, as: UTF8.self))
     }
 }

@@ -100,7 +100,8 @@ extension HTTP2Connection {
             if endStream, let stream = streams[streamID] { endOfStream(stream) }
         case NGHTTP2_RST_STREAM.rawValue:
             if let stream = streams[streamID], stream.resetReason == nil {
-                stream.resetReason = .streamReset(streamID: streamID, code: HTTP2ErrorCode(rawValue: frame.rst_stream.error_code))
+                stream.resetReason = .streamReset(
+                    streamID: streamID, code: HTTP2ErrorCode(rawValue: frame.rst_stream.error_code))
             }
         case NGHTTP2_GOAWAY.rawValue:
             let code = HTTP2ErrorCode(rawValue: frame.goaway.error_code)
@@ -108,7 +109,9 @@ extension HTTP2Connection {
             events.append(.goAway(code, lastStreamID: frame.goaway.last_stream_id))
         case NGHTTP2_PING.rawValue:
             guard frame.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 else { return }
-            let id = withUnsafeBytes(of: frame.ping.opaque_data) { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
+            let id = withUnsafeBytes(of: frame.ping.opaque_data) {
+                UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self))
+            }
             events.append(.pingAcknowledged(id))
         default:
             break

@@ -79,7 +79,8 @@ extension HTTP2Connection {
         }
         drainAfterSessionCall()
         if result < 0 {
-            terminate(with: .protocolViolation(lastProtocolComplaint ?? String(cString: nghttp2_strerror(Int32(result)))))
+            terminate(
+                with: .protocolViolation(lastProtocolComplaint ?? String(cString: nghttp2_strerror(Int32(result)))))
         }
     }
 

@@ -117,7 +117,8 @@ public final class HTTP2Connection {
         nextPingID &+= 1
         let id = nextPingID
         let result = withUnsafeBytes(of: id.bigEndian) { opaque in
-            nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), opaque.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            nghttp2_submit_ping(
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), opaque.baseAddress!.assumingMemoryBound(to: UInt8.self))
         }
         guard result == 0 else {
             promise.fail(HTTP2Error.library(operation: "sending PING", code: result))
@@ -154,7 +155,9 @@ public final class HTTP2Connection {
 
     private func execute(_ operation: Operation) {
         guard let session, !isClosed else {
-            if case .openStream(let stream, _, _) = operation { stream.resetReason = terminalError ?? .connectionClosed }
+            if case .openStream(let stream, _, _) = operation {
+                stream.resetReason = terminalError ?? .connectionClosed
+            }
             return
         }
         switch operation {
@@ -238,7 +241,8 @@ public final class HTTP2Connection {
         case .streamWritable(let stream):
             stream.delegate?.streamWritabilityChanged(stream)
         case .goAway(let code, let lastStreamID):
-            context?.fireUserInboundEventTriggered(HTTP2ConnectionEvent.goAwayReceived(code: code, lastStreamID: lastStreamID))
+            context?.fireUserInboundEventTriggered(
+                HTTP2ConnectionEvent.goAwayReceived(code: code, lastStreamID: lastStreamID))
         case .pingAcknowledged(let id):
             if let (sent, promise) = pendingPings.removeValue(forKey: id) {
                 promise.succeed(.nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - sent.uptimeNanoseconds)))

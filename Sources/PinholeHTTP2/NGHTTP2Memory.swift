@@ -1,7 +1,7 @@
 internal import CNghttp2
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // nghttp2 keeps a 16 KiB frame buffer per session for its whole life, though sending

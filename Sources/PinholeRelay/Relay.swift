@@ -48,8 +48,9 @@ public final class Relay: Sendable {
     public func start() async throws(RelayError) -> Addresses {
         let tls: TLSContext
         do {
-            tls = try TLSContext(server: TLSServerConfiguration(
-                identity: configuration.identity, applicationProtocols: [TunnelProtocol.applicationProtocol]))
+            tls = try TLSContext(
+                server: TLSServerConfiguration(
+                    identity: configuration.identity, applicationProtocols: [TunnelProtocol.applicationProtocol]))
         } catch {
             throw .certificate(error.description)
         }
@@ -59,7 +60,8 @@ public final class Relay: Sendable {
                 router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout)
         }
         let services = RelayServices(
-            configuration: configuration, registry: registry, authenticator: TokenAuthenticator(tokens: configuration.tokens),
+            configuration: configuration, registry: registry,
+            authenticator: TokenAuthenticator(tokens: configuration.tokens),
             throttle: FailureThrottle(), logger: logger,
             ensurePortListener: { [self] port in ensurePortListener(port) }, advertisedHost: advertisedHost,
             publicPort: publicChannel.localAddress?.port ?? configuration.publicPort)
@@ -68,11 +70,15 @@ public final class Relay: Sendable {
                 .serverChannelOption(ChannelOptions.backlog, value: 1024)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-                .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
+                .childChannelOption(
+                    ChannelOptions.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024)
+                )
                 // Small reads while a tunnel idles (its read buffer is kept per connection),
                 // growing to large ones under bulk transfer.
                 .childChannelOption(
-                    ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 1024, maximum: 256 * 1024))
+                    ChannelOptions.recvAllocator,
+                    value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 1024, maximum: 256 * 1024)
+                )
                 .childChannelInitializer { [agentConnections] channel in
                     agentConnections.insert(channel)
                     return channel.eventLoop.makeCompletedFuture {
@@ -83,10 +89,14 @@ public final class Relay: Sendable {
                 }
                 .bind(host: self.configuration.bindHost, port: self.configuration.agentPort).get()
         }
-        let addresses = Addresses(publicPort: publicChannel.localAddress?.port ?? 0, agentPort: agentChannel.localAddress?.port ?? 0)
-        logger.info("relay listening", metadata: [
-            "public": "\(configuration.bindHost):\(addresses.publicPort)", "agents": "\(configuration.bindHost):\(addresses.agentPort)",
-        ])
+        let addresses = Addresses(
+            publicPort: publicChannel.localAddress?.port ?? 0, agentPort: agentChannel.localAddress?.port ?? 0)
+        logger.info(
+            "relay listening",
+            metadata: [
+                "public": "\(configuration.bindHost):\(addresses.publicPort)",
+                "agents": "\(configuration.bindHost):\(addresses.agentPort)",
+            ])
         return addresses
     }
 
@@ -109,7 +119,9 @@ public final class Relay: Sendable {
         agentConnections.closeAll()
     }
 
-    private func bind(_ what: String, port: Int, _ body: @Sendable () async throws -> any Channel) async throws(RelayError) -> any Channel {
+    private func bind(
+        _ what: String, port: Int, _ body: @Sendable () async throws -> any Channel
+    ) async throws(RelayError) -> any Channel {
         do {
             let channel = try await body()
             listeners.withLockedValue { $0.append(channel) }

@@ -44,7 +44,9 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         let seconds = services.configuration.handshakeTimeout.nanoseconds / 1_000_000_000
         timeout = context.eventLoop.assumeIsolated().scheduleTask(in: services.configuration.handshakeTimeout) {
             guard self.state != .done else { return }
-            self.services.logger.info("agent handshake timed out", metadata: ["peer": "\(context.remoteAddress?.ipAddress ?? "?")", "after": "\(seconds)s"])
+            self.services.logger.info(
+                "agent handshake timed out",
+                metadata: ["peer": "\(context.remoteAddress?.ipAddress ?? "?")", "after": "\(seconds)s"])
             context.close(promise: nil)
         }
     }
@@ -79,7 +81,10 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
     private func check(_ hello: AgentHello, context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
         guard hello.version == TunnelProtocol.version else {
-            refuse(.unsupportedVersion, "this relay speaks handshake version \(TunnelProtocol.version), the agent \(hello.version); update both", context: context)
+            refuse(
+                .unsupportedVersion,
+                "this relay speaks handshake version \(TunnelProtocol.version), the agent \(hello.version); update both",
+                context: context)
             return
         }
         guard let owner = services.authenticator.owner(of: hello.token) else {
@@ -113,7 +118,9 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
                 switch result {
                 case .success: self.accept(entry, hello: hello, context: context)
                 case .failure(let error):
-                    self.refuse(.tooManyTunnels, "the relay cannot listen on port \(entry.port ?? 0): \(error)", context: context)
+                    self.refuse(
+                        .tooManyTunnels, "the relay cannot listen on port \(entry.port ?? 0): \(error)",
+                        context: context)
                 }
             }
         }
@@ -131,8 +138,11 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         state = .done
         timeout?.cancel()
 
-        let http2 = HTTP2ConnectionHandler(role: .client, eventLoop: context.eventLoop, configuration: services.configuration.http2)
-        let keepalive = TunnelKeepalive(connection: http2.connection, interval: services.configuration.keepaliveInterval) {
+        let http2 = HTTP2ConnectionHandler(
+            role: .client, eventLoop: context.eventLoop, configuration: services.configuration.http2)
+        let keepalive = TunnelKeepalive(
+            connection: http2.connection, interval: services.configuration.keepaliveInterval
+        ) {
             [logger = services.logger, name = entry.name] reason in
             logger.info("agent connection is dead, closing it", metadata: ["tunnel": "\(name)", "reason": "\(reason)"])
             context.close(promise: nil)
@@ -144,7 +154,8 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             return
         }
         let channel = context.channel
-        let link = TunnelLink(target: TunnelTarget(connection: http2.connection), close: { channel.close(promise: nil) })
+        let link = TunnelLink(
+            target: TunnelTarget(connection: http2.connection), close: { channel.close(promise: nil) })
         let registry = services.registry
         let logger = services.logger
         let (name, generation) = (entry.name, entry.generation)
@@ -165,7 +176,8 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         if let domain = configuration.domain {
             return RelayAnswer.Tunnel(name: entry.name, host: "\(entry.name).\(domain)", port: services.publicPort)
         }
-        return RelayAnswer.Tunnel(name: entry.name, host: services.advertisedHost, port: entry.port ?? services.publicPort)
+        return RelayAnswer.Tunnel(
+            name: entry.name, host: services.advertisedHost, port: entry.port ?? services.publicPort)
     }
 
     private func send(_ answer: RelayAnswer, context: ChannelHandlerContext) throws {
@@ -177,7 +189,10 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         state = .done
         timeout?.cancel()
         services.logger.info("agent refused", metadata: ["peer": "\(peer(context))", "reason": "\(reason.rawValue)"])
-        guard let frame = try? HandshakeFraming.encode(RelayAnswer.refused(reason, message), allocator: context.channel.allocator) else {
+        guard
+            let frame = try? HandshakeFraming.encode(
+                RelayAnswer.refused(reason, message), allocator: context.channel.allocator)
+        else {
             context.close(promise: nil)
             return
         }

@@ -20,7 +20,9 @@ public enum RelayIdentity {
         let haveKey = files.fileExists(atPath: keyPath)
         do {
             if haveCertificate && haveKey {
-                return Loaded(identity: try TLSIdentity.load(certificatePath: certificatePath, keyPath: keyPath), generated: false)
+                return Loaded(
+                    identity: try TLSIdentity.load(certificatePath: certificatePath, keyPath: keyPath), generated: false
+                )
             }
             if haveCertificate != haveKey {
                 throw RelayError.certificate(

@@ -65,7 +65,8 @@ final class TunnelRegistry: Sendable {
             }
             for alias in aliases {
                 let holder = state.entries.values.first { entry in
-                    entry.name != name && entry.aliases.contains { $0.service == alias.service && $0.namespace == alias.namespace }
+                    entry.name != name
+                        && entry.aliases.contains { $0.service == alias.service && $0.namespace == alias.namespace }
                 }
                 if let holder {
                     return .refused(.aliasTaken, "service '\(alias)' is already routed to tunnel '\(holder.name)'")
@@ -80,7 +81,8 @@ final class TunnelRegistry: Sendable {
                     state.portOfName[name] = free
                     state.nameOfPort[free] = name
                 } else if domain == nil {
-                    return .refused(.tooManyTunnels, "every port in \(tunnelPorts.lowerBound)-\(tunnelPorts.upperBound) is taken")
+                    return .refused(
+                        .tooManyTunnels, "every port in \(tunnelPorts.lowerBound)-\(tunnelPorts.upperBound) is taken")
                 }
             }
             let entry = Entry(

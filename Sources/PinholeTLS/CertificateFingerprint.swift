@@ -46,10 +46,11 @@ public struct CertificateFingerprint: Hashable, Sendable, CustomStringConvertibl
     }
 
     public var description: String {
-        Self.prefix + bytes.map { byte in
-            let digits = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
-        }.joined()
+        Self.prefix
+            + bytes.map { byte in
+                let digits = Array("0123456789abcdef")
+                return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
+            }.joined()
     }
 }
 

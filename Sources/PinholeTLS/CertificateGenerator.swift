@@ -36,13 +36,17 @@ public enum CertificateGenerator {
     }
 
     /// A certificate signed by `issuer`, which must be a CA made by `selfSigned`.
-    public static func issue(_ request: CertificateRequest, signedBy issuer: TLSIdentity) throws(TLSError)
+    public static func issue(
+        _ request: CertificateRequest, signedBy issuer: TLSIdentity
+    ) throws(TLSError)
         -> TLSIdentity
     {
         try generate(request, issuer: issuer)
     }
 
-    private static func generate(_ request: CertificateRequest, issuer: TLSIdentity?) throws(TLSError)
+    private static func generate(
+        _ request: CertificateRequest, issuer: TLSIdentity?
+    ) throws(TLSError)
         -> TLSIdentity
     {
         try validate(request)
@@ -80,7 +84,8 @@ public enum CertificateGenerator {
         }
         var chain = try certificate.pem()
         if let issuer { chain += issuer.certificateChainPEM }
-        return try TLSIdentity(certificateChainPEM: chain, privateKeyPEM: try key.pem(), origin: "generated certificate")
+        return try TLSIdentity(
+            certificateChainPEM: chain, privateKeyPEM: try key.pem(), origin: "generated certificate")
     }
 
     private static func validate(_ request: CertificateRequest) throws(TLSError) {
@@ -114,7 +119,10 @@ public enum CertificateGenerator {
     ) throws(TLSError) {
         var extensions: [(Int32, String)] = [
             (NID_basic_constraints, request.isCertificateAuthority ? "critical,CA:TRUE" : "critical,CA:FALSE"),
-            (NID_key_usage, request.isCertificateAuthority ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature"),
+            (
+                NID_key_usage,
+                request.isCertificateAuthority ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature"
+            ),
             (NID_subject_key_identifier, "hash"),
         ]
         if !request.isCertificateAuthority { extensions.append((NID_ext_key_usage, "serverAuth")) }

@@ -64,10 +64,12 @@ final class CiphertextBuffers {
 /// method table is never changed afterwards.
 nonisolated(unsafe) private let ciphertextBIOMethod: OpaquePointer = {
     let method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "pinhole ciphertext")!
-    BIO_meth_set_create(method, { bio in
-        BIO_set_init(bio, 1)
-        return 1
-    })
+    BIO_meth_set_create(
+        method,
+        { bio in
+            BIO_set_init(bio, 1)
+            return 1
+        })
     BIO_meth_set_destroy(method, { _ in 1 })
     BIO_meth_set_read_ex(method, ciphertextBIORead)
     BIO_meth_set_write_ex(method, ciphertextBIOWrite)

@@ -2,9 +2,9 @@ internal import COpenSSL
 import NIOCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One OpenSSL `SSL*` and its ciphertext buffers. It never touches a channel: the

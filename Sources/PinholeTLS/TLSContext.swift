@@ -49,13 +49,15 @@ public final class TLSContext: @unchecked Sendable {
         // AES-128-GCM first: as strong as TLS 1.3 requires, and the cheapest per byte
         // on CPUs with AES instructions, which matters for bulk tunnel traffic.
         try OpenSSLErrorQueue.check(
-            SSL_CTX_set_ciphersuites(pointer, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"),
+            SSL_CTX_set_ciphersuites(
+                pointer, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"),
             "choosing TLS 1.3 cipher suites")
         if isServer {
             // Tunnels are long-lived and never resumed; tickets would only cost bytes.
             _ = SSL_CTX_set_num_tickets(pointer, 0)
             if !protocols.isEmpty {
-                SSL_CTX_set_alpn_select_cb(pointer, selectApplicationProtocol, Unmanaged.passUnretained(self).toOpaque())
+                SSL_CTX_set_alpn_select_cb(
+                    pointer, selectApplicationProtocol, Unmanaged.passUnretained(self).toOpaque())
             }
         } else if !protocols.isEmpty {
             // SSL_CTX_set_alpn_protos returns 0 on success, unlike most of OpenSSL.

@@ -113,7 +113,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // TCP said no more bytes. After close_notify that is the expected end (already
             // reported); before it, the stream was cut short.
             if state == .inputClosed || state == .closing || state == .closed { return }
-            fail(context: context, with: state == .active ? .truncated : .handshakeFailed(reason: "the peer closed the connection"))
+            fail(
+                context: context,
+                with: state == .active ? .truncated : .handshakeFailed(reason: "the peer closed the connection"))
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -135,8 +137,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if !tlsContext.isServer, !tlsContext.applicationProtocols.isEmpty,
                 negotiated.map({ !tlsContext.applicationProtocols.contains($0) }) ?? true
             {
-                fail(context: context, with: .applicationProtocolMismatch(
-                    offered: tlsContext.applicationProtocols, selected: negotiated))
+                fail(
+                    context: context,
+                    with: .applicationProtocolMismatch(
+                        offered: tlsContext.applicationProtocols, selected: negotiated))
                 return
             }
             state = .active
@@ -180,7 +184,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func receivedCloseNotify(context: ChannelHandlerContext) {
-        let halfClosureAllowed = (try? context.channel.syncOptions?.getOption(ChannelOptions.allowRemoteHalfClosure)) ?? false
+        let halfClosureAllowed =
+            (try? context.channel.syncOptions?.getOption(ChannelOptions.allowRemoteHalfClosure)) ?? false
         if halfClosureAllowed {
             state = .inputClosed
             context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
@@ -230,7 +235,11 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         for remaining in (0..<count).reversed() {
             let (data, promise) = pendingWrites.removeFirst()
             if let promise {
-                if let combinedPromise { combinedPromise.futureResult.cascade(to: promise) } else { combinedPromise = promise }
+                if let combinedPromise {
+                    combinedPromise.futureResult.cascade(to: promise)
+                } else {
+                    combinedPromise = promise
+                }
             }
             guard failure == nil else { continue }
             failure = encrypt(data, connection: connection, isLast: remaining == 0)

@@ -1,7 +1,7 @@
 internal import COpenSSL
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Owns one OpenSSL `X509*`. Internal: nothing outside PinholeTLS sees OpenSSL types.

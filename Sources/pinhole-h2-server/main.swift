@@ -24,10 +24,13 @@ while let argument = arguments.next() {
     }
 }
 
-let tls: TLSContext? = try useTLS
-    ? TLSContext(server: TLSServerConfiguration(
-        identity: CertificateGenerator.selfSigned(CertificateRequest(commonName: "localhost", ipAddresses: ["127.0.0.1"])),
-        applicationProtocols: ["h2"]))
+let tls: TLSContext? =
+    try useTLS
+    ? TLSContext(
+        server: TLSServerConfiguration(
+            identity: CertificateGenerator.selfSigned(
+                CertificateRequest(commonName: "localhost", ipAddresses: ["127.0.0.1"])),
+            applicationProtocols: ["h2"]))
     : nil
 let body = ByteBuffer(string: "Hello, world!")
 let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -38,7 +41,8 @@ let server = try await ServerBootstrap(group: group)
         channel.eventLoop.makeCompletedFuture {
             if let tls { try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls)) }
             try channel.pipeline.syncOperations.addHandler(
-                HTTP2ConnectionHandler(role: .server, eventLoop: channel.eventLoop) { _ in StaticResponder(body: body) })
+                HTTP2ConnectionHandler(role: .server, eventLoop: channel.eventLoop) { _ in StaticResponder(body: body) }
+            )
         }
     }
     .bind(host: "127.0.0.1", port: port).get()

@@ -11,7 +11,8 @@ import PinholeCore
 import PinholeTLS
 
 func usage() -> Never {
-    FileHandle.standardError.write(Data("usage: pinhole-idle-tunnels --relay HOST:PORT --token TOKEN --pin sha256:HEX [--count N]\n".utf8))
+    FileHandle.standardError.write(
+        Data("usage: pinhole-idle-tunnels --relay HOST:PORT --token TOKEN --pin sha256:HEX [--count N]\n".utf8))
     exit(2)
 }
 
@@ -33,7 +34,8 @@ while let argument = arguments.next() {
     default: usage()
     }
 }
-guard let relay, let token, let pin, let colon = relay.lastIndex(of: ":"), let port = Int(relay[relay.index(after: colon)...]),
+guard let relay, let token, let pin, let colon = relay.lastIndex(of: ":"),
+    let port = Int(relay[relay.index(after: colon)...]),
     let fingerprint = try? CertificateFingerprint(parsing: pin)
 else { usage() }
 let host = String(relay[..<colon])
@@ -51,7 +53,8 @@ for waveStart in stride(from: 0, to: total, by: wave) {
     for index in waveStart..<waveEnd {
         var configuration = AgentConfiguration(
             target: .default,
-            mode: .relay(.init(host: host, port: port, token: token, trust: .pinned(fingerprint), name: "idle-\(index)")))
+            mode: .relay(
+                .init(host: host, port: port, token: token, trust: .pinned(fingerprint), name: "idle-\(index)")))
         configuration.keepaliveInterval = .seconds(60)
         let agent = Agent(configuration: configuration, group: group, logger: logger) { event in
             if case .tunnelReady = event {
@@ -62,14 +65,15 @@ for waveStart in stride(from: 0, to: total, by: wave) {
                 if now == waveEnd { waveReady.continuation.yield() }
             }
         }
-        tasks.append(Task {
-            do {
-                try await agent.run()
-            } catch {
-                failed.withLockedValue { $0 = "\(error)" }
-                waveReady.continuation.yield()
-            }
-        })
+        tasks.append(
+            Task {
+                do {
+                    try await agent.run()
+                } catch {
+                    failed.withLockedValue { $0 = "\(error)" }
+                    waveReady.continuation.yield()
+                }
+            })
     }
     for await _ in waveReady.stream { break }
     if failed.withLockedValue({ $0 }) != nil { break }

@@ -116,13 +116,16 @@ final class Source: ChannelInboundHandler {
 
 let options = Options(Array(CommandLine.arguments.dropFirst()))
 let identity = try CertificateGenerator.selfSigned(CertificateRequest(commonName: "bench", ipAddresses: ["127.0.0.1"]))
-let serverContext = try TLSContext(server: TLSServerConfiguration(identity: identity, applicationProtocols: ["pinhole/1"]))
+let serverContext = try TLSContext(
+    server: TLSServerConfiguration(identity: identity, applicationProtocols: ["pinhole/1"]))
 let clientContext = try TLSContext(
     client: TLSClientConfiguration(trust: .pinned(identity.fingerprint), applicationProtocols: ["pinhole/1"]))
 
 let memoryTime = try inMemoryHandshakes(options.handshakes, client: clientContext, server: serverContext)
-print(String(format: "handshake, in memory (CPU of both sides): %8.1f µs each  (%d handshakes)",
-    memoryTime / Double(options.handshakes) * 1e6, options.handshakes))
+print(
+    String(
+        format: "handshake, in memory (CPU of both sides): %8.1f µs each  (%d handshakes)",
+        memoryTime / Double(options.handshakes) * 1e6, options.handshakes))
 
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 let listener = try ServerBootstrap(group: group)
@@ -156,8 +159,10 @@ for _ in 0..<loopbackCount {
     try done.futureResult.wait()
 }
 let loopbackTime = seconds(loopbackStart)
-print(String(format: "handshake, loopback TCP+TLS 1.3 (connect to first byte): %8.1f µs each  (%d connections)",
-    loopbackTime / Double(loopbackCount) * 1e6, loopbackCount))
+print(
+    String(
+        format: "handshake, loopback TCP+TLS 1.3 (connect to first byte): %8.1f µs each  (%d connections)",
+        loopbackTime / Double(loopbackCount) * 1e6, loopbackCount))
 
 // Bulk: one connection, client to server, the server discarding.
 let total = options.megabytes * 1024 * 1024
@@ -181,8 +186,11 @@ _ = try ClientBootstrap(group: group)
     .connect(to: bulkListener.localAddress!).wait()
 let bytes = try bulkDone.futureResult.wait()
 let bulkTime = seconds(bulkStart)
-print(String(format: "bulk, one connection, loopback: %8.0f MB/s  (%d MiB in %.2f s, %@)",
-    Double(bytes) / bulkTime / 1e6, bytes / (1024 * 1024), bulkTime, bytes == total ? "all bytes arrived" : "BYTES MISSING"))
+print(
+    String(
+        format: "bulk, one connection, loopback: %8.0f MB/s  (%d MiB in %.2f s, %@)",
+        Double(bytes) / bulkTime / 1e6, bytes / (1024 * 1024), bulkTime,
+        bytes == total ? "all bytes arrived" : "BYTES MISSING"))
 try listener.close().wait()
 try bulkListener.close().wait()
 try group.syncShutdownGracefully()

@@ -13,18 +13,28 @@ struct AliasRoutingTests {
         let agent = TestAgent.start(
             relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port), name: "dev-checkout",
             aliases: ["checkout.shop"])
-        defer { Task { await agent.stop(); await relay.stop(); await app.stop() } }
+        defer {
+            Task {
+                await agent.stop(); await relay.stop(); await app.stop()
+            }
+        }
         _ = try await agent.tunnel()
 
         let hosts = [
-            "checkout", "checkout:3000", "checkout-shadow:3000", "checkout.shop", "checkout.shop.svc.cluster.local:3000",
+            "checkout", "checkout:3000", "checkout-shadow:3000", "checkout.shop",
+            "checkout.shop.svc.cluster.local:3000",
             "checkout.shop.svc.cluster.local-shadow:3000",
         ]
         for host in hosts {
-            let (_, output) = try await curl(["-sS", "-H", "Host: \(host)", "http://127.0.0.1:\(relay.addresses.publicPort)/hello"])
+            let (_, output) = try await curl([
+                "-sS", "-H", "Host: \(host)", "http://127.0.0.1:\(relay.addresses.publicPort)/hello",
+            ])
             #expect(output == "Hello, world!", "Host: \(host) → \(output)")
         }
-        let (_, other) = try await curl(["-sS", "-w", "%{http_code}", "-o", "/dev/null", "-H", "Host: checkout.billing", "http://127.0.0.1:\(relay.addresses.publicPort)/"])
+        let (_, other) = try await curl([
+            "-sS", "-w", "%{http_code}", "-o", "/dev/null", "-H", "Host: checkout.billing",
+            "http://127.0.0.1:\(relay.addresses.publicPort)/",
+        ])
         #expect(other == "404", "another namespace's checkout is not this tunnel")
     }
 
@@ -32,7 +42,11 @@ struct AliasRoutingTests {
     func aliasConflict() async throws {
         let relay = try await TestRelay.start()
         let first = TestAgent.start(relay: relay, target: .default, name: "first", aliases: ["checkout.shop"])
-        defer { Task { await first.stop(); await relay.stop() } }
+        defer {
+            Task {
+                await first.stop(); await relay.stop()
+            }
+        }
         _ = try await first.tunnel()
         let second = TestAgent.start(relay: relay, target: .default, name: "second", aliases: ["checkout.shop"])
         guard case .refused(.aliasTaken, let message) = await second.outcome() as? AgentError else {
@@ -47,8 +61,13 @@ struct AliasRoutingTests {
         let app = try await LocalApp.start()
         let port = try await ServerBootstrapProbe.bind()
         let relay = try await TestRelay.start(tunnelPorts: port...port)
-        let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port), name: "ported")
-        defer { Task { await agent.stop(); await relay.stop(); await app.stop() } }
+        let agent = TestAgent.start(
+            relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port), name: "ported")
+        defer {
+            Task {
+                await agent.stop(); await relay.stop(); await app.stop()
+            }
+        }
         let info = try await agent.tunnel()
         #expect(info.port == port && info.authority == "127.0.0.1:\(port)")
         let (_, output) = try await curl(["-sS", "http://127.0.0.1:\(port)/hello"])

@@ -17,18 +17,24 @@ private struct TunnelProcesses {
         let directory = try makeTemporaryDirectory("bulk-relay")
         let relay = try ChildProcess(
             binaries + "/relay",
-            ["--bind", "127.0.0.1", "--public-port", "0", "--agent-port", "0", "--domain", "tunnels.test", "--token", "bulk"],
+            [
+                "--bind", "127.0.0.1", "--public-port", "0", "--agent-port", "0", "--domain", "tunnels.test", "--token",
+                "bulk",
+            ],
             currentDirectory: directory)
         let banner = try await relay.waitForOutput { $0.contains("On your laptop") }
         let agentPort = try #require(Self.capture(#"agents   127\.0\.0\.1:(\d+)"#, in: banner))
         let publicPort = try #require(Self.capture(#"tunnels\.test:(\d+)"#, in: banner).flatMap { Int($0) })
         let pin = try #require(Self.capture(#"pin      (sha256:[0-9a-f]+)"#, in: banner))
-        let agent = try ChildProcess(binaries + "/agent", [
-            String(appPort), "--relay", "127.0.0.1:\(agentPort)", "--token", "bulk", "--pin", pin, "--name", "bulk",
-            "--log-format", "json", "--quiet",
-        ])
+        let agent = try ChildProcess(
+            binaries + "/agent",
+            [
+                String(appPort), "--relay", "127.0.0.1:\(agentPort)", "--token", "bulk", "--pin", pin, "--name", "bulk",
+                "--log-format", "json", "--quiet",
+            ])
         try await agent.waitForOutput { $0.contains(#""event":"tunnel_ready""#) }
-        return TunnelProcesses(relay: relay, agent: agent, host: "bulk.tunnels.test:\(publicPort)", publicPort: publicPort)
+        return TunnelProcesses(
+            relay: relay, agent: agent, host: "bulk.tunnels.test:\(publicPort)", publicPort: publicPort)
     }
 
     private static func capture(_ pattern: String, in text: String) -> String? {

@@ -19,7 +19,9 @@ struct ConnectionTests {
             return
         }
         #expect(message == "the relay does not accept this token")
-        #expect(String(describing: error as Any).contains("the relay refused the tunnel: the relay does not accept this token"))
+        #expect(
+            String(describing: error as Any).contains(
+                "the relay refused the tunnel: the relay does not accept this token"))
     }
 
     @Test("a wrong pin stops the agent, showing both fingerprints")
@@ -43,7 +45,11 @@ struct ConnectionTests {
     func heldName() async throws {
         let app = try await LocalApp.start()
         let relay = try await TestRelay.start()
-        defer { Task { await relay.stop(); await app.stop() } }
+        defer {
+            Task {
+                await relay.stop(); await app.stop()
+            }
+        }
         let target = TargetAddress(host: "127.0.0.1", port: app.port)
         let first = TestAgent.start(relay: relay, target: target, name: "shared")
         _ = try await first.tunnel()
@@ -69,8 +75,13 @@ struct ConnectionTests {
     func relayRestart() async throws {
         let app = try await LocalApp.start()
         let first = try await TestRelay.start()
-        let agent = TestAgent.start(relay: first, target: TargetAddress(host: "127.0.0.1", port: app.port), name: "steady")
-        defer { Task { await agent.stop(); await app.stop() } }
+        let agent = TestAgent.start(
+            relay: first, target: TargetAddress(host: "127.0.0.1", port: app.port), name: "steady")
+        defer {
+            Task {
+                await agent.stop(); await app.stop()
+            }
+        }
         let before = try await agent.tunnel()
 
         await first.stop()
@@ -90,7 +101,11 @@ struct ConnectionTests {
         let app = try await LocalApp.start()
         let relay = try await TestRelay.start()
         let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port))
-        defer { Task { await relay.stop(); await app.stop() } }
+        defer {
+            Task {
+                await relay.stop(); await app.stop()
+            }
+        }
         _ = try await agent.tunnel()
         let request = try ChildProcess("curl", relay.curl("demo", "/slow?ms=60000", ["-w", "\\n%{http_code}"]))
         // Wait until the request is at the app, then take the agent away.

@@ -12,7 +12,9 @@ struct ExecutableTests {
     @Test("relay and agent as processes: tunnel_ready, GET, POST, then 503 once the agent stops")
     func executables() async throws {
         let binaries = builtExecutablesDirectory
-        try #require(FileManager.default.isExecutableFile(atPath: binaries + "/relay"), "build the executables first: swift build")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: binaries + "/relay"),
+            "build the executables first: swift build")
         let app = try await LocalApp.start()
         defer { Task { await app.stop() } }
         let run = try ChildProcess("bash", [script, binaries, String(app.port)])

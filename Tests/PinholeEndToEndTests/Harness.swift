@@ -24,14 +24,16 @@ final class TestRelay: Sendable {
         identity: TLSIdentity? = nil, publicPort: Int = 0, agentPort: Int = 0,
         keepalive: TimeAmount = .seconds(15), tunnelPorts: ClosedRange<Int>? = nil
     ) async throws -> TestRelay {
-        let identity = try identity
+        let identity =
+            try identity
             ?? CertificateGenerator.selfSigned(CertificateRequest(commonName: "relay", ipAddresses: ["127.0.0.1"]))
         var configuration = try RelayConfiguration(
             bindHost: "127.0.0.1", publicPort: publicPort, agentPort: agentPort,
             domain: tunnelPorts == nil ? domain : nil, publicHost: "127.0.0.1", tunnelPorts: tunnelPorts,
             tokens: [token, "other-token"], identity: identity)
         configuration.keepaliveInterval = keepalive
-        let relay = Relay(configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger)
+        let relay = Relay(
+            configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger)
         let addresses = try await relay.start()
         return TestRelay(relay: relay, addresses: addresses, identity: identity)
     }
@@ -66,11 +68,15 @@ final class TestAgent: Sendable {
         let log = EventLog<AgentEvent?>()
         var configuration: AgentConfiguration
         if let relay {
-            configuration = AgentConfiguration(target: target, mode: .relay(.init(
-                host: "127.0.0.1", port: relay.addresses.agentPort, token: token,
-                trust: trust ?? .pinned(relay.identity.fingerprint), name: name, aliases: aliases)))
+            configuration = AgentConfiguration(
+                target: target,
+                mode: .relay(
+                    .init(
+                        host: "127.0.0.1", port: relay.addresses.agentPort, token: token,
+                        trust: trust ?? .pinned(relay.identity.fingerprint), name: name, aliases: aliases)))
         } else {
-            configuration = AgentConfiguration(target: target, mode: .embedded(bindHost: "127.0.0.1", publicPort: 0, publicHost: nil))
+            configuration = AgentConfiguration(
+                target: target, mode: .embedded(bindHost: "127.0.0.1", publicPort: 0, publicHost: nil))
         }
         configuration.keepaliveInterval = keepalive
         configuration.requestTimeout = requestTimeout

@@ -9,12 +9,15 @@ import Testing
 @Suite("Tunnel end to end: relay, agent and app in one process", .timeLimit(.minutes(3)))
 struct TunnelTests {
     /// A relay, an agent tunnelling to a fresh local app, and the tunnel's name.
-    private func tunnel(name: String = "demo", keepalive: TimeAmount = .seconds(15)) async throws
+    private func tunnel(
+        name: String = "demo", keepalive: TimeAmount = .seconds(15)
+    ) async throws
         -> (TestRelay, TestAgent, LocalApp)
     {
         let app = try await LocalApp.start()
         let relay = try await TestRelay.start(keepalive: keepalive)
-        let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port), name: name, keepalive: keepalive)
+        let agent = TestAgent.start(
+            relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port), name: name, keepalive: keepalive)
         let info = try await agent.tunnel()
         #expect(info.authority == "\(name).\(TestRelay.domain):\(relay.addresses.publicPort)")
         return (relay, agent, app)
@@ -23,18 +26,27 @@ struct TunnelTests {
     @Test("GET and POST pass through, with X-Forwarded-* appended and hop-by-hop fields removed")
     func getAndPost() async throws {
         let (relay, agent, app) = try await tunnel()
-        defer { Task { await agent.stop(); await relay.stop(); await app.stop() } }
+        defer {
+            Task {
+                await agent.stop(); await relay.stop(); await app.stop()
+            }
+        }
 
         let get = try await curl(relay.curl("demo", "/hello"))
         #expect(get.status == 0 && get.output == "Hello, world!")
 
-        let post = try await curl(relay.curl("demo", "/echo?x=1", ["-X", "POST", "--data-binary", "payload with bytes"]))
+        let post = try await curl(
+            relay.curl("demo", "/echo?x=1", ["-X", "POST", "--data-binary", "payload with bytes"]))
         #expect(post.output == "payload with bytes")
 
-        let headers = try await curl(relay.curl("demo", "/headers", [
-            "-H", "X-Forwarded-For: 10.9.8.7", "-H", "Connection: keep-alive, x-secret-hop", "-H", "X-Secret-Hop: 1",
-            "-H", "X-Custom: kept",
-        ]))
+        let headers = try await curl(
+            relay.curl(
+                "demo", "/headers",
+                [
+                    "-H", "X-Forwarded-For: 10.9.8.7", "-H", "Connection: keep-alive, x-secret-hop", "-H",
+                    "X-Secret-Hop: 1",
+                    "-H", "X-Custom: kept",
+                ]))
         #expect(headers.output.contains("x-forwarded-for: 10.9.8.7, 127.0.0.1"))
         #expect(headers.output.contains("x-forwarded-proto: http"))
         #expect(headers.output.contains("x-forwarded-host: demo.tunnels.test:\(relay.addresses.publicPort)"))
@@ -49,7 +61,11 @@ struct TunnelTests {
     @Test("a server-sent event arrives before the response is finished")
     func serverSentEvents() async throws {
         let (relay, agent, app) = try await tunnel()
-        defer { Task { await agent.stop(); await relay.stop(); await app.stop() } }
+        defer {
+            Task {
+                await agent.stop(); await relay.stop(); await app.stop()
+            }
+        }
         let stream = try ChildProcess("curl", relay.curl("demo", "/events", ["-N"]))
         try await stream.waitForOutput { $0.contains("data: first") }
         #expect(!stream.output.contains("data: second"), "the app has not sent the second event yet")
@@ -61,10 +77,16 @@ struct TunnelTests {
     @Test("200 concurrent requests")
     func concurrentRequests() async throws {
         let (relay, agent, app) = try await tunnel()
-        defer { Task { await agent.stop(); await relay.stop(); await app.stop() } }
+        defer {
+            Task {
+                await agent.stop(); await relay.stop(); await app.stop()
+            }
+        }
         let host = "demo.\(TestRelay.domain):\(relay.addresses.publicPort)"
-        var arguments = ["-sS", "--no-progress-meter", "--parallel", "--parallel-immediate", "--parallel-max", "200",
-                         "--resolve", "\(host):127.0.0.1", "-w", "%{http_code} %{size_download}\\n"]
+        var arguments = [
+            "-sS", "--no-progress-meter", "--parallel", "--parallel-immediate", "--parallel-max", "200",
+            "--resolve", "\(host):127.0.0.1", "-w", "%{http_code} %{size_download}\\n",
+        ]
         for index in 0..<200 { arguments += ["-o", "/dev/null", "http://\(host)/slow?ms=\(index % 5 * 20)"] }
         let (status, output) = try await curl(arguments)
         let lines = output.split(separator: "\n")
@@ -76,7 +98,11 @@ struct TunnelTests {
     @Test("a request held by the app for longer than the keepalive interval completes")
     func heldRequest() async throws {
         let (relay, agent, app) = try await tunnel(keepalive: .milliseconds(200))
-        defer { Task { await agent.stop(); await relay.stop(); await app.stop() } }
+        defer {
+            Task {
+                await agent.stop(); await relay.stop(); await app.stop()
+            }
+        }
         let (status, output) = try await curl(relay.curl("demo", "/slow?ms=1500"))
         #expect(status == 0 && output == "slept 1500 ms")
         #expect(!agent.recorded.contains { if case .disconnected = $0 { true } else { false } })
@@ -88,7 +114,11 @@ struct TunnelTests {
         let relay = try await TestRelay.start()
         let agent = TestAgent.start(
             relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port), requestTimeout: .seconds(1))
-        defer { Task { await agent.stop(); await relay.stop(); await app.stop() } }
+        defer {
+            Task {
+                await agent.stop(); await relay.stop(); await app.stop()
+            }
+        }
         _ = try await agent.tunnel()
         let (_, output) = try await curl(relay.curl("demo", "/slow?ms=30000", ["-w", "\\n%{http_code}"]))
         #expect(output.hasSuffix("504"), "\(output)")
@@ -100,7 +130,11 @@ struct TunnelTests {
     @Test("the app down: 502 naming the target and the reason")
     func appDown() async throws {
         let (relay, agent, app) = try await tunnel()
-        defer { Task { await agent.stop(); await relay.stop() } }
+        defer {
+            Task {
+                await agent.stop(); await relay.stop()
+            }
+        }
         let port = app.port
         await app.stop()
         let (_, output) = try await curl(relay.curl("demo", "/hello", ["-w", "\\n%{http_code}"]))
@@ -111,7 +145,11 @@ struct TunnelTests {
     @Test("no agent connected: 503 naming the host; unknown host: 404 listing nothing")
     func noAgent() async throws {
         let (relay, agent, app) = try await tunnel()
-        defer { Task { await relay.stop(); await app.stop() } }
+        defer {
+            Task {
+                await relay.stop(); await app.stop()
+            }
+        }
         await agent.stop()
         // The relay learns of the disconnect from the closed connection; wait for it.
         while relay.relay.connectedTunnels > 0 { await Task.yield() }
@@ -126,8 +164,15 @@ struct TunnelTests {
     @Test("a malformed request gets 400 with a reason")
     func malformedRequest() async throws {
         let (relay, agent, app) = try await tunnel()
-        defer { Task { await agent.stop(); await relay.stop(); await app.stop() } }
-        let (_, output) = try await curl(["-sS", "-w", "\\n%{http_code}", "-H", "Host:", "--http1.0", "http://127.0.0.1:\(relay.addresses.publicPort)/"])
+        defer {
+            Task {
+                await agent.stop(); await relay.stop(); await app.stop()
+            }
+        }
+        let (_, output) = try await curl([
+            "-sS", "-w", "\\n%{http_code}", "-H", "Host:", "--http1.0",
+            "http://127.0.0.1:\(relay.addresses.publicPort)/",
+        ])
         #expect(output.hasSuffix("400") && output.contains("no Host header"), "\(output)")
     }
 }

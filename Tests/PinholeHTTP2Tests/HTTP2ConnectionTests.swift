@@ -1,7 +1,8 @@
 import NIOCore
 import NIOEmbedded
-@testable import PinholeHTTP2
 import Testing
+
+@testable import PinholeHTTP2
 
 @Suite("HTTP/2 connection lifecycle in memory")
 struct HTTP2ConnectionTests {
@@ -14,7 +15,8 @@ struct HTTP2ConnectionTests {
         }
         let inFlight = (0..<3).map { _ in RecordingDelegate() }
         for delegate in inFlight {
-            _ = try pair.clientConnection.openStream(headers: requestHeaders(method: "GET"), endStream: true, delegate: delegate)
+            _ = try pair.clientConnection.openStream(
+                headers: requestHeaders(method: "GET"), endStream: true, delegate: delegate)
         }
         try pair.interact()
         #expect(pending.count == 3)
@@ -73,14 +75,16 @@ struct HTTP2ConnectionTests {
                 }
                 if case .end = part, remaining > 0 {
                     remaining -= 1
-                    _ = try? stream.connection.openStream(headers: requestHeaders(method: "GET"), endStream: true, delegate: self)
+                    _ = try? stream.connection.openStream(
+                        headers: requestHeaders(method: "GET"), endStream: true, delegate: self)
                 }
             }
             func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {}
             func streamWritabilityChanged(_ stream: HTTP2Stream) {}
         }
         let chain = Chain(remaining: 9)
-        _ = try pair.clientConnection.openStream(headers: requestHeaders(method: "GET"), endStream: true, delegate: chain)
+        _ = try pair.clientConnection.openStream(
+            headers: requestHeaders(method: "GET"), endStream: true, delegate: chain)
         try pair.interact()
         #expect(chain.bodies == (0..<10).map { "answer \(2 * $0 + 1)" })
         #expect(busy.log.count == 10)
@@ -92,7 +96,8 @@ struct HTTP2ConnectionTests {
         let server = EmbeddedChannel()
         let events = EventRecorder()
         try server.pipeline.syncOperations.addHandlers([
-            HTTP2ConnectionHandler(role: .server, eventLoop: server.eventLoop, streamAcceptor: { _ in RecordingDelegate() }),
+            HTTP2ConnectionHandler(
+                role: .server, eventLoop: server.eventLoop, streamAcceptor: { _ in RecordingDelegate() }),
             events,
         ])
         try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
@@ -137,7 +142,8 @@ struct HTTP2ConnectionTests {
         let big = RecordingDelegate()
         _ = try pair.clientConnection.openStream(headers: headers, endStream: true, delegate: big)
         let small = RecordingDelegate()
-        _ = try pair.clientConnection.openStream(headers: requestHeaders(method: "GET"), endStream: true, delegate: small)
+        _ = try pair.clientConnection.openStream(
+            headers: requestHeaders(method: "GET"), endStream: true, delegate: small)
         try pair.interact()
         #expect(big.closed && big.headers == nil)
         #expect(big.error != nil)
@@ -149,7 +155,8 @@ struct HTTP2ConnectionTests {
     private func containsGoAway(_ bytes: ByteBuffer, code: HTTP2ErrorCode) -> Bool {
         var buffer = bytes
         while buffer.readableBytes >= 9 {
-            let length = Int(buffer.getInteger(at: buffer.readerIndex, as: UInt8.self)!) << 16
+            let length =
+                Int(buffer.getInteger(at: buffer.readerIndex, as: UInt8.self)!) << 16
                 | Int(buffer.getInteger(at: buffer.readerIndex + 1, as: UInt16.self)!)
             let type = buffer.getInteger(at: buffer.readerIndex + 3, as: UInt8.self)!
             if type == 0x7, let errorCode = buffer.getInteger(at: buffer.readerIndex + 13, as: UInt32.self) {

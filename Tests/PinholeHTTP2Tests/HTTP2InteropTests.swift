@@ -26,7 +26,8 @@ private func startServer(tls: TLSContext?) async throws -> any Channel {
 struct HTTP2InteropTests {
     @Test("nghttp fetches from our server over TLS with ALPN h2")
     func nghttpOverTLS() async throws {
-        let identity = try CertificateGenerator.selfSigned(CertificateRequest(commonName: "localhost", ipAddresses: ["127.0.0.1"]))
+        let identity = try CertificateGenerator.selfSigned(
+            CertificateRequest(commonName: "localhost", ipAddresses: ["127.0.0.1"]))
         let tls = try TLSContext(server: TLSServerConfiguration(identity: identity, applicationProtocols: ["h2"]))
         let server = try await startServer(tls: tls)
         defer { server.close(promise: nil) }
@@ -42,20 +43,26 @@ struct HTTP2InteropTests {
     func h2loadH2C() async throws {
         let server = try await startServer(tls: nil)
         defer { server.close(promise: nil) }
-        let load = try ChildProcess("h2load", ["-n", "20000", "-c", "10", "-m", "100", "http://127.0.0.1:\(server.localAddress!.port!)/hello"])
+        let load = try ChildProcess(
+            "h2load", ["-n", "20000", "-c", "10", "-m", "100", "http://127.0.0.1:\(server.localAddress!.port!)/hello"])
         let (status, output) = await load.waitForExit()
         #expect(status == 0, "\(output)")
-        #expect(output.contains("requests: 20000 total, 20000 started, 20000 done, 20000 succeeded, 0 failed, 0 errored, 0 timeout"), "\(output)")
+        #expect(
+            output.contains(
+                "requests: 20000 total, 20000 started, 20000 done, 20000 succeeded, 0 failed, 0 errored, 0 timeout"),
+            "\(output)")
         #expect(output.contains("status codes: 20000 2xx"), "\(output)")
     }
 
     @Test("h2load over TLS (ALPN h2): zero failures")
     func h2loadTLS() async throws {
-        let identity = try CertificateGenerator.selfSigned(CertificateRequest(commonName: "localhost", ipAddresses: ["127.0.0.1"]))
+        let identity = try CertificateGenerator.selfSigned(
+            CertificateRequest(commonName: "localhost", ipAddresses: ["127.0.0.1"]))
         let tls = try TLSContext(server: TLSServerConfiguration(identity: identity, applicationProtocols: ["h2"]))
         let server = try await startServer(tls: tls)
         defer { server.close(promise: nil) }
-        let load = try ChildProcess("h2load", ["-n", "5000", "-c", "4", "-m", "50", "https://127.0.0.1:\(server.localAddress!.port!)/hello"])
+        let load = try ChildProcess(
+            "h2load", ["-n", "5000", "-c", "4", "-m", "50", "https://127.0.0.1:\(server.localAddress!.port!)/hello"])
         let (status, output) = await load.waitForExit()
         #expect(status == 0, "\(output)")
         #expect(output.contains("5000 succeeded, 0 failed, 0 errored, 0 timeout"), "\(output)")
@@ -68,7 +75,9 @@ struct HTTP2InteropTests {
         for index in 0..<10 {
             var stream = PatternStream(totalBytes: 256 * 1024 + index * 10_007)
             var file = Data()
-            while let chunk = stream.next(allocator: ByteBufferAllocator()) { file.append(contentsOf: chunk.readableBytesView) }
+            while let chunk = stream.next(allocator: ByteBufferAllocator()) {
+                file.append(contentsOf: chunk.readableBytesView)
+            }
             file.replaceSubrange(0..<1, with: [UInt8(index)])
             try file.write(to: URL(fileURLWithPath: "\(directory)/file\(index)"))
             let hasher = SHA256Hasher()
@@ -90,9 +99,11 @@ struct HTTP2InteropTests {
                     for index in 0..<10 {
                         let path = "/file\(index)"
                         let headers: HTTP2Headers = [
-                            (":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1:\(port)"), (":path", path),
+                            (":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1:\(port)"),
+                            (":path", path),
                         ]
-                        _ = try handler.connection.openStream(headers: headers, endStream: true, delegate: collector.delegate(for: path))
+                        _ = try handler.connection.openStream(
+                            headers: headers, endStream: true, delegate: collector.delegate(for: path))
                     }
                 }
             }
@@ -148,7 +159,8 @@ private final class DigestCollector {
         }
 
         func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {
-            collector.finished(path: path, digest: status == "200" ? hasher.finalize() : "status \(status ?? "none")", error: error)
+            collector.finished(
+                path: path, digest: status == "200" ? hasher.finalize() : "status \(status ?? "none")", error: error)
         }
 
         func streamWritabilityChanged(_ stream: HTTP2Stream) {}

@@ -1,7 +1,8 @@
 import NIOCore
-@testable import PinholeHTTP2
 import PinholeTLS
 import Testing
+
+@testable import PinholeHTTP2
 
 @Suite("HTTP/2 streams in memory")
 struct HTTP2StreamTests {
@@ -39,7 +40,8 @@ struct HTTP2StreamTests {
         for index in 0..<count {
             let delegate = RecordingDelegate()
             delegates.append(delegate)
-            streams.append(try pair.clientConnection.openStream(headers: requestHeaders(path: "/\(index)"), delegate: delegate))
+            streams.append(
+                try pair.clientConnection.openStream(headers: requestHeaders(path: "/\(index)"), delegate: delegate))
         }
         // Interleave: a 4 KiB piece of every body in turn, with bytes moving in between.
         var round = 0
@@ -79,8 +81,10 @@ struct HTTP2StreamTests {
         let stalled = RecordingDelegate()
         stalled.consumes = false
         let flowing = RecordingDelegate()
-        _ = try pair.clientConnection.openStream(headers: requestHeaders(method: "GET"), endStream: true, delegate: stalled)
-        _ = try pair.clientConnection.openStream(headers: requestHeaders(method: "GET"), endStream: true, delegate: flowing)
+        _ = try pair.clientConnection.openStream(
+            headers: requestHeaders(method: "GET"), endStream: true, delegate: stalled)
+        _ = try pair.clientConnection.openStream(
+            headers: requestHeaders(method: "GET"), endStream: true, delegate: flowing)
         try pair.interact()
         #expect(producers.count == 2)
         for producer in producers {
@@ -137,7 +141,8 @@ struct HTTP2StreamTests {
             return serverDelegate
         }
         let delegate = RecordingDelegate()
-        let stream = try pair.clientConnection.openStream(headers: requestHeaders(method: "GET"), endStream: true, delegate: delegate)
+        let stream = try pair.clientConnection.openStream(
+            headers: requestHeaders(method: "GET"), endStream: true, delegate: delegate)
         try pair.interact()
         let server = try #require(serverStream)
         server.sendHeaders([(":status", "200")])
@@ -188,7 +193,8 @@ struct HTTP2StreamTests {
         for _ in 0..<40 {
             let delegate = RecordingDelegate()
             delegates.append(delegate)
-            _ = try pair.clientConnection.openStream(headers: requestHeaders(method: "GET"), endStream: true, delegate: delegate)
+            _ = try pair.clientConnection.openStream(
+                headers: requestHeaders(method: "GET"), endStream: true, delegate: delegate)
         }
         // Answer streams a few at a time; the client must never have more than 5 open at the server.
         while delegates.contains(where: { !$0.closed }) {

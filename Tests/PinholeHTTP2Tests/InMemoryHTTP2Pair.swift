@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+
 @testable import PinholeHTTP2
 
 /// An HTTP/2 client and server, each in an EmbeddedChannel, passing bytes in memory.

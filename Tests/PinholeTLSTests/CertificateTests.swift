@@ -7,13 +7,16 @@ struct CertificateTests {
     @Test("a generated certificate carries the requested names and loads back from disk")
     func generateWriteLoad() throws {
         let identity = try CertificateGenerator.selfSigned(
-            CertificateRequest(commonName: "relay", dnsNames: ["tunnel.example.test", "*.tunnel.example.test"], ipAddresses: ["198.51.100.4"]))
+            CertificateRequest(
+                commonName: "relay", dnsNames: ["tunnel.example.test", "*.tunnel.example.test"],
+                ipAddresses: ["198.51.100.4"]))
         #expect(identity.subjectAlternativeNames == ["tunnel.example.test", "*.tunnel.example.test", "198.51.100.4"])
         let directory = NSTemporaryDirectory() + "pinhole-certs-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try identity.write(certificatePath: directory + "/relay.crt", keyPath: directory + "/relay.key")
 
-        let keyMode = try FileManager.default.attributesOfItem(atPath: directory + "/relay.key")[.posixPermissions] as? Int
+        let keyMode =
+            try FileManager.default.attributesOfItem(atPath: directory + "/relay.key")[.posixPermissions] as? Int
         #expect(keyMode == 0o600)
         let loaded = try TLSIdentity.load(certificatePath: directory + "/relay.crt", keyPath: directory + "/relay.key")
         #expect(loaded.fingerprint == identity.fingerprint)
@@ -41,10 +44,15 @@ struct CertificateTests {
 
     @Test("malformed pins are refused with a message saying what a pin looks like")
     func malformedPins() {
-        for text in ["", "abc", "sha256:xyz", "sha1:" + String(repeating: "a", count: 64), "sha256:" + String(repeating: "a", count: 62)] {
+        for text in [
+            "", "abc", "sha256:xyz", "sha1:" + String(repeating: "a", count: 64),
+            "sha256:" + String(repeating: "a", count: 62),
+        ] {
             #expect(throws: TLSError.self) { try CertificateFingerprint(parsing: text) }
         }
-        #expect(throws: TLSError.self) { try CertificateFingerprint(parsing: "sha256:zz" + String(repeating: "a", count: 62)) }
+        #expect(throws: TLSError.self) {
+            try CertificateFingerprint(parsing: "sha256:zz" + String(repeating: "a", count: 62))
+        }
     }
 
     @Test("missing and malformed files give errors that name the file")

@@ -10,7 +10,8 @@ struct TLSHandshakeTests {
         let authority = try TestCertificates.authority()
         let leaf = try TestCertificates.leaf(signedBy: authority)
         let pair = try InMemoryTLSPair(
-            client: try TestCertificates.clientContext(.certificateAuthorities(path: TestCertificates.writeBundle(authority))),
+            client: try TestCertificates.clientContext(
+                .certificateAuthorities(path: TestCertificates.writeBundle(authority))),
             server: try TestCertificates.serverContext(leaf),
             serverName: "relay.pinhole.test")
         try pair.connect()

@@ -72,15 +72,21 @@ struct TLSInteropTests {
 
     @Test("our client against `openssl s_server -alpn`")
     func clientAgainstSServer() async throws {
-        let identity = try CertificateGenerator.selfSigned(CertificateRequest(commonName: "relay", ipAddresses: ["127.0.0.1"]))
+        let identity = try CertificateGenerator.selfSigned(
+            CertificateRequest(commonName: "relay", ipAddresses: ["127.0.0.1"]))
         let files = try writeIdentity(identity)
-        let server = try ChildProcess("openssl", [
-            "s_server", "-accept", "127.0.0.1:0", "-cert", files.certificate, "-key", files.key,
-            "-alpn", "h2,pinhole/1", "-rev", "-naccept", "1",
-        ])
+        let server = try ChildProcess(
+            "openssl",
+            [
+                "s_server", "-accept", "127.0.0.1:0", "-cert", files.certificate, "-key", files.key,
+                "-alpn", "h2,pinhole/1", "-rev", "-naccept", "1",
+            ])
         defer { server.terminate() }
         let banner = try await server.waitForOutput { $0.contains("ACCEPT 127.0.0.1:") && $0.hasSuffix("\n") }
-        let port = try #require(banner.split(separator: "\n").first { $0.hasPrefix("ACCEPT") }?.split(separator: ":").last.flatMap { Int($0) })
+        let port = try #require(
+            banner.split(separator: "\n").first { $0.hasPrefix("ACCEPT") }?.split(separator: ":").last.flatMap {
+                Int($0)
+            })
 
         let context = try TestCertificates.clientContext(.pinned(identity.fingerprint), protocols: ["pinhole/1"])
         let group = MultiThreadedEventLoopGroup.singleton
@@ -117,11 +123,14 @@ struct TLSInteropTests {
             .bind(host: "127.0.0.1", port: 0).get()
         defer { listener.close(promise: nil) }
 
-        let client = try ChildProcess("openssl", [
-            "s_client", "-connect", "127.0.0.1:\(listener.localAddress!.port!)", "-servername", "relay.pinhole.test",
-            "-verify_hostname", "relay.pinhole.test", "-CAfile", bundle, "-verify_return_error",
-            "-alpn", "pinhole/1", "-ign_eof",
-        ])
+        let client = try ChildProcess(
+            "openssl",
+            [
+                "s_client", "-connect", "127.0.0.1:\(listener.localAddress!.port!)", "-servername",
+                "relay.pinhole.test",
+                "-verify_hostname", "relay.pinhole.test", "-CAfile", bundle, "-verify_return_error",
+                "-alpn", "pinhole/1", "-ign_eof",
+            ])
         defer { client.terminate() }
         try await client.waitForOutput { $0.contains("Verify return code") }
         client.send("ping from s_client\n")

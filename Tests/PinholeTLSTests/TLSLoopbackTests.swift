@@ -1,8 +1,9 @@
 import NIOCore
 import NIOPosix
-@testable import PinholeTLS
 import PinholeTestSupport
 import Testing
+
+@testable import PinholeTLS
 
 /// Streams a `PatternStream` out while hashing everything that comes in, respecting
 /// writability; half-closes when done sending and reports when the peer's close_notify arrives.
@@ -87,10 +88,11 @@ private final class TransferHandler: ChannelInboundHandler {
     private func finishIfDone(context: ChannelHandlerContext) {
         guard doneSending, doneReceiving else { return }
         let tls = try? context.pipeline.syncOperations.handler(type: TLSHandler.self)
-        finished.succeed(Result(
-            sentDigest: sentHash.finalize(), receivedDigest: receivedHash.finalize(),
-            receivedBytes: receivedBytes, maxBufferedWritableBytes: maxBuffered,
-            peakPendingPlaintext: tls?.peakPendingBytes ?? .max))
+        finished.succeed(
+            Result(
+                sentDigest: sentHash.finalize(), receivedDigest: receivedHash.finalize(),
+                receivedBytes: receivedBytes, maxBufferedWritableBytes: maxBuffered,
+                peakPendingPlaintext: tls?.peakPendingBytes ?? .max))
         context.close(promise: nil)
     }
 }
@@ -100,7 +102,8 @@ struct TLSLoopbackTests {
     @Test("256 MiB each way with checksums, buffered bytes bounded")
     func bulkBothWays() async throws {
         let total = 256 * 1024 * 1024
-        let identity = try CertificateGenerator.selfSigned(CertificateRequest(commonName: "relay", ipAddresses: ["127.0.0.1"]))
+        let identity = try CertificateGenerator.selfSigned(
+            CertificateRequest(commonName: "relay", ipAddresses: ["127.0.0.1"]))
         let serverContext = try TestCertificates.serverContext(identity)
         let clientContext = try TestCertificates.clientContext(.pinned(identity.fingerprint))
         let group = MultiThreadedEventLoopGroup.singleton
@@ -147,4 +150,3 @@ struct TLSLoopbackTests {
         #expect(server.peakPendingPlaintext <= 128 * 1024, "\(server.peakPendingPlaintext)")
     }
 }
-

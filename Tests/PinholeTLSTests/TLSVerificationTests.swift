@@ -21,8 +21,10 @@ struct TLSVerificationTests {
 
     @Test("a pinned certificate is accepted without CA or name checks")
     func pinMatch() throws {
-        let identity = try CertificateGenerator.selfSigned(CertificateRequest(commonName: "vm", ipAddresses: ["10.0.0.7"]))
-        #expect(try clientError(trust: .pinned(identity.fingerprint), identity: identity, serverName: "203.0.113.9") == nil)
+        let identity = try CertificateGenerator.selfSigned(
+            CertificateRequest(commonName: "vm", ipAddresses: ["10.0.0.7"]))
+        #expect(
+            try clientError(trust: .pinned(identity.fingerprint), identity: identity, serverName: "203.0.113.9") == nil)
     }
 
     @Test("a different certificate than the pinned one is refused, naming both fingerprints")
@@ -39,11 +41,21 @@ struct TLSVerificationTests {
     func dnsNames() throws {
         let authority = try TestCertificates.authority()
         let bundle = try TestCertificates.writeBundle(authority)
-        let leaf = try TestCertificates.leaf(dnsNames: ["relay.pinhole.test", "*.tunnels.pinhole.test"], ipAddresses: [], signedBy: authority)
-        #expect(try clientError(trust: .certificateAuthorities(path: bundle), identity: leaf, serverName: "relay.pinhole.test") == nil)
-        #expect(try clientError(trust: .certificateAuthorities(path: bundle), identity: leaf, serverName: "web.tunnels.pinhole.test") == nil)
-        let error = try clientError(trust: .certificateAuthorities(path: bundle), identity: leaf, serverName: "evil.example.test")
-        #expect(error == .nameMismatch(expected: "evil.example.test", presented: ["relay.pinhole.test", "*.tunnels.pinhole.test"]))
+        let leaf = try TestCertificates.leaf(
+            dnsNames: ["relay.pinhole.test", "*.tunnels.pinhole.test"], ipAddresses: [], signedBy: authority)
+        #expect(
+            try clientError(
+                trust: .certificateAuthorities(path: bundle), identity: leaf, serverName: "relay.pinhole.test") == nil)
+        #expect(
+            try clientError(
+                trust: .certificateAuthorities(path: bundle), identity: leaf, serverName: "web.tunnels.pinhole.test")
+                == nil)
+        let error = try clientError(
+            trust: .certificateAuthorities(path: bundle), identity: leaf, serverName: "evil.example.test")
+        #expect(
+            error
+                == .nameMismatch(
+                    expected: "evil.example.test", presented: ["relay.pinhole.test", "*.tunnels.pinhole.test"]))
         #expect("\(try #require(error))".contains("not for evil.example.test"))
     }
 
@@ -52,9 +64,13 @@ struct TLSVerificationTests {
         let authority = try TestCertificates.authority()
         let bundle = try TestCertificates.writeBundle(authority)
         let leaf = try TestCertificates.leaf(dnsNames: [], ipAddresses: ["192.0.2.10", "::1"], signedBy: authority)
-        #expect(try clientError(trust: .certificateAuthorities(path: bundle), identity: leaf, serverName: "192.0.2.10") == nil)
-        #expect(try clientError(trust: .certificateAuthorities(path: bundle), identity: leaf, serverName: "[::1]") == nil)
-        let error = try clientError(trust: .certificateAuthorities(path: bundle), identity: leaf, serverName: "192.0.2.99")
+        #expect(
+            try clientError(trust: .certificateAuthorities(path: bundle), identity: leaf, serverName: "192.0.2.10")
+                == nil)
+        #expect(
+            try clientError(trust: .certificateAuthorities(path: bundle), identity: leaf, serverName: "[::1]") == nil)
+        let error = try clientError(
+            trust: .certificateAuthorities(path: bundle), identity: leaf, serverName: "192.0.2.99")
         #expect(error == .nameMismatch(expected: "192.0.2.99", presented: ["192.0.2.10", "::1"]))
     }
 
@@ -100,9 +116,12 @@ struct TLSVerificationTests {
 
     @Test("a relay's self-signed certificate can be its own CA bundle")
     func selfSignedAsBundle() throws {
-        let identity = try CertificateGenerator.selfSigned(CertificateRequest(commonName: "vm", dnsNames: ["vm.example.test"]))
+        let identity = try CertificateGenerator.selfSigned(
+            CertificateRequest(commonName: "vm", dnsNames: ["vm.example.test"]))
         let bundle = NSTemporaryDirectory() + "pinhole-self-\(UUID().uuidString).pem"
         try identity.certificateChainPEM.write(toFile: bundle, atomically: true, encoding: .utf8)
-        #expect(try clientError(trust: .certificateAuthorities(path: bundle), identity: identity, serverName: "vm.example.test") == nil)
+        #expect(
+            try clientError(
+                trust: .certificateAuthorities(path: bundle), identity: identity, serverName: "vm.example.test") == nil)
     }
 }

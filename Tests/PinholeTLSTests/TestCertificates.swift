@@ -11,7 +11,8 @@ enum TestCertificates {
         dnsNames: [String] = ["relay.pinhole.test"], ipAddresses: [String] = ["127.0.0.1"],
         signedBy authority: TLSIdentity, expired: Bool = false
     ) throws -> TLSIdentity {
-        var request = CertificateRequest(commonName: dnsNames.first ?? "relay", dnsNames: dnsNames, ipAddresses: ipAddresses)
+        var request = CertificateRequest(
+            commonName: dnsNames.first ?? "relay", dnsNames: dnsNames, ipAddresses: ipAddresses)
         if expired {
             request.notBefore = Date().addingTimeInterval(-7200)
             request.notAfter = Date().addingTimeInterval(-3600)

@@ -11,7 +11,8 @@ public final class ChildProcess: Sendable {
     private struct State {
         var output = ""
         var exitStatus: Int32?
-        var waiters: [(predicate: @Sendable (String, Int32?) -> Bool, continuation: CheckedContinuation<Void, Never>)] = []
+        var waiters: [(predicate: @Sendable (String, Int32?) -> Bool, continuation: CheckedContinuation<Void, Never>)] =
+            []
     }
 
     public let commandLine: String

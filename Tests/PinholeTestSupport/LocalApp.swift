@@ -35,7 +35,8 @@ public final class LocalApp: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(LocalAppHandler(releases: releases, released: released, seen: seen))
+                    try channel.pipeline.syncOperations.addHandler(
+                        LocalAppHandler(releases: releases, released: released, seen: seen))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -80,7 +81,10 @@ private final class LocalAppHandler: ChannelInboundHandler {
     private var download: PatternStream?
     private var pumping = false
 
-    init(releases: NIOLockedValueBox<[EventLoopPromise<Void>]>, released: NIOLockedValueBox<Bool>, seen: NIOLockedValueBox<Int>) {
+    init(
+        releases: NIOLockedValueBox<[EventLoopPromise<Void>]>, released: NIOLockedValueBox<Bool>,
+        seen: NIOLockedValueBox<Int>
+    ) {
         self.releases = releases
         self.released = released
         self.seen = seen
@@ -92,7 +96,8 @@ private final class LocalAppHandler: ChannelInboundHandler {
             self.head = head
             seen.withLockedValue { $0 += 1 }
             if head.uri.hasPrefix("/echo") {
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok))), promise: nil)
+                context.writeAndFlush(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok))), promise: nil)
             } else if head.uri.hasPrefix("/upload") {
                 uploadHash = SHA256Hasher()
                 uploadBytes = 0
@@ -124,23 +129,31 @@ private final class LocalAppHandler: ChannelInboundHandler {
             uploadHash = nil
             send(.ok, "\(uploadBytes) \(digest)", version: head.version, context: context)
         case "/headers":
-            send(.ok, head.headers.map { "\($0.name.lowercased()): \($0.value)" }.joined(separator: "\n"), version: head.version, context: context)
+            send(
+                .ok, head.headers.map { "\($0.name.lowercased()): \($0.value)" }.joined(separator: "\n"),
+                version: head.version, context: context)
         case "/download":
             var headers = HTTPHeaders()
             headers.add(name: "content-length", value: String(number))
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
+                promise: nil)
             download = PatternStream(totalBytes: number)
             pump(context: context)
         case "/events":
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "text/event-stream")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "data: first\n\n")))), promise: nil)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
+                promise: nil)
+            context.writeAndFlush(
+                wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "data: first\n\n")))), promise: nil)
             let promise = context.eventLoop.makePromise(of: Void.self)
             let alreadyReleased = released.withLockedValue { $0 }
             if alreadyReleased { promise.succeed(()) } else { releases.withLockedValue { $0.append(promise) } }
             promise.futureResult.assumeIsolated().whenSuccess {
-                context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "data: second\n\n")))), promise: nil)
+                context.write(
+                    self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "data: second\n\n")))), promise: nil)
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
             }
         case "/slow":
@@ -176,12 +189,15 @@ private final class LocalAppHandler: ChannelInboundHandler {
         } while context.channel.isWritable
     }
 
-    private func send(_ status: HTTPResponseStatus, _ text: String, version: HTTPVersion, context: ChannelHandlerContext) {
+    private func send(
+        _ status: HTTPResponseStatus, _ text: String, version: HTTPVersion, context: ChannelHandlerContext
+    ) {
         let body = ByteBuffer(string: text)
         var headers = HTTPHeaders()
         headers.add(name: "content-length", value: String(body.readableBytes))
         headers.add(name: "content-type", value: "text/plain")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }

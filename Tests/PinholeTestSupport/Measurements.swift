@@ -25,7 +25,8 @@ public func peakResidentMemoryBytes(ofProcess pid: Int32) -> Int {
 
 /// Where `swift build` put the package's executables: next to the running test binary.
 public var builtExecutablesDirectory: String {
-    let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    let executable =
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     return URL(fileURLWithPath: executable).deletingLastPathComponent().path
 }
 

@@ -164,7 +164,8 @@ public struct IstioOptions: ParsableArguments {
         return { tunnel throws(IstioError) in
             try IstioPlan(
                 mode: mode, service: service, namespace: namespace, servicePort: servicePort,
-                headerMatch: try matchHeader.map { text throws(IstioError) in try HeaderMatch(parsing: text) } ?? .default,
+                headerMatch: try matchHeader.map { text throws(IstioError) in try HeaderMatch(parsing: text) }
+                    ?? .default,
                 redirectCode: redirectCode, mirrorPercent: mirrorPercent, apiVersion: apiVersion, tunnel: tunnel)
         }
     }

@@ -13,7 +13,8 @@ extension ExchangeTarget {
     func startBridged(
         _ head: ProxyRequestHead, downstream: any ExchangeDownstream, downstreamLoop: any EventLoop,
         upstreamLoop: any EventLoop,
-        start: @escaping @Sendable (ProxyRequestHead, any ExchangeDownstream) throws(ExchangeError) -> any ExchangeUpstream
+        start:
+            @escaping @Sendable (ProxyRequestHead, any ExchangeDownstream) throws(ExchangeError) -> any ExchangeUpstream
     ) -> any ExchangeUpstream {
         let bridge = BridgedUpstream(downstream: downstream, upstreamLoop: upstreamLoop)
         let bound = NIOLoopBound(bridge, eventLoop: downstreamLoop)

@@ -33,7 +33,9 @@ public struct ProxyRequestHead: Sendable, Equatable {
 
     /// The request a public client sent, with hop-by-hop fields removed and the
     /// X-Forwarded-* fields appended.
-    public init(publicRequest head: HTTPRequestHead, clientAddress: String?, scheme: String = "http") throws(ExchangeError) {
+    public init(
+        publicRequest head: HTTPRequestHead, clientAddress: String?, scheme: String = "http"
+    ) throws(ExchangeError) {
         var path = head.uri
         var authority = head.headers.first(name: "host")
         if !path.hasPrefix("/") {
@@ -93,7 +95,8 @@ public struct ProxyRequestHead: Sendable, Equatable {
         guard let method, let path, let authority else {
             throw .malformedRequest("the tunnelled request lacks :method, :path or :authority")
         }
-        self.init(method: HTTPMethod(rawValue: method), path: path, authority: authority, scheme: scheme, headers: headers)
+        self.init(
+            method: HTTPMethod(rawValue: method), path: path, authority: authority, scheme: scheme, headers: headers)
     }
 
     /// The HTTP/1.1 request for the target. The original Host is kept, as the

@@ -106,11 +106,13 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     private func start(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             // We stream the body on at once, so tell the client to send it now.
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         let proxyHead: ProxyRequestHead
         do {
-            var parsed = try ProxyRequestHead(publicRequest: head, clientAddress: context.channel.remoteAddress?.ipAddress)
+            var parsed = try ProxyRequestHead(
+                publicRequest: head, clientAddress: context.channel.remoteAddress?.ipAddress)
             parsed.headers.remove(name: "expect")
             proxyHead = parsed
         } catch {
@@ -148,13 +150,17 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
 
     /// Answers a request nothing upstream will answer. When the request's body may
     /// still be arriving, the connection closes after the answer instead of reading it.
-    private func respond(with error: ExchangeError, version: HTTPVersion, requestHasBody: Bool, context: ChannelHandlerContext) {
+    private func respond(
+        with error: ExchangeError, version: HTTPVersion, requestHasBody: Bool, context: ChannelHandlerContext
+    ) {
         let body = ByteBuffer(string: error.message + "\n")
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: String(body.readableBytes))
         headers.add(name: "connection", value: "close")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: error.status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: version, status: error.status, headers: headers))),
+            promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
@@ -192,7 +198,9 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if error is HTTPParserError, current == nil {
-            respond(with: .malformedRequest(String(describing: error)), version: .http1_1, requestHasBody: false, context: context)
+            respond(
+                with: .malformedRequest(String(describing: error)), version: .http1_1, requestHasBody: false,
+                context: context)
         } else {
             context.close(promise: nil)
         }
@@ -210,7 +218,9 @@ extension PublicRequestHandler: ExchangeDownstream {
         var response = head.http1Head(version: exchange.version)
         // An HTTP/1.0 client cannot read chunked bodies: without a length, the end of
         // the connection has to mark the end of the body.
-        if exchange.version.minor == 0, head.hasBody(for: exchange.head), !response.headers.contains(name: "content-length") {
+        if exchange.version.minor == 0, head.hasBody(for: exchange.head),
+            !response.headers.contains(name: "content-length")
+        {
             exchange.keepAlive = false
         }
         if !exchange.keepAlive { response.headers.replaceOrAdd(name: "connection", value: "close") }
@@ -280,9 +290,10 @@ extension PublicRequestHandler: ExchangeDownstream {
     private func record(_ exchange: Exchange) {
         guard let onComplete else { return }
         let now = NIODeadline.now()
-        onComplete(ExchangeRecord(
-            method: exchange.head.method.rawValue, path: exchange.head.path, status: exchange.status,
-            duration: now - exchange.startedAt, startedAt: exchange.startedAt))
+        onComplete(
+            ExchangeRecord(
+                method: exchange.head.method.rawValue, path: exchange.head.path, status: exchange.status,
+                duration: now - exchange.startedAt, startedAt: exchange.startedAt))
     }
 }
 

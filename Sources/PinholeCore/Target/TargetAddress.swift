@@ -16,7 +16,8 @@ public struct TargetAddress: Sendable, Equatable, CustomStringConvertible {
         if let schemeEnd = rest.range(of: "://") {
             let scheme = rest[..<schemeEnd.lowerBound].lowercased()
             guard scheme == "http" else {
-                throw TargetAddressError(input: text, reason: "only http:// targets are supported (the agent speaks plain HTTP to your app)")
+                throw TargetAddressError(
+                    input: text, reason: "only http:// targets are supported (the agent speaks plain HTTP to your app)")
             }
             rest = rest[schemeEnd.upperBound...]
             if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }

@@ -118,5 +118,5 @@ private func strerrorText(_ code: Int32) -> String {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

@@ -142,9 +142,10 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         timeout?.cancel()
         if let onComplete, let request {
             let now = NIODeadline.now()
-            onComplete(ExchangeRecord(
-                method: request.method.rawValue, path: request.path, status: status, duration: now - startedAt,
-                startedAt: startedAt))
+            onComplete(
+                ExchangeRecord(
+                    method: request.method.rawValue, path: request.path, status: status, duration: now - startedAt,
+                    startedAt: startedAt))
         }
     }
 }

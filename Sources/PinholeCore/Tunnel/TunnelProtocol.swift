@@ -96,7 +96,9 @@ public enum HandshakeFraming {
         public let description: String
     }
 
-    public static func encode<Message: Encodable>(_ message: Message, allocator: ByteBufferAllocator) throws -> ByteBuffer {
+    public static func encode<Message: Encodable>(
+        _ message: Message, allocator: ByteBufferAllocator
+    ) throws -> ByteBuffer {
         let json = try JSONEncoder().encode(message)
         var buffer = allocator.buffer(capacity: 4 + json.count)
         buffer.writeInteger(UInt32(json.count))
@@ -105,10 +107,14 @@ public enum HandshakeFraming {
     }
 
     /// Takes one message off the front of `buffer`, or returns nil if it is not complete yet.
-    public static func decode<Message: Decodable>(_ type: Message.Type, from buffer: inout ByteBuffer) throws -> Message? {
+    public static func decode<Message: Decodable>(
+        _ type: Message.Type, from buffer: inout ByteBuffer
+    ) throws -> Message? {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
         guard length <= TunnelProtocol.maximumMessageSize else {
-            throw Failure(description: "handshake message of \(length) bytes exceeds the \(TunnelProtocol.maximumMessageSize)-byte limit")
+            throw Failure(
+                description:
+                    "handshake message of \(length) bytes exceeds the \(TunnelProtocol.maximumMessageSize)-byte limit")
         }
         guard buffer.readableBytes >= 4 + Int(length) else { return nil }
         buffer.moveReaderIndex(forwardBy: 4)
