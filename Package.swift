@@ -135,6 +135,7 @@ let package = Package(
             dependencies: [
                 "PinholeHTTP2",
                 "PinholeTLS",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

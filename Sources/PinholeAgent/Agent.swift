@@ -96,7 +96,7 @@ public final class Agent: Sendable {
                 throw AgentError.untrustedRelay(error.description)
             } catch {
                 if Task.isCancelled { return }
-                reason = Self.describe(error)
+                reason = ConnectionErrorText.describe(error)
             }
             attempt += 1
             let delay = Backoff.delay(attempt: attempt, cap: configuration.reconnectCap)
@@ -195,17 +195,6 @@ public final class Agent: Sendable {
             return false
         }
     }
-
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? NIOConnectionError, let first = error.connectionErrors.first {
-            return describe(first.error)
-        }
-        if let error = error as? IOError {
-            return String(describing: error.description.split(separator: ":").last ?? "\(error)").trimmingCharacters(
-                in: [" "])
-        }
-        return String(describing: error)
-    }
 }
 
 /// Records the first error (or plain closure) on the tunnel connection.
@@ -223,7 +212,7 @@ private final class DisconnectReasonRecorder: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if firstError == nil { firstError = Agent.describe(error) }
+        if firstError == nil { firstError = ConnectionErrorText.describe(error) }
         context.fireErrorCaught(error)
     }
 

@@ -57,7 +57,7 @@ public struct AgentConfiguration: Sendable {
         Array("\(ProcessInfo.processInfo.hostName)|\(user)|\(target)".utf8).withUnsafeBytes { hasher.update($0) }
         let suffix = hasher.finalize().prefix(6)
         var label = String(user.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(40))
-        label = label.trimmingCharacters(in: ["-"])
+        label = label.trimmingCharacters(in: CharacterSet(charactersIn: "-"))
         if label.isEmpty || !(label.first?.isLetter ?? false) { label = "dev" + label }
         return "\(label)-\(suffix)"
     }
@@ -111,14 +111,5 @@ public enum AgentError: Error, Sendable, CustomStringConvertible {
         case .untrustedRelay(let message): return "cannot trust the relay: \(message)"
         case .bindFailed(let host, let port, let reason): return "cannot listen on \(host):\(port): \(reason)"
         }
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: Set<Character>) -> String {
-        var slice = Substring(self)
-        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
-        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
-        return String(slice)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import PinholeCore
 import PinholeHTTP2
@@ -37,7 +38,7 @@ public struct RelayConfiguration: Sendable {
         self.bindHost = bindHost
         self.publicPort = publicPort
         self.agentPort = agentPort
-        self.domain = domain?.lowercased().trimmingCharacters(in: ["."])
+        self.domain = domain?.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "."))
         self.publicHost = publicHost
         self.tunnelPorts = tunnelPorts
         self.tokens = tokens
@@ -82,14 +83,5 @@ public enum RelayError: Error, Sendable, CustomStringConvertible {
             return "cannot listen for \(what) on \(host):\(port): \(reason)"
         case .certificate(let message): return message
         }
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: Set<Character>) -> String {
-        var slice = Substring(self)
-        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
-        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
-        return String(slice)
     }
 }

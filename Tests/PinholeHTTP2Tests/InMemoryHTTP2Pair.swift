@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import PinholeTestSupport
 
 @testable import PinholeHTTP2
 
@@ -34,22 +35,7 @@ final class InMemoryHTTP2Pair {
 
     /// Runs both event loops and moves bytes until nothing moves.
     func interact() throws {
-        var moved = true
-        while moved {
-            client.embeddedEventLoop.run()
-            server.embeddedEventLoop.run()
-            moved = try deliver(from: client, to: server)
-            moved = try deliver(from: server, to: client) || moved
-        }
-    }
-
-    private func deliver(from source: EmbeddedChannel, to destination: EmbeddedChannel) throws -> Bool {
-        var moved = false
-        while let bytes = try source.readOutbound(as: ByteBuffer.self) {
-            moved = true
-            if destination.isActive { try destination.writeInbound(bytes) }
-        }
-        return moved
+        try EmbeddedWire.interact(client, server)
     }
 }
 

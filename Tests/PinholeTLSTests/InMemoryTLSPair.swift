@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import PinholeTLS
+import PinholeTestSupport
 
 /// Records what reaches the top of a TLS pipeline.
 final class TLSRecorder: ChannelInboundHandler {
@@ -66,19 +67,7 @@ struct InMemoryTLSPair {
 
     /// Moves bytes both ways until neither side has anything left to say.
     func interact() throws {
-        var moved = true
-        while moved {
-            moved = try deliver(from: client, to: server) | deliver(from: server, to: client)
-        }
-    }
-
-    private func deliver(from source: EmbeddedChannel, to destination: EmbeddedChannel) throws -> Bool {
-        var moved = false
-        while let bytes = try source.readOutbound(as: ByteBuffer.self) {
-            moved = true
-            if destination.isActive { try destination.writeInbound(bytes) }
-        }
-        return moved
+        try EmbeddedWire.interact(client, server)
     }
 
     func send(_ text: String, from channel: EmbeddedChannel) throws {
@@ -86,5 +75,3 @@ struct InMemoryTLSPair {
         try interact()
     }
 }
-
-private func | (lhs: Bool, rhs: Bool) -> Bool { lhs || rhs }

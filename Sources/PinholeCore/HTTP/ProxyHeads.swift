@@ -195,7 +195,21 @@ extension HTTPHeaders {
     }
 }
 
+extension HTTPHeaders {
+    /// HTTP/2 fields (trailers) as HTTP/1 headers; pseudo-headers are not expected here.
+    init(http2 fields: HTTP2Headers) {
+        self.init()
+        for (name, value) in fields { add(name: name, value: value) }
+    }
+}
+
 extension HTTP2Headers {
+    /// HTTP/1 headers (trailers) as HTTP/2 fields.
+    init(lowercasing headers: HTTPHeaders) {
+        self.init()
+        appendLowercased(headers)
+    }
+
     mutating func appendLowercased(_ headers: HTTPHeaders) {
         for (name, value) in headers {
             // Most names already are lowercase; lowercasing would copy them anyway.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where the agent forwards requests: the application under the debugger.
 public struct TargetAddress: Sendable, Equatable, CustomStringConvertible {
     public var host: String
@@ -12,7 +14,7 @@ public struct TargetAddress: Sendable, Equatable, CustomStringConvertible {
 
     /// Accepts `3000`, `host:port`, `[::1]:3000`, or a URL such as `http://localhost:3000`.
     public init(parsing text: String) throws(TargetAddressError) {
-        var rest = Substring(text.trimmingCharacters(in: " "))
+        var rest = Substring(text.trimmingCharacters(in: .whitespaces))
         if let schemeEnd = rest.range(of: "://") {
             let scheme = rest[..<schemeEnd.lowerBound].lowercased()
             guard scheme == "http" else {
@@ -52,13 +54,4 @@ public struct TargetAddressError: Error, Sendable, CustomStringConvertible {
     public let reason: String
 
     public var description: String { "'\(input)' is not a target address: \(reason)" }
-}
-
-extension String {
-    func trimmingCharacters(in character: Character) -> String {
-        var slice = Substring(self)
-        while slice.first == character { slice = slice.dropFirst() }
-        while slice.last == character { slice = slice.dropLast() }
-        return String(slice)
-    }
 }

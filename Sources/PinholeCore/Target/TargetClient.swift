@@ -79,7 +79,7 @@ final class TargetPool {
                 }
                 connection.begin(exchange, reused: false)
             case .failure(let error):
-                exchange.failToStart(reason: Self.describe(error))
+                exchange.failToStart(reason: ConnectionErrorText.describe(error))
             }
         }
     }
@@ -95,26 +95,6 @@ final class TargetPool {
     func forget(_ connection: TargetConnection) {
         idle.removeAll { $0 === connection }
     }
-
-    /// "connection refused", "no answer within 5 s", ...: the reason a person reads in the 502.
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? NIOConnectionError {
-            if let first = error.connectionErrors.first?.error { return describe(first) }
-            if let dns = error.dnsAAAAError ?? error.dnsAError { return "cannot resolve the host (\(dns))" }
-            return "no address to connect to"
-        }
-        if let error = error as? IOError { return strerrorText(error.errnoCode) }
-        if case ChannelError.connectTimeout(let timeout) = error {
-            return "no answer within \(timeout.nanoseconds / 1_000_000_000) s"
-        }
-        return String(describing: error)
-    }
-}
-
-private func strerrorText(_ code: Int32) -> String {
-    guard let text = strerror(code) else { return "error \(code)" }
-    let message = String(cString: text)
-    return message.prefix(1).lowercased() + message.dropFirst()
 }
 
 #if canImport(Glibc)

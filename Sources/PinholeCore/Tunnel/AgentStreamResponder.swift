@@ -15,7 +15,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private var responseStarted = false
     private var responseEnded = false
     private var status = 0
-    private var heldCredit = 0
+    private var credit = ReceiveCredit()
     private let startedAt = NIODeadline.now()
 
     public init(
@@ -54,16 +54,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                 return
             }
             upstream.sendBody(data)
-            if upstream.isWritable {
-                stream.consumed(count + heldCredit)
-                heldCredit = 0
-            } else {
-                heldCredit += count
-            }
+            credit.received(count, on: stream, consumerKeepsUp: upstream.isWritable)
         case .trailers(let fields):
-            var trailers = HTTPHeaders()
-            for (name, value) in fields { trailers.add(name: name, value: value) }
-            upstream?.sendEnd(trailers: trailers)
+            upstream?.sendEnd(trailers: HTTPHeaders(http2: fields))
         case .end:
             upstream?.sendEnd(trailers: nil)
         }
@@ -104,9 +97,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     public func exchangeReceivedEnd(trailers: HTTPHeaders?) {
         guard !responseEnded, let stream else { return }
         if let trailers, !trailers.isEmpty {
-            var fields = HTTP2Headers()
-            fields.appendLowercased(trailers)
-            stream.sendTrailers(fields)
+            stream.sendTrailers(HTTP2Headers(lowercasing: trailers))
         } else {
             stream.finish()
         }
@@ -131,9 +122,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     }
 
     public func exchangeUpstreamWritabilityChanged() {
-        guard heldCredit > 0, upstream?.isWritable ?? true else { return }
-        stream?.consumed(heldCredit)
-        heldCredit = 0
+        if upstream?.isWritable ?? true { credit.release(on: stream) }
     }
 
     private func finish() {

@@ -9,8 +9,7 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     private var stream: HTTP2Stream?
     private let host: String
     private var ended = false
-    /// Response bytes received but not yet acknowledged, because the downstream was full.
-    private var heldCredit = 0
+    private var credit = ReceiveCredit()
     private var trailers: HTTPHeaders?
 
     private init(downstream: any ExchangeDownstream, host: String) {
@@ -43,9 +42,7 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     func sendEnd(trailers: HTTPHeaders?) {
         guard let stream else { return }
         if let trailers, !trailers.isEmpty {
-            var fields = HTTP2Headers()
-            fields.appendLowercased(trailers)
-            stream.sendTrailers(fields)
+            stream.sendTrailers(HTTP2Headers(lowercasing: trailers))
         } else {
             stream.finish()
         }
@@ -58,9 +55,7 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     }
 
     func downstreamWritabilityChanged() {
-        guard heldCredit > 0, downstream?.isWritable ?? true else { return }
-        stream?.consumed(heldCredit)
-        heldCredit = 0
+        if downstream?.isWritable ?? true { credit.release(on: stream) }
     }
 
     // MARK: HTTP2StreamDelegate (called by the tunnel)
@@ -77,17 +72,9 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
         case .data(let data):
             let count = data.readableBytes
             downstream.exchangeReceivedBody(data)
-            // Window goes back only while the public client keeps up.
-            if downstream.isWritable {
-                stream.consumed(count + heldCredit)
-                heldCredit = 0
-            } else {
-                heldCredit += count
-            }
+            credit.received(count, on: stream, consumerKeepsUp: downstream.isWritable)
         case .trailers(let fields):
-            var headers = HTTPHeaders()
-            for (name, value) in fields { headers.add(name: name, value: value) }
-            trailers = headers
+            trailers = HTTPHeaders(http2: fields)
         case .end:
             ended = true
             self.downstream = nil
