@@ -37,6 +37,8 @@ final class TunnelRegistry: Sendable {
         var portOfName: [String: Int] = [:]
         var nameOfPort: [Int: String] = [:]
         var nextGeneration: UInt64 = 1
+        /// Entries that have aliases; zero lets a lookup skip the alias search.
+        var aliasCount = 0
     }
 
     private let state = NIOLockedValueBox(State())
@@ -90,6 +92,7 @@ final class TunnelRegistry: Sendable {
                 generation: state.nextGeneration, reservedUntil: now + reservation)
             state.nextGeneration += 1
             state.entries[name] = entry
+            state.aliasCount = state.entries.values.filter { !$0.aliases.isEmpty }.count
             return .accepted(entry, replaced: existing?.link)
         }
     }
@@ -118,15 +121,20 @@ final class TunnelRegistry: Sendable {
     func target(forHost host: String) throws(ExchangeError) -> TunnelTarget? {
         let hostname = Self.hostname(host)
         let lookup: Entry?? = state.withLockedValue { state in
-            if let domain, hostname.hasSuffix("." + domain) {
+            if let domain, hostname.hasSuffix(domain), hostname.utf8.count > domain.utf8.count,
+                hostname.utf8.dropLast(domain.utf8.count).last == UInt8(ascii: ".")
+            {
                 let name = String(hostname.dropLast(domain.count + 1))
                 if !name.contains("."), let entry = state.entries[name] { return .some(entry) }
             }
-            guard ServiceAlias.parse(host: host) != nil else { return .none }
+            // Service names start with a letter, so IP literals and ports skip the alias search.
+            guard state.aliasCount > 0, hostname.first?.isLetter ?? false, ServiceAlias.parse(host: host) != nil else {
+                return .none
+            }
             return .some(state.entries.values.first { $0.aliases.contains { $0.matches(host: host) } })
         }
         guard case .some(let found) = lookup, let entry = found else { return nil }
-        guard let link = entry.link, isLive(entry) else { throw .agentNotConnected(host: hostname) }
+        guard let link = entry.link else { throw .agentNotConnected(host: hostname) }
         return link.target
     }
 
@@ -134,16 +142,15 @@ final class TunnelRegistry: Sendable {
     func target(forPort port: Int, host: String) throws(ExchangeError) -> TunnelTarget? {
         let entry = state.withLockedValue { state in state.nameOfPort[port].flatMap { state.entries[$0] } }
         guard let entry else { return nil }
-        guard let link = entry.link, isLive(entry) else { throw .agentNotConnected(host: Self.hostname(host)) }
+        guard let link = entry.link else { throw .agentNotConnected(host: Self.hostname(host)) }
         return link.target
     }
 
     var connectedCount: Int { state.withLockedValue { $0.entries.values.filter { $0.link != nil }.count } }
 
-    private func isLive(_ entry: Entry) -> Bool { entry.link != nil }
-
     static func hostname(_ host: String) -> String {
-        var name = Substring(host.lowercased())
+        let hasUppercase = host.utf8.contains { $0 >= 0x41 && $0 <= 0x5A }
+        var name = Substring(hasUppercase ? host.lowercased() : host)
         if name.hasPrefix("["), let close = name.firstIndex(of: "]") {
             return String(name[...close])
         }

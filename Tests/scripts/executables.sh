@@ -16,6 +16,12 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$work"
+# Created here, not by the background processes' redirections, so that wait_for
+# never races a file that does not exist yet.
+: >relay.out
+: >relay.err
+: >agent.out
+: >agent.err
 
 # wait_for FILE PATTERN: block until a line matching PATTERN appears in FILE (30 s at most).
 wait_for() {

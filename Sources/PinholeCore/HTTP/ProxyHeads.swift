@@ -166,21 +166,37 @@ public struct ProxyResponseHead: Sendable, Equatable {
 /// Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, so a proxy
 /// removes them, together with every field the Connection header names.
 enum HopByHop {
-    private static let fixed = [
+    private static let fixed: [[UInt8]] = [
         "connection", "proxy-connection", "keep-alive", "te", "transfer-encoding", "upgrade",
         "proxy-authenticate", "proxy-authorization",
-    ]
+    ].map { Array($0.utf8) }
 
-    /// Most messages carry none of these, so this checks before it copies anything.
+    /// Most messages carry none of these; one pass over the names, without allocating,
+    /// finds out before anything is copied.
     static func removing(from headers: HTTPHeaders) -> HTTPHeaders {
-        var named: [String] = []
-        if headers.contains(name: "connection") {
-            named = headers[canonicalForm: "connection"].map { String($0) }
+        var found = false
+        for (name, _) in headers where isFixed(name) {
+            found = true
+            break
         }
-        guard !named.isEmpty || fixed.contains(where: { headers.contains(name: $0) }) else { return headers }
+        guard found else { return headers }
+        var named: [String] = []
+        for value in headers[canonicalForm: "connection"] { named.append(String(value)) }
         var result = headers
-        for name in fixed + named { result.remove(name: name) }
+        for name in fixed { result.remove(name: String(decoding: name, as: UTF8.self)) }
+        for name in named { result.remove(name: name) }
         return result
+    }
+
+    /// Whether `name` is one of the fixed hop-by-hop names, compared case-insensitively.
+    private static func isFixed(_ name: String) -> Bool {
+        let count = name.utf8.count
+        return fixed.contains { candidate in
+            candidate.count == count
+                && zip(candidate, name.utf8).allSatisfy { expected, byte in
+                    expected == byte || (byte >= 0x41 && byte <= 0x5A && expected == byte + 0x20)
+                }
+        }
     }
 }
 
