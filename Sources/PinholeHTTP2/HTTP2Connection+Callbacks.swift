@@ -61,7 +61,9 @@ extension HTTP2Connection {
             events.append(.streamOpened(stream))
         }
         if let stream = streams[streamID] {
+            // One allocation for a typical header block instead of growth by doubling.
             stream.incomingHeaders = HTTP2Headers()
+            stream.incomingHeaders.reserveCapacity(16)
             stream.incomingHeaderBytes = 0
         }
     }

@@ -29,6 +29,8 @@ public final class HTTP2Connection {
     var inChannelRead = false
     var deferredOperations: [Operation] = []
     var events: [SessionEvent] = []
+    private var spareOperations: [Operation] = []
+    private var spareEvents: [SessionEvent] = []
     /// Bytes nghttp2 produced during `nghttp2_session_send`, written to the channel after it.
     var outbound: ByteBuffer
     /// The buffer currently inside `nghttp2_session_mem_recv`, so DATA payloads can be sliced, not copied.
@@ -217,14 +219,16 @@ public final class HTTP2Connection {
     /// until both are empty (a delegate may cause more of either).
     func drainAfterSessionCall() {
         while !deferredOperations.isEmpty || !events.isEmpty {
-            let operations = deferredOperations
-            deferredOperations.removeAll(keepingCapacity: deferredOperations.capacity <= Self.keptQueueCapacity)
-            for operation in operations { execute(operation) }
-            if !operations.isEmpty { needsSend = true }
-            let delivered = events
+            // Swap in the spare queues, so the ones being worked through are not shared
+            // while new work is appended (emptying a shared array would reallocate it).
+            swap(&deferredOperations, &spareOperations)
+            for operation in spareOperations { execute(operation) }
+            if !spareOperations.isEmpty { needsSend = true }
+            spareOperations.removeAll(keepingCapacity: spareOperations.capacity <= Self.keptQueueCapacity)
+            swap(&events, &spareEvents)
+            for event in spareEvents { deliver(event) }
             // A burst must not leave a large array behind on an idle connection.
-            events.removeAll(keepingCapacity: events.capacity <= Self.keptQueueCapacity)
-            for event in delivered { deliver(event) }
+            spareEvents.removeAll(keepingCapacity: spareEvents.capacity <= Self.keptQueueCapacity)
         }
     }
 

@@ -49,20 +49,23 @@ public struct HTTP2Headers: Sendable, Equatable, Sequence, ExpressibleByArrayLit
         let byteCount = fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
         return withUnsafeTemporaryAllocation(byteCount: Swift.max(byteCount, 1), alignment: 1) { bytes in
             withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: Swift.max(fields.count, 1)) { pairs in
+                // A plain loop rather than a nested helper: a helper capturing the running
+                // offset would box it on the heap, once per header block.
+                let base = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
                 var offset = 0
-                func copy(_ text: String) -> (UnsafeMutablePointer<UInt8>, Int) {
-                    let start = bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self)
-                    let count = text.utf8.count
-                    UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<(offset + count)]).copyBytes(from: text.utf8)
-                    offset += count
-                    return (start, count)
-                }
-                for (index, field) in fields.enumerated() {
-                    let name = copy(field.name)
-                    let value = copy(field.value)
+                for index in fields.indices {
+                    let (name, value) = fields[index]
+                    let nameStart = offset
+                    offset +=
+                        UnsafeMutableBufferPointer(start: base + offset, count: name.utf8.count)
+                        .initialize(from: name.utf8).1
+                    let valueStart = offset
+                    offset +=
+                        UnsafeMutableBufferPointer(start: base + offset, count: value.utf8.count)
+                        .initialize(from: value.utf8).1
                     pairs[index] = nghttp2_nv(
-                        name: name.0, value: value.0, namelen: name.1, valuelen: value.1,
-                        flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                        name: base + nameStart, value: base + valueStart, namelen: valueStart - nameStart,
+                        valuelen: offset - valueStart, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
                 }
                 return body(pairs.baseAddress!, fields.count)
             }

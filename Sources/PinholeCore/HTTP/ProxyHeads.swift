@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 import PinholeHTTP2
@@ -81,6 +82,7 @@ public struct ProxyRequestHead: Sendable, Equatable {
         var authority: String?
         var scheme = "http"
         var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count)
         for (name, value) in fields {
             switch name {
             case ":method": method = value
@@ -139,6 +141,7 @@ public struct ProxyResponseHead: Sendable, Equatable {
     public init(http2 fields: HTTP2Headers) throws(ExchangeError) {
         var status: Int?
         var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count)
         for (name, value) in fields {
             if name == ":status" {
                 status = Int(value)
@@ -166,37 +169,38 @@ public struct ProxyResponseHead: Sendable, Equatable {
 /// Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, so a proxy
 /// removes them, together with every field the Connection header names.
 enum HopByHop {
-    private static let fixed: [[UInt8]] = [
+    private static let fixed = [
         "connection", "proxy-connection", "keep-alive", "te", "transfer-encoding", "upgrade",
         "proxy-authenticate", "proxy-authorization",
-    ].map { Array($0.utf8) }
+    ]
 
-    /// Most messages carry none of these; one pass over the names, without allocating,
-    /// finds out before anything is copied.
+    /// One pass, without allocating, decides whether anything must go (most requests
+    /// carry nothing hop-by-hop; responses often carry `Connection: keep-alive`), and
+    /// one more builds the result.
     static func removing(from headers: HTTPHeaders) -> HTTPHeaders {
-        var found = false
-        for (name, _) in headers where isFixed(name) {
-            found = true
-            break
-        }
-        guard found else { return headers }
+        guard headers.contains(where: { isFixed($0.name) }) else { return headers }
         var named: [String] = []
-        for value in headers[canonicalForm: "connection"] { named.append(String(value)) }
-        var result = headers
-        for name in fixed { result.remove(name: String(decoding: name, as: UTF8.self)) }
-        for name in named { result.remove(name: name) }
+        for (name, value) in headers where equalsIgnoringCase(name, "connection") {
+            named += value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        }
+        var result = HTTPHeaders()
+        result.reserveCapacity(headers.count)
+        for (name, value) in headers where !isFixed(name) && !named.contains(where: { equalsIgnoringCase(name, $0) }) {
+            result.add(name: name, value: value)
+        }
         return result
     }
 
-    /// Whether `name` is one of the fixed hop-by-hop names, compared case-insensitively.
     private static func isFixed(_ name: String) -> Bool {
-        let count = name.utf8.count
-        return fixed.contains { candidate in
-            candidate.count == count
-                && zip(candidate, name.utf8).allSatisfy { expected, byte in
-                    expected == byte || (byte >= 0x41 && byte <= 0x5A && expected == byte + 0x20)
-                }
-        }
+        fixed.contains { equalsIgnoringCase(name, $0) }
+    }
+
+    /// ASCII case-insensitive comparison; `lowercase` must already be lowercase.
+    private static func equalsIgnoringCase<S: StringProtocol>(_ name: String, _ lowercase: S) -> Bool {
+        name.utf8.count == lowercase.utf8.count
+            && zip(name.utf8, lowercase.utf8).allSatisfy { byte, expected in
+                byte == expected || (byte >= 0x41 && byte <= 0x5A && byte + 0x20 == expected)
+            }
     }
 }
 
