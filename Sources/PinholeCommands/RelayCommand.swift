@@ -132,11 +132,11 @@ public struct RelayCommand: AsyncParsableCommand {
         let reachable = LocalAddresses.reachable()
         var dnsNames = domain.map { [$0, "*.\($0)"] } ?? []
         var ipAddresses: [String] = []
-        for host in [publicHost].compactMap({ $0 }) {
-            if host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) {
-                ipAddresses.append(host)
+        if let publicHost {
+            if TunnelEndpoint.isIPAddress(publicHost) {
+                ipAddresses.append(publicHost)
             } else {
-                dnsNames.append(host)
+                dnsNames.append(publicHost)
             }
         }
         if dnsNames.isEmpty && ipAddresses.isEmpty { ipAddresses = reachable + ["127.0.0.1"] }
@@ -175,9 +175,10 @@ public struct RelayCommand: AsyncParsableCommand {
             list += environment.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init)
         }
         if !list.isEmpty { return (list, "<your token>") }
-        let path =
-            ((cert as NSString).deletingLastPathComponent.isEmpty ? "." : (cert as NSString).deletingLastPathComponent)
-            + "/relay.token"
+        let directory =
+            (cert as NSString).deletingLastPathComponent.isEmpty ? "." : (cert as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/relay.token"
         if let stored = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(
             in: .whitespacesAndNewlines), !stored.isEmpty
         {

@@ -114,7 +114,8 @@ public struct TunnelEndpoint: Sendable, Equatable, CustomStringConvertible {
         return lowered
     }
 
-    static func isIPAddress(_ text: String) -> Bool {
+    /// Whether `text` is an IPv4 or IPv6 literal (no brackets).
+    public static func isIPAddress(_ text: String) -> Bool {
         (try? SocketAddress(ipAddress: text, port: 0)) != nil
     }
 }
