@@ -125,7 +125,9 @@ extension HTTP2Connection {
                 return
             }
         } while needsSend || outboundFull
-        if !wrote, outbound.capacity > Self.maximumWriteSize * 2 { outbound = ByteBuffer() }
+        // Keep the buffer while frames flow; once a call finds nothing to send, a tunnel
+        // going quiet should not hold a bulk-sized buffer.
+        if !wrote, outbound.capacity > 16 * 1024 { outbound = ByteBuffer() }
         closeIfDrained()
     }
 

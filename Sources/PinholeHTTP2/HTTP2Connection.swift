@@ -54,7 +54,7 @@ public final class HTTP2Connection {
     /// (64 KiB keeps the TLS record buffers below malloc's mmap threshold.)
     static let maximumWriteSize = 64 * 1024
     /// Event and operation queues keep at most this much capacity between calls.
-    static let keptQueueCapacity = 64
+    static let keptQueueCapacity = 16
 
     enum Operation {
         case openStream(HTTP2Stream, HTTP2Headers, endStream: Bool)

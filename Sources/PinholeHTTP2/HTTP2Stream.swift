@@ -35,7 +35,7 @@ public final class HTTP2Stream {
     public let connection: HTTP2Connection
 
     // Outgoing state, read by the data provider.
-    var outgoing = CircularBuffer<ByteBuffer>()
+    var outgoing = CircularBuffer<ByteBuffer>(initialCapacity: 4)
     var outgoingBytes = 0
     var localEndQueued = false
     var pendingTrailers: HTTP2Headers?

@@ -77,7 +77,7 @@ public final class Relay: Sendable {
                 // growing to large ones under bulk transfer.
                 .childChannelOption(
                     ChannelOptions.recvAllocator,
-                    value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 1024, maximum: 256 * 1024)
+                    value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 512, maximum: 256 * 1024)
                 )
                 .childChannelInitializer { [agentConnections] channel in
                     agentConnections.insert(channel)

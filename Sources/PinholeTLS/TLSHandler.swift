@@ -36,7 +36,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let serverName: String?
     private var connection: TLSConnection?
     private var state = State.idle
-    private var pendingWrites = CircularBuffer<(data: ByteBuffer, promise: EventLoopPromise<Void>?)>()
+    // Small to start: an idle tunnel holds one of these, and a burst grows it.
+    private var pendingWrites = CircularBuffer<(data: ByteBuffer, promise: EventLoopPromise<Void>?)>(initialCapacity: 4)
     /// How many of `pendingWrites`, from the front, have been flushed.
     private var flushedWriteCount = 0
     /// Plaintext bytes in `pendingWrites`.
