@@ -4,8 +4,10 @@ public struct HTTP2Configuration: Sendable {
     /// limits the streams we open (nghttp2 queues requests beyond it).
     public var maxConcurrentStreams: Int = 1024
     /// SETTINGS_INITIAL_WINDOW_SIZE: how much a stream may receive before its consumer
-    /// takes the data. This bounds the memory a stalled consumer can pin.
-    public var streamWindowSize: Int = 256 * 1024
+    /// takes the data. This bounds the memory a stalled consumer can pin, and a
+    /// stream's throughput to a window per round trip: at 256 KiB, uploads through the
+    /// tunnel stalled near 370 MB/s on loopback; at 1 MiB they reached 500-700 MB/s.
+    public var streamWindowSize: Int = 1024 * 1024
     /// SETTINGS_MAX_FRAME_SIZE we accept; larger frames are a FRAME_SIZE_ERROR.
     public var maxFrameSize: Int = 16 * 1024
     /// SETTINGS_MAX_HEADER_LIST_SIZE; a larger header block resets its stream.

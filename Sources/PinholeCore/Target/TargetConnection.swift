@@ -18,6 +18,7 @@ final class TargetConnection: ChannelDuplexHandler {
     private var responseBytesSeen = false
     private var keepAlive = true
     private var heldRead = false
+    private var flushScheduled = false
     private var closed = false
 
     init(pool: TargetPool) {
@@ -48,8 +49,17 @@ final class TargetConnection: ChannelDuplexHandler {
         resumeReadingIfWanted()
     }
 
+    /// Body pieces arrive one HTTP/2 DATA frame (16 KiB at most) at a time, usually
+    /// several per event-loop tick; they are flushed together at the end of the tick.
     func writeBody(_ body: ByteBuffer) {
-        context?.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        guard let context else { return }
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.context?.flush()
+        }
     }
 
     func writeEnd(trailers: HTTPHeaders?) {
