@@ -11,8 +11,9 @@ struct RelayServices: Sendable {
     let authenticator: TokenAuthenticator
     let throttle: FailureThrottle
     let logger: Logger
-    /// Makes sure a dedicated public port is listening before the agent is told about it.
-    let ensurePortListener: @Sendable (Int) -> EventLoopFuture<Void>
+    /// Makes sure a dedicated public port is listening (serving its connections on the
+    /// given loop) before the agent is told about it.
+    let ensurePortListener: @Sendable (Int, any EventLoop) -> EventLoopFuture<Void>
     /// The host to hand out in dedicated-port authorities.
     let advertisedHost: String
     /// The shared public port as bound (the configuration may say 0).
@@ -113,7 +114,9 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             refuse(reason, message, context: context)
         case .accepted(let entry, let replaced):
             replaced?.close()
-            let ready = entry.port.map(services.ensurePortListener) ?? context.eventLoop.makeSucceededVoidFuture()
+            let ready =
+                entry.port.map { services.ensurePortListener($0, context.eventLoop) }
+                ?? context.eventLoop.makeSucceededVoidFuture()
             ready.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
                 switch result {
                 case .success: self.accept(entry, hello: hello, context: context)

@@ -5,11 +5,13 @@ import NIOPosix
 /// Binds public HTTP/1.1 listeners: the relay's public port(s) and the agent's
 /// embedded relay use the same pipeline.
 public enum PublicServer {
+    /// `childGroup` picks each accepted connection's event loop (default: `group`).
     public static func bind(
-        host: String, port: Int, group: any EventLoopGroup, router: any PublicRouter,
+        host: String, port: Int, group: any EventLoopGroup, childGroup: (any EventLoopGroup)? = nil,
+        router: any PublicRouter,
         requestTimeout: TimeAmount? = nil, onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
+        try await ServerBootstrap(group: group, childGroup: childGroup ?? group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
