@@ -181,6 +181,8 @@ let package = Package(
             name: "PinholeCoreTests",
             dependencies: [
                 "PinholeCore",
+                "PinholeHTTP2",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 "PinholeTestSupport",
                 .product(name: "Yams", package: "Yams"),
             ]

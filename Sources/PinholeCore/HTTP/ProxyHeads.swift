@@ -1,4 +1,3 @@
-import Foundation
 import NIOCore
 import NIOHTTP1
 import PinholeHTTP2
@@ -174,20 +173,25 @@ enum HopByHop {
         "proxy-authenticate", "proxy-authorization",
     ]
 
-    /// One pass, without allocating, decides whether anything must go (most requests
-    /// carry nothing hop-by-hop; responses often carry `Connection: keep-alive`), and
-    /// one more builds the result.
+    /// One pass finds what must go (most requests carry nothing hop-by-hop; responses
+    /// often carry just `Connection: keep-alive`); only those names are then removed,
+    /// rather than the whole list being rebuilt.
     static func removing(from headers: HTTPHeaders) -> HTTPHeaders {
-        guard headers.contains(where: { isFixed($0.name) }) else { return headers }
-        var named: [String] = []
-        for (name, value) in headers where equalsIgnoringCase(name, "connection") {
-            named += value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        // Which names to drop: the fixed hop-by-hop ones present, plus the options named
+        // in Connection (usually just "keep-alive" or "close", which need nothing more).
+        var drop: [String] = []
+        for (name, value) in headers where isFixed(name) {
+            if !drop.contains(where: { equalsIgnoringCase(name, $0) }) { drop.append(name.lowercased()) }
+            guard equalsIgnoringCase(name, "connection") else { continue }
+            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
+                let trimmed = token.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }
+                let option = String(decoding: trimmed.reversed(), as: UTF8.self).lowercased()
+                if option != "close", !isFixed(option), !drop.contains(option) { drop.append(option) }
+            }
         }
-        var result = HTTPHeaders()
-        result.reserveCapacity(headers.count)
-        for (name, value) in headers where !isFixed(name) && !named.contains(where: { equalsIgnoringCase(name, $0) }) {
-            result.add(name: name, value: value)
-        }
+        guard !drop.isEmpty else { return headers }
+        var result = headers
+        for name in drop { result.remove(name: name) }
         return result
     }
 
