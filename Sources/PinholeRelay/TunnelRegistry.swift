@@ -119,6 +119,9 @@ final class TunnelRegistry: Sendable {
 
     /// The tunnel a Host header names: `NAME.DOMAIN` or a registered service alias.
     func target(forHost host: String) throws(ExchangeError) -> TunnelTarget? {
+        // Without a domain and without aliases (a relay of dedicated ports), no Host can
+        // name a tunnel: skip the parsing altogether.
+        guard domain != nil || state.withLockedValue({ $0.aliasCount > 0 }) else { return nil }
         let hostname = Self.hostname(host)
         let lookup: Entry?? = state.withLockedValue { state in
             if let domain, hostname.hasSuffix(domain), hostname.utf8.count > domain.utf8.count,
