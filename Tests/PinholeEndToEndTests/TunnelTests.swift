@@ -97,14 +97,14 @@ struct TunnelTests {
 
     @Test("a request held by the app for longer than the keepalive interval completes")
     func heldRequest() async throws {
-        let (relay, agent, app) = try await tunnel(keepalive: .milliseconds(500))
+        let (relay, agent, app) = try await tunnel(keepalive: .seconds(1))
         defer {
             Task {
                 await agent.stop(); await relay.stop(); await app.stop()
             }
         }
-        let (status, output) = try await curl(relay.curl("demo", "/slow?ms=2500"))
-        #expect(status == 0 && output == "slept 2500 ms")
+        let (status, output) = try await curl(relay.curl("demo", "/slow?ms=3000"))
+        #expect(status == 0 && output == "slept 3000 ms")
         #expect(!agent.recorded.contains { if case .disconnected = $0 { true } else { false } })
     }
 
