@@ -40,7 +40,9 @@ final class TargetPool {
     let eventLoop: any EventLoop
     private let connectTimeout: TimeAmount
     private var idle: [TargetConnection] = []
-    private static let maximumIdle = 64
+    // Enough for a burst of a thousand concurrent requests to find its connections
+    // again; below that, every request past the limit opened a new one.
+    private static let maximumIdle = 1024
 
     init(address: TargetAddress, eventLoop: any EventLoop, connectTimeout: TimeAmount) {
         self.address = address
