@@ -55,7 +55,19 @@ public final class ChildProcess: Sendable {
                 $0.exitStatus = process.terminationStatus
             }
         }
-        try process.run()
+        try Self.withSignalsUnblocked { try process.run() }
+    }
+
+    /// The child inherits the spawning thread's signal mask, and the threads tests
+    /// run on block SIGTERM. A peer like nghttpd never unblocks it, so `terminate()`
+    /// would leave it running after the test; spawn it with nothing blocked.
+    private static func withSignalsUnblocked<T>(_ body: () throws -> T) rethrows -> T {
+        var nothing = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&nothing)
+        pthread_sigmask(SIG_SETMASK, &nothing, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        return try body()
     }
 
     deinit {
