@@ -3,33 +3,46 @@ import NIOCore
 
 /// The two ciphertext queues between a `TLSConnection` and the network.
 ///
-/// OpenSSL reads received records straight out of `inbound` and appends the records
-/// it produces to `outbound`, through the custom BIO below. Compared with a pair of
-/// memory BIOs this saves one copy in each direction.
+/// OpenSSL reads received records straight out of the buffers the channel read, and
+/// appends the records it produces to `outbound`, through the custom BIO below.
+/// Compared with a pair of memory BIOs this saves one copy in each direction.
 final class CiphertextBuffers {
-    /// Received from the peer, not yet consumed by OpenSSL.
-    var inbound: ByteBuffer
+    /// Received from the peer, not yet consumed by OpenSSL, oldest first. Reads are
+    /// queued rather than appended to one buffer: most reads end inside a record, and
+    /// appending would copy every read (and first the channel's pooled read buffer).
+    private var inbound = CircularBuffer<ByteBuffer>(initialCapacity: 2)
+    /// Bytes in `inbound`.
+    private(set) var inboundBytes = 0
     /// Produced by OpenSSL, not yet handed to the channel.
     var outbound: ByteBuffer
-    private let allocator: ByteBufferAllocator
 
     init(allocator: ByteBufferAllocator) {
-        self.allocator = allocator
-        self.inbound = allocator.buffer(capacity: 0)
         self.outbound = allocator.buffer(capacity: 0)
     }
 
     func receive(_ buffer: inout ByteBuffer) {
-        if inbound.readableBytes == 0 {
-            inbound = buffer
-        } else {
-            inbound.writeBuffer(&buffer)
-        }
+        guard buffer.readableBytes > 0 else { return }
+        inboundBytes += buffer.readableBytes
+        inbound.append(buffer)
     }
 
-    /// Lets go of a fully consumed read buffer, so an idle connection does not pin it.
-    func releaseConsumedInbound() {
-        if inbound.readableBytes == 0, inbound.capacity > 0 { inbound = ByteBuffer() }
+    /// Copies up to `destination.count` received bytes into `destination`, from the
+    /// oldest read only: OpenSSL asks again for the rest of a record.
+    func readInbound(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        guard var front = inbound.first, let base = destination.baseAddress else { return 0 }
+        let count = min(front.readableBytes, destination.count)
+        front.withUnsafeReadableBytes { source in
+            base.copyMemory(from: source.baseAddress!, byteCount: count)
+        }
+        front.moveReaderIndex(forwardBy: count)
+        inboundBytes -= count
+        if front.readableBytes == 0 {
+            // Dropping a consumed read lets the channel reuse its pooled buffer.
+            inbound.removeFirst()
+        } else {
+            inbound[inbound.startIndex] = front
+        }
+        return count
     }
 
     /// Makes room for the records that `count` plaintext bytes become (TLS 1.3 adds
@@ -96,18 +109,13 @@ private func ciphertextBIORead(
 ) -> Int32 {
     guard let buffers = buffers(of: bio), let destination, let readCount else { return 0 }
     pinhole_BIO_clear_retry_flags(bio)
-    let available = buffers.inbound.readableBytes
-    guard available > 0 else {
+    guard buffers.inboundBytes > 0 else {
         // Not EOF: more ciphertext may arrive. The handler deals with real EOF.
         pinhole_BIO_set_retry_read(bio)
         readCount.pointee = 0
         return 0
     }
-    let count = min(available, capacity)
-    buffers.inbound.withUnsafeReadableBytes { source in
-        UnsafeMutableRawPointer(destination).copyMemory(from: source.baseAddress!, byteCount: count)
-    }
-    buffers.inbound.moveReaderIndex(forwardBy: count)
+    let count = buffers.readInbound(into: UnsafeMutableRawBufferPointer(start: destination, count: capacity))
     readCount.pointee = count
     return 1
 }
@@ -129,7 +137,7 @@ private func ciphertextBIOControl(
     case BIO_CTRL_FLUSH:
         return 1
     case BIO_CTRL_PENDING:
-        return buffers(of: bio)?.inbound.readableBytes ?? 0
+        return buffers(of: bio)?.inboundBytes ?? 0
     default:
         return 0
     }

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOEmbedded
 import PinholeTLS
@@ -80,6 +81,28 @@ struct TLSHandshakeTests {
         }
         #expect(!reason.isEmpty)
         #expect(!server.channel.isActive)
+    }
+
+    @Test("records split across many reads, and several records in one read, decrypt in order")
+    func recordsAcrossReads() throws {
+        let identity = try CertificateGenerator.selfSigned(CertificateRequest(commonName: "relay", dnsNames: ["relay"]))
+        let pair = try InMemoryTLSPair(
+            client: try TestCertificates.clientContext(.pinned(identity.fingerprint)),
+            server: try TestCertificates.serverContext(identity), serverName: "relay")
+        try pair.connect()
+        // 100 KB of numbered lines: seven records, so record boundaries fall inside reads.
+        let text = (0..<10_000).map { String(format: "%09d\n", $0) }.joined()
+        pair.client.writeAndFlush(ByteBuffer(string: text), promise: nil)
+        var ciphertext = ByteBuffer()
+        while var part = try pair.client.readOutbound(as: ByteBuffer.self) { ciphertext.writeBuffer(&part) }
+        // Reads of uneven sizes: a few bytes (less than a record header), a record and a
+        // half, and the rest at once.
+        for size in [1, 3, 7, 4_000, 24_577, 2] where ciphertext.readableBytes > 0 {
+            try pair.server.writeInbound(ciphertext.readSlice(length: min(size, ciphertext.readableBytes))!)
+        }
+        try pair.server.writeInbound(ciphertext)
+        #expect(pair.serverRecorder.received == text)
+        #expect(pair.serverRecorder.errors.isEmpty)
     }
 
     @Test("garbage after the handshake is a protocol violation")
