@@ -104,7 +104,6 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         connection.buffers.receive(&ciphertext)
         if state == .handshaking { advanceHandshake(context: context) }
         if state == .active { decryptAvailable(context: context, connection: connection) }
-        connection.buffers.releaseConsumedInbound()
         connection.releaseIdleBuffers()
         writeCiphertext(context: context, promise: nil)
     }
@@ -156,7 +155,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func decryptAvailable(context: ChannelHandlerContext, connection: TLSConnection) {
         while true {
             // Plaintext is never longer than the ciphertext it came from.
-            let capacity = max(connection.buffers.inbound.readableBytes, 2048)
+            let capacity = max(connection.buffers.inboundBytes, 2048)
             // At most 64 KiB at a time: such buffers come from malloc's heap, larger ones
             // from fresh mappings that fault in page by page.
             var plaintext = context.channel.allocator.buffer(capacity: min(capacity, 64 * 1024))
@@ -252,7 +251,7 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             fail(context: context, with: failure)
             return
         }
-        writeCiphertext(context: context, promise: combinedPromise, flush: flush)
+        writeCiphertext(context: context, promise: combinedPromise, flush: flush ? .always : .never)
         connection.buffers.releaseLargeOutbound()
     }
 
@@ -283,13 +282,22 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return nil
     }
 
-    private func writeCiphertext(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?, flush: Bool = true) {
+    /// When `writeCiphertext` flushes: reads and the handshake flush only what they
+    /// produced; a flush from above also pushes ciphertext encrypted early, unflushed.
+    private enum FlushMode {
+        case never, ifWritten, always
+    }
+
+    private func writeCiphertext(
+        context: ChannelHandlerContext, promise: EventLoopPromise<Void>?, flush: FlushMode = .ifWritten
+    ) {
         if let ciphertext = connection?.buffers.takeOutbound() {
             context.write(wrapOutboundOut(ciphertext), promise: promise)
+            if flush != .never { context.flush() }
         } else {
             promise?.succeed(())
+            if flush == .always { context.flush() }
         }
-        if flush { context.flush() }
     }
 
     // MARK: Closing
