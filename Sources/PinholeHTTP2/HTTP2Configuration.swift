@@ -9,7 +9,7 @@ public struct HTTP2Configuration: Sendable {
     /// tunnel stalled near 370 MB/s on loopback; at 1 MiB they reached 500-700 MB/s.
     public var streamWindowSize: Int = 1024 * 1024
     /// SETTINGS_MAX_FRAME_SIZE we accept; larger frames are a FRAME_SIZE_ERROR.
-    public var maxFrameSize: Int = 16 * 1024
+    public var maxFrameSize: Int = 64 * 1024
     /// SETTINGS_MAX_HEADER_LIST_SIZE; a larger header block resets its stream.
     public var maxHeaderListSize: Int = 64 * 1024
     /// A stream reports itself unwritable once this much of its outgoing data waits.

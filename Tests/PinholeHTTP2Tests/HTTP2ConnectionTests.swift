@@ -114,10 +114,10 @@ struct HTTP2ConnectionTests {
     @Test("a frame larger than SETTINGS_MAX_FRAME_SIZE: GOAWAY(FRAME_SIZE_ERROR), an error, a clean close")
     func oversizedFrame() throws {
         let pair = try InMemoryHTTP2Pair { _ in RecordingDelegate() }
-        // A DATA frame header announcing 20,000 bytes on stream 1 (our limit is 16,384).
+        // A DATA frame header announcing 70,000 bytes on stream 1 (our limit is 65,536).
         var frame = ByteBuffer()
-        frame.writeBytes([0x00, 0x4E, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01])
-        frame.writeRepeatingByte(0, count: 20_000)
+        frame.writeBytes([0x01, 0x11, 0x70, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01])
+        frame.writeRepeatingByte(0, count: 70_000)
         try pair.server.writeInbound(frame)
         pair.server.embeddedEventLoop.run()
         var sent = ByteBuffer()

@@ -101,6 +101,22 @@ struct HTTP2StreamTests {
         #expect(!producers[0].isWritable && producers[1].isWritable)
     }
 
+    @Test(
+        "DATA frames grow to the peer's SETTINGS_MAX_FRAME_SIZE, never past it",
+        arguments: [16 * 1024, 64 * 1024])
+    func dataFrameSize(peerMaxFrameSize: Int) throws {
+        var serverConfiguration = HTTP2Configuration()
+        serverConfiguration.maxFrameSize = peerMaxFrameSize
+        let receiver = RecordingDelegate()
+        let pair = try InMemoryHTTP2Pair(serverConfiguration: serverConfiguration) { _ in receiver }
+        let body = ByteBuffer(repeating: 0x61, count: 256 * 1024)
+        let stream = try pair.clientConnection.openStream(headers: requestHeaders(), delegate: RecordingDelegate())
+        stream.sendData(body, endStream: true)
+        try pair.interact()
+        #expect(receiver.body == body && receiver.ended)
+        #expect(receiver.largestDataPart == peerMaxFrameSize)
+    }
+
     @Test("trailers both ways")
     func trailers() throws {
         final class TrailerResponder: HTTP2StreamDelegate {

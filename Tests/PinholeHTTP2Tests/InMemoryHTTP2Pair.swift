@@ -63,6 +63,8 @@ final class RecordingDelegate: HTTP2StreamDelegate {
     var closed = false
     var error: HTTP2Error?
     var consumes = true
+    /// The largest `.data` part: one DATA frame at most, so it shows the frame size used.
+    var largestDataPart = 0
     var writabilityChanges = 0
     /// Set to assert that nghttp2 never calls us from inside itself.
     var sawReentrantCall = false
@@ -73,6 +75,7 @@ final class RecordingDelegate: HTTP2StreamDelegate {
         case .headers(let fields): headers = fields
         case .data(var data):
             let count = data.readableBytes
+            largestDataPart = max(largestDataPart, count)
             body.writeBuffer(&data)
             if consumes { stream.consumed(count) }
         case .trailers(let fields): trailers = fields
