@@ -132,25 +132,7 @@ public struct IstioOptions: ParsableArguments {
 
     /// The plan for this tunnel, or nil for `--istio none`. Call after `validate()`.
     public func plan(tunnel: TunnelEndpoint) throws(IstioError) -> IstioPlan? {
-        let mode = resolvedMode
-        guard mode != .none, let service else {
-            return nil
-        }
-        var headerMatch = HeaderMatch.default
-        if let matchHeader {
-            headerMatch = try HeaderMatch(parsing: matchHeader)
-        }
-        return try IstioPlan(
-            mode: mode,
-            service: service,
-            namespace: namespace,
-            servicePort: servicePort,
-            headerMatch: headerMatch,
-            redirectCode: redirectCode ?? IstioPlan.defaultRedirectCode,
-            mirrorPercent: mirrorPercent ?? 100,
-            apiVersion: apiVersion,
-            tunnel: tunnel
-        )
+        try planMaker()?(tunnel)
     }
 
     /// The same as `plan(tunnel:)`, captured as a value so it can be used later from
