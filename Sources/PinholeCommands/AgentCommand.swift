@@ -170,7 +170,9 @@ public struct AgentCommand: AsyncParsableCommand {
             trust = .systemDefault
         }
         var aliases: [String] = []
-        if let service = istio.service { aliases.append("\(service).\(istio.namespace)") }
+        if let service = istio.service {
+            aliases.append(try ServiceAlias(service: service, namespace: istio.namespace).description)
+        }
         return .relay(
             .init(
                 host: host, port: port, token: resolvedToken ?? "", trust: trust,

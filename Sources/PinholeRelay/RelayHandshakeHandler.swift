@@ -101,9 +101,8 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         }
         var aliases: [ServiceAlias] = []
         for text in hello.aliases {
-            let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
             do {
-                aliases.append(try ServiceAlias(service: parts[0], namespace: parts.count > 1 ? parts[1] : "default"))
+                aliases.append(try ServiceAlias(description: text))
             } catch {
                 refuse(.invalidRequest, "alias '\(text)': \(error)", context: context)
                 return

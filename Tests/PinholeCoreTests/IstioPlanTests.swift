@@ -26,7 +26,6 @@ struct IstioPlanTests {
         #expect(plan.apiVersion == .v1)
         #expect(plan.tunnelServiceHost == "checkout.pinhole")
         #expect(plan.tunnelResourceName == "checkout-pinhole")
-        #expect(plan.serviceAlias == (try ServiceAlias(service: "checkout", namespace: "default")))
     }
 
     @Test(

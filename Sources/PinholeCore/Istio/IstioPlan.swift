@@ -105,9 +105,4 @@ extension IstioPlan {
 
     /// The name of the ServiceEntry (and, for https, DestinationRule) for the tunnel.
     public var tunnelResourceName: String { service + "-pinhole" }
-
-    /// The alias the relay matches Host headers against when mirrored requests arrive.
-    public var serviceAlias: ServiceAlias {
-        ServiceAlias(checkedService: service, namespace: namespace)
-    }
 }

@@ -21,7 +21,14 @@ public struct ServiceAlias: Hashable, Sendable, CustomStringConvertible {
         self.namespace = namespace
     }
 
+    /// `service.namespace`: how the agent names the alias in its hello.
     public var description: String { service + "." + namespace }
+
+    /// Reads `description` back (`service` alone means the default namespace).
+    public init(description text: String) throws(IstioError) {
+        let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
+        try self.init(service: parts.first ?? "", namespace: parts.count > 1 ? parts[1] : IstioPlan.defaultNamespace)
+    }
 
     /// The service and (when the host names one) namespace a Host header refers to, or nil
     /// when it is not an alias shape. A `-shadow` suffix is removed: Envoy appends it to the
