@@ -195,7 +195,6 @@ public struct RelayCommand: AsyncParsableCommand {
     private func printBanner(relay: Relay, addresses: Relay.Addresses, loaded: RelayIdentity.Loaded, tokenNote: String)
     {
         let host = relay.advertisedHost
-        let agentHost = publicHost ?? domain.map { _ in host } ?? host
         Terminal.out("pinhole relay")
         if let domain {
             Terminal.out(
@@ -211,7 +210,7 @@ public struct RelayCommand: AsyncParsableCommand {
         Terminal.out("")
         Terminal.out("On your laptop, run:")
         Terminal.out(
-            "  ./agent 3000 --relay \(agentHost):\(addresses.agentPort) --pin \(loaded.identity.fingerprint) --token \(tokenNote)"
+            "  ./agent 3000 --relay \(host):\(addresses.agentPort) --pin \(loaded.identity.fingerprint) --token \(tokenNote)"
         )
         Terminal.out("")
     }

@@ -100,12 +100,11 @@ public enum IstioRenderer {
 
     private static func redirectRule(_ plan: IstioPlan) -> HTTPRoute {
         let tunnel = plan.tunnel
-        let host = tunnel.host.contains(":") ? "[" + tunnel.host + "]" : tunnel.host
         return HTTPRoute(
             name: debugRuleName,
             match: [HTTPMatchRequest(header: plan.headerMatch)],
             redirect: HTTPRedirect(
-                authority: host,
+                authority: tunnel.bracketedHost,
                 // Omitted means the scheme's default port; Istio leaves Envoy's port_redirect unset.
                 port: tunnel.usesDefaultPort ? nil : tunnel.port,
                 scheme: tunnel.scheme.rawValue,

@@ -62,9 +62,11 @@ public struct TunnelEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// `host[:port]` as it goes into a Host header or a redirect; the port only when it is not
     /// the scheme's default, IPv6 in brackets.
     public var authority: String {
-        let bracketed = host.contains(":") ? "[" + host + "]" : host
-        return usesDefaultPort ? bracketed : bracketed + ":" + String(port)
+        usesDefaultPort ? bracketedHost : bracketedHost + ":" + String(port)
     }
+
+    /// The host as it goes before a port: IPv6 in brackets.
+    public var bracketedHost: String { host.contains(":") ? "[" + host + "]" : host }
 
     public var description: String { scheme.rawValue + "://" + authority }
 
