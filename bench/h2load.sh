@@ -21,9 +21,15 @@ trap cleanup EXIT
 
 echo "building pinhole-h2-server (release)..." >&2
 swift build -c release --product pinhole-h2-server >/dev/null
+# Created before the server starts, so that tail never races a missing file.
+: >"$work/pinhole.out"
 .build/release/pinhole-h2-server --threads 1 >"$work/pinhole.out" &
 pids+=($!)
-timeout 10 grep -m1 -q listening <(tail -f "$work/pinhole.out")
+timeout 10 grep -m1 -q listening <(tail -f "$work/pinhole.out") || {
+    echo "pinhole-h2-server did not start:" >&2
+    cat "$work/pinhole.out" >&2
+    exit 1
+}
 pinhole_port="$(sed -n 's/^listening //p' "$work/pinhole.out")"
 
 printf 'Hello, world!' >"$work/hello"
@@ -32,7 +38,12 @@ nghttpd --no-tls -a 127.0.0.1 -d "$work" "$nghttpd_port" >"$work/nghttpd.out" 2>
 pids+=($!)
 # nghttpd prints nothing when it is ready (without -v, which would log every frame),
 # so poll its port, for 5 s at most.
-for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$nghttpd_port") 2>/dev/null && break; sleep 0.1; done
+nghttpd_up=no
+for _ in $(seq 50); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$nghttpd_port") 2>/dev/null; then nghttpd_up=yes; break; fi
+    sleep 0.1
+done
+[ "$nghttpd_up" = yes ] || { echo "nghttpd did not listen on $nghttpd_port within 5 s:" >&2; cat "$work/nghttpd.out" >&2; exit 1; }
 
 run() {  # run NAME URL -> "req/s failed"
     local out
