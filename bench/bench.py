@@ -814,13 +814,13 @@ READY_HINT = (
 )
 
 
-def ready_url(event, default_port):
+def ready_url(event):
     url = event.get("url")
     if not url and event.get("port"):
         url = f"http://127.0.0.1:{event['port']}"
     if not url:
         raise BenchError(f"tunnel_ready has neither url nor port: {json.dumps(event)}")
-    return url.rstrip("/"), default_port
+    return url.rstrip("/")
 
 
 def start_pinhole(supervisor, target, bin_dir, ports, tls):
@@ -831,23 +831,21 @@ def start_pinhole(supervisor, target, bin_dir, ports, tls):
     agent = supervisor.start("agent", agent_argv(bin_dir, agent_port, pin), capture=True)
     event = agent.wait_line(tunnel_ready, TUNNEL_READY_TIMEOUT, 'tunnel_ready line ({"event":"tunnel_ready",...})',
                             READY_HINT)
-    target.base, _ = ready_url(event, tunnel_port)
+    target.base = ready_url(event)
     target.ready_event = event
     if target.base != f"http://127.0.0.1:{tunnel_port}":
         say(f"  note: the agent's url is {target.base}, not http://127.0.0.1:{tunnel_port}; using its url")
     wait_until(lambda: hello_ok(target.base), START_TIMEOUT, f"{target.base}/hello through the tunnel", [relay, agent])
     target.rss_processes = [("relay", relay, None), ("agent", agent, None)]
-    target.relay, target.agent = relay, agent
 
 
 def start_embedded(supervisor, target, bin_dir, port):
     agent = supervisor.start("agent-embedded", embedded_agent_argv(bin_dir, port), capture=True)
     event = agent.wait_line(tunnel_ready, TUNNEL_READY_TIMEOUT, "tunnel_ready line", READY_HINT)
-    target.base, _ = ready_url(event, port)
+    target.base = ready_url(event)
     target.ready_event = event
     wait_until(lambda: hello_ok(target.base), START_TIMEOUT, f"{target.base}/hello (embedded relay)", [agent])
     target.rss_processes = [("agent", agent, None)]
-    target.agent = agent
 
 
 # ---------------------------------------------------------------------------
@@ -874,13 +872,11 @@ def prepare_pinhole(supervisor, args, wanted):
     Returns (bin_dir, {path: (status, reason)} for paths that cannot run, idle tool available)."""
     bin_dir = Path(args.bin_dir).resolve() if args.bin_dir else REPO / ".build" / "release"
     products = sorted({p for path in wanted for p in PINHOLE_PRODUCTS[path]})
-    package = REPO / "Package.swift"
-    declares_idle = package.exists() and f'"{IDLE_PRODUCT}"' in package.read_text()
     missing = [p for p in products if not executable(bin_dir / p)]
     newest = newest_source_mtime()
     stale = [p for p in products if p not in missing and (bin_dir / p).stat().st_mtime < newest]
     to_build = list(products) if (missing or stale) else []
-    if "pinhole" in wanted and declares_idle and (to_build or not executable(bin_dir / IDLE_PRODUCT)):
+    if "pinhole" in wanted and (to_build or not executable(bin_dir / IDLE_PRODUCT)):
         to_build.append(IDLE_PRODUCT)
     why_not = "--no-build given" if args.no_build else ("--bin-dir given" if args.bin_dir else None)
     swift = shutil.which("swift")
@@ -1451,7 +1447,7 @@ def main(argv):
                 extras["bulk_rss_growth"] = f"failed: {error}"
             if not idle_available:
                 extras["idle_tunnels"] = (f"skipped: {bin_dir / IDLE_PRODUCT} not found "
-                                          "(the lead provides it; see bench/README.md)")
+                                          f"(swift build -c release --product {IDLE_PRODUCT})")
                 say(f"idle tunnels: {extras['idle_tunnels']}")
             elif not idle_range:
                 extras["idle_tunnels"] = f"skipped: no {IDLE_TUNNELS + 16} contiguous free ports in 20000-32000"
