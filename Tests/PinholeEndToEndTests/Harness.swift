@@ -122,11 +122,16 @@ final class TestAgent: Sendable {
 
     /// The error the agent stopped with (waits for it to stop).
     func outcome() async -> (any Error)? {
-        do {
-            try await task.value
-            return nil
-        } catch {
-            return error
+        // Cancelling the waiter (a test's time limit) stops the agent, which ends the wait.
+        await withTaskCancellationHandler {
+            do {
+                try await task.value
+                return nil
+            } catch {
+                return error
+            }
+        } onCancel: { [task] in
+            task.cancel()
         }
     }
 
@@ -143,9 +148,16 @@ struct TestFailure: Error, CustomStringConvertible {
 
 /// Events from event-loop threads, and a way to wait for a condition on them.
 final class EventLog<Event: Sendable>: Sendable {
+    private struct Waiter {
+        let id: Int
+        let predicate: @Sendable ([Event]) -> Bool
+        let continuation: CheckedContinuation<[Event], Never>
+    }
+
     private struct State {
         var events: [Event] = []
-        var waiters: [(predicate: @Sendable ([Event]) -> Bool, continuation: CheckedContinuation<[Event], Never>)] = []
+        var waiters: [Waiter] = []
+        var nextWaiterID = 0
     }
 
     private let state = NIOLockedValueBox(State())
@@ -167,16 +179,33 @@ final class EventLog<Event: Sendable>: Sendable {
 
     var all: [Event] { state.withLockedValue { $0.events } }
 
-    /// Waits until `predicate` holds for the events so far (bounded by the suite's time limit).
+    /// Waits until `predicate` holds for the events so far. Throws CancellationError when
+    /// the waiting task is cancelled (as the suite's time limit does) before that.
     func wait(_ predicate: @escaping @Sendable ([Event]) -> Bool) async throws -> [Event] {
-        await withCheckedContinuation { continuation in
-            let snapshot: [Event]? = state.withLockedValue { state in
-                if predicate(state.events) { return state.events }
-                state.waiters.append((predicate, continuation))
-                return nil
-            }
-            if let snapshot { continuation.resume(returning: snapshot) }
+        let id = state.withLockedValue { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
         }
+        let events = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let snapshot: [Event]? = state.withLockedValue { state in
+                    // A cancellation that came before this waiter was added has already run
+                    // its handler, and found nothing to resume.
+                    if predicate(state.events) || Task.isCancelled { return state.events }
+                    state.waiters.append(Waiter(id: id, predicate: predicate, continuation: continuation))
+                    return nil
+                }
+                if let snapshot { continuation.resume(returning: snapshot) }
+            }
+        } onCancel: {
+            let cancelled = state.withLockedValue { state -> (Waiter, [Event])? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return (state.waiters.remove(at: index), state.events)
+            }
+            if let (waiter, events) = cancelled { waiter.continuation.resume(returning: events) }
+        }
+        guard predicate(events) else { throw CancellationError() }
+        return events
     }
 }
 

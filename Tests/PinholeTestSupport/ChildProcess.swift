@@ -84,10 +84,6 @@ public final class ChildProcess: Sendable {
         throw Failure(description: "\(executable) is not installed (bash .ci/run installs the test peers)")
     }
 
-    public static func isInstalled(_ executable: String) -> Bool {
-        (try? locate(executable)) != nil
-    }
-
     private static func update(_ state: NIOLockedValueBox<State>, _ change: (inout State) -> Void) {
         let ready: [CheckedContinuation<Void, Never>] = state.withLockedValue { state in
             change(&state)
@@ -106,15 +102,21 @@ public final class ChildProcess: Sendable {
     public var output: String { state.withLockedValue { $0.output } }
 
     /// Waits until the output matches `predicate` or the process exits; returns the output.
+    /// Cancelling the waiting task (a test's time limit) terminates the process, which
+    /// ends the wait.
     @discardableResult
     public func waitForOutput(_ predicate: @escaping @Sendable (String) -> Bool) async throws -> String {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let satisfied = state.withLockedValue { state -> Bool in
-                if predicate(state.output) || state.exitStatus != nil { return true }
-                state.waiters.append(({ output, status in predicate(output) || status != nil }, continuation))
-                return false
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let satisfied = state.withLockedValue { state -> Bool in
+                    if predicate(state.output) || state.exitStatus != nil { return true }
+                    state.waiters.append(({ output, status in predicate(output) || status != nil }, continuation))
+                    return false
+                }
+                if satisfied { continuation.resume() }
             }
-            if satisfied { continuation.resume() }
+        } onCancel: {
+            terminate()
         }
         let output = self.output
         guard predicate(output) else {
@@ -123,25 +125,26 @@ public final class ChildProcess: Sendable {
         return output
     }
 
-    /// Waits for exit and returns the status and the whole output.
+    /// Waits for exit and returns the status and the whole output. Cancelling the
+    /// waiting task terminates the process.
     public func waitForExit() async -> (status: Int32, output: String) {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let exited = state.withLockedValue { state -> Bool in
-                if state.exitStatus != nil { return true }
-                state.waiters.append(({ _, status in status != nil }, continuation))
-                return false
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let exited = state.withLockedValue { state -> Bool in
+                    if state.exitStatus != nil { return true }
+                    state.waiters.append(({ _, status in status != nil }, continuation))
+                    return false
+                }
+                if exited { continuation.resume() }
             }
-            if exited { continuation.resume() }
+        } onCancel: {
+            terminate()
         }
         return state.withLockedValue { ($0.exitStatus ?? -1, $0.output) }
     }
 
     public func send(_ text: String) {
         input.fileHandleForWriting.write(Data(text.utf8))
-    }
-
-    public func closeInput() {
-        try? input.fileHandleForWriting.close()
     }
 
     public func terminate() {
