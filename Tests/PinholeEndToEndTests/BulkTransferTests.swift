@@ -10,7 +10,6 @@ private struct TunnelProcesses {
     let relay: ChildProcess
     let agent: ChildProcess
     let host: String
-    let publicPort: Int
 
     static func start(appPort: Int) async throws -> TunnelProcesses {
         let binaries = builtExecutablesDirectory
@@ -34,7 +33,7 @@ private struct TunnelProcesses {
             ])
         try await agent.waitForOutput { $0.contains(#""event":"tunnel_ready""#) }
         return TunnelProcesses(
-            relay: relay, agent: agent, host: "bulk.tunnels.test:\(publicPort)", publicPort: publicPort)
+            relay: relay, agent: agent, host: "bulk.tunnels.test:\(publicPort)")
     }
 
     private static func capture(_ pattern: String, in text: String) -> String? {
@@ -84,8 +83,8 @@ struct BulkTransferTests {
             tunnel.stop()
             Task { await app.stop() }
         }
-        let relayBefore = residentMemoryBytes(ofProcess: String(tunnel.relay.processIdentifier))
-        let agentBefore = residentMemoryBytes(ofProcess: String(tunnel.agent.processIdentifier))
+        let relayBefore = residentMemoryBytes(ofProcess: tunnel.relay.processIdentifier)
+        let agentBefore = residentMemoryBytes(ofProcess: tunnel.agent.processIdentifier)
 
         let upload = try await curl(tunnel.curl("/upload", ["-X", "POST", "-T", file, "-H", "Expect:"]))
         let command = (["curl"] + tunnel.curl("/download?bytes=\(Self.size)")).joined(separator: " ") + " | sha256sum"

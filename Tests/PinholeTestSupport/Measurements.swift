@@ -1,23 +1,18 @@
 import Foundation
 
-/// Resident set size of this process, from /proc/self/status (Linux).
-public func residentMemoryBytes() -> Int {
-    residentMemoryBytes(ofProcess: "self")
+/// Resident set size (VmRSS) of a process, in bytes, from /proc (Linux); 0 if unknown.
+public func residentMemoryBytes(ofProcess pid: Int32) -> Int {
+    memoryBytes(ofProcess: pid, field: "VmRSS:")
 }
 
-public func residentMemoryBytes(ofProcess pid: String) -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-        let kilobytes = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
-        return kilobytes * 1024
-    }
-    return 0
-}
-
-/// Peak resident set size (VmHWM) of a process, in bytes.
+/// Peak resident set size (VmHWM) of a process, in bytes; 0 if unknown.
 public func peakResidentMemoryBytes(ofProcess pid: Int32) -> Int {
+    memoryBytes(ofProcess: pid, field: "VmHWM:")
+}
+
+private func memoryBytes(ofProcess pid: Int32, field: String) -> Int {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+    for line in status.split(separator: "\n") where line.hasPrefix(field) {
         return (line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0) * 1024
     }
     return 0

@@ -98,7 +98,3 @@ final class TargetPool {
         idle.removeAll { $0 === connection }
     }
 }
-
-#if canImport(Glibc)
-    import Glibc
-#endif

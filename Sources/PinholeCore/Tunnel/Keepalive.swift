@@ -10,8 +10,6 @@ public final class TunnelKeepalive {
     private var task: RepeatedTask?
     private var outstanding = false
     private let onDead: (String) -> Void
-    /// The last round-trip time measured.
-    public private(set) var lastRoundTrip: TimeAmount?
 
     public init(connection: HTTP2Connection, interval: TimeAmount, onDead: @escaping (String) -> Void) {
         self.connection = connection
@@ -40,10 +38,8 @@ public final class TunnelKeepalive {
         }
         outstanding = true
         let bound = NIOLoopBound(self, eventLoop: connection.eventLoop)
-        connection.ping().whenComplete { result in
-            let keepalive = bound.value
-            keepalive.outstanding = false
-            if case .success(let rtt) = result { keepalive.lastRoundTrip = rtt }
+        connection.ping().whenComplete { _ in
+            bound.value.outstanding = false
         }
     }
 }
