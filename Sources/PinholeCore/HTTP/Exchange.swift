@@ -62,4 +62,11 @@ public struct ExchangeRecord: Sendable {
         self.duration = duration
         self.startedAt = startedAt
     }
+
+    /// The record of `request`, answered with `status`, ending now.
+    init(request: ProxyRequestHead, status: Int, startedAt: NIODeadline) {
+        self.init(
+            method: request.method.rawValue, path: request.path, status: status, duration: .now() - startedAt,
+            startedAt: startedAt)
+    }
 }

@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 
 /// Why a proxied request could not be answered by the application, and what the
@@ -19,6 +20,11 @@ public enum ExchangeError: Error, Sendable, Equatable {
     case timedOut(seconds: Int)
     /// Something on the way answered in a way HTTP does not allow.
     case protocolViolation(String)
+
+    /// `timedOut` for a `--request-timeout` of `timeout`.
+    static func timedOut(after timeout: TimeAmount) -> ExchangeError {
+        .timedOut(seconds: Int(timeout.nanoseconds / 1_000_000_000))
+    }
 
     public var status: HTTPResponseStatus {
         switch self {

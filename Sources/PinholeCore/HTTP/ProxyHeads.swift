@@ -227,6 +227,17 @@ extension HTTPHeaders {
     }
 }
 
+extension HTTP2Stream {
+    /// Ends the stream, with `trailers` when there are any.
+    func finish(trailers: HTTPHeaders?) {
+        if let trailers, !trailers.isEmpty {
+            sendTrailers(HTTP2Headers(lowercasing: trailers))
+        } else {
+            finish()
+        }
+    }
+}
+
 extension HTTP2Headers {
     /// HTTP/1 headers (trailers) as HTTP/2 fields.
     init(lowercasing headers: HTTPHeaders) {

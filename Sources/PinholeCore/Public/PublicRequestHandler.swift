@@ -21,6 +21,9 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
 
     private var context: ChannelHandlerContext?
+    /// The client's address for X-Forwarded-For: formatting it costs an inet_ntop and a
+    /// String, and it cannot change on a connection, so it is done once.
+    private lazy var clientAddress: String? = context?.channel.remoteAddress?.ipAddress
     private var current: Exchange?
     /// Request body parts after an error response was sent; they are discarded.
     private var discardingBody = false
@@ -112,7 +115,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         let proxyHead: ProxyRequestHead
         do {
             var parsed = try ProxyRequestHead(
-                publicRequest: head, clientAddress: context.channel.remoteAddress?.ipAddress)
+                publicRequest: head, clientAddress: clientAddress)
             parsed.headers.remove(name: "expect")
             proxyHead = parsed
         } catch {
@@ -145,7 +148,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     private func timedOut(after timeout: TimeAmount) {
         guard let exchange = current, !exchange.responseStarted else { return }
         exchange.upstream?.cancel()
-        exchangeFailed(.timedOut(seconds: Int(timeout.nanoseconds / 1_000_000_000)))
+        exchangeFailed(.timedOut(after: timeout))
     }
 
     /// Answers a request nothing upstream will answer. When the request's body may
@@ -288,12 +291,7 @@ extension PublicRequestHandler: ExchangeDownstream {
     }
 
     private func record(_ exchange: Exchange) {
-        guard let onComplete else { return }
-        let now = NIODeadline.now()
-        onComplete(
-            ExchangeRecord(
-                method: exchange.head.method.rawValue, path: exchange.head.path, status: exchange.status,
-                duration: now - exchange.startedAt, startedAt: exchange.startedAt))
+        onComplete?(ExchangeRecord(request: exchange.head, status: exchange.status, startedAt: exchange.startedAt))
     }
 }
 

@@ -16,6 +16,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private var responseEnded = false
     private var status = 0
     private var credit = ReceiveCredit()
+    /// Request trailers, passed on with the end of the request.
+    private var trailers: HTTPHeaders?
     private let startedAt = NIODeadline.now()
 
     public init(
@@ -41,7 +43,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                     timeout = stream.connection.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) {
                         guard !self.responseStarted else { return }
                         self.upstream?.cancel()
-                        self.exchangeFailed(.timedOut(seconds: Int(requestTimeout.nanoseconds / 1_000_000_000)))
+                        self.exchangeFailed(.timedOut(after: requestTimeout))
                     }
                 }
             } catch {
@@ -56,9 +58,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             upstream.sendBody(data)
             credit.received(count, on: stream, consumerKeepsUp: upstream.isWritable)
         case .trailers(let fields):
-            upstream?.sendEnd(trailers: HTTPHeaders(http2: fields))
+            trailers = HTTPHeaders(http2: fields)
         case .end:
-            upstream?.sendEnd(trailers: nil)
+            upstream?.sendEnd(trailers: trailers)
         }
     }
 
@@ -96,11 +98,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     public func exchangeReceivedEnd(trailers: HTTPHeaders?) {
         guard !responseEnded, let stream else { return }
-        if let trailers, !trailers.isEmpty {
-            stream.sendTrailers(HTTP2Headers(lowercasing: trailers))
-        } else {
-            stream.finish()
-        }
+        stream.finish(trailers: trailers)
         finish()
     }
 
@@ -130,11 +128,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         responseEnded = true
         timeout?.cancel()
         if let onComplete, let request {
-            let now = NIODeadline.now()
-            onComplete(
-                ExchangeRecord(
-                    method: request.method.rawValue, path: request.path, status: status, duration: now - startedAt,
-                    startedAt: startedAt))
+            onComplete(ExchangeRecord(request: request, status: status, startedAt: startedAt))
         }
     }
 }

@@ -40,12 +40,7 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     }
 
     func sendEnd(trailers: HTTPHeaders?) {
-        guard let stream else { return }
-        if let trailers, !trailers.isEmpty {
-            stream.sendTrailers(HTTP2Headers(lowercasing: trailers))
-        } else {
-            stream.finish()
-        }
+        stream?.finish(trailers: trailers)
     }
 
     func cancel() {
