@@ -54,14 +54,6 @@ static inline EVP_PKEY *pinhole_EVP_EC_gen_P256(void) {
     return EVP_EC_gen("P-256");
 }
 
-static inline void pinhole_OPENSSL_free(void *pointer) {
-    OPENSSL_free(pointer);
-}
-
-static inline void pinhole_X509V3_set_ctx_nodb(X509V3_CTX *ctx) {
-    X509V3_set_ctx_nodb(ctx);
-}
-
 static inline long pinhole_BIO_get_mem_data(BIO *bio, char **data) {
     return BIO_get_mem_data(bio, data);
 }

@@ -155,7 +155,7 @@ extension HTTP2Connection {
         stream.outgoingBytes = 0
         var error = stream.resetReason
         if error == nil, code != .noError {
-            if code == .refusedStream, let goAway = goAwayError(for: stream) {
+            if code == .refusedStream, let goAway = goAwayError {
                 error = goAway
             } else {
                 error = .streamReset(streamID: streamID, code: code)

@@ -162,7 +162,7 @@ extension HTTP2Connection {
         let error = terminalError ?? .connectionClosed
         for (_, stream) in streams {
             stream.isClosed = true
-            events.append(.streamClosed(stream, stream.resetReason ?? goAwayError(for: stream) ?? error))
+            events.append(.streamClosed(stream, stream.resetReason ?? goAwayError ?? error))
         }
         streams.removeAll()
         let pings = pendingPings
@@ -179,7 +179,8 @@ extension HTTP2Connection {
         context = nil
     }
 
-    func goAwayError(for stream: HTTP2Stream) -> HTTP2Error? {
+    /// The error for streams the peer's GOAWAY left unprocessed, if it sent one.
+    var goAwayError: HTTP2Error? {
         guard let goAwayReceived else { return nil }
         return .goAway(code: goAwayReceived.code, lastStreamID: goAwayReceived.lastStreamID)
     }

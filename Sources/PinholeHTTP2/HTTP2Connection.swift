@@ -102,7 +102,7 @@ public final class HTTP2Connection {
         if let terminalError { throw terminalError }
         if isClosed { throw .connectionClosed }
         if let goAwayReceived { throw .goAway(code: goAwayReceived.code, lastStreamID: goAwayReceived.lastStreamID) }
-        if goAwaySent { throw .connectionDraining(lastStreamID: 0) }
+        if goAwaySent { throw .connectionDraining }
         let stream = HTTP2Stream(id: 0, connection: self, delegate: delegate)
         perform(.openStream(stream, headers, endStream: endStream))
         if let error = stream.resetReason { throw error }
@@ -173,7 +173,6 @@ public final class HTTP2Connection {
             }
             stream.id = id
             stream.headersSent = true
-            stream.hasDataProvider = !endStream
             stream.localEndQueued = endStream
             streams[id] = stream
         case .sendHeaders(let stream, let headers, let endStream):
@@ -186,10 +185,9 @@ public final class HTTP2Connection {
                 return
             }
             stream.headersSent = true
-            stream.hasDataProvider = !endStream
             if endStream { stream.localEndQueued = true }
         case .resumeData(let stream):
-            guard stream.hasDataProvider, stream.dataDeferred, !stream.isClosed else { return }
+            guard stream.dataDeferred, !stream.isClosed else { return }
             stream.dataDeferred = false
             _ = nghttp2_session_resume_data(session, stream.id)
         case .submitTrailers(let stream):

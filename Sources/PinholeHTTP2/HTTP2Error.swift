@@ -37,8 +37,8 @@ public enum HTTP2Error: Error, Sendable, Equatable {
     case streamResetLocally(streamID: Int32, code: HTTP2ErrorCode, reason: String)
     /// The peer sent GOAWAY; streams after `lastStreamID` were not processed and new ones are refused.
     case goAway(code: HTTP2ErrorCode, lastStreamID: Int32)
-    /// The connection is draining (GOAWAY sent or received), so no new stream can start.
-    case connectionDraining(lastStreamID: Int32)
+    /// We sent GOAWAY: the connection is draining, so no new stream can start.
+    case connectionDraining
     /// The connection closed while the stream was still open.
     case connectionClosed
     /// The peer broke the protocol; the connection was closed with GOAWAY(PROTOCOL_ERROR) or similar.
@@ -60,8 +60,8 @@ extension HTTP2Error: CustomStringConvertible {
             return "stream \(id) reset (\(code)): \(reason)"
         case .goAway(let code, let lastStreamID):
             return "connection closed by GOAWAY(\(code)) after stream \(lastStreamID)"
-        case .connectionDraining(let lastStreamID):
-            return "the connection is shutting down (GOAWAY after stream \(lastStreamID)); open a new connection"
+        case .connectionDraining:
+            return "the connection is shutting down (GOAWAY sent); open a new connection"
         case .connectionClosed:
             return "the HTTP/2 connection closed before the stream finished"
         case .protocolViolation(let reason):

@@ -38,11 +38,6 @@ public struct HTTP2Headers: Sendable, Equatable, Sequence, ExpressibleByArrayLit
         lhs.fields.elementsEqual(rhs.fields) { $0.name == $1.name && $0.value == $1.value }
     }
 
-    /// The size RFC 9113 §6.5.2 counts against SETTINGS_MAX_HEADER_LIST_SIZE.
-    var listSize: Int {
-        fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 32 }
-    }
-
     /// Calls `body` with this list as nghttp2 name/value pairs. The bytes live in one
     /// temporary allocation (on the stack when small); nghttp2 copies them on submit.
     func withNameValuePairs<Result>(_ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> Result) -> Result {

@@ -41,7 +41,6 @@ public final class HTTP2Stream {
     var pendingTrailers: HTTP2Headers?
     /// A data provider is attached and nghttp2 is waiting for `resume`.
     var dataDeferred = false
-    var hasDataProvider = false
     var headersSent = false
     var wasWritable = true
 

@@ -165,8 +165,6 @@ final class TLSConnection {
         return step(forFailure: result)
     }
 
-    var sentShutdown: Bool { SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN != 0 }
-
     /// Frees OpenSSL's record buffers when they hold nothing, so an idle connection
     /// costs a few KiB instead of two 16 KiB buffers. SSL_MODE_RELEASE_BUFFERS does
     /// this after most records but not all (some paths keep the read buffer).
@@ -193,7 +191,7 @@ final class TLSConnection {
             return failure
         }
         let reasons = OpenSSLErrorQueue.drainReasons()
-        let text = reasons.isEmpty ? "OpenSSL error \(code)" : reasons.map(\.text).joined(separator: "; ")
+        let text = OpenSSLErrorQueue.text(of: reasons, fallback: "OpenSSL error \(code)")
         let alpnRefused = reasons.contains {
             $0.reason == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL || $0.reason == SSL_R_NO_APPLICATION_PROTOCOL
         }
