@@ -54,7 +54,7 @@ public struct AgentConfiguration: Sendable {
         let environment = ProcessInfo.processInfo.environment
         let user = environment["USER"] ?? environment["LOGNAME"] ?? "dev"
         let hasher = SHA256Hasher()
-        Array("\(ProcessInfo.processInfo.hostName)|\(user)|\(target)".utf8).withUnsafeBytes { hasher.update($0) }
+        hasher.update("\(ProcessInfo.processInfo.hostName)|\(user)|\(target)")
         let suffix = hasher.finalize().prefix(6)
         var label = String(user.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(40))
         label = label.trimmingCharacters(in: CharacterSet(charactersIn: "-"))

@@ -10,7 +10,7 @@ struct TokenDigest: Hashable, Sendable {
 
     init(token: String) {
         let hasher = SHA256Hasher()
-        Array(token.utf8).withUnsafeBytes { hasher.update($0) }
+        hasher.update(token)
         hex = hasher.finalize()
     }
 }

@@ -46,12 +46,20 @@ public struct CertificateFingerprint: Hashable, Sendable, CustomStringConvertibl
     }
 
     public var description: String {
-        Self.prefix
-            + bytes.map { byte in
-                let digits = Array("0123456789abcdef")
-                return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
-            }.joined()
+        Self.prefix + lowercaseHex(bytes)
     }
+}
+
+/// `bytes` as lowercase hex digits, two per byte.
+func lowercaseHex(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var text: [UInt8] = []
+    text.reserveCapacity(bytes.underestimatedCount * 2)
+    for byte in bytes {
+        text.append(digits[Int(byte >> 4)])
+        text.append(digits[Int(byte & 0x0f)])
+    }
+    return String(decoding: text, as: UTF8.self)
 }
 
 extension String {

@@ -10,8 +10,12 @@ enum OpenSSLErrorQueue {
 
     /// Drains the queue into one line such as "wrong version number (SSL routines)".
     static func drain(fallback: String = "no further detail from OpenSSL") -> String {
-        let reasons = drainReasons()
-        return reasons.isEmpty ? fallback : reasons.map(\.text).joined(separator: "; ")
+        text(of: drainReasons(), fallback: fallback)
+    }
+
+    /// Drained reasons as one line, or `fallback` when there were none.
+    static func text(of reasons: [(reason: Int32, text: String)], fallback: String) -> String {
+        reasons.isEmpty ? fallback : reasons.map(\.text).joined(separator: "; ")
     }
 
     /// Drains the queue, keeping each entry's reason code for callers that branch on it.

@@ -24,12 +24,17 @@ public final class SHA256Hasher {
         buffer.withUnsafeReadableBytes { update($0) }
     }
 
+    /// Adds the UTF-8 bytes of `text`.
+    public func update(_ text: String) {
+        var text = text
+        text.withUTF8 { update(UnsafeRawBufferPointer($0)) }
+    }
+
     /// The digest as lowercase hex. The hasher cannot be used afterwards.
     public func finalize() -> String {
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         precondition(EVP_DigestFinal_ex(context, &digest, &length) == 1, "SHA-256 final failed")
-        return digest.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
-            .joined()
+        return lowercaseHex(digest)
     }
 }
