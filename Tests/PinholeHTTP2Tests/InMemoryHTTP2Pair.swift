@@ -65,7 +65,6 @@ final class RecordingDelegate: HTTP2StreamDelegate {
     var consumes = true
     /// The largest `.data` part: one DATA frame at most, so it shows the frame size used.
     var largestDataPart = 0
-    var writabilityChanges = 0
     /// Set to assert that nghttp2 never calls us from inside itself.
     var sawReentrantCall = false
 
@@ -89,14 +88,11 @@ final class RecordingDelegate: HTTP2StreamDelegate {
         self.error = error
     }
 
-    func streamWritabilityChanged(_ stream: HTTP2Stream) {
-        writabilityChanges += 1
-    }
+    func streamWritabilityChanged(_ stream: HTTP2Stream) {}
 }
 
 /// A server delegate that answers 200 and echoes the request body back, streaming.
 final class EchoResponder: HTTP2StreamDelegate {
-    var sentHeaders = false
     var sawReentrantCall = false
 
     func stream(_ stream: HTTP2Stream, received part: HTTP2StreamPart) {

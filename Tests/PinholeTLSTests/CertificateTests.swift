@@ -1,5 +1,6 @@
 import Foundation
 import PinholeTLS
+import PinholeTestSupport
 import Testing
 
 @Suite("Certificate tooling")
@@ -11,8 +12,7 @@ struct CertificateTests {
                 commonName: "relay", dnsNames: ["tunnel.example.test", "*.tunnel.example.test"],
                 ipAddresses: ["198.51.100.4"]))
         #expect(identity.subjectAlternativeNames == ["tunnel.example.test", "*.tunnel.example.test", "198.51.100.4"])
-        let directory = NSTemporaryDirectory() + "pinhole-certs-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryDirectory("certs")
         try identity.write(certificatePath: directory + "/relay.crt", keyPath: directory + "/relay.key")
 
         let keyMode =
@@ -23,18 +23,13 @@ struct CertificateTests {
     }
 
     @Test("the fingerprint matches `openssl x509 -fingerprint -sha256`")
-    func fingerprintMatchesOpenSSL() throws {
+    func fingerprintMatchesOpenSSL() async throws {
         let identity = try CertificateGenerator.selfSigned(CertificateRequest(commonName: "relay"))
-        let path = NSTemporaryDirectory() + "pinhole-fp-\(UUID().uuidString).pem"
-        try identity.certificateChainPEM.write(toFile: path, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = ["x509", "-in", path, "-noout", "-fingerprint", "-sha256"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        process.waitUntilExit()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let path = try TestCertificates.writeBundle(identity)
+        let (status, output) = await try ChildProcess(
+            "openssl", ["x509", "-in", path, "-noout", "-fingerprint", "-sha256"]
+        ).waitForExit()
+        #expect(status == 0, "\(output)")
         // "sha256 Fingerprint=AB:CD:..." is accepted by the parser as well.
         let theirs = try #require(output.split(separator: "=").last).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try CertificateFingerprint(parsing: "sha256:" + theirs) == identity.fingerprint)

@@ -11,7 +11,6 @@ final class TLSRecorder: ChannelInboundHandler {
     var events: [TLSEvent] = []
     var errors: [any Error] = []
     var inputClosed = false
-    var inactive = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         received += String(buffer: unwrapInboundIn(data))
@@ -24,10 +23,6 @@ final class TLSRecorder: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         errors.append(error)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        inactive = true
     }
 
     var tlsErrors: [TLSError] { errors.compactMap { $0 as? TLSError } }

@@ -118,8 +118,7 @@ struct TLSVerificationTests {
     func selfSignedAsBundle() throws {
         let identity = try CertificateGenerator.selfSigned(
             CertificateRequest(commonName: "vm", dnsNames: ["vm.example.test"]))
-        let bundle = NSTemporaryDirectory() + "pinhole-self-\(UUID().uuidString).pem"
-        try identity.certificateChainPEM.write(toFile: bundle, atomically: true, encoding: .utf8)
+        let bundle = try TestCertificates.writeBundle(identity)
         #expect(
             try clientError(
                 trust: .certificateAuthorities(path: bundle), identity: identity, serverName: "vm.example.test") == nil)
