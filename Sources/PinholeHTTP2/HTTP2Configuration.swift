@@ -12,6 +12,12 @@ public struct HTTP2Configuration: Sendable {
     public var maxFrameSize: Int = 64 * 1024
     /// SETTINGS_MAX_HEADER_LIST_SIZE; a larger header block resets its stream.
     public var maxHeaderListSize: Int = 64 * 1024
+    /// Completed messages sent together before the end of an event-loop tick (see
+    /// `HTTP2Connection.completedMessage`). One write per tick made the relay, the agent
+    /// and the target take turns on the same batch (with `wrk -c50` the machine sat 60%
+    /// idle); one write per message costs a TLS record and a syscall each. Eight kept
+    /// both cores busy and gave about 18% more requests per second than either.
+    public var messagesPerWrite: Int = 8
     /// A stream reports itself unwritable once this much of its outgoing data waits.
     public var streamWriteBufferHighWatermark: Int = 128 * 1024
     /// ... and writable again when the wait drops below this.

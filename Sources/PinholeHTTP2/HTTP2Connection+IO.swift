@@ -103,6 +103,7 @@ extension HTTP2Connection {
 
     func flushOutput() {
         guard let session, let context, !isClosed else { return }
+        completedSinceWrite = 0
         var wrote = false
         repeat {
             needsSend = false

@@ -40,6 +40,8 @@ public final class HTTP2Connection {
     var needsSend = false
     var sendScheduled = false
     var outboundFull = false
+    /// Messages completed (see `completedMessage`) since the last write to the channel.
+    var completedSinceWrite = 0
     /// The last reason nghttp2 gave for refusing something the peer sent.
     var lastProtocolComplaint: String?
     var terminalError: HTTP2Error?
@@ -129,6 +131,20 @@ public final class HTTP2Connection {
         pendingPings[id] = (.now(), promise)
         scheduleSend()
         return promise.futureResult
+    }
+
+    /// Tells the connection a caller has just queued the last frame of a message (a
+    /// whole request or response). Frames are normally sent once per event-loop tick;
+    /// when one tick completes many messages (a relay with many busy clients), every
+    /// `configuration.messagesPerWrite` of them go out at once instead, so the peer
+    /// starts on them while this loop is still busy. Within a read of this connection
+    /// the end of the read sends anyway.
+    public func completedMessage() {
+        completedSinceWrite += 1
+        guard completedSinceWrite >= configuration.messagesPerWrite, needsSend, !inChannelRead, !inSession else {
+            return
+        }
+        flushOutput()
     }
 
     /// Starts a graceful drain: GOAWAY with the last stream we processed. Streams in

@@ -114,6 +114,26 @@ struct HTTP2StreamTests {
         #expect(receiver.largestDataPart == peerMaxFrameSize)
     }
 
+    @Test("completed messages go out in batches of messagesPerWrite, the rest at the end of the tick")
+    func completedMessagesBatch() throws {
+        var clientConfiguration = HTTP2Configuration()
+        clientConfiguration.messagesPerWrite = 2
+        let pair = try InMemoryHTTP2Pair(clientConfiguration: clientConfiguration) { _ in RecordingDelegate() }
+        func request() throws {
+            _ = try pair.clientConnection.openStream(
+                headers: requestHeaders(method: "GET"), endStream: true, delegate: RecordingDelegate())
+            pair.clientConnection.completedMessage()
+        }
+        try request()
+        #expect(try pair.client.readOutbound(as: ByteBuffer.self) == nil, "one message waits for the tick")
+        try request()
+        #expect(try pair.client.readOutbound(as: ByteBuffer.self) != nil, "the second completes a batch")
+        try request()
+        #expect(try pair.client.readOutbound(as: ByteBuffer.self) == nil)
+        pair.client.embeddedEventLoop.run()
+        #expect(try pair.client.readOutbound(as: ByteBuffer.self) != nil, "the end of the tick sends the rest")
+    }
+
     @Test("trailers both ways")
     func trailers() throws {
         final class TrailerResponder: HTTP2StreamDelegate {

@@ -89,7 +89,10 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         status = Int(head.status.code)
         let hasBody = head.hasBody(for: request)
         stream.sendHeaders(head.http2Headers, endStream: !hasBody)
-        if !hasBody { finish() }
+        if !hasBody {
+            finish()
+            stream.connection.completedMessage()
+        }
     }
 
     public func exchangeReceivedBody(_ body: ByteBuffer) {
@@ -100,6 +103,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         guard !responseEnded, let stream else { return }
         stream.finish(trailers: trailers)
         finish()
+        // The response is complete: the relay can answer its client while this loop
+        // serves other requests.
+        stream.connection.completedMessage()
     }
 
     public func exchangeFailed(_ error: ExchangeError) {

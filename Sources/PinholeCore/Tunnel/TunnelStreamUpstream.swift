@@ -28,6 +28,8 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
         } catch {
             throw .tunnelLost(host: head.authority, reason: error.description)
         }
+        // A request without a body is complete (see `HTTP2Connection.completedMessage`).
+        if !head.mayHaveBody { connection.completedMessage() }
         return upstream
     }
 
@@ -41,6 +43,7 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
 
     func sendEnd(trailers: HTTPHeaders?) {
         stream?.finish(trailers: trailers)
+        stream?.connection.completedMessage()
     }
 
     func cancel() {
