@@ -1,7 +1,8 @@
 internal import CNghttp2
 
 /// An ordered HTTP/2 header list, pseudo-headers (`:method`, `:status`, ...) included.
-/// Names are expected in lowercase, as HTTP/2 requires.
+/// Names received are lowercase; names sent are lowercased on the way out, as HTTP/2
+/// requires, so a list built from HTTP/1 headers needs no lowercased copies.
 public struct HTTP2Headers: Sendable, Equatable, Sequence, ExpressibleByArrayLiteral {
     public typealias Element = (name: String, value: String)
 
@@ -54,6 +55,9 @@ public struct HTTP2Headers: Sendable, Equatable, Sequence, ExpressibleByArrayLit
                     offset +=
                         UnsafeMutableBufferPointer(start: base + offset, count: name.utf8.count)
                         .initialize(from: name.utf8).1
+                    for position in nameStart..<offset where base[position] &- 0x41 < 26 {
+                        base[position] |= 0x20  // ASCII A-Z to a-z
+                    }
                     let valueStart = offset
                     offset +=
                         UnsafeMutableBufferPointer(start: base + offset, count: value.utf8.count)

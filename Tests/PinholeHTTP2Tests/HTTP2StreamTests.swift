@@ -134,6 +134,18 @@ struct HTTP2StreamTests {
         #expect(try pair.client.readOutbound(as: ByteBuffer.self) != nil, "the end of the tick sends the rest")
     }
 
+    @Test("header names go out lowercase whatever their case in the list")
+    func namesLowercasedOnSend() throws {
+        let receiver = RecordingDelegate()
+        let pair = try InMemoryHTTP2Pair { _ in receiver }
+        var headers = requestHeaders(method: "GET")
+        headers.add(name: "X-Trace-ID", value: "Abc-1")
+        _ = try pair.clientConnection.openStream(headers: headers, endStream: true, delegate: RecordingDelegate())
+        try pair.interact()
+        #expect(receiver.headers?["x-trace-id"] == "Abc-1", "\(String(describing: receiver.headers))")
+        #expect(receiver.ended)
+    }
+
     @Test("trailers both ways")
     func trailers() throws {
         final class TrailerResponder: HTTP2StreamDelegate {

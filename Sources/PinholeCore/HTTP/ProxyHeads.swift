@@ -70,7 +70,7 @@ public struct ProxyRequestHead: Sendable, Equatable {
         fields.add(name: ":scheme", value: scheme)
         fields.add(name: ":authority", value: authority)
         fields.add(name: ":path", value: path)
-        fields.appendLowercased(headers)
+        fields.append(http1: headers)
         return fields
     }
 
@@ -133,7 +133,7 @@ public struct ProxyResponseHead: Sendable, Equatable {
         var fields = HTTP2Headers()
         fields.reserveCapacity(headers.count + 1)
         fields.add(name: ":status", value: String(status.code))
-        fields.appendLowercased(headers)
+        fields.append(http1: headers)
         return fields
     }
 
@@ -168,26 +168,16 @@ public struct ProxyResponseHead: Sendable, Equatable {
 /// Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, so a proxy
 /// removes them, together with every field the Connection header names.
 enum HopByHop {
-    private static let fixed = [
-        "connection", "proxy-connection", "keep-alive", "te", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization",
-    ]
-
     /// One pass finds what must go (most requests carry nothing hop-by-hop; responses
     /// often carry just `Connection: keep-alive`); only those names are then removed,
-    /// rather than the whole list being rebuilt.
+    /// rather than the whole list being rebuilt. This runs for every request and
+    /// response, so names are compared as bytes, without lowercased copies.
     static func removing(from headers: HTTPHeaders) -> HTTPHeaders {
-        // Which names to drop: the fixed hop-by-hop ones present, plus the options named
-        // in Connection (usually just "keep-alive" or "close", which need nothing more).
         var drop: [String] = []
-        for (name, value) in headers where isFixed(name) {
-            if !drop.contains(where: { equalsIgnoringCase(name, $0) }) { drop.append(name.lowercased()) }
-            guard equalsIgnoringCase(name, "connection") else { continue }
-            for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-                let trimmed = token.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }
-                let option = String(decoding: trimmed.reversed(), as: UTF8.self).lowercased()
-                if option != "close", !isFixed(option), !drop.contains(option) { drop.append(option) }
-            }
+        for (name, value) in headers {
+            guard let fixed = fixedName(name) else { continue }
+            if !drop.contains(fixed) { drop.append(fixed) }
+            if fixed == "connection" { appendOptions(of: value, to: &drop) }
         }
         guard !drop.isEmpty else { return headers }
         var result = headers
@@ -195,15 +185,49 @@ enum HopByHop {
         return result
     }
 
-    private static func isFixed(_ name: String) -> Bool {
-        fixed.contains { equalsIgnoringCase(name, $0) }
+    /// The lowercase hop-by-hop name `name` is, if it is one.
+    private static func fixedName(_ name: String) -> String? {
+        let candidates: [String]
+        switch name.utf8.count {
+        case 2: candidates = ["te"]
+        case 7: candidates = ["upgrade"]
+        case 10: candidates = ["connection", "keep-alive"]
+        case 16: candidates = ["proxy-connection"]
+        case 17: candidates = ["transfer-encoding"]
+        case 18: candidates = ["proxy-authenticate"]
+        case 19: candidates = ["proxy-authorization"]
+        default: return nil
+        }
+        return candidates.first { equalsIgnoringCase(name.utf8, $0) }
+    }
+
+    /// Adds the options a Connection header names (lowercased), except `close` and the
+    /// fixed names, which need nothing more. `keep-alive` alone, the usual value, adds none.
+    private static func appendOptions(of value: String, to drop: inout [String]) {
+        let bytes = Array(value.utf8)
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+            var first = start
+            var last = end
+            while first < last, bytes[first] == 0x20 || bytes[first] == 0x09 { first += 1 }
+            while last > first, bytes[last - 1] == 0x20 || bytes[last - 1] == 0x09 { last -= 1 }
+            start = end + 1
+            let token = bytes[first..<last]
+            if token.isEmpty || equalsIgnoringCase(token, "close") || equalsIgnoringCase(token, "keep-alive") {
+                continue
+            }
+            let option = String(decoding: token, as: UTF8.self).lowercased()
+            if fixedName(option) == nil, !drop.contains(option) { drop.append(option) }
+        }
     }
 
     /// ASCII case-insensitive comparison; `lowercase` must already be lowercase.
-    private static func equalsIgnoringCase<S: StringProtocol>(_ name: String, _ lowercase: S) -> Bool {
-        name.utf8.count == lowercase.utf8.count
-            && zip(name.utf8, lowercase.utf8).allSatisfy { byte, expected in
-                byte == expected || (byte >= 0x41 && byte <= 0x5A && byte + 0x20 == expected)
+    private static func equalsIgnoringCase<Bytes: Collection<UInt8>>(_ bytes: Bytes, _ lowercase: String) -> Bool {
+        bytes.count == lowercase.utf8.count
+            && zip(bytes, lowercase.utf8).allSatisfy { byte, expected in
+                byte == expected || (byte &- 0x41 < 26 && byte | 0x20 == expected)
             }
     }
 }
@@ -231,7 +255,7 @@ extension HTTP2Stream {
     /// Ends the stream, with `trailers` when there are any.
     func finish(trailers: HTTPHeaders?) {
         if let trailers, !trailers.isEmpty {
-            sendTrailers(HTTP2Headers(lowercasing: trailers))
+            sendTrailers(HTTP2Headers(http1: trailers))
         } else {
             finish()
         }
@@ -240,17 +264,14 @@ extension HTTP2Stream {
 
 extension HTTP2Headers {
     /// HTTP/1 headers (trailers) as HTTP/2 fields.
-    init(lowercasing headers: HTTPHeaders) {
+    init(http1 headers: HTTPHeaders) {
         self.init()
-        appendLowercased(headers)
+        append(http1: headers)
     }
 
-    mutating func appendLowercased(_ headers: HTTPHeaders) {
-        for (name, value) in headers {
-            // Most names already are lowercase; lowercasing would copy them anyway.
-            let isLowercase = name.utf8.allSatisfy { !(UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }
-            add(name: isLowercase ? name : name.lowercased(), value: value)
-        }
+    /// Appends HTTP/1 fields as they are: HTTP2Headers lowercases names as it sends them.
+    mutating func append(http1 headers: HTTPHeaders) {
+        for (name, value) in headers { add(name: name, value: value) }
     }
 }
 
