@@ -123,6 +123,9 @@ final class TunnelRegistry: Sendable {
         // name a tunnel: skip the parsing altogether.
         guard domain != nil || state.withLockedValue({ $0.aliasCount > 0 }) else { return nil }
         let hostname = Self.hostname(host)
+        // Parsed once, outside the lock every event loop shares, and only when it could
+        // name a Service (names start with a letter; IP literals do not).
+        let aliasShapes = hostname.first?.isLetter ?? false ? ServiceAlias.shapes(ofHost: host) : []
         let lookup: Entry?? = state.withLockedValue { state in
             if let domain, hostname.hasSuffix(domain), hostname.utf8.count > domain.utf8.count,
                 hostname.utf8.dropLast(domain.utf8.count).last == UInt8(ascii: ".")
@@ -130,11 +133,8 @@ final class TunnelRegistry: Sendable {
                 let name = String(hostname.dropLast(domain.count + 1))
                 if !name.contains("."), let entry = state.entries[name] { return .some(entry) }
             }
-            // Service names start with a letter, so IP literals and ports skip the alias search.
-            guard state.aliasCount > 0, hostname.first?.isLetter ?? false, ServiceAlias.parse(host: host) != nil else {
-                return .none
-            }
-            return .some(state.entries.values.first { $0.aliases.contains { $0.matches(host: host) } })
+            guard state.aliasCount > 0, !aliasShapes.isEmpty else { return .none }
+            return .some(state.entries.values.first { $0.aliases.contains { $0.matches(shapes: aliasShapes) } })
         }
         guard case .some(let found) = lookup, let entry = found else { return nil }
         guard let link = entry.link else { throw .agentNotConnected(host: hostname) }

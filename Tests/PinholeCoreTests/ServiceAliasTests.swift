@@ -85,6 +85,18 @@ struct ServiceAliasTests {
         #expect(!alias.matches(host: "checkout.shop"))
     }
 
+    @Test func shapesOfAHostAsWrittenAndWithoutShadow() throws {
+        let shapes = ServiceAlias.shapes(ofHost: "checkout.shop.svc.cluster.local-shadow:3000")
+        #expect(shapes.count == 1 && shapes[0].service == "checkout" && shapes[0].namespace == "shop")
+        // A Service really named with a double hyphen before "shadow": the name as written
+        // is a shape; without the suffix ("a-") it is not a valid name.
+        let doubled = ServiceAlias.shapes(ofHost: "a--shadow")
+        #expect(doubled.map(\.service) == ["a--shadow"])
+        #expect(try ServiceAlias(service: "a--shadow").matches(shapes: doubled))
+        #expect(ServiceAlias.shapes(ofHost: "10.0.0.1:80").isEmpty)
+        #expect(ServiceAlias.shapes(ofHost: "demo.tunnel.example.com").isEmpty)
+    }
+
     @Test func descriptionReadsBack() throws {
         let alias = try ServiceAlias(service: "checkout", namespace: "shop")
         #expect(try ServiceAlias(description: alias.description) == alias)

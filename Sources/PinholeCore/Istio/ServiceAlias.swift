@@ -47,17 +47,26 @@ public struct ServiceAlias: Hashable, Sendable, CustomStringConvertible {
     /// Unlike `parse`, this also tries the host as written, so a Service that is really named
     /// `x-shadow` still matches its own Host header.
     public func matches(host: String) -> Bool {
-        guard let name = Self.hostName(host) else {
-            return false
+        matches(shapes: Self.shapes(ofHost: host))
+    }
+
+    /// `matches(host:)` for shapes computed once with `shapes(ofHost:)`: the relay checks
+    /// one Host against every alias it holds, and parses it only once.
+    public func matches(shapes: [(service: String, namespace: String?)]) -> Bool {
+        shapes.contains { $0.service == service && ($0.namespace == nil || $0.namespace == namespace) }
+    }
+
+    /// The service (and namespace) `host` may name: as written, and without a `-shadow`
+    /// suffix. Empty when it names none (an IP address, a name of another shape).
+    public static func shapes(ofHost host: String) -> [(service: String, namespace: String?)] {
+        guard let name = hostName(host) else {
+            return []
         }
-        for candidate in [name, Self.withoutShadowSuffix(name)] {
-            if let parsed = Self.shape(candidate), parsed.service == service,
-                parsed.namespace == nil || parsed.namespace == namespace
-            {
-                return true
-            }
-        }
-        return false
+        var shapes: [(service: String, namespace: String?)] = []
+        if let asWritten = shape(name) { shapes.append(asWritten) }
+        let unshadowed = withoutShadowSuffix(name)
+        if unshadowed != name, let stripped = shape(unshadowed) { shapes.append(stripped) }
+        return shapes
     }
 
     private static let shadowSuffix = "-shadow"
