@@ -166,9 +166,7 @@ public final class Agent: Sendable {
             context.fireErrorCaught(ConnectionLost(reason: "the relay stopped answering (\(reason))"))
             context.close(promise: nil)
         }
-        keepalive.start()
-        let bound = NIOLoopBound(keepalive, eventLoop: context.eventLoop)
-        context.channel.closeFuture.whenComplete { _ in bound.value.stop() }
+        keepalive.start(until: context.channel)
         return handler
     }
 

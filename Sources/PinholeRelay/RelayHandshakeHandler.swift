@@ -162,10 +162,8 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         let logger = services.logger
         let (name, generation) = (entry.name, entry.generation)
         _ = registry.attach(name: name, generation: generation, link: link)
-        keepalive.start()
-        let boundKeepalive = NIOLoopBound(keepalive, eventLoop: context.eventLoop)
+        keepalive.start(until: channel)
         channel.closeFuture.whenComplete { _ in
-            boundKeepalive.value.stop()
             registry.detach(name: name, generation: generation)
             logger.info("agent disconnected", metadata: ["tunnel": "\(name)"])
         }

@@ -24,6 +24,13 @@ public final class TunnelKeepalive {
         }
     }
 
+    /// Starts, and stops once `channel` (the tunnel's, on the connection's loop) closes.
+    public func start(until channel: any Channel) {
+        start()
+        let bound = NIOLoopBound(self, eventLoop: connection.eventLoop)
+        channel.closeFuture.whenComplete { _ in bound.value.stop() }
+    }
+
     public func stop() {
         task?.cancel()
         task = nil
