@@ -36,6 +36,10 @@ public enum ExchangeError: Error, Sendable, Equatable {
         }
     }
 
+    /// The answer's body, `message` as a line of text, and its Content-Type.
+    var body: ByteBuffer { ByteBuffer(string: message + "\n") }
+    static let bodyContentType = "text/plain; charset=utf-8"
+
     /// The plain-text body the caller gets.
     public var message: String {
         switch self {

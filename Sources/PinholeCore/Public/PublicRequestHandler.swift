@@ -156,9 +156,9 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     private func respond(
         with error: ExchangeError, version: HTTPVersion, requestHasBody: Bool, context: ChannelHandlerContext
     ) {
-        let body = ByteBuffer(string: error.message + "\n")
+        let body = error.body
         var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.add(name: "content-type", value: ExchangeError.bodyContentType)
         headers.add(name: "content-length", value: String(body.readableBytes))
         headers.add(name: "connection", value: "close")
         context.write(

@@ -114,9 +114,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             // Headers are out: all we can do is cut the stream, so the caller sees it incomplete.
             stream.reset(.internalError)
         } else {
-            let body = ByteBuffer(string: error.message + "\n")
+            let body = error.body
             stream.sendHeaders([
-                (":status", String(error.status.code)), ("content-type", "text/plain; charset=utf-8"),
+                (":status", String(error.status.code)), ("content-type", ExchangeError.bodyContentType),
                 ("content-length", String(body.readableBytes)),
             ])
             stream.sendData(body, endStream: true)
