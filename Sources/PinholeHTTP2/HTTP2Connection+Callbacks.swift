@@ -108,7 +108,10 @@ extension HTTP2Connection {
         case NGHTTP2_GOAWAY.rawValue:
             let code = HTTP2ErrorCode(rawValue: frame.goaway.error_code)
             goAwayReceived = (code, frame.goaway.last_stream_id)
-            events.append(.goAway(code, lastStreamID: frame.goaway.last_stream_id))
+            let debugData = frame.goaway.opaque_data.map {
+                String(decoding: UnsafeRawBufferPointer(start: $0, count: frame.goaway.opaque_data_len), as: UTF8.self)
+            }
+            events.append(.goAway(code, lastStreamID: frame.goaway.last_stream_id, debugData: debugData ?? ""))
         case NGHTTP2_PING.rawValue:
             guard frame.hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 else { return }
             let id = withUnsafeBytes(of: frame.ping.opaque_data) {

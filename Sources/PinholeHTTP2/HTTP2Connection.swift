@@ -72,7 +72,7 @@ public final class HTTP2Connection {
         case streamPart(HTTP2Stream, HTTP2StreamPart)
         case streamClosed(HTTP2Stream, HTTP2Error?)
         case streamWritable(HTTP2Stream)
-        case goAway(HTTP2ErrorCode, lastStreamID: Int32)
+        case goAway(HTTP2ErrorCode, lastStreamID: Int32, debugData: String)
         case pingAcknowledged(UInt64)
     }
 
@@ -149,13 +149,25 @@ public final class HTTP2Connection {
 
     /// Starts a graceful drain: GOAWAY with the last stream we processed. Streams in
     /// flight finish; new ones are refused; the connection closes once none is left.
-    public func goAway(code: HTTP2ErrorCode = .noError) {
+    /// `debugData` travels in the frame for the peer to read (RFC 9113 §6.8).
+    public func goAway(code: HTTP2ErrorCode = .noError, debugData: String = "") {
         guard let session, !goAwaySent, !isClosed else { return }
         goAwaySent = true
         let last = nghttp2_session_get_last_proc_stream_id(session)
-        let result = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, code.rawValue, nil, 0)
+        var opaque = Array(debugData.utf8)
+        let result = nghttp2_submit_goaway(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, code.rawValue, &opaque, opaque.count)
         if result != 0 { terminalError = .library(operation: "sending GOAWAY", code: result) }
         scheduleSend()
+    }
+
+    /// Sends GOAWAY and closes the connection right after it is written, without
+    /// waiting for the streams in flight (they end with an error on both sides).
+    /// Call it outside the connection's own read, as from a task on its event loop.
+    public func goAwayAndClose(code: HTTP2ErrorCode = .noError, debugData: String = "") {
+        goAway(code: code, debugData: debugData)
+        flushOutput()
+        context?.close(promise: nil)
     }
 
     // MARK: Running operations outside nghttp2
@@ -258,9 +270,9 @@ public final class HTTP2Connection {
             delegate?.streamClosed(stream, error: error)
         case .streamWritable(let stream):
             stream.delegate?.streamWritabilityChanged(stream)
-        case .goAway(let code, let lastStreamID):
+        case .goAway(let code, let lastStreamID, let debugData):
             context?.fireUserInboundEventTriggered(
-                HTTP2ConnectionEvent.goAwayReceived(code: code, lastStreamID: lastStreamID))
+                HTTP2ConnectionEvent.goAwayReceived(code: code, lastStreamID: lastStreamID, debugData: debugData))
         case .pingAcknowledged(let id):
             if let (sent, promise) = pendingPings.removeValue(forKey: id) {
                 promise.succeed(.nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - sent.uptimeNanoseconds)))
@@ -271,7 +283,8 @@ public final class HTTP2Connection {
 
 /// Connection-level events `HTTP2ConnectionHandler` sends up the pipeline.
 public enum HTTP2ConnectionEvent: Sendable, Equatable {
-    case goAwayReceived(code: HTTP2ErrorCode, lastStreamID: Int32)
+    /// The peer sent GOAWAY; `debugData` is its frame's opaque data as text (often empty).
+    case goAwayReceived(code: HTTP2ErrorCode, lastStreamID: Int32, debugData: String)
 }
 
 @available(*, unavailable)

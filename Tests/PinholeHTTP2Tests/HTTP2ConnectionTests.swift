@@ -21,9 +21,10 @@ struct HTTP2ConnectionTests {
         try pair.interact()
         #expect(pending.count == 3)
 
-        pair.serverConnection.goAway()
+        pair.serverConnection.goAway(debugData: "shutting down")
         try pair.interact()
-        #expect(pair.clientEvents.events == [.goAwayReceived(code: .noError, lastStreamID: 5)])
+        #expect(
+            pair.clientEvents.events == [.goAwayReceived(code: .noError, lastStreamID: 5, debugData: "shutting down")])
         #expect {
             try pair.clientConnection.openStream(headers: requestHeaders(), delegate: RecordingDelegate())
         } throws: { error in
