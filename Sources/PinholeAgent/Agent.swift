@@ -88,7 +88,12 @@ public final class Agent: Sendable {
             do {
                 let channel = try await connect(to: endpoint, tls: tls)
                 attempt = 0
-                reason = await waitUntilClosed(channel)
+                switch await waitUntilClosed(channel) {
+                case .replaced:
+                    throw AgentError.replaced(name: endpoint.name)
+                case .lost(let why):
+                    reason = why
+                }
                 events(.disconnected(reason: reason))
             } catch let error as AgentError {
                 throw error
@@ -171,13 +176,13 @@ public final class Agent: Sendable {
     }
 
     /// Waits for the connection to end and says why, for the reconnect log line.
-    private func waitUntilClosed(_ channel: any Channel) async -> String {
-        let reason = channel.eventLoop.makePromise(of: String.self)
+    private func waitUntilClosed(_ channel: any Channel) async -> Disconnection {
+        let reason = channel.eventLoop.makePromise(of: Disconnection.self)
         try? await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.addHandler(DisconnectReasonRecorder(reason: reason))
         }.get()
         return await withTaskCancellationHandler {
-            (try? await reason.futureResult.get()) ?? "connection closed"
+            (try? await reason.futureResult.get()) ?? .lost("connection closed")
         } onCancel: {
             channel.close(promise: nil)
         }
@@ -195,18 +200,37 @@ public final class Agent: Sendable {
     }
 }
 
-/// Records the first error (or plain closure) on the tunnel connection.
+/// How a tunnel connection ended.
+private enum Disconnection: Sendable {
+    /// It broke or closed; the agent reconnects.
+    case lost(String)
+    /// The relay gave the tunnel to another connection with the same name and token.
+    case replaced
+}
+
+/// Records the first error (or plain closure) on the tunnel connection, and whether
+/// the relay said it was replaced.
 private final class DisconnectReasonRecorder: ChannelInboundHandler {
     typealias InboundIn = Never
-    private let reason: EventLoopPromise<String>
+    private let reason: EventLoopPromise<Disconnection>
     private var firstError: String?
+    private var replaced = false
 
-    init(reason: EventLoopPromise<String>) {
+    init(reason: EventLoopPromise<Disconnection>) {
         self.reason = reason
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if !context.channel.isActive { reason.succeed("connection closed") }
+        if !context.channel.isActive { reason.succeed(.lost("connection closed")) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .goAwayReceived(_, _, let debugData) = event as? HTTP2ConnectionEvent,
+            debugData == TunnelProtocol.replacedGoAwayData
+        {
+            replaced = true
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -215,7 +239,7 @@ private final class DisconnectReasonRecorder: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        reason.succeed(firstError ?? "the relay closed the connection")
+        reason.succeed(replaced ? .replaced : .lost(firstError ?? "the relay closed the connection"))
         context.fireChannelInactive()
     }
 }

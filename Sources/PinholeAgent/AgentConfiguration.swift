@@ -104,12 +104,17 @@ public enum AgentError: Error, Sendable, CustomStringConvertible {
     /// The relay's certificate failed verification; retrying would not change that.
     case untrustedRelay(String)
     case bindFailed(host: String, port: Int, reason: String)
+    /// Another agent connected with the same name and token, and the relay gave it the tunnel.
+    case replaced(name: String)
 
     public var description: String {
         switch self {
         case .refused(_, let message): return "the relay refused the tunnel: \(message)"
         case .untrustedRelay(let message): return "cannot trust the relay: \(message)"
         case .bindFailed(let host, let port, let reason): return "cannot listen on \(host):\(port): \(reason)"
+        case .replaced(let name):
+            return "another agent connected to the relay as '\(name)' with the same token and took the tunnel over, "
+                + "so this one stopped; run one agent per name, or give this one another --name"
         }
     }
 }

@@ -112,7 +112,7 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         case .refused(let reason, let message):
             refuse(reason, message, context: context)
         case .accepted(let entry, let replaced):
-            replaced?.close()
+            replaced?.replace()
             let ready =
                 entry.port.map { services.ensurePortListener($0, context.eventLoop) }
                 ?? context.eventLoop.makeSucceededVoidFuture()
@@ -156,8 +156,12 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             return
         }
         let channel = context.channel
-        let link = TunnelLink(
-            target: TunnelTarget(connection: http2.connection), close: { channel.close(promise: nil) })
+        let connection = NIOLoopBound(http2.connection, eventLoop: context.eventLoop)
+        let link = TunnelLink(target: TunnelTarget(connection: http2.connection)) {
+            channel.eventLoop.execute {
+                connection.value.goAwayAndClose(debugData: TunnelProtocol.replacedGoAwayData)
+            }
+        }
         let registry = services.registry
         let logger = services.logger
         let (name, generation) = (entry.name, entry.generation)

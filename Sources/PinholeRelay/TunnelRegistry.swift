@@ -5,8 +5,9 @@ import PinholeCore
 /// A connected agent's tunnel, as the registry keeps it.
 struct TunnelLink: Sendable {
     let target: TunnelTarget
-    /// Closes the agent's connection (when a reconnect replaces it).
-    let close: @Sendable () -> Void
+    /// Tells the agent's connection that another connection took its name over, and
+    /// closes it.
+    let replace: @Sendable () -> Void
 }
 
 /// The relay's tunnels: who owns each name, its aliases and port, and whether its

@@ -71,6 +71,33 @@ struct ConnectionTests {
         await restarted.stop()
     }
 
+    @Test("a second live agent with the same name and token takes the tunnel; the first stops, saying why")
+    func replacedAgentStops() async throws {
+        let app = try await LocalApp.start()
+        let relay = try await TestRelay.start()
+        defer {
+            Task {
+                await relay.stop(); await app.stop()
+            }
+        }
+        let target = TargetAddress(host: "127.0.0.1", port: app.port)
+        let first = TestAgent.start(relay: relay, target: target, name: "shared")
+        _ = try await first.tunnel()
+        let second = TestAgent.start(relay: relay, target: target, name: "shared")
+        _ = try await second.tunnel()
+        // Before, the first reconnected and took the name back, and the two alternated for ever.
+        guard case .replaced(let name) = await first.outcome() as? AgentError else {
+            Issue.record("the replaced agent did not stop with .replaced")
+            return
+        }
+        #expect(name == "shared")
+        #expect("\(AgentError.replaced(name: name))".contains("another agent connected to the relay as 'shared'"))
+        let (_, output) = try await curl(relay.curl("shared", "/hello"))
+        #expect(output == "Hello, world!")
+        #expect(!second.recorded.contains { if case .disconnected = $0 { true } else { false } })
+        await second.stop()
+    }
+
     @Test("after a relay restart the agent reconnects and serves again under the same name")
     func relayRestart() async throws {
         let app = try await LocalApp.start()

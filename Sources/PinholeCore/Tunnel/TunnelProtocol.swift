@@ -10,6 +10,10 @@ public enum TunnelProtocol {
     public static let version = 1
     /// Handshake messages are small; anything larger is refused before parsing.
     public static let maximumMessageSize = 16 * 1024
+    /// GOAWAY debug data for an agent connection that another connection with the same
+    /// name and token replaced. An agent that receives it stops instead of reconnecting:
+    /// two agents sharing a name would otherwise take it from each other for ever.
+    public static let replacedGoAwayData = "pinhole: replaced by a newer connection for this tunnel"
 }
 
 /// The agent's first message: who it is and which tunnel it wants.
