@@ -24,4 +24,23 @@ struct ChildProcessTests {
         }
         #expect(status == SIGTERM, "sleep was still running 10 s after SIGTERM")
     }
+
+    @Test("the exit is reported only with all of the output", .timeLimit(.minutes(1)))
+    func exitComesWithAllOutput() async throws {
+        // A waiter once saw curl's exit with its output still unread. Peers that write and
+        // exit at once are where that shows: 20 at a time, each writing 108,894 bytes.
+        let expected = (1...20_000).map { "\($0)\n" }.joined()
+        // Run together, so the readers and the termination handlers contend.
+        let results = try await withThrowingTaskGroup(of: (Int32, String).self) { group in
+            for _ in 0..<20 {
+                let peer = try ChildProcess("seq", ["1", "20000"])
+                group.addTask { await peer.waitForExit() }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for (status, output) in results {
+            #expect(status == 0)
+            #expect(output == expected, "got \(output.utf8.count) bytes of \(expected.utf8.count)")
+        }
+    }
 }

@@ -39,20 +39,30 @@ public final class ChildProcess: Sendable {
         process.standardError = output
         process.standardInput = input
         let state = self.state
+        // Each read and its append happen under `reading`, so the termination handler's
+        // last read cannot overtake one in flight on the handler's thread: a waiter for
+        // the exit would then have seen the output without its last piece (it happened
+        // once in CI: curl's whole output missing). Foundation on Linux never calls the
+        // readability handler at end of file, so the termination handler reads the rest.
+        let reading = NIOLock()
         output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else {
-                handle.readabilityHandler = nil
-                return
+            reading.withLock {
+                let data = handle.availableData
+                guard !data.isEmpty else {
+                    handle.readabilityHandler = nil
+                    return
+                }
+                Self.update(state) { $0.output += String(decoding: data, as: UTF8.self) }
             }
-            Self.update(state) { $0.output += String(decoding: data, as: UTF8.self) }
         }
         process.terminationHandler = { process in
-            // Collect whatever is still in the pipe before reporting the exit.
-            let rest = output.fileHandleForReading.readDataToEndOfFile()
-            Self.update(state) {
-                $0.output += String(decoding: rest, as: UTF8.self)
-                $0.exitStatus = process.terminationStatus
+            output.fileHandleForReading.readabilityHandler = nil
+            reading.withLock {
+                let rest = output.fileHandleForReading.readDataToEndOfFile()
+                Self.update(state) {
+                    $0.output += String(decoding: rest, as: UTF8.self)
+                    $0.exitStatus = process.terminationStatus
+                }
             }
         }
         try Self.withSignalsUnblocked { try process.run() }
