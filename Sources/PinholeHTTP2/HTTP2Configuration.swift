@@ -15,8 +15,9 @@ public struct HTTP2Configuration: Sendable {
     /// Completed messages sent together before the end of an event-loop tick (see
     /// `HTTP2Connection.completedMessage`). One write per tick made the relay, the agent
     /// and the target take turns on the same batch (with `wrk -c50` the machine sat 60%
-    /// idle); one write per message costs a TLS record and a syscall each. Eight kept
-    /// both cores busy and gave about 18% more requests per second than either.
+    /// idle); one write per message costs a TLS record and a syscall each. Batches of
+    /// a few kept both cores busy and gave about 18% more requests per second than
+    /// either; 4 and 8 measured the same within this machine's noise.
     public var messagesPerWrite: Int = 8
     /// A stream reports itself unwritable once this much of its outgoing data waits.
     public var streamWriteBufferHighWatermark: Int = 128 * 1024

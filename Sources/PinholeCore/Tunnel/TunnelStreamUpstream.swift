@@ -28,8 +28,6 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
         } catch {
             throw .tunnelLost(host: head.authority, reason: error.description)
         }
-        // A request without a body is complete (see `HTTP2Connection.completedMessage`).
-        if !head.mayHaveBody { connection.completedMessage() }
         return upstream
     }
 
@@ -43,6 +41,8 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
 
     func sendEnd(trailers: HTTPHeaders?) {
         stream?.finish(trailers: trailers)
+        // The request is complete (see `HTTP2Connection.completedMessage`). The public side
+        // ends every request, bodiless ones too, so each is counted here, once.
         stream?.connection.completedMessage()
     }
 
