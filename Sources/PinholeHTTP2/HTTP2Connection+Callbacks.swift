@@ -14,14 +14,15 @@ extension HTTP2Connection {
     }
 
     func sendData(streamID: Int32, frameHeader: UnsafeRawBufferPointer, length: Int, padding: Int) -> Int32 {
-        guard outbound.readableBytes < Self.maximumWriteSize else {
+        let frameSize = 9 + padding + length
+        guard outbound.readableBytes == 0 || outbound.readableBytes + frameSize <= Self.maximumWriteSize else {
             outboundFull = true
             return Int32(NGHTTP2_ERR_WOULDBLOCK.rawValue)
         }
         guard let stream = streams[streamID], stream.outgoingBytes >= length else {
             return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
         }
-        outbound.reserveCapacity(minimumWritableBytes: 9 + padding + length)
+        outbound.reserveCapacity(minimumWritableBytes: frameSize)
         outbound.writeBytes(frameHeader)
         if padding > 0 { outbound.writeInteger(UInt8(padding - 1)) }
         stream.takeOutgoing(length, into: &outbound)

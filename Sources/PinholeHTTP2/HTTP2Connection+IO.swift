@@ -132,6 +132,24 @@ extension HTTP2Connection {
         closeIfDrained()
     }
 
+    /// One send pass written even when the channel is not writable, for a connection
+    /// about to close: `flushOutput` would wait for writability, and the close would then
+    /// drop what nghttp2 still holds. nghttp2 puts control frames (GOAWAY) before DATA.
+    func sendFinalFrames() {
+        guard let session, let context, !isClosed else { return }
+        outbound.clear()
+        inSession = true
+        let result = nghttp2_session_send(session)
+        inSession = false
+        if outbound.readableBytes > 0 {
+            context.write(NIOAny(outbound), promise: nil)
+            context.flush()
+        }
+        drainAfterSessionCall()
+        // The connection closes next whatever happened; a failure here changes nothing.
+        _ = result
+    }
+
     /// After GOAWAY (either way), close once the last stream is done.
     func closeIfDrained() {
         // While terminating, `terminate` reports the error and closes itself.

@@ -52,8 +52,10 @@ public final class HTTP2Connection {
     public internal(set) var goAwaySent = false
     var isClosed = false
 
-    /// Cap on one write to the channel; a larger backlog waits for writability.
-    /// (64 KiB keeps the TLS record buffers below malloc's mmap threshold.)
+    /// Cap on one write to the channel; a larger backlog waits for writability. A DATA
+    /// frame that would cross it waits for the next write, unless it is the write's
+    /// first (one frame is at most 64 KiB), so the TLS record buffer for a write stays
+    /// below malloc's default mmap threshold (128 KiB).
     static let maximumWriteSize = 64 * 1024
     /// Event and operation queues keep at most this much capacity between calls.
     static let keptQueueCapacity = 16
@@ -166,7 +168,7 @@ public final class HTTP2Connection {
     /// Call it outside the connection's own read, as from a task on its event loop.
     public func goAwayAndClose(code: HTTP2ErrorCode = .noError, debugData: String = "") {
         goAway(code: code, debugData: debugData)
-        flushOutput()
+        sendFinalFrames()
         context?.close(promise: nil)
     }
 

@@ -112,6 +112,19 @@ struct HTTP2ConnectionTests {
         #expect(!server.isActive)
     }
 
+    @Test("goAwayAndClose writes the GOAWAY, with its debug data, even while the channel is unwritable")
+    func goAwayAndCloseWhenUnwritable() throws {
+        let pair = try InMemoryHTTP2Pair { _ in RecordingDelegate() }
+        // A backed-up connection: flushOutput would wait for writability that never comes.
+        pair.client.isWritable = false
+        pair.clientConnection.goAwayAndClose(debugData: "replaced")
+        var sent = ByteBuffer()
+        while var bytes = try pair.client.readOutbound(as: ByteBuffer.self) { sent.writeBuffer(&bytes) }
+        #expect(containsGoAway(sent, code: .noError), "no GOAWAY was written before the close")
+        #expect(String(buffer: sent).hasSuffix("replaced"))
+        #expect(!pair.client.isActive)
+    }
+
     @Test("a frame larger than SETTINGS_MAX_FRAME_SIZE: GOAWAY(FRAME_SIZE_ERROR), an error, a clean close")
     func oversizedFrame() throws {
         let pair = try InMemoryHTTP2Pair { _ in RecordingDelegate() }
