@@ -122,11 +122,13 @@ final class TunnelRegistry: Sendable {
     func target(forHost host: String) throws(ExchangeError) -> TunnelTarget? {
         // Without a domain and without aliases (a relay of dedicated ports), no Host can
         // name a tunnel: skip the parsing altogether.
-        guard domain != nil || state.withLockedValue({ $0.aliasCount > 0 }) else { return nil }
+        let hasAliases = state.withLockedValue { $0.aliasCount > 0 }
+        guard domain != nil || hasAliases else { return nil }
         let hostname = Self.hostname(host)
-        // Parsed once, outside the lock every event loop shares, and only when it could
-        // name a Service (names start with a letter; IP literals do not).
-        let aliasShapes = hostname.first?.isLetter ?? false ? ServiceAlias.shapes(ofHost: host) : []
+        // Parsed once, outside the lock every event loop shares, and only when there are
+        // aliases and the host could name a Service (names start with a letter).
+        let couldBeAlias = hasAliases && (hostname.first?.isLetter ?? false)
+        let aliasShapes = couldBeAlias ? ServiceAlias.shapes(ofHost: host) : []
         let lookup: Entry?? = state.withLockedValue { state in
             if let domain, hostname.hasSuffix(domain), hostname.utf8.count > domain.utf8.count,
                 hostname.utf8.dropLast(domain.utf8.count).last == UInt8(ascii: ".")

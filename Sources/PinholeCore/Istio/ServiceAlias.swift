@@ -30,22 +30,7 @@ public struct ServiceAlias: Hashable, Sendable, CustomStringConvertible {
         try self.init(service: parts.first ?? "", namespace: parts.count > 1 ? parts[1] : IstioPlan.defaultNamespace)
     }
 
-    /// The service and (when the host names one) namespace a Host header refers to, or nil
-    /// when it is not an alias shape. A `-shadow` suffix is removed: Envoy appends it to the
-    /// whole host of a mirrored request (`S-shadow:3000`, `S.NS.svc.cluster.local-shadow`),
-    /// which Istio ≤ 1.27 always lets it do, and 1.28+ only with DISABLE_SHADOW_HOST_SUFFIX=false
-    /// (as set by the pre-1.28 compatibility profiles).
-    public static func parse(host: String) -> (service: String, namespace: String?)? {
-        guard let name = hostName(host) else {
-            return nil
-        }
-        return shape(withoutShadowSuffix(name))
-    }
-
     /// True when `host` names this service, in this namespace or without a namespace.
-    ///
-    /// Unlike `parse`, this also tries the host as written, so a Service that is really named
-    /// `x-shadow` still matches its own Host header.
     public func matches(host: String) -> Bool {
         matches(shapes: Self.shapes(ofHost: host))
     }
@@ -58,6 +43,12 @@ public struct ServiceAlias: Hashable, Sendable, CustomStringConvertible {
 
     /// The service (and namespace) `host` may name: as written, and without a `-shadow`
     /// suffix. Empty when it names none (an IP address, a name of another shape).
+    ///
+    /// Envoy appends `-shadow` to the whole host of a mirrored request (`S-shadow:3000`,
+    /// `S.NS.svc.cluster.local-shadow`), which Istio ≤ 1.27 always lets it do, and 1.28+
+    /// only with DISABLE_SHADOW_HOST_SUFFIX=false (as set by the pre-1.28 compatibility
+    /// profiles). The host as written is kept too, so a Service really named `x-shadow`
+    /// still matches its own Host header.
     public static func shapes(ofHost host: String) -> [(service: String, namespace: String?)] {
         guard let name = hostName(host) else {
             return []
