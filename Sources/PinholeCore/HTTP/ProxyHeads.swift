@@ -62,7 +62,7 @@ public struct ProxyRequestHead: Sendable, Equatable {
             mayHaveBody: hasBody)
     }
 
-    /// The request as HTTP/2 headers: pseudo-headers first, names in lowercase.
+    /// The request as HTTP/2 headers, pseudo-headers first (names are lowercased as they are sent).
     public var http2Headers: HTTP2Headers {
         var fields = HTTP2Headers()
         fields.reserveCapacity(headers.count + 4)

@@ -49,7 +49,7 @@ final class TargetConnection: ChannelDuplexHandler {
         resumeReadingIfWanted()
     }
 
-    /// Body pieces arrive one HTTP/2 DATA frame (16 KiB at most) at a time, usually
+    /// Body pieces arrive one HTTP/2 DATA frame (64 KiB at most) at a time, usually
     /// several per event-loop tick; they are flushed together at the end of the tick.
     func writeBody(_ body: ByteBuffer) {
         guard let context else { return }
