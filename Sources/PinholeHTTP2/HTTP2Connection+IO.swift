@@ -109,18 +109,8 @@ extension HTTP2Connection {
             needsSend = false
             outboundFull = false
             guard context.channel.isWritable else { break }  // resumed by channelWritabilityChanged
-            // Reuse the buffer written last time: the TLS handler encrypts at flush and
-            // drops it, so it is usually ours alone again and clearing it costs nothing.
-            outbound.clear()
-            inSession = true
-            let result = nghttp2_session_send(session)
-            inSession = false
-            if outbound.readableBytes > 0 {
-                context.write(NIOAny(outbound), promise: nil)
-                context.flush()
-                wrote = true
-            }
-            drainAfterSessionCall()
+            let (result, wroteNow) = sendPass(session, context)
+            wrote = wrote || wroteNow
             if result != 0 {
                 terminate(with: .library(operation: "sending frames", code: result))
                 return
@@ -137,17 +127,26 @@ extension HTTP2Connection {
     /// drop what nghttp2 still holds. nghttp2 puts control frames (GOAWAY) before DATA.
     func sendFinalFrames() {
         guard let session, let context, !isClosed else { return }
+        // The connection closes next whatever happened; a failure here changes nothing.
+        _ = sendPass(session, context)
+    }
+
+    /// One `nghttp2_session_send`: writes and flushes what it produced, then runs the
+    /// delegates it queued. Returns nghttp2's result and whether anything was written.
+    private func sendPass(_ session: OpaquePointer, _ context: ChannelHandlerContext) -> (Int32, Bool) {
+        // Reuse the buffer written last time: the TLS handler encrypts at flush and
+        // drops it, so it is usually ours alone again and clearing it costs nothing.
         outbound.clear()
         inSession = true
         let result = nghttp2_session_send(session)
         inSession = false
-        if outbound.readableBytes > 0 {
+        let wrote = outbound.readableBytes > 0
+        if wrote {
             context.write(NIOAny(outbound), promise: nil)
             context.flush()
         }
         drainAfterSessionCall()
-        // The connection closes next whatever happened; a failure here changes nothing.
-        _ = result
+        return (result, wrote)
     }
 
     /// After GOAWAY (either way), close once the last stream is done.
