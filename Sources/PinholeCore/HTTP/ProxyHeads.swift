@@ -154,11 +154,6 @@ public struct ProxyResponseHead: Sendable, Equatable {
         self.init(status: HTTPResponseStatus(statusCode: status), headers: headers)
     }
 
-    /// The response for a public client speaking `version`.
-    public func http1Head(version: HTTPVersion) -> HTTPResponseHead {
-        HTTPResponseHead(version: version, status: status, headers: headers)
-    }
-
     /// Whether a body follows, given the request it answers (RFC 9110 §6.4.1).
     public func hasBody(for request: ProxyRequestHead) -> Bool {
         request.allowsResponseBody && status.code >= 200 && status != .noContent && status != .notModified

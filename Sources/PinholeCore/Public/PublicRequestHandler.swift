@@ -8,13 +8,14 @@ public protocol PublicRouter: Sendable {
     func target(forHost host: String, localPort: Int) throws(ExchangeError) -> any ExchangeTarget
 }
 
-/// Serves public HTTP/1.1 (with keep-alive and pipelining, through NIO's pipeline
-/// handlers) and turns each request into an exchange with the target the router picks.
-/// It is the downstream of that exchange: it writes the response back as it comes.
+/// Serves public HTTP/1.1 (with keep-alive and pipelining; requests parsed by NIO's
+/// decoder) and turns each request into an exchange with the target the router picks.
+/// It is the downstream of that exchange: it writes the response back as it comes, as
+/// bytes framed by `HTTP1ResponseWriter`.
 public final class PublicRequestHandler: ChannelDuplexHandler {
     public typealias InboundIn = HTTPServerRequestPart
-    public typealias OutboundIn = HTTPServerResponsePart
-    public typealias OutboundOut = HTTPServerResponsePart
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
 
     private let router: any PublicRouter
     private let requestTimeout: TimeAmount?
@@ -29,6 +30,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     private var discardingBody = false
     private var heldRead = false
     private var flushScheduled = false
+    private var writer = HTTP1ResponseWriter(allocator: ByteBufferAllocator())
     /// Parts of requests that arrived while an earlier response was still going out.
     private var pipelined = CircularBuffer<HTTPServerRequestPart>()
     private static let maximumPipelined = 64
@@ -109,8 +111,10 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     private func start(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             // We stream the body on at once, so tell the client to send it now.
-            context.writeAndFlush(
-                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            var interim = context.channel.allocator.buffer(capacity: 32)
+            interim.writeStatusLine(version: head.version, status: .continue)
+            interim.writeStaticString("\r\n")
+            context.writeAndFlush(wrapOutboundOut(interim), promise: nil)
         }
         let proxyHead: ProxyRequestHead
         do {
@@ -160,12 +164,10 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: ExchangeError.bodyContentType)
         headers.add(name: "content-length", value: String(body.readableBytes))
-        headers.add(name: "connection", value: "close")
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: version, status: error.status, headers: headers))),
-            promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+        writer.head(status: error.status, version: version, headers: headers, hasBody: true, connection: "close")
+        writer.body(body) { context.write(wrapOutboundOut($0), promise: nil) }
+        writer.end(trailers: nil)
+        writeGatheredAndFlush(context).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
         discardingBody = requestHasBody
@@ -218,23 +220,25 @@ extension PublicRequestHandler: ExchangeDownstream {
         exchange.responseStarted = true
         exchange.status = Int(head.status.code)
         exchange.timeout?.cancel()
-        var response = head.http1Head(version: exchange.version)
+        let hasBody = head.hasBody(for: exchange.head)
+        let isHTTP10 = exchange.version.minor == 0
         // An HTTP/1.0 client cannot read chunked bodies: without a length, the end of
         // the connection has to mark the end of the body.
-        if exchange.version.minor == 0, head.hasBody(for: exchange.head),
-            !response.headers.contains(name: "content-length")
-        {
+        if isHTTP10, hasBody, !head.headers.contains(name: "content-length") {
             exchange.keepAlive = false
         }
-        if !exchange.keepAlive { response.headers.replaceOrAdd(name: "connection", value: "close") }
         current = exchange
-        context.write(wrapOutboundOut(.head(response)), promise: nil)
+        // HTTP/1.1 keeps connections open unless told; HTTP/1.0 closes them unless told.
+        let connection = !exchange.keepAlive ? "close" : (isHTTP10 ? "keep-alive" : nil)
+        writer.head(
+            status: head.status, version: exchange.version, headers: head.headers, hasBody: hasBody,
+            connection: connection)
         scheduleFlush(context)
     }
 
     public func exchangeReceivedBody(_ body: ByteBuffer) {
         guard let context else { return }
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        writer.body(body) { context.write(wrapOutboundOut($0), promise: nil) }
         scheduleFlush(context)
     }
 
@@ -246,21 +250,29 @@ extension PublicRequestHandler: ExchangeDownstream {
         flushScheduled = true
         context.eventLoop.assumeIsolated().execute {
             self.flushScheduled = false
+            if let gathered = self.writer.take() { context.write(self.wrapOutboundOut(gathered), promise: nil) }
             context.flush()
         }
+    }
+
+    /// Writes what the writer gathered and flushes; the future completes once it is written.
+    private func writeGatheredAndFlush(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        context.writeAndFlush(wrapOutboundOut(writer.take() ?? ByteBuffer()))
     }
 
     public func exchangeReceivedEnd(trailers: HTTPHeaders?) {
         guard let context, let exchange = current else { return }
         current = nil
         record(exchange)
-        let written = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+        writer.end(trailers: trailers)
         if !exchange.keepAlive || !exchange.requestEnded {
             // Without keep-alive, or with a request body the application never read, the
             // connection cannot carry another request.
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            writeGatheredAndFlush(context).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
+        if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }
+        context.flush()
         drainPipelined()
         releaseHeldRead()
     }

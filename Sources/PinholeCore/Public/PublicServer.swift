@@ -18,10 +18,11 @@ public enum PublicServer {
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Pipelining is handled by PublicRequestHandler; outgoing headers come from
-                    // the target or from nghttp2, which already validated them.
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false)
+                    // Only NIO's decoder: PublicRequestHandler handles pipelining and writes
+                    // responses as bytes itself (headers come from the target or nghttp2,
+                    // which already validated them).
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try channel.pipeline.syncOperations.addHandler(
                         PublicRequestHandler(router: router, requestTimeout: requestTimeout, onComplete: onComplete))
                 }
