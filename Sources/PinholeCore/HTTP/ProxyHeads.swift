@@ -100,16 +100,6 @@ public struct ProxyRequestHead: Sendable, Equatable {
             method: HTTPMethod(rawValue: method), path: path, authority: authority, scheme: scheme, headers: headers)
     }
 
-    /// The HTTP/1.1 request for the target. The original Host is kept, as the
-    /// public client sent it, so the application sees the address it was called by.
-    public var http1Head: HTTPRequestHead {
-        var fields = HTTPHeaders()
-        fields.reserveCapacity(headers.count + 1)
-        fields.add(name: "host", value: authority)
-        fields.add(contentsOf: headers)
-        return HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: fields)
-    }
-
     /// Whether a response to this request can carry a body.
     public var allowsResponseBody: Bool { method != .HEAD }
 }
@@ -170,7 +160,7 @@ enum HopByHop {
     static func removing(from headers: HTTPHeaders) -> HTTPHeaders {
         var drop: [String] = []
         for (name, value) in headers {
-            guard let fixed = fixedName(name) else { continue }
+            guard let fixed = fixedName(name.utf8) else { continue }
             if !drop.contains(fixed) { drop.append(fixed) }
             if fixed == "connection" { appendOptions(of: value, to: &drop) }
         }
@@ -180,20 +170,19 @@ enum HopByHop {
         return result
     }
 
-    /// The lowercase hop-by-hop name `name` is, if it is one.
-    private static func fixedName(_ name: String) -> String? {
-        let candidates: [String]
-        switch name.utf8.count {
-        case 2: candidates = ["te"]
-        case 7: candidates = ["upgrade"]
-        case 10: candidates = ["connection", "keep-alive"]
-        case 16: candidates = ["proxy-connection"]
-        case 17: candidates = ["transfer-encoding"]
-        case 18: candidates = ["proxy-authenticate"]
-        case 19: candidates = ["proxy-authorization"]
+    /// The lowercase hop-by-hop name `name` (a String's or a buffer's bytes) is, if it is one.
+    static func fixedName<Bytes: Collection<UInt8>>(_ name: Bytes) -> String? {
+        func match(_ candidate: String) -> String? { equalsIgnoringCase(name, candidate) ? candidate : nil }
+        switch name.count {
+        case 2: return match("te")
+        case 7: return match("upgrade")
+        case 10: return match("connection") ?? match("keep-alive")
+        case 16: return match("proxy-connection")
+        case 17: return match("transfer-encoding")
+        case 18: return match("proxy-authenticate")
+        case 19: return match("proxy-authorization")
         default: return nil
         }
-        return candidates.first { equalsIgnoringCase(name.utf8, $0) }
     }
 
     /// Adds the options a Connection header names (lowercased), except `close` and the
@@ -214,12 +203,12 @@ enum HopByHop {
                 continue
             }
             let option = String(decoding: token, as: UTF8.self).lowercased()
-            if fixedName(option) == nil, !drop.contains(option) { drop.append(option) }
+            if fixedName(option.utf8) == nil, !drop.contains(option) { drop.append(option) }
         }
     }
 
     /// ASCII case-insensitive comparison; `lowercase` must already be lowercase.
-    private static func equalsIgnoringCase<Bytes: Collection<UInt8>>(_ bytes: Bytes, _ lowercase: String) -> Bool {
+    static func equalsIgnoringCase<Bytes: Collection<UInt8>>(_ bytes: Bytes, _ lowercase: String) -> Bool {
         bytes.count == lowercase.utf8.count
             && zip(bytes, lowercase.utf8).allSatisfy { byte, expected in
                 byte == expected || (byte &- 0x41 < 26 && byte | 0x20 == expected)

@@ -11,7 +11,7 @@ public protocol PublicRouter: Sendable {
 /// Serves public HTTP/1.1 (with keep-alive and pipelining; requests parsed by NIO's
 /// decoder) and turns each request into an exchange with the target the router picks.
 /// It is the downstream of that exchange: it writes the response back as it comes, as
-/// bytes framed by `HTTP1ResponseWriter`.
+/// bytes framed by `HTTP1MessageWriter`.
 public final class PublicRequestHandler: ChannelDuplexHandler {
     public typealias InboundIn = HTTPServerRequestPart
     public typealias OutboundIn = ByteBuffer
@@ -30,7 +30,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     private var discardingBody = false
     private var heldRead = false
     private var flushScheduled = false
-    private var writer = HTTP1ResponseWriter(allocator: ByteBufferAllocator())
+    private var writer = HTTP1MessageWriter(allocator: ByteBufferAllocator())
     /// Parts of requests that arrived while an earlier response was still going out.
     private var pipelined = CircularBuffer<HTTPServerRequestPart>()
     private static let maximumPipelined = 64

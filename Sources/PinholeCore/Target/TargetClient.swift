@@ -65,9 +65,8 @@ final class TargetPool {
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Request headers come from the public side through nghttp2 or NIO's
-                    // parser, which already validated them.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    // TargetConnection speaks HTTP/1.1 itself. Request headers come from the
+                    // public side through nghttp2 or NIO's parser, which validated them.
                     try channel.pipeline.syncOperations.addHandler(TargetConnection(pool: pool.value))
                 }
             }

@@ -3,12 +3,16 @@ import NIOHTTP1
 
 /// One keep-alive connection to the target, carrying one exchange at a time.
 ///
+/// It speaks HTTP/1.1 itself, as bytes: `HTTP1MessageWriter` frames the request and
+/// `HTTP1ResponseParser` reads the answer, so a small exchange costs one write and one
+/// read through the pipeline.
+///
 /// It also gates reads: while the exchange's downstream cannot take more response
 /// body, `read` is held back, so the target is slowed by TCP instead of our memory.
 final class TargetConnection: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let pool: TargetPool
     private var context: ChannelHandlerContext?
@@ -20,6 +24,14 @@ final class TargetConnection: ChannelDuplexHandler {
     private var heldRead = false
     private var flushScheduled = false
     private var closed = false
+    private var writer = HTTP1MessageWriter(allocator: ByteBufferAllocator())
+    private var parser = HTTP1ResponseParser()
+    /// Bytes read but not yet parsed (a head split across reads).
+    private var input = ByteBuffer()
+    /// The request's head until it is written. Whether a body follows is known only at
+    /// its first piece, its end, or the end of the event-loop tick, whichever is first;
+    /// a request that ends with its head (a GET) then goes without body framing.
+    private var unwrittenHead: ProxyRequestHead?
 
     init(pool: TargetPool) {
         self.pool = pool
@@ -33,7 +45,7 @@ final class TargetConnection: ChannelDuplexHandler {
     }
 
     func begin(_ exchange: TargetExchange, reused: Bool) {
-        guard let context else {
+        guard context != nil else {
             exchange.failToStart(reason: "the connection closed")
             return
         }
@@ -41,29 +53,51 @@ final class TargetConnection: ChannelDuplexHandler {
         self.reused = reused
         responseBytesSeen = false
         let (head, body, end) = exchange.attach(to: self)
-        keepAlive = head.isKeepAlive
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        for part in body { context.write(wrapOutboundOut(.body(.byteBuffer(part))), promise: nil) }
-        if case .some(let trailers) = end { context.write(wrapOutboundOut(.end(trailers)), promise: nil) }
-        context.flush()
+        parser.expectResponse(bodyAllowed: head.allowsResponseBody)
+        unwrittenHead = head
+        for part in body { writeBody(part) }
+        if case .some(let trailers) = end {
+            writeEnd(trailers: trailers)
+        } else {
+            scheduleFlush()
+        }
         resumeReadingIfWanted()
+    }
+
+    private func writeHeadIfNeeded(hasBody: Bool) {
+        guard let head = unwrittenHead else { return }
+        unwrittenHead = nil
+        writer.head(request: head, hasBody: hasBody)
     }
 
     /// Body pieces arrive one HTTP/2 DATA frame (64 KiB at most) at a time, usually
     /// several per event-loop tick; they are flushed together at the end of the tick.
     func writeBody(_ body: ByteBuffer) {
         guard let context else { return }
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            self.context?.flush()
-        }
+        writeHeadIfNeeded(hasBody: true)
+        writer.body(body) { context.write(wrapOutboundOut($0), promise: nil) }
+        scheduleFlush()
     }
 
     func writeEnd(trailers: HTTPHeaders?) {
-        context?.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        guard let context else { return }
+        writeHeadIfNeeded(hasBody: false)
+        writer.end(trailers: trailers)
+        if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }
+        context.flush()
+    }
+
+    private func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            guard let context = self.context else { return }
+            // Still no end and no body: one may follow, so the head announces it.
+            self.writeHeadIfNeeded(hasBody: true)
+            if let gathered = self.writer.take() { context.write(self.wrapOutboundOut(gathered), promise: nil) }
+            context.flush()
+        }
     }
 
     /// The exchange was cancelled: this connection cannot be reused.
@@ -80,11 +114,24 @@ final class TargetConnection: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         responseBytesSeen = true
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            // 1xx responses are interim; the final response follows on the same exchange.
-            if head.status.code < 200 { return }
-            keepAlive = keepAlive && head.isKeepAlive
+        var bytes = unwrapInboundIn(data)
+        if input.readableBytes == 0 {
+            input = bytes
+        } else {
+            input.writeBuffer(&bytes)
+        }
+        do {
+            while !closed, let event = try parser.next(from: &input) { deliver(event) }
+        } catch {
+            exchange?.receivedInvalidResponse(error)
+            abort()
+        }
+    }
+
+    private func deliver(_ event: HTTP1ResponseParser.Event) {
+        switch event {
+        case .head(let head, let reusable):
+            keepAlive = keepAlive && reusable
             exchange?.receivedHead(head)
         case .body(let body):
             exchange?.receivedBody(body)
@@ -93,11 +140,11 @@ final class TargetConnection: ChannelDuplexHandler {
             self.exchange = nil
             let requestDone = exchange.requestEnded
             exchange.receivedEnd(trailers: trailers)
-            if requestDone && keepAlive {
+            if requestDone && keepAlive && input.readableBytes == 0 {
                 pool.release(self)
             } else {
-                // The target answered before reading the whole request: the connection's
-                // state is unknown, so it is not reused.
+                // The target answered before reading the whole request (or sent more than
+                // was asked): the connection's state is unknown, so it is not reused.
                 close()
             }
         }
@@ -123,6 +170,8 @@ final class TargetConnection: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A body that runs to the close ends here.
+        if let end = parser.endOfInput() { deliver(end) }
         closed = true
         pool.forget(self)
         if let exchange {

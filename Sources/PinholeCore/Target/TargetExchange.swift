@@ -67,13 +67,13 @@ final class TargetExchange: ExchangeUpstream {
     // MARK: Called by TargetConnection
 
     /// Hands the request to `connection`: head, any early body, and the end if known.
-    func attach(to connection: TargetConnection) -> (head: HTTPRequestHead, body: [ByteBuffer], end: HTTPHeaders??) {
+    func attach(to connection: TargetConnection) -> (head: ProxyRequestHead, body: [ByteBuffer], end: HTTPHeaders??) {
         self.connection = connection
         let body = Array(pending)
         if !body.isEmpty { sentBody = true }
         pending.removeAll()
         pendingBytes = 0
-        return (head.http1Head, body, requestEnded ? .some(requestTrailers) : .none)
+        return (head, body, requestEnded ? .some(requestTrailers) : .none)
     }
 
     func failToStart(reason: String) {
@@ -83,10 +83,10 @@ final class TargetExchange: ExchangeUpstream {
         downstream = nil
     }
 
-    func receivedHead(_ head: HTTPResponseHead) {
+    func receivedHead(_ head: ProxyResponseHead) {
         guard !finished else { return }
         responseStarted = true
-        downstream?.exchangeReceivedHead(ProxyResponseHead(http1: head))
+        downstream?.exchangeReceivedHead(head)
     }
 
     func receivedBody(_ body: ByteBuffer) {
@@ -111,6 +111,15 @@ final class TargetExchange: ExchangeUpstream {
             responseStarted
                 ? .targetClosedEarly(target: target.description)
                 : .targetUnreachable(target: target.description, reason: "the connection closed before a response"))
+        downstream = nil
+    }
+
+    /// The target's bytes are not a valid response.
+    func receivedInvalidResponse(_ error: HTTP1ResponseError) {
+        guard !finished else { return }
+        finished = true
+        connection = nil
+        downstream?.exchangeFailed(.protocolViolation("\(target) sent \(error.description)"))
         downstream = nil
     }
 

@@ -8,13 +8,13 @@ import Testing
 /// The writer's bytes are read back with NIO's HTTP/1 response parser, a peer written
 /// elsewhere, so framing mistakes show up as parse errors or wrong bodies.
 @Suite("HTTP/1 response writer: framing and gathering")
-struct HTTP1ResponseWriterTests {
+struct HTTP1MessageWriterTests {
     /// Writes one response and returns the buffers in the order they would be written.
     private func write(
         version: HTTPVersion = .http1_1, status: HTTPResponseStatus = .ok, headers: HTTPHeaders = [:],
         hasBody: Bool = true, connection: String? = nil, body: [ByteBuffer], trailers: HTTPHeaders? = nil
-    ) -> (writes: [ByteBuffer], framing: HTTP1ResponseWriter.Framing) {
-        var writer = HTTP1ResponseWriter(allocator: ByteBufferAllocator())
+    ) -> (writes: [ByteBuffer], framing: HTTP1MessageWriter.Framing) {
+        var writer = HTTP1MessageWriter(allocator: ByteBufferAllocator())
         var writes: [ByteBuffer] = []
         writer.head(status: status, version: version, headers: headers, hasBody: hasBody, connection: connection)
         for piece in body { writer.body(piece) { writes.append($0) } }
@@ -119,5 +119,65 @@ struct HTTP1ResponseWriterTests {
         var buffer = ByteBuffer()
         buffer.writeChunkSize(size)
         #expect(String(buffer: buffer) == hex + "\r\n")
+    }
+
+    // MARK: Requests to the target
+
+    /// Writes `request` with `body`, and parses it back with NIO's request parser.
+    private func roundTrip(
+        _ request: ProxyRequestHead, hasBody: Bool, body: [ByteBuffer], trailers: HTTPHeaders? = nil
+    ) throws -> (text: String, parts: [HTTPServerRequestPart]) {
+        var writer = HTTP1MessageWriter(allocator: ByteBufferAllocator())
+        var writes: [ByteBuffer] = []
+        writer.head(request: request, hasBody: hasBody)
+        for piece in body { writer.body(piece) { writes.append($0) } }
+        writer.end(trailers: trailers)
+        if let last = writer.take() { writes.append(last) }
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
+        for buffer in writes { try channel.writeInbound(buffer) }
+        var parts: [HTTPServerRequestPart] = []
+        while let part = try channel.readInbound(as: HTTPServerRequestPart.self) { parts.append(part) }
+        _ = try channel.finish()
+        return (writes.map { String(buffer: $0) }.joined(), parts)
+    }
+
+    @Test("a request known to have no body goes without framing, Host first")
+    func bodilessRequest() throws {
+        let request = ProxyRequestHead(
+            method: .GET, path: "/a?b=1", authority: "demo.example:8080", scheme: "http",
+            headers: ["Accept": "*/*"])
+        let (text, parts) = try roundTrip(request, hasBody: false, body: [])
+        #expect(text == "GET /a?b=1 HTTP/1.1\r\nhost: demo.example:8080\r\nAccept: */*\r\n\r\n")
+        guard case .head(let head) = parts.first, case .end = parts.last else {
+            Issue.record("\(parts)")
+            return
+        }
+        #expect(parts.count == 2 && head.uri == "/a?b=1" && head.headers["host"] == ["demo.example:8080"])
+    }
+
+    @Test("a request body is chunked without a length, with its trailers, and goes as it is with one")
+    func requestBodies() throws {
+        let chunkedRequest = ProxyRequestHead(
+            method: .POST, path: "/upload", authority: "demo", scheme: "http", headers: [:])
+        let (_, chunked) = try roundTrip(
+            chunkedRequest, hasBody: true, body: [ByteBuffer(string: "part one, "), ByteBuffer(string: "part two")],
+            trailers: ["x-digest": "d1"])
+        let chunkedBody = chunked.compactMap { part -> String? in
+            if case .body(let buffer) = part { return String(buffer: buffer) }
+            return nil
+        }
+        #expect(chunkedBody.joined() == "part one, part two")
+        guard case .end(let trailers) = chunked.last else {
+            Issue.record("\(chunked)")
+            return
+        }
+        #expect(trailers?["x-digest"] == ["d1"])
+
+        let sized = ProxyRequestHead(
+            method: .PUT, path: "/item", authority: "demo", scheme: "http", headers: ["content-length": "5"])
+        let (text, parts) = try roundTrip(sized, hasBody: true, body: [ByteBuffer(string: "12345")])
+        #expect(text.hasSuffix("content-length: 5\r\n\r\n12345") && !text.contains("transfer-encoding"))
+        #expect(parts.count == 3)
     }
 }

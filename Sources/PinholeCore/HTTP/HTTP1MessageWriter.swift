@@ -1,17 +1,18 @@
 import NIOCore
 import NIOHTTP1
 
-/// Turns one response at a time into HTTP/1.1 bytes for a public client, in place of
-/// NIO's HTTPResponseEncoder.
+/// Turns one message at a time into HTTP/1.1 bytes, in place of NIO's encoders: the
+/// responses the relay sends public clients, and the requests the agent sends its target.
 ///
 /// The point is the number of writes: the head, short body pieces, chunk framing and
-/// the end are gathered in one buffer, so a small response leaves as one buffer in one
+/// the end are gathered in one buffer, so a small message leaves as one buffer in one
 /// `write` rather than three pipeline writes and three iovecs. A body piece larger than
 /// `gatherLimit` is passed on as it is, after whatever was gathered before it.
-struct HTTP1ResponseWriter {
+struct HTTP1MessageWriter {
     /// How the body is delimited on the wire.
     enum Framing: Equatable {
-        /// No body may follow (a HEAD request, 1xx, 204 or 304): pieces are dropped.
+        /// No body may follow (an answer to HEAD, 1xx, 204 or 304; a request known to
+        /// have none): pieces are dropped.
         case none
         /// Content-Length, or the end of the connection for an HTTP/1.0 client.
         case identity
@@ -48,6 +49,28 @@ struct HTTP1ResponseWriter {
         for (name, value) in headers { buffer.writeHeaderField(name, value) }
         if framing == .chunked { buffer.writeHeaderField("transfer-encoding", "chunked") }
         if let connection { buffer.writeHeaderField("connection", connection) }
+        buffer.writeStaticString("\r\n")
+        gathered = buffer
+    }
+
+    /// Starts a request to the target. The original Host is kept, as the public client
+    /// sent it, so the application sees the address it was called by. Without a
+    /// Content-Length, a body is chunked.
+    mutating func head(request: ProxyRequestHead, hasBody: Bool) {
+        let headers = request.headers
+        if !hasBody {
+            framing = .none
+        } else {
+            framing = headers.contains(name: "content-length") ? .identity : .chunked
+        }
+        var buffer = takeBuffer(minimumCapacity: 128 + 32 * headers.count)
+        buffer.writeString(request.method.rawValue)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(request.path)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        buffer.writeHeaderField("host", request.authority)
+        for (name, value) in headers { buffer.writeHeaderField(name, value) }
+        if framing == .chunked { buffer.writeHeaderField("transfer-encoding", "chunked") }
         buffer.writeStaticString("\r\n")
         gathered = buffer
     }

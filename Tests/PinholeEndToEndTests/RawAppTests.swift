@@ -1,0 +1,49 @@
+import Foundation
+import PinholeCore
+import PinholeTestSupport
+import Testing
+
+/// The agent reads HTTP/1 itself; these answers come from a Python app that writes
+/// exact bytes, as servers with other habits than SwiftNIO's do.
+@Suite("An app that is not SwiftNIO: HTTP/1.0, chunks, reuse, garbage", .timeLimit(.minutes(2)))
+struct RawAppTests {
+    private var script: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/raw_app.py").path
+    }
+
+    @Test("each answer arrives as the app meant it, or as a 502 that says what was wrong")
+    func rawAnswers() async throws {
+        let app = try ChildProcess("python3", ["-u", script])
+        defer { app.terminate() }
+        let port = try #require(
+            Int(try await app.waitForOutput { $0.hasSuffix("\n") }.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let relay = try await TestRelay.start()
+        let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: port))
+        defer {
+            Task {
+                await agent.stop(); await relay.stop()
+            }
+        }
+        _ = try await agent.tunnel()
+
+        // A body that ends with the connection, twice: the second needs a new connection.
+        for _ in 0..<2 {
+            let old = try await curl(relay.curl("demo", "/old", ["-w", "%{http_code}"]))
+            #expect(old.output == "ended by close\n200")
+        }
+
+        let chunked = try await curl(relay.curl("demo", "/chunked", ["-w", "%{http_code}"]))
+        #expect(chunked.output == "first second third\n200")
+
+        // Three requests on one public connection reuse one connection to the app.
+        let url = relay.curl("demo", "/keep")
+        let kept = try await curl(url + [url.last!, url.last!])
+        let lines = kept.output.split(separator: "\n")
+        #expect(lines.count == 3 && Set(lines).count == 1, "\(kept.output)")
+
+        let garbage = try await curl(relay.curl("demo", "/garbage", ["-w", "\n%{http_code}"]))
+        #expect(garbage.output.hasSuffix("\n502"))
+        #expect(garbage.output.contains("sent a status line that is not HTTP/1.x"), "\(garbage.output)")
+    }
+}

@@ -1,0 +1,49 @@
+"""A target app that is not SwiftNIO: it answers with exact bytes, to test how the
+agent reads HTTP/1 from servers with other habits. Prints its port, then serves
+until killed.
+
+  /old      HTTP/1.0, no length: the body ends when the connection closes
+  /chunked  HTTP/1.1 chunked, in pieces, with a trailer
+  /keep     HTTP/1.1 with Content-Length; the connection stays open
+  /garbage  not HTTP at all
+"""
+import socket
+import socketserver
+import sys
+
+
+class Handler(socketserver.StreamRequestHandler):
+    def handle(self):
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            path = line.split()[1].decode()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            if path == "/old":
+                self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nended by close\n")
+                return
+            if path == "/chunked":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n")
+                for piece in (b"first ", b"second ", b"third\n"):
+                    self.wfile.write(b"%x;note=1\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\nX-Sum: 42\r\n\r\n")
+            elif path == "/keep":
+                port = self.client_address[1]
+                body = b"connection from port %d\n" % port
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            else:
+                self.wfile.write(b"SSH-2.0-OpenSSH_9.2\r\n")
+                return
+            self.wfile.flush()
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+
+
+with Server(("127.0.0.1", 0), Handler) as server:
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
