@@ -20,7 +20,7 @@ struct HTTP1ResponseParserTests {
     /// when `close` is set.
     private func parse(
         _ text: String, bodyAllowed: Bool = true, readSize: Int? = nil, close: Bool = false
-    ) throws(HTTP1ResponseError) -> Parsed {
+    ) throws(HTTP1SyntaxError) -> Parsed {
         var parser = HTTP1ResponseParser()
         parser.expectResponse(bodyAllowed: bodyAllowed)
         var parsed = Parsed()
@@ -124,7 +124,7 @@ struct HTTP1ResponseParserTests {
             ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", "Content-Length"),
             ("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
             ("HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\n\r\n", "folded"),
-            ("HTTP/1.1 200 OK\r\nno colon\r\n\r\n", "without a name"),
+            ("HTTP/1.1 200 OK\r\nno colon\r\n\r\n", "without a valid name"),
             ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
             ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", "longer than its size"),
             ("HTTP/1.1 101 Switching Protocols\r\n\r\n", "switched protocols"),
@@ -135,17 +135,17 @@ struct HTTP1ResponseParserTests {
         #expect {
             _ = try parse(text)
         } throws: { error in
-            (error as? HTTP1ResponseError)?.description.contains(complaint) ?? false
+            (error as? HTTP1SyntaxError)?.description.contains(complaint) ?? false
         }
     }
 
     @Test("a head that never ends is refused past its limit, bytes nobody asked for too")
     func limits() throws {
         let endless = "HTTP/1.1 200 OK\r\n" + String(repeating: "X-Filler: 0123456789abcdef\r\n", count: 4000)
-        #expect(throws: HTTP1ResponseError.self) { _ = try parse(endless) }
+        #expect(throws: HTTP1SyntaxError.self) { _ = try parse(endless) }
         var parser = HTTP1ResponseParser()
         var stray = ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\n")
-        #expect(throws: HTTP1ResponseError.self) { _ = try parser.next(from: &stray) }
+        #expect(throws: HTTP1SyntaxError.self) { _ = try parser.next(from: &stray) }
         var empty = ByteBuffer()
         #expect(try parser.next(from: &empty) == nil)
     }

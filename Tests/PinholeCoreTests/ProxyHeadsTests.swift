@@ -1,29 +1,40 @@
+import NIOCore
 import NIOHTTP1
-import PinholeCore
 import PinholeHTTP2
 import Testing
 
+@testable import PinholeCore
+
 @Suite("Proxy heads: hop-by-hop fields and forwarding headers")
 struct ProxyHeadsTests {
+    /// The head of the request `text`, as the public side reads it.
+    private func publicHead(_ text: String) throws -> PublicRequestHead {
+        var parser = HTTP1RequestParser()
+        var input = ByteBuffer(string: text)
+        guard case .head(let head) = try parser.next(from: &input) else {
+            throw HTTP1SyntaxError(description: "no head in \(text)")
+        }
+        return head
+    }
+
     @Test("hop-by-hop fields go, with every option Connection names, whatever their case")
-    func hopByHop() {
-        let head = HTTPResponseHead(
-            version: .http1_1, status: .ok,
-            headers: [
-                "Content-Type": "text/plain", "Connection": "Keep-Alive, X-Trace-Hop", "keep-alive": "timeout=5",
-                "X-Trace-Hop": "1", "Transfer-Encoding": "chunked", "Upgrade": "h2c", "X-Kept": "yes",
-            ])
-        let response = ProxyResponseHead(http1: head)
-        #expect(response.headers.map(\.name) == ["Content-Type", "X-Kept"])
+    func hopByHop() throws {
+        let head = try publicHead(
+            "GET / HTTP/1.1\r\nHost: demo\r\nContent-Type: text/plain\r\nConnection: Keep-Alive, X-Trace-Hop\r\n"
+                + "keep-alive: timeout=5\r\nX-Trace-Hop: 1\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Kept: yes\r\n\r\n")
+        let request = try ProxyRequestHead(publicRequest: head, clientAddress: nil)
+        #expect(
+            request.headers.map(\.name) == ["Content-Type", "X-Kept", "x-forwarded-proto", "x-forwarded-host"])
         // Names keep their case here; HTTP2Headers lowercases them as they are sent.
-        #expect(response.http2Headers == [(":status", "200"), ("Content-Type", "text/plain"), ("X-Kept", "yes")])
+        let response = ProxyResponseHead(status: .ok, headers: ["Content-Type": "text/plain"])
+        #expect(response.http2Headers == [(":status", "200"), ("Content-Type", "text/plain")])
     }
 
     @Test("a request without hop-by-hop fields keeps all of them, plus X-Forwarded-*")
     func forwarded() throws {
-        let head = HTTPRequestHead(
-            version: .http1_1, method: .POST, uri: "/orders?id=7",
-            headers: ["Host": "greeter.demo:3000", "X-Forwarded-For": "10.0.0.1", "Content-Length": "2"])
+        let head = try publicHead(
+            "POST /orders?id=7 HTTP/1.1\r\nHost: greeter.demo:3000\r\nX-Forwarded-For: 10.0.0.1\r\n"
+                + "Content-Length: 2\r\n\r\n")
         let request = try ProxyRequestHead(publicRequest: head, clientAddress: "10.0.0.2")
         #expect(request.authority == "greeter.demo:3000" && request.path == "/orders?id=7" && request.mayHaveBody)
         #expect(request.headers.first(name: "x-forwarded-for") == "10.0.0.1, 10.0.0.2")
@@ -32,11 +43,18 @@ struct ProxyHeadsTests {
         #expect(!request.headers.contains(name: "host"))
     }
 
+    @Test("an absolute-form target gives the path, and the authority when Host is missing")
+    func absoluteForm() throws {
+        let head = try publicHead("GET http://greeter.demo:3000?q=1 HTTP/1.1\r\n\r\n")
+        let request = try ProxyRequestHead(publicRequest: head, clientAddress: nil)
+        #expect(request.authority == "greeter.demo:3000" && request.path == "/?q=1" && !request.mayHaveBody)
+    }
+
     @Test("a request without Host is malformed")
-    func missingHost() {
+    func missingHost() throws {
+        let head = try publicHead("GET / HTTP/1.1\r\n\r\n")
         #expect(throws: ExchangeError.self) {
-            try ProxyRequestHead(
-                publicRequest: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), clientAddress: nil)
+            try ProxyRequestHead(publicRequest: head, clientAddress: nil)
         }
     }
 }

@@ -31,17 +31,15 @@ public struct ProxyRequestHead: Sendable, Equatable {
         self.mayHaveBody = mayHaveBody
     }
 
-    /// The request a public client sent, with hop-by-hop fields removed and the
-    /// X-Forwarded-* fields appended.
-    public init(
-        publicRequest head: HTTPRequestHead, clientAddress: String?, scheme: String = "http"
-    ) throws(ExchangeError) {
-        var path = head.uri
-        var authority = head.headers.first(name: "host")
+    /// The request a public client sent (its hop-by-hop fields already left out by the
+    /// parser), with the X-Forwarded-* fields appended.
+    init(publicRequest head: PublicRequestHead, clientAddress: String?, scheme: String = "http") throws(ExchangeError) {
+        var path = head.target
+        var authority = head.host
         if !path.hasPrefix("/") {
             // Absolute form (a client that thinks we are a forward proxy), or '*'.
             guard let parsed = AbsoluteURI(path) else {
-                throw .malformedRequest("the request target '\(head.uri)' is neither a path nor an absolute URL")
+                throw .malformedRequest("the request target '\(head.target)' is neither a path nor an absolute URL")
             }
             path = parsed.path
             authority = authority ?? parsed.authority
@@ -49,17 +47,13 @@ public struct ProxyRequestHead: Sendable, Equatable {
         guard let authority, !authority.isEmpty else {
             throw .malformedRequest("the request has no Host header")
         }
-        // RFC 9112 §6.3: a request has a body only with Content-Length or Transfer-Encoding.
-        let length = head.headers.first(name: "content-length").flatMap { Int($0) }
-        let hasBody = head.headers.contains(name: "transfer-encoding") || (length ?? 0) > 0
-        var headers = HopByHop.removing(from: head.headers)
-        headers.remove(name: "host")
+        var headers = head.headers
         if let clientAddress { headers.appendForwarded("x-forwarded-for", clientAddress) }
         headers.appendForwarded("x-forwarded-proto", scheme)
         headers.appendForwarded("x-forwarded-host", authority)
         self.init(
             method: head.method, path: path, authority: authority, scheme: scheme, headers: headers,
-            mayHaveBody: hasBody)
+            mayHaveBody: head.hasBody)
     }
 
     /// The request as HTTP/2 headers, pseudo-headers first (names are lowercased as they are sent).
@@ -114,11 +108,6 @@ public struct ProxyResponseHead: Sendable, Equatable {
         self.headers = headers
     }
 
-    /// The target's response, as the agent received it.
-    public init(http1 head: HTTPResponseHead) {
-        self.init(status: head.status, headers: HopByHop.removing(from: head.headers))
-    }
-
     public var http2Headers: HTTP2Headers {
         var fields = HTTP2Headers()
         fields.reserveCapacity(headers.count + 1)
@@ -147,72 +136,6 @@ public struct ProxyResponseHead: Sendable, Equatable {
     /// Whether a body follows, given the request it answers (RFC 9110 §6.4.1).
     public func hasBody(for request: ProxyRequestHead) -> Bool {
         request.allowsResponseBody && status.code >= 200 && status != .noContent && status != .notModified
-    }
-}
-
-/// Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, so a proxy
-/// removes them, together with every field the Connection header names.
-enum HopByHop {
-    /// One pass finds what must go (most requests carry nothing hop-by-hop; responses
-    /// often carry just `Connection: keep-alive`); only those names are then removed,
-    /// rather than the whole list being rebuilt. This runs for every request and
-    /// response, so names are compared as bytes, without lowercased copies.
-    static func removing(from headers: HTTPHeaders) -> HTTPHeaders {
-        var drop: [String] = []
-        for (name, value) in headers {
-            guard let fixed = fixedName(name.utf8) else { continue }
-            if !drop.contains(fixed) { drop.append(fixed) }
-            if fixed == "connection" { appendOptions(of: value, to: &drop) }
-        }
-        guard !drop.isEmpty else { return headers }
-        var result = headers
-        for name in drop { result.remove(name: name) }
-        return result
-    }
-
-    /// The lowercase hop-by-hop name `name` (a String's or a buffer's bytes) is, if it is one.
-    static func fixedName<Bytes: Collection<UInt8>>(_ name: Bytes) -> String? {
-        func match(_ candidate: String) -> String? { equalsIgnoringCase(name, candidate) ? candidate : nil }
-        switch name.count {
-        case 2: return match("te")
-        case 7: return match("upgrade")
-        case 10: return match("connection") ?? match("keep-alive")
-        case 16: return match("proxy-connection")
-        case 17: return match("transfer-encoding")
-        case 18: return match("proxy-authenticate")
-        case 19: return match("proxy-authorization")
-        default: return nil
-        }
-    }
-
-    /// Adds the options a Connection header names (lowercased), except `close` and the
-    /// fixed names, which need nothing more. `keep-alive` alone, the usual value, adds none.
-    private static func appendOptions(of value: String, to drop: inout [String]) {
-        let bytes = Array(value.utf8)
-        var start = 0
-        while start < bytes.count {
-            var end = start
-            while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
-            var first = start
-            var last = end
-            while first < last, bytes[first] == 0x20 || bytes[first] == 0x09 { first += 1 }
-            while last > first, bytes[last - 1] == 0x20 || bytes[last - 1] == 0x09 { last -= 1 }
-            start = end + 1
-            let token = bytes[first..<last]
-            if token.isEmpty || equalsIgnoringCase(token, "close") || equalsIgnoringCase(token, "keep-alive") {
-                continue
-            }
-            let option = String(decoding: token, as: UTF8.self).lowercased()
-            if fixedName(option.utf8) == nil, !drop.contains(option) { drop.append(option) }
-        }
-    }
-
-    /// ASCII case-insensitive comparison; `lowercase` must already be lowercase.
-    static func equalsIgnoringCase<Bytes: Collection<UInt8>>(_ bytes: Bytes, _ lowercase: String) -> Bool {
-        bytes.count == lowercase.utf8.count
-            && zip(bytes, lowercase.utf8).allSatisfy { byte, expected in
-                byte == expected || (byte &- 0x41 < 26 && byte | 0x20 == expected)
-            }
     }
 }
 

@@ -8,12 +8,13 @@ public protocol PublicRouter: Sendable {
     func target(forHost host: String, localPort: Int) throws(ExchangeError) -> any ExchangeTarget
 }
 
-/// Serves public HTTP/1.1 (with keep-alive and pipelining; requests parsed by NIO's
-/// decoder) and turns each request into an exchange with the target the router picks.
-/// It is the downstream of that exchange: it writes the response back as it comes, as
-/// bytes framed by `HTTP1MessageWriter`.
+/// Serves public HTTP/1.1, with keep-alive and pipelining, and turns each request into
+/// an exchange with the target the router picks. It reads requests with
+/// `HTTP1RequestParser` and, as the downstream of the exchange, writes the response
+/// back as it comes, framed by `HTTP1MessageWriter`: bytes in, bytes out, with no
+/// HTTP codec handlers in the pipeline.
 public final class PublicRequestHandler: ChannelDuplexHandler {
-    public typealias InboundIn = HTTPServerRequestPart
+    public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
@@ -26,14 +27,17 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// String, and it cannot change on a connection, so it is done once.
     private lazy var clientAddress: String? = context?.channel.remoteAddress?.ipAddress
     private var current: Exchange?
-    /// Request body parts after an error response was sent; they are discarded.
-    private var discardingBody = false
+    private var parser = HTTP1RequestParser()
+    /// Bytes read and not yet parsed: a head split across reads, or requests pipelined
+    /// behind one whose response is still going out.
+    private var input = ByteBuffer()
+    /// An error answer is on its way and the connection closes after it.
+    private var closing = false
     private var heldRead = false
     private var flushScheduled = false
     private var writer = HTTP1MessageWriter(allocator: ByteBufferAllocator())
-    /// Parts of requests that arrived while an earlier response was still going out.
-    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
-    private static let maximumPipelined = 64
+    /// Pipelined bytes kept while a response goes out; past this, reading stops.
+    private static let maximumPipelinedBytes = 64 * 1024
 
     /// The request in flight on this connection.
     private struct Exchange {
@@ -62,54 +66,51 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        // A pipelined request waits until the response before it is complete. Queueing
-        // it here, rather than holding reads like NIO's pipelining handler does, spares
-        // two epoll_ctl calls per request on ordinary keep-alive connections.
-        if !pipelined.isEmpty || (current != nil && isHead(part)) {
-            pipelined.append(part)
-            return
+        var bytes = unwrapInboundIn(data)
+        if input.readableBytes == 0 {
+            input = bytes
+        } else {
+            input.writeBuffer(&bytes)
         }
-        handle(part, context: context)
+        parseAvailable(context)
     }
 
-    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
-        if case .head = part { return true }
-        return false
+    /// Whether the next bytes are a pipelined request that must wait: the one before it
+    /// has been read to its end, and its response is not finished.
+    private var waitingForResponse: Bool { current?.requestEnded ?? false }
+
+    /// Handles what `input` holds, up to a pipelined request that must wait.
+    private func parseAvailable(_ context: ChannelHandlerContext) {
+        do {
+            while !closing, !waitingForResponse, let event = try parser.next(from: &input) {
+                handle(event, context: context)
+            }
+        } catch {
+            let failure = ExchangeError.malformedRequest("the request has \(error.description)")
+            if current != nil {
+                current?.upstream?.cancel()
+                exchangeFailed(failure)
+            } else {
+                respond(with: failure, version: .http1_1, context: context)
+            }
+        }
     }
 
-    /// Runs queued pipelined requests once the one before them has been answered.
-    private func drainPipelined() {
-        guard let context else { return }
-        while current == nil, let part = pipelined.popFirst() {
-            handle(part, context: context)
-        }
-        while current != nil, let part = pipelined.first, !isHead(part) {
-            pipelined.removeFirst()
-            handle(part, context: context)
-        }
-    }
-
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
+    private func handle(_ event: HTTP1RequestParser.Event, context: ChannelHandlerContext) {
+        switch event {
         case .head(let head):
             start(head, context: context)
         case .body(let body):
-            if discardingBody { return }
-            guard let upstream = current?.upstream else { return }
-            upstream.sendBody(body)
+            current?.upstream?.sendBody(body)
         case .end(let trailers):
-            if discardingBody {
-                discardingBody = false
-                return
-            }
+            guard current != nil else { return }
             current?.requestEnded = true
             current?.upstream?.sendEnd(trailers: trailers)
         }
     }
 
-    private func start(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+    private func start(_ head: PublicRequestHead, context: ChannelHandlerContext) {
+        if head.expectsContinue && head.version.minor == 1 {
             // We stream the body on at once, so tell the client to send it now.
             var interim = context.channel.allocator.buffer(capacity: 32)
             interim.writeStatusLine(version: head.version, status: .continue)
@@ -118,16 +119,14 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         }
         let proxyHead: ProxyRequestHead
         do {
-            var parsed = try ProxyRequestHead(
-                publicRequest: head, clientAddress: clientAddress)
-            parsed.headers.remove(name: "expect")
-            proxyHead = parsed
+            proxyHead = try ProxyRequestHead(publicRequest: head, clientAddress: clientAddress)
         } catch {
-            respond(with: error, version: head.version, requestHasBody: true, context: context)
+            respond(with: error, version: head.version, context: context)
             return
         }
         var exchange = Exchange(
-            head: proxyHead, version: head.version, upstream: nil, keepAlive: head.isKeepAlive, startedAt: .now())
+            head: proxyHead, version: head.version, upstream: nil, keepAlive: head.keepAlive, startedAt: .now())
+        // A bodiless request is complete with its head; the parser's `.end` follows.
         let localPort = context.channel.localAddress?.port ?? 0
         do {
             let target = try router.target(forHost: proxyHead.authority, localPort: localPort)
@@ -135,7 +134,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
             exchange.upstream = try target.startExchange(proxyHead, downstream: self, on: context.eventLoop)
         } catch {
             current = nil
-            respond(with: error, version: head.version, requestHasBody: true, context: context)
+            respond(with: error, version: head.version, context: context)
             return
         }
         if current != nil {
@@ -155,11 +154,10 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         exchangeFailed(.timedOut(after: timeout))
     }
 
-    /// Answers a request nothing upstream will answer. When the request's body may
-    /// still be arriving, the connection closes after the answer instead of reading it.
-    private func respond(
-        with error: ExchangeError, version: HTTPVersion, requestHasBody: Bool, context: ChannelHandlerContext
-    ) {
+    /// Answers a request nothing upstream will answer, then closes the connection: any
+    /// body or pipelined request behind it is not read.
+    private func respond(with error: ExchangeError, version: HTTPVersion, context: ChannelHandlerContext) {
+        closing = true
         let body = error.body
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: ExchangeError.bodyContentType)
@@ -170,21 +168,23 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         writeGatheredAndFlush(context).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
-        discardingBody = requestHasBody
     }
 
     // MARK: Backpressure on the request body
 
     public func read(context: ChannelHandlerContext) {
-        if pipelined.count >= Self.maximumPipelined {
-            heldRead = true
-            return
-        }
-        if let upstream = current?.upstream, !upstream.isWritable {
+        if mustHoldReads {
             heldRead = true
             return
         }
         context.read()
+    }
+
+    /// Reads wait while the upstream cannot take more body, or while pipelined bytes
+    /// pile up behind a response.
+    private var mustHoldReads: Bool {
+        if let upstream = current?.upstream, !upstream.isWritable { return true }
+        return waitingForResponse && input.readableBytes >= Self.maximumPipelinedBytes
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -202,13 +202,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError, current == nil {
-            respond(
-                with: .malformedRequest(String(describing: error)), version: .http1_1, requestHasBody: false,
-                context: context)
-        } else {
-            context.close(promise: nil)
-        }
+        context.close(promise: nil)
     }
 }
 
@@ -273,7 +267,7 @@ extension PublicRequestHandler: ExchangeDownstream {
         }
         if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }
         context.flush()
-        drainPipelined()
+        parseAvailable(context)
         releaseHeldRead()
     }
 
@@ -288,7 +282,7 @@ extension PublicRequestHandler: ExchangeDownstream {
         }
         exchange.status = Int(error.status.code)
         record(exchange)
-        respond(with: error, version: exchange.version, requestHasBody: !exchange.requestEnded, context: context)
+        respond(with: error, version: exchange.version, context: context)
     }
 
     public func exchangeUpstreamWritabilityChanged() {
@@ -296,8 +290,7 @@ extension PublicRequestHandler: ExchangeDownstream {
     }
 
     private func releaseHeldRead() {
-        guard heldRead, let context, pipelined.count < Self.maximumPipelined else { return }
-        if let upstream = current?.upstream, !upstream.isWritable { return }
+        guard heldRead, let context, !mustHoldReads else { return }
         heldRead = false
         context.read()
     }

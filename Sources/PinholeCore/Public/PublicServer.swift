@@ -18,11 +18,8 @@ public enum PublicServer {
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Only NIO's decoder: PublicRequestHandler handles pipelining and writes
-                    // responses as bytes itself (headers come from the target or nghttp2,
-                    // which already validated them).
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                    // PublicRequestHandler reads and writes HTTP/1.1 itself (outgoing headers
+                    // come from the target or nghttp2, which already validated them).
                     try channel.pipeline.syncOperations.addHandler(
                         PublicRequestHandler(router: router, requestTimeout: requestTimeout, onComplete: onComplete))
                 }

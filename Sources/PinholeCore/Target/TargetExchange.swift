@@ -115,7 +115,7 @@ final class TargetExchange: ExchangeUpstream {
     }
 
     /// The target's bytes are not a valid response.
-    func receivedInvalidResponse(_ error: HTTP1ResponseError) {
+    func receivedInvalidResponse(_ error: HTTP1SyntaxError) {
         guard !finished else { return }
         finished = true
         connection = nil

@@ -1,0 +1,237 @@
+import NIOCore
+import NIOHTTP1
+
+/// Why bytes are not the HTTP/1.x they should be; the description says what was wrong.
+struct HTTP1SyntaxError: Error, Equatable, CustomStringConvertible {
+    let description: String
+}
+
+/// The pieces of HTTP/1.x syntax (RFC 9112) that the request and response parsers
+/// share: sections of lines, fields, lists, lengths.
+///
+/// A head is copied out of the buffer once, as a byte array of a few hundred bytes,
+/// and read in one pass over it; reading it through a buffer view costs a retain and
+/// an exclusivity check per byte.
+enum HTTP1Syntax {
+    /// Like NIO's default: a head (or trailer section) larger than this is refused.
+    static let maximumHeadSize = 80 * 1024
+
+    /// A head or trailer section, through the empty line that ends it, or nil
+    /// (consuming nothing) until all of it has arrived.
+    static func takeSection(from input: inout ByteBuffer) throws(HTTP1SyntaxError) -> [UInt8]? {
+        let view = input.readableBytesView
+        var lineStart = view.startIndex
+        var index = view.startIndex
+        while index < view.endIndex {
+            if view[index] == UInt8(ascii: "\n") {
+                let lineLength = index - lineStart
+                if lineLength == 0 || (lineLength == 1 && view[lineStart] == UInt8(ascii: "\r")) {
+                    return input.readBytes(length: index + 1 - view.startIndex)
+                }
+                lineStart = index + 1
+            }
+            index += 1
+        }
+        if view.count > maximumHeadSize {
+            throw HTTP1SyntaxError(description: "a head larger than \(maximumHeadSize / 1024) KiB")
+        }
+        return nil
+    }
+
+    /// One line (without its CRLF or bare LF), or nil until it is complete.
+    static func takeLine(from input: inout ByteBuffer, limit: Int) throws(HTTP1SyntaxError) -> [UInt8]? {
+        let view = input.readableBytesView
+        guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else {
+            if view.count > limit { throw HTTP1SyntaxError(description: "a line longer than \(limit) bytes") }
+            return nil
+        }
+        var line = input.readBytes(length: newline - view.startIndex)!
+        input.moveReaderIndex(forwardBy: 1)
+        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        return line
+    }
+
+    /// Splits `name: value` into its name and its value without surrounding
+    /// whitespace. Folded lines (starting with whitespace), names that are not tokens
+    /// and values with control characters are refused.
+    static func field(
+        _ line: ArraySlice<UInt8>
+    ) throws(HTTP1SyntaxError) -> (name: ArraySlice<UInt8>, value: ArraySlice<UInt8>) {
+        if let first = line.first, first == 0x20 || first == 0x09 {
+            throw HTTP1SyntaxError(description: "a folded header line, which HTTP/1.1 no longer allows")
+        }
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon != line.startIndex,
+            line[..<colon].allSatisfy(isTokenCharacter)
+        else {
+            throw HTTP1SyntaxError(description: "a header line without a valid name: '\(text(line.prefix(64)))'")
+        }
+        let value = trimmed(line[(colon + 1)...])
+        // Field values may hold visible characters, spaces, tabs and obs-text; a NUL
+        // or a lone CR could split the field for a later reader.
+        guard !value.contains(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }) else {
+            throw HTTP1SyntaxError(description: "a control character in the value of '\(text(line[..<colon]))'")
+        }
+        return (line[..<colon], value)
+    }
+
+    /// RFC 9110 §5.6.2 `tchar`.
+    static func isTokenCharacter(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+
+    /// The elements of a comma-separated field value, trimmed, empty ones left out.
+    static func elements(_ value: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
+        value.split(separator: UInt8(ascii: ",")).map(trimmed).filter { !$0.isEmpty }
+    }
+
+    static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        var start = bytes.startIndex
+        var end = bytes.endIndex
+        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+        while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+        return bytes[start..<end]
+    }
+
+    /// A Content-Length value: digits only, and the same as any earlier one.
+    static func contentLength(_ digits: ArraySlice<UInt8>, previous: Int?) throws(HTTP1SyntaxError) -> Int {
+        guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else {
+            throw HTTP1SyntaxError(description: "an invalid Content-Length: '\(text(digits.prefix(32)))'")
+        }
+        let length = digits.reduce(0) { $0 * 10 + Int($1 &- UInt8(ascii: "0")) }
+        if let previous, previous != length {
+            throw HTTP1SyntaxError(description: "two different Content-Length values, \(previous) and \(length)")
+        }
+        return length
+    }
+
+    /// The size on a chunk's first line; chunk extensions (after ';') carry nothing we use.
+    static func chunkSize(_ line: [UInt8]) throws(HTTP1SyntaxError) -> Int {
+        var size = 0
+        var digits = 0
+        for byte in line {
+            if byte == UInt8(ascii: ";") || byte == 0x20 || byte == 0x09 { break }
+            let nibble: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): nibble = byte - UInt8(ascii: "A") + 10
+            default: throw HTTP1SyntaxError(description: "an invalid chunk size: '\(text(line.prefix(32)))'")
+            }
+            guard size <= Int.max >> 4 else { throw HTTP1SyntaxError(description: "a chunk size too large") }
+            size = size << 4 | Int(nibble)
+            digits += 1
+        }
+        guard digits > 0 else { throw HTTP1SyntaxError(description: "an empty chunk size line") }
+        return size
+    }
+
+    /// Trailer lines as fields.
+    static func trailerFields(_ section: [UInt8]) throws(HTTP1SyntaxError) -> HTTPHeaders {
+        var trailers = HTTPHeaders()
+        var lines = HTTP1Lines(section)
+        while let line = lines.next() {
+            let (name, value) = try field(section[line])
+            trailers.add(name: text(name), value: text(value))
+        }
+        return trailers
+    }
+
+    static func text<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
+        String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The lines of a section, as index ranges without their CRLF (or bare LF); ends at
+/// the empty line.
+struct HTTP1Lines {
+    private let bytes: [UInt8]
+    private var position = 0
+
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    mutating func next() -> Range<Int>? {
+        guard position < bytes.count, let newline = bytes[position...].firstIndex(of: UInt8(ascii: "\n")) else {
+            return nil
+        }
+        var end = newline
+        if end > position, bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+        let line = position..<end
+        position = newline + 1
+        return line.isEmpty ? nil : line
+    }
+}
+
+/// What a head's hop-by-hop fields said (RFC 9110 §7.6.1), gathered while it is read.
+/// These fields describe one connection, so they never travel on, and neither do the
+/// fields Connection names.
+struct HopByHopFields {
+    var close = false
+    var keepAlive = false
+    /// The codings of Transfer-Encoding, nil without one.
+    var transferCodings: [ArraySlice<UInt8>]?
+    /// Lowercase names of fields Connection lists, to be removed once all are read.
+    var connectionOptions: [String] = []
+
+    /// Takes the field if its name is hop-by-hop; false for an end-to-end field.
+    mutating func take(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>) -> Bool {
+        guard let fixed = HopByHop.fixedName(name) else { return false }
+        if fixed == "connection" {
+            for option in HTTP1Syntax.elements(value) {
+                if HopByHop.equalsIgnoringCase(option, "close") {
+                    close = true
+                } else if HopByHop.equalsIgnoringCase(option, "keep-alive") {
+                    keepAlive = true
+                } else if HopByHop.fixedName(option) == nil {
+                    connectionOptions.append(HTTP1Syntax.text(option).lowercased())
+                }
+            }
+        } else if fixed == "transfer-encoding" {
+            transferCodings = (transferCodings ?? []) + HTTP1Syntax.elements(value)
+        }
+        return true
+    }
+
+    /// Whether the last transfer coding is chunked.
+    var isChunked: Bool {
+        transferCodings?.last.map { HopByHop.equalsIgnoringCase($0, "chunked") } ?? false
+    }
+
+    /// Whether the connection stays open after this message, for HTTP/1.`minorVersion`.
+    func persists(minorVersion: Int) -> Bool {
+        minorVersion == 0 ? keepAlive && !close : !close
+    }
+}
+
+/// Hop-by-hop field names.
+enum HopByHop {
+    /// The lowercase hop-by-hop name `name` is, if it is one.
+    static func fixedName<Bytes: Collection<UInt8>>(_ name: Bytes) -> String? {
+        func match(_ candidate: String) -> String? { equalsIgnoringCase(name, candidate) ? candidate : nil }
+        switch name.count {
+        case 2: return match("te")
+        case 7: return match("upgrade")
+        case 10: return match("connection") ?? match("keep-alive")
+        case 16: return match("proxy-connection")
+        case 17: return match("transfer-encoding")
+        case 18: return match("proxy-authenticate")
+        case 19: return match("proxy-authorization")
+        default: return nil
+        }
+    }
+
+    /// ASCII case-insensitive comparison; `lowercase` must already be lowercase.
+    static func equalsIgnoringCase<Bytes: Collection<UInt8>>(_ bytes: Bytes, _ lowercase: String) -> Bool {
+        bytes.count == lowercase.utf8.count
+            && zip(bytes, lowercase.utf8).allSatisfy { byte, expected in
+                byte == expected || (byte &- 0x41 < 26 && byte | 0x20 == expected)
+            }
+    }
+}

@@ -1,0 +1,152 @@
+import NIOCore
+import NIOHTTP1
+
+/// A request head as a public client sent it, with its framing read and its
+/// hop-by-hop fields (and Host and Expect) taken out of `headers`.
+struct PublicRequestHead: Equatable {
+    var method: HTTPMethod
+    /// The request target as sent: usually a path, sometimes an absolute URL.
+    var target: String
+    var version: HTTPVersion
+    var host: String?
+    var headers: HTTPHeaders
+    /// Whether a body follows (Content-Length above zero, or chunked).
+    var hasBody: Bool
+    /// Whether the connection may carry another request after this one.
+    var keepAlive: Bool
+    var expectsContinue: Bool
+}
+
+/// Reads public clients' HTTP/1.x requests, one after another on a connection, in
+/// place of NIO's HTTPRequestDecoder: the relay's hottest parsing, done in one pass
+/// over each head with no pipeline hop per part.
+///
+/// The input is untrusted, so framing is strict where requests are smuggled: both
+/// Content-Length and Transfer-Encoding, differing Content-Lengths, a transfer coding
+/// other than a final chunked, folded lines, control characters and two Hosts are
+/// all refused (RFC 9112 §6.3, §3.2, §5).
+struct HTTP1RequestParser {
+    enum Event: Equatable {
+        case head(PublicRequestHead)
+        case body(ByteBuffer)
+        case end(trailers: HTTPHeaders?)
+    }
+
+    private enum State {
+        case head
+        case body(HTTP1BodyReader)
+    }
+
+    private var state = State.head
+
+    /// True between requests: the next byte read starts a new one.
+    var isBetweenRequests: Bool {
+        if case .head = state { return true }
+        return false
+    }
+
+    /// The next event in `input`, consuming its bytes, or nil when more are needed.
+    mutating func next(from input: inout ByteBuffer) throws(HTTP1SyntaxError) -> Event? {
+        switch state {
+        case .head:
+            // RFC 9112 §2.2: empty lines before a request line are ignored.
+            while let first = input.readableBytesView.first, first == UInt8(ascii: "\r") || first == UInt8(ascii: "\n")
+            {
+                input.moveReaderIndex(forwardBy: 1)
+            }
+            guard let section = try HTTP1Syntax.takeSection(from: &input) else { return nil }
+            let (head, framing) = try Self.readHead(section)
+            state = .body(HTTP1BodyReader(framing))
+            return .head(head)
+        case .body(var reader):
+            let step = try reader.next(from: &input)
+            state = reader.isDone ? .head : .body(reader)
+            switch step {
+            case .none: return nil
+            case .body(let piece): return .body(piece)
+            case .end(let trailers): return .end(trailers: trailers)
+            }
+        }
+    }
+
+    private static func readHead(
+        _ section: [UInt8]
+    ) throws(HTTP1SyntaxError) -> (PublicRequestHead, HTTP1BodyReader.Framing) {
+        var lines = HTTP1Lines(section)
+        guard let requestLine = lines.next() else {
+            throw HTTP1SyntaxError(description: "an empty request line")
+        }
+        let (method, target, minorVersion) = try Self.requestLine(section[requestLine])
+        var headers = HTTPHeaders()
+        var hopByHop = HopByHopFields()
+        var host: String?
+        var length: Int?
+        var expectsContinue = false
+        while let line = lines.next() {
+            let (name, value) = try HTTP1Syntax.field(section[line])
+            if hopByHop.take(name: name, value: value) { continue }
+            switch name.count {
+            case 4 where HopByHop.equalsIgnoringCase(name, "host"):
+                guard host == nil else { throw HTTP1SyntaxError(description: "two Host fields") }
+                host = HTTP1Syntax.text(value)
+                continue
+            case 6 where HopByHop.equalsIgnoringCase(name, "expect"):
+                // We stream the body on at once, so the relay answers 100-continue itself.
+                expectsContinue = expectsContinue || HopByHop.equalsIgnoringCase(value, "100-continue")
+                continue
+            case 14 where HopByHop.equalsIgnoringCase(name, "content-length"):
+                length = try HTTP1Syntax.contentLength(value, previous: length)
+            default:
+                break
+            }
+            headers.add(name: HTTP1Syntax.text(name), value: HTTP1Syntax.text(value))
+        }
+        for option in hopByHop.connectionOptions { headers.remove(name: option) }
+
+        let framing: HTTP1BodyReader.Framing
+        if hopByHop.transferCodings != nil {
+            guard length == nil else {
+                throw HTTP1SyntaxError(description: "both Content-Length and Transfer-Encoding, which is ambiguous")
+            }
+            guard hopByHop.isChunked else {
+                throw HTTP1SyntaxError(description: "a Transfer-Encoding that does not end with chunked")
+            }
+            framing = .chunked
+        } else {
+            framing = .length(length ?? 0)
+        }
+        let head = PublicRequestHead(
+            method: method, target: target, version: HTTPVersion(major: 1, minor: minorVersion), host: host,
+            headers: headers, hasBody: framing != .length(0), keepAlive: hopByHop.persists(minorVersion: minorVersion),
+            expectsContinue: expectsContinue)
+        return (head, framing)
+    }
+
+    /// `METHOD target HTTP/1.x`.
+    private static func requestLine(
+        _ line: ArraySlice<UInt8>
+    ) throws(HTTP1SyntaxError) -> (HTTPMethod, String, minor: Int) {
+        let parts = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(HTTP1Syntax.isTokenCharacter) else {
+            throw HTTP1SyntaxError(description: "a request line that is not 'METHOD target HTTP/1.1'")
+        }
+        let version = parts[2]
+        guard version.count == 8, version.starts(with: "HTTP/1.".utf8), let minor = version.last,
+            minor &- UInt8(ascii: "0") < 10
+        else {
+            throw HTTP1SyntaxError(
+                description: "a request that is not HTTP/1.x ('\(HTTP1Syntax.text(version.prefix(16)))')")
+        }
+        let target = parts[1]
+        guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw HTTP1SyntaxError(
+                description: "a request target with spaces, control characters or non-ASCII bytes (percent-encode them)"
+            )
+        }
+        // HTTP/1.2 and later minors are read as 1.1 (RFC 9110 §2.5).
+        return (
+            HTTPMethod(rawValue: HTTP1Syntax.text(parts[0])), HTTP1Syntax.text(target),
+            minor == UInt8(ascii: "0") ? 0 : 1
+        )
+    }
+}

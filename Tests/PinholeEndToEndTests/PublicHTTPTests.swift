@@ -1,0 +1,64 @@
+import Foundation
+import PinholeCore
+import PinholeTestSupport
+import Testing
+
+/// The relay reads HTTP/1.1 itself; these send it exact bytes, as curl cannot.
+@Suite("Public HTTP/1.1 from raw bytes: pipelining, and smuggling refused", .timeLimit(.minutes(2)))
+struct PublicHTTPTests {
+    private var client: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/raw_client.py").path
+    }
+
+    /// What the relay answers to `requests` sent in one write on one connection.
+    private func send(_ requests: String, to relay: TestRelay) async throws -> String {
+        let run = try ChildProcess("python3", [client, String(relay.addresses.publicPort), requests])
+        return await run.waitForExit().output
+    }
+
+    @Test("three pipelined requests in one write get three answers, in order")
+    func pipelined() async throws {
+        let app = try await LocalApp.start()
+        let relay = try await TestRelay.start()
+        let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port))
+        defer {
+            Task {
+                await agent.stop(); await relay.stop(); await app.stop()
+            }
+        }
+        _ = try await agent.tunnel()
+        let host = "Host: demo.\(TestRelay.domain)\\r\\n"
+        let output = try await send(
+            "GET /hello HTTP/1.1\\r\\n\(host)\\r\\n"
+                + "POST /echo HTTP/1.1\\r\\n\(host)Content-Length: 4\\r\\n\\r\\nabcd"
+                + "GET /hello HTTP/1.1\\r\\n\(host)Connection: close\\r\\n\\r\\n",
+            to: relay)
+        #expect(output.components(separatedBy: "HTTP/1.1 200 OK").count == 4, "\(output)")
+        let first = try #require(output.range(of: "Hello, world!"))
+        let echo = try #require(output.range(of: "abcd"))
+        let last = try #require(output.range(of: "Hello, world!", options: .backwards))
+        #expect(first.upperBound <= echo.lowerBound && echo.upperBound <= last.lowerBound)
+    }
+
+    @Test("Content-Length with Transfer-Encoding gets 400, and nothing behind it is read")
+    func smuggling() async throws {
+        let app = try await LocalApp.start()
+        let relay = try await TestRelay.start()
+        let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port))
+        defer {
+            Task {
+                await agent.stop(); await relay.stop(); await app.stop()
+            }
+        }
+        _ = try await agent.tunnel()
+        let host = "Host: demo.\(TestRelay.domain)\\r\\n"
+        let output = try await send(
+            "POST /echo HTTP/1.1\\r\\n\(host)Content-Length: 5\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n"
+                + "GET /hello HTTP/1.1\\r\\n\(host)\\r\\n",
+            to: relay)
+        #expect(output.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(output)")
+        #expect(output.contains("ambiguous") && output.contains("connection: close"))
+        #expect(!output.contains("Hello, world!"), "the request behind it must not be served")
+    }
+}
