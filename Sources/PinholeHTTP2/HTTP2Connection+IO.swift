@@ -116,9 +116,10 @@ extension HTTP2Connection {
                 return
             }
         } while needsSend || outboundFull
-        // Keep the buffer while frames flow; once a call finds nothing to send, a tunnel
-        // going quiet should not hold a bulk-sized buffer.
-        if !wrote, outbound.capacity > 16 * 1024 { outbound = ByteBuffer() }
+        // Keep the buffer while frames flow. A tunnel going quiet (no stream open, or a
+        // call that found nothing to send) lets it go: hundreds of idle tunnels should
+        // not each hold one, and allocating it again costs less than a request does.
+        if streams.isEmpty || (!wrote && outbound.capacity > 16 * 1024) { outbound = ByteBuffer() }
         closeIfDrained()
     }
 

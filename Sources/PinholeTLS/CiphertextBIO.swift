@@ -58,13 +58,22 @@ final class CiphertextBuffers {
         outbound.reserveCapacity(minimumWritableBytes: count + records * 32)
     }
 
-    /// Hands over what OpenSSL wrote, if anything, keeping the storage for reuse.
+    /// Hands over what OpenSSL wrote, if anything. Large storage is kept for reuse
+    /// while bulk data flows; small storage is not, since allocating it again is cheap
+    /// and an idle connection (keepalive pings only) then holds none.
     func takeOutbound() -> ByteBuffer? {
         guard outbound.readableBytes > 0 else { return nil }
         let taken = outbound
-        outbound.moveReaderIndex(to: outbound.writerIndex)
+        if outbound.capacity > Self.keptCapacity {
+            outbound.moveReaderIndex(to: outbound.writerIndex)
+        } else {
+            outbound = ByteBuffer()
+        }
         return taken
     }
+
+    /// Storage up to this size is given away with what it holds.
+    static let keptCapacity = 16 * 1024
 
     /// An idle connection should not hold a bulk-sized buffer.
     func releaseLargeOutbound() {
