@@ -85,9 +85,21 @@ enum HTTP1Syntax {
         }
     }
 
-    /// The elements of a comma-separated field value, trimmed, empty ones left out.
-    static func elements(_ value: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
-        value.split(separator: UInt8(ascii: ",")).map(trimmed).filter { !$0.isEmpty }
+    /// Calls `body` with each element of a comma-separated field value, trimmed, empty
+    /// ones left out. No array is built: this runs for every Connection field.
+    static func forEachElement(of value: ArraySlice<UInt8>, _ body: (ArraySlice<UInt8>) -> Void) {
+        var start = value.startIndex
+        while start < value.endIndex {
+            let end = value[start...].firstIndex(of: UInt8(ascii: ",")) ?? value.endIndex
+            let element = trimmed(value[start..<end])
+            if !element.isEmpty { body(element) }
+            start = end + 1
+        }
+    }
+
+    /// The number of lines in a section: a capacity for the fields read from it.
+    static func lineCount(_ section: [UInt8]) -> Int {
+        section.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
     }
 
     static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
@@ -175,8 +187,9 @@ struct HTTP1Lines {
 struct HopByHopFields {
     var close = false
     var keepAlive = false
-    /// The codings of Transfer-Encoding, nil without one.
-    var transferCodings: [ArraySlice<UInt8>]?
+    var hasTransferEncoding = false
+    /// The last coding Transfer-Encoding lists (the one that frames the body).
+    var lastTransferCoding: ArraySlice<UInt8>?
     /// Lowercase names of fields Connection lists, to be removed once all are read.
     var connectionOptions: [String] = []
 
@@ -184,7 +197,7 @@ struct HopByHopFields {
     mutating func take(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>) -> Bool {
         guard let fixed = HopByHop.fixedName(name) else { return false }
         if fixed == "connection" {
-            for option in HTTP1Syntax.elements(value) {
+            HTTP1Syntax.forEachElement(of: value) { option in
                 if HopByHop.equalsIgnoringCase(option, "close") {
                     close = true
                 } else if HopByHop.equalsIgnoringCase(option, "keep-alive") {
@@ -194,14 +207,15 @@ struct HopByHopFields {
                 }
             }
         } else if fixed == "transfer-encoding" {
-            transferCodings = (transferCodings ?? []) + HTTP1Syntax.elements(value)
+            hasTransferEncoding = true
+            HTTP1Syntax.forEachElement(of: value) { lastTransferCoding = $0 }
         }
         return true
     }
 
     /// Whether the last transfer coding is chunked.
     var isChunked: Bool {
-        transferCodings?.last.map { HopByHop.equalsIgnoringCase($0, "chunked") } ?? false
+        lastTransferCoding.map { HopByHop.equalsIgnoringCase($0, "chunked") } ?? false
     }
 
     /// Whether the connection stays open after this message, for HTTP/1.`minorVersion`.

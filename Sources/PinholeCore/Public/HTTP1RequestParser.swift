@@ -78,6 +78,8 @@ struct HTTP1RequestParser {
         }
         let (method, target, minorVersion) = try Self.requestLine(section[requestLine])
         var headers = HTTPHeaders()
+        // Room for every line, and for the three X-Forwarded-* fields added later.
+        headers.reserveCapacity(HTTP1Syntax.lineCount(section) + 3)
         var hopByHop = HopByHopFields()
         var host: String?
         var length: Int?
@@ -104,7 +106,7 @@ struct HTTP1RequestParser {
         for option in hopByHop.connectionOptions { headers.remove(name: option) }
 
         let framing: HTTP1BodyReader.Framing
-        if hopByHop.transferCodings != nil {
+        if hopByHop.hasTransferEncoding {
             guard length == nil else {
                 throw HTTP1SyntaxError(description: "both Content-Length and Transfer-Encoding, which is ambiguous")
             }
@@ -126,18 +128,22 @@ struct HTTP1RequestParser {
     private static func requestLine(
         _ line: ArraySlice<UInt8>
     ) throws(HTTP1SyntaxError) -> (HTTPMethod, String, minor: Int) {
-        let parts = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(HTTP1Syntax.isTokenCharacter) else {
+        guard let firstSpace = line.firstIndex(of: UInt8(ascii: " ")),
+            let secondSpace = line[(firstSpace + 1)...].firstIndex(of: UInt8(ascii: " ")),
+            !line[(secondSpace + 1)...].contains(UInt8(ascii: " ")), firstSpace > line.startIndex,
+            line[..<firstSpace].allSatisfy(HTTP1Syntax.isTokenCharacter)
+        else {
             throw HTTP1SyntaxError(description: "a request line that is not 'METHOD target HTTP/1.1'")
         }
-        let version = parts[2]
+        let method = line[..<firstSpace]
+        let target = line[(firstSpace + 1)..<secondSpace]
+        let version = line[(secondSpace + 1)...]
         guard version.count == 8, version.starts(with: "HTTP/1.".utf8), let minor = version.last,
             minor &- UInt8(ascii: "0") < 10
         else {
             throw HTTP1SyntaxError(
                 description: "a request that is not HTTP/1.x ('\(HTTP1Syntax.text(version.prefix(16)))')")
         }
-        let target = parts[1]
         guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw HTTP1SyntaxError(
                 description: "a request target with spaces, control characters or non-ASCII bytes (percent-encode them)"
@@ -145,7 +151,7 @@ struct HTTP1RequestParser {
         }
         // HTTP/1.2 and later minors are read as 1.1 (RFC 9110 §2.5).
         return (
-            HTTPMethod(rawValue: HTTP1Syntax.text(parts[0])), HTTP1Syntax.text(target),
+            HTTPMethod(rawValue: HTTP1Syntax.text(method)), HTTP1Syntax.text(target),
             minor == UInt8(ascii: "0") ? 0 : 1
         )
     }

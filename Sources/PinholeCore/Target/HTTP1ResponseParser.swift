@@ -90,6 +90,7 @@ struct HTTP1ResponseParser {
             return nil
         }
         var headers = HTTPHeaders()
+        headers.reserveCapacity(HTTP1Syntax.lineCount(section))
         var hopByHop = HopByHopFields()
         var length: Int?
         while let line = lines.next() {
@@ -106,7 +107,7 @@ struct HTTP1ResponseParser {
         let framing: HTTP1BodyReader.Framing
         if !bodyAllowed || code == 204 || code == 304 {
             framing = .none
-        } else if hopByHop.transferCodings != nil {
+        } else if hopByHop.hasTransferEncoding {
             framing = hopByHop.isChunked ? .chunked : .untilClose
         } else if let length {
             framing = .length(length)

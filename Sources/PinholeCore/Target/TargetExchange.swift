@@ -8,8 +8,9 @@ final class TargetExchange: ExchangeUpstream {
     let target: TargetAddress
     private(set) var connection: TargetConnection?
 
-    /// Body parts that arrived before a connection was ready.
-    private var pending = CircularBuffer<ByteBuffer>()
+    /// Body parts that arrived before a connection was ready (an array: empty, it costs
+    /// no allocation, and most exchanges never use it).
+    private var pending: [ByteBuffer] = []
     private var pendingBytes = 0
     private(set) var requestEnded = false
     private var requestTrailers: HTTPHeaders?
@@ -69,7 +70,7 @@ final class TargetExchange: ExchangeUpstream {
     /// Hands the request to `connection`: head, any early body, and the end if known.
     func attach(to connection: TargetConnection) -> (head: ProxyRequestHead, body: [ByteBuffer], end: HTTPHeaders??) {
         self.connection = connection
-        let body = Array(pending)
+        let body = pending
         if !body.isEmpty { sentBody = true }
         pending.removeAll()
         pendingBytes = 0
