@@ -94,6 +94,7 @@ extension HTTP2Connection {
                 // Informational (1xx) responses are not forwarded; the final one follows.
                 if let status = headers[":status"], status.hasPrefix("1") { return }
                 stream.receivedHeaders = true
+                stream.headersEndedStream = endStream
                 events.append(.streamPart(stream, .headers(headers)))
             } else {
                 events.append(.streamPart(stream, .trailers(headers)))

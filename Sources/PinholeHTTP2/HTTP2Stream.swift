@@ -47,6 +47,9 @@ public final class HTTP2Stream {
     // Incoming state.
     var receivedHeaders = false
     var receivedEnd = false
+    /// Whether the peer's first HEADERS frame also ended the stream: a message with no
+    /// body at all. Set before `.headers` is delivered, so its handler can rely on it.
+    public internal(set) var headersEndedStream = false
     var incomingHeaders = HTTP2Headers()
     var incomingHeaderBytes = 0
     var resetReason: HTTP2Error?

@@ -146,6 +146,29 @@ struct HTTP2StreamTests {
         #expect(receiver.ended)
     }
 
+    @Test("a stream knows, at its HEADERS, whether they ended it, even when its DATA came in the same read")
+    func headersEndedStream() throws {
+        /// Records `headersEndedStream` as `.headers` is delivered.
+        final class Probe: HTTP2StreamDelegate {
+            var seen: [String: Bool] = [:]
+            func stream(_ stream: HTTP2Stream, received part: HTTP2StreamPart) {
+                if case .headers(let fields) = part { seen[fields[":path"] ?? ""] = stream.headersEndedStream }
+            }
+            func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {}
+            func streamWritabilityChanged(_ stream: HTTP2Stream) {}
+        }
+        let probe = Probe()
+        let pair = try InMemoryHTTP2Pair { _ in probe }
+        _ = try pair.clientConnection.openStream(
+            headers: requestHeaders(path: "/get", method: "GET"), endStream: true, delegate: RecordingDelegate())
+        let post = try pair.clientConnection.openStream(
+            headers: requestHeaders(path: "/post"), delegate: RecordingDelegate())
+        post.sendData(ByteBuffer(string: "body"), endStream: true)
+        // Both requests, the POST's HEADERS, DATA and end included, reach the server in one read.
+        try pair.interact()
+        #expect(probe.seen == ["/get": true, "/post": false])
+    }
+
     @Test("trailers both ways")
     func trailers() throws {
         final class TrailerResponder: HTTP2StreamDelegate {

@@ -28,9 +28,9 @@ final class TargetConnection: ChannelDuplexHandler {
     private var parser = HTTP1ResponseParser()
     /// Bytes read but not yet parsed (a head split across reads).
     private var input = ByteBuffer()
-    /// The request's head until it is written. Whether a body follows is known only at
-    /// its first piece, its end, or the end of the event-loop tick, whichever is first;
-    /// a request that ends with its head (a GET) then goes without body framing.
+    /// The request's head until it is written. Whether a body follows is known at once
+    /// when the tunnel stream ended with its HEADERS (a GET); otherwise at the first
+    /// body piece, the end, or the end of the event-loop tick, whichever comes first.
     private var unwrittenHead: ProxyRequestHead?
 
     init(pool: TargetPool) {
@@ -58,6 +58,10 @@ final class TargetConnection: ChannelDuplexHandler {
         for part in body { writeBody(part) }
         if case .some(let trailers) = end {
             writeEnd(trailers: trailers)
+        } else if !head.mayHaveBody {
+            // Known bodiless (the tunnel stream ended with its HEADERS): the head goes
+            // now, and the request's end, already on its way, flushes it.
+            writeHeadIfNeeded(hasBody: false)
         } else {
             scheduleFlush()
         }

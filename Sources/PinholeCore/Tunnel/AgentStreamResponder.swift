@@ -36,7 +36,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         switch part {
         case .headers(let fields):
             do {
-                let head = try ProxyRequestHead(http2: fields)
+                var head = try ProxyRequestHead(http2: fields)
+                head.mayHaveBody = !stream.headersEndedStream
                 request = head
                 upstream = try target.startExchange(head, downstream: self, on: stream.connection.eventLoop)
                 if let requestTimeout, !responseStarted {
