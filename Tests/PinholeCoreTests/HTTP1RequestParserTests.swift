@@ -83,11 +83,7 @@ struct HTTP1RequestParserTests {
             ("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n", "chunk size"),
         ])
     func refused(text: String, complaint: String) {
-        #expect {
-            _ = try parse(text)
-        } throws: { error in
-            (error as? HTTP1SyntaxError)?.description.contains(complaint) ?? false
-        }
+        expectSyntaxError(containing: complaint) { _ = try parse(text) }
     }
 
     @Test("a head past 80 KiB is refused before it ends")

@@ -132,11 +132,7 @@ struct HTTP1ResponseParserTests {
             ("\u{16}\u{03}\u{01}", "status line"),
         ])
     func malformed(text: String, complaint: String) {
-        #expect {
-            _ = try parse(text)
-        } throws: { error in
-            (error as? HTTP1SyntaxError)?.description.contains(complaint) ?? false
-        }
+        expectSyntaxError(containing: complaint) { _ = try parse(text) }
     }
 
     @Test("a head that never ends is refused past its limit, bytes nobody asked for too")

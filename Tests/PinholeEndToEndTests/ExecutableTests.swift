@@ -4,10 +4,7 @@ import Testing
 
 @Suite("The built relay and agent executables, driven by a script", .timeLimit(.minutes(2)))
 struct ExecutableTests {
-    private var script: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/executables.sh").path
-    }
+    private let script = testScript("executables.sh")
 
     @Test("relay and agent as processes: tunnel_ready, GET, POST, then 503 once the agent stops")
     func executables() async throws {

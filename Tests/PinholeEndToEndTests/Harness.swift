@@ -11,6 +11,25 @@ import PinholeTestSupport
 
 let quietLogger = Logger(label: "pinhole.test", factory: { _ in SwiftLogNoOpLogHandler() })
 
+/// The path of `name` in Tests/scripts.
+func testScript(_ name: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scripts").appendingPathComponent(name).path
+}
+
+/// A relay, an agent tunnelling to a fresh local app as `name`, and the app; stop all
+/// three when done.
+func startTunnel(
+    name: String = "demo", keepalive: TimeAmount = .seconds(15)
+) async throws -> (TestRelay, TestAgent, LocalApp) {
+    let app = try await LocalApp.start()
+    let relay = try await TestRelay.start(keepalive: keepalive)
+    let agent = TestAgent.start(
+        relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port), name: name, keepalive: keepalive)
+    _ = try await agent.tunnel()
+    return (relay, agent, app)
+}
+
 /// A relay in this process, on loopback, routing tunnels as NAME.tunnels.test.
 final class TestRelay: Sendable {
     static let token = "test-token"

@@ -6,10 +6,7 @@ import Testing
 /// The relay reads HTTP/1.1 itself; these send it exact bytes, as curl cannot.
 @Suite("Public HTTP/1.1 from raw bytes: pipelining, and smuggling refused", .timeLimit(.minutes(2)))
 struct PublicHTTPTests {
-    private var client: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/raw_client.py").path
-    }
+    private let client = testScript("raw_client.py")
 
     /// What the relay answers to `requests` sent in one write on one connection.
     private func send(_ requests: String, to relay: TestRelay) async throws -> String {
@@ -19,15 +16,12 @@ struct PublicHTTPTests {
 
     @Test("three pipelined requests in one write get three answers, in order")
     func pipelined() async throws {
-        let app = try await LocalApp.start()
-        let relay = try await TestRelay.start()
-        let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port))
+        let (relay, agent, app) = try await startTunnel()
         defer {
             Task {
                 await agent.stop(); await relay.stop(); await app.stop()
             }
         }
-        _ = try await agent.tunnel()
         let host = "Host: demo.\(TestRelay.domain)\\r\\n"
         let output = try await send(
             "GET /hello HTTP/1.1\\r\\n\(host)\\r\\n"
@@ -43,15 +37,12 @@ struct PublicHTTPTests {
 
     @Test("Content-Length with Transfer-Encoding gets 400, and nothing behind it is read")
     func smuggling() async throws {
-        let app = try await LocalApp.start()
-        let relay = try await TestRelay.start()
-        let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port))
+        let (relay, agent, app) = try await startTunnel()
         defer {
             Task {
                 await agent.stop(); await relay.stop(); await app.stop()
             }
         }
-        _ = try await agent.tunnel()
         let host = "Host: demo.\(TestRelay.domain)\\r\\n"
         let output = try await send(
             "POST /echo HTTP/1.1\\r\\n\(host)Content-Length: 5\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n"

@@ -7,10 +7,7 @@ import Testing
 /// exact bytes, as servers with other habits than SwiftNIO's do.
 @Suite("An app that is not SwiftNIO: HTTP/1.0, chunks, reuse, garbage", .timeLimit(.minutes(2)))
 struct RawAppTests {
-    private var script: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("scripts/raw_app.py").path
-    }
+    private let script = testScript("raw_app.py")
 
     @Test("each answer arrives as the app meant it, or as a 502 that says what was wrong")
     func rawAnswers() async throws {

@@ -8,16 +8,11 @@ import Testing
 
 @Suite("Tunnel end to end: relay, agent and app in one process", .timeLimit(.minutes(3)))
 struct TunnelTests {
-    /// A relay, an agent tunnelling to a fresh local app, and the tunnel's name.
+    /// A relay, an agent tunnelling to a fresh local app, and the app.
     private func tunnel(
         name: String = "demo", keepalive: TimeAmount = .seconds(15)
-    ) async throws
-        -> (TestRelay, TestAgent, LocalApp)
-    {
-        let app = try await LocalApp.start()
-        let relay = try await TestRelay.start(keepalive: keepalive)
-        let agent = TestAgent.start(
-            relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port), name: name, keepalive: keepalive)
+    ) async throws -> (TestRelay, TestAgent, LocalApp) {
+        let (relay, agent, app) = try await startTunnel(name: name, keepalive: keepalive)
         let info = try await agent.tunnel()
         #expect(info.authority == "\(name).\(TestRelay.domain):\(relay.addresses.publicPort)")
         return (relay, agent, app)

@@ -54,9 +54,7 @@ struct HTTP1BodyReader {
         while true {
             switch state {
             case .fixed(let remaining):
-                guard input.readableBytes > 0 else { return nil }
-                let piece = input.readSlice(length: min(remaining, input.readableBytes))!
-                let left = remaining - piece.readableBytes
+                guard let (piece, left) = Self.take(upTo: remaining, from: &input) else { return nil }
                 state = left == 0 ? .complete : .fixed(remaining: left)
                 return .body(piece)
             case .chunkSize:
@@ -64,9 +62,7 @@ struct HTTP1BodyReader {
                 let size = try HTTP1Syntax.chunkSize(line)
                 state = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
-                guard input.readableBytes > 0 else { return nil }
-                let piece = input.readSlice(length: min(remaining, input.readableBytes))!
-                let left = remaining - piece.readableBytes
+                guard let (piece, left) = Self.take(upTo: remaining, from: &input) else { return nil }
                 state = left == 0 ? .chunkDataEnd : .chunkData(remaining: left)
                 return .body(piece)
             case .chunkDataEnd:
@@ -88,6 +84,14 @@ struct HTTP1BodyReader {
                 return nil
             }
         }
+    }
+
+    /// A slice of up to `remaining` bytes of `input`, and how many remain after it;
+    /// nil when `input` is empty.
+    private static func take(upTo remaining: Int, from input: inout ByteBuffer) -> (ByteBuffer, Int)? {
+        guard input.readableBytes > 0 else { return nil }
+        let piece = input.readSlice(length: min(remaining, input.readableBytes))!
+        return (piece, remaining - piece.readableBytes)
     }
 
     /// The connection closed: the end of a body that ran to the close, if this is one.
