@@ -74,6 +74,14 @@ struct HTTP1ResponseParserTests {
         #expect(parsed.headers.isEmpty)
     }
 
+    @Test("with both, Transfer-Encoding frames the body and Content-Length is not passed on")
+    func lengthAndChunked() throws {
+        let parsed = try parse(
+            "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\nX-Kept: 1\r\n\r\n"
+                + "3\r\nabc\r\n0\r\n\r\n")
+        #expect(parsed.body == "abc" && parsed.ended && parsed.headers == ["X-Kept: 1"])
+    }
+
     @Test("no body after HEAD, 204 and 304, whatever the headers say")
     func noBody() throws {
         let head = try parse("HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n", bodyAllowed: false)

@@ -183,6 +183,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// Reads wait while the upstream cannot take more body, or while pipelined bytes
     /// pile up behind a response.
     private var mustHoldReads: Bool {
+        if closing { return true }
         if let upstream = current?.upstream, !upstream.isWritable { return true }
         return waitingForResponse && input.readableBytes >= Self.maximumPipelinedBytes
     }
@@ -261,7 +262,8 @@ extension PublicRequestHandler: ExchangeDownstream {
         writer.end(trailers: trailers)
         if !exchange.keepAlive || !exchange.requestEnded {
             // Without keep-alive, or with a request body the application never read, the
-            // connection cannot carry another request.
+            // connection cannot carry another request: nothing more is read from it.
+            closing = true
             writeGatheredAndFlush(context).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }

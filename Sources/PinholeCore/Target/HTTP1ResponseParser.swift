@@ -102,6 +102,11 @@ struct HTTP1ResponseParser {
             headers.add(name: HTTP1Syntax.text(name), value: HTTP1Syntax.text(value))
         }
         for option in hopByHop.connectionOptions { headers.remove(name: option) }
+        if hopByHop.hasTransferEncoding, length != nil {
+            // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and a proxy must
+            // not pass the length on: the body it frames differs from what it announces.
+            headers.remove(name: "content-length")
+        }
 
         var reusable = hopByHop.persists(minorVersion: minorVersion)
         let framing: HTTP1BodyReader.Framing
