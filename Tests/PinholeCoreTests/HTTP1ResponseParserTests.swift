@@ -62,16 +62,22 @@ struct HTTP1ResponseParserTests {
                     body: "Hello, world!", ended: true))
     }
 
-    @Test("chunked framing with extensions, trailers and bare LF line ends", arguments: [nil, 1, 3])
+    @Test("chunked framing with extensions and trailers; bare LF ends head lines", arguments: [nil, 1, 3])
     func chunked(readSize: Int?) throws {
         let parsed = try parse(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n5;ext=1\r\nHello\r\n8\n, world!\n"
+            "\r\nHTTP/1.1 200 OK\nTransfer-Encoding: Chunked\n\n5;ext=1\r\nHello\r\n8 ; a=\"b\"\r\n, world!\r\n"
                 + "0\r\nX-Checksum:  abc \r\n\r\n",
             readSize: readSize)
         #expect(parsed.body == "Hello, world!" && parsed.ended && parsed.reusable)
         #expect(parsed.trailers == ["X-Checksum: abc"])
         // Transfer-Encoding is hop-by-hop: it does not travel on.
         #expect(parsed.headers.isEmpty)
+    }
+
+    @Test("the same Content-Length twice is passed on once")
+    func repeatedLength() throws {
+        let parsed = try parse("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok")
+        #expect(parsed.headers == ["Content-Length: 2"] && parsed.body == "ok")
     }
 
     @Test("with both, Transfer-Encoding frames the body and Content-Length is not passed on")
@@ -136,7 +142,13 @@ struct HTTP1ResponseParserTests {
             ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
             ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", "longer than its size"),
             ("HTTP/1.1 101 Switching Protocols\r\n\r\n", "switched protocols"),
-            ("\r\n\r\n", "status line"),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n", "not ended by CRLF"),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 junk\r\nhello\r\n", "chunk size"),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\u{01}\r\nhello\r\n", "chunk size"),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n", "longer than its size"),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "cannot carry ('gzip')"),
+            ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "cannot carry"),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n\r\nbody", "answer no request"),
             ("\u{16}\u{03}\u{01}", "status line"),
         ])
     func malformed(text: String, complaint: String) {

@@ -32,6 +32,7 @@ struct HTTP1BodyReader {
     }
 
     private var state: State
+    private var trailerScanner = HTTP1SectionScanner()
 
     init(_ framing: Framing) {
         switch framing {
@@ -58,7 +59,7 @@ struct HTTP1BodyReader {
                 state = left == 0 ? .complete : .fixed(remaining: left)
                 return .body(piece)
             case .chunkSize:
-                guard let line = try HTTP1Syntax.takeLine(from: &input, limit: 4096) else { return nil }
+                guard let line = try HTTP1Syntax.takeChunkLine(from: &input, limit: 4096) else { return nil }
                 let size = try HTTP1Syntax.chunkSize(line)
                 state = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
@@ -66,11 +67,18 @@ struct HTTP1BodyReader {
                 state = left == 0 ? .chunkDataEnd : .chunkData(remaining: left)
                 return .body(piece)
             case .chunkDataEnd:
-                guard let line = try HTTP1Syntax.takeLine(from: &input, limit: 2) else { return nil }
-                guard line.isEmpty else { throw HTTP1SyntaxError(description: "a chunk longer than its size") }
+                // Exactly CRLF after a chunk's data.
+                let view = input.readableBytesView
+                guard view.first.map({ $0 == UInt8(ascii: "\r") }) ?? true,
+                    view.count < 2 || view[view.startIndex + 1] == UInt8(ascii: "\n")
+                else {
+                    throw HTTP1SyntaxError(description: "a chunk longer than its size")
+                }
+                guard view.count >= 2 else { return nil }
+                input.moveReaderIndex(forwardBy: 2)
                 state = .chunkSize
             case .trailers:
-                guard let section = try HTTP1Syntax.takeSection(from: &input) else { return nil }
+                guard let section = try trailerScanner.take(from: &input) else { return nil }
                 state = .done
                 let trailers = try HTTP1Syntax.trailerFields(section)
                 return .end(trailers: trailers.isEmpty ? nil : trailers)

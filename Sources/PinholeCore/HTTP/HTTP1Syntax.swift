@@ -16,38 +16,20 @@ enum HTTP1Syntax {
     /// Like NIO's default: a head (or trailer section) larger than this is refused.
     static let maximumHeadSize = 80 * 1024
 
-    /// A head or trailer section, through the empty line that ends it, or nil
-    /// (consuming nothing) until all of it has arrived.
-    static func takeSection(from input: inout ByteBuffer) throws(HTTP1SyntaxError) -> [UInt8]? {
+    /// One line of chunked framing (a chunk size, or the end of a chunk's data), without
+    /// its CRLF, or nil until it is complete. Unlike head lines, these must end in CRLF:
+    /// readers that disagree on a bare LF here are how chunked bodies get smuggled.
+    static func takeChunkLine(from input: inout ByteBuffer, limit: Int) throws(HTTP1SyntaxError) -> [UInt8]? {
         let view = input.readableBytesView
-        var lineStart = view.startIndex
-        var index = view.startIndex
-        while index < view.endIndex {
-            if view[index] == UInt8(ascii: "\n") {
-                let lineLength = index - lineStart
-                if lineLength == 0 || (lineLength == 1 && view[lineStart] == UInt8(ascii: "\r")) {
-                    return input.readBytes(length: index + 1 - view.startIndex)
-                }
-                lineStart = index + 1
-            }
-            index += 1
-        }
-        if view.count > maximumHeadSize {
-            throw HTTP1SyntaxError(description: "a head larger than \(maximumHeadSize / 1024) KiB")
-        }
-        return nil
-    }
-
-    /// One line (without its CRLF or bare LF), or nil until it is complete.
-    static func takeLine(from input: inout ByteBuffer, limit: Int) throws(HTTP1SyntaxError) -> [UInt8]? {
-        let view = input.readableBytesView
-        guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else {
-            if view.count > limit { throw HTTP1SyntaxError(description: "a line longer than \(limit) bytes") }
+        guard let newline = view.prefix(limit + 2).firstIndex(of: UInt8(ascii: "\n")) else {
+            if view.count > limit + 1 { throw HTTP1SyntaxError(description: "a chunk line longer than \(limit) bytes") }
             return nil
         }
-        var line = input.readBytes(length: newline - view.startIndex)!
-        input.moveReaderIndex(forwardBy: 1)
-        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        guard newline > view.startIndex, view[newline - 1] == UInt8(ascii: "\r") else {
+            throw HTTP1SyntaxError(description: "a chunk line not ended by CRLF")
+        }
+        let line = input.readBytes(length: newline - 1 - view.startIndex)!
+        input.moveReaderIndex(forwardBy: 2)
         return line
     }
 
@@ -68,10 +50,15 @@ enum HTTP1Syntax {
         let value = trimmed(line[(colon + 1)...])
         // Field values may hold visible characters, spaces, tabs and obs-text; a NUL
         // or a lone CR could split the field for a later reader.
-        guard !value.contains(where: { $0 < 0x20 && $0 != 0x09 || $0 == 0x7F }) else {
+        guard !value.contains(where: isControl) else {
             throw HTTP1SyntaxError(description: "a control character in the value of '\(text(line[..<colon]))'")
         }
         return (line[..<colon], value)
+    }
+
+    /// A control character other than HTAB.
+    static func isControl(_ byte: UInt8) -> Bool {
+        (byte < 0x20 && byte != 0x09) || byte == 0x7F
     }
 
     /// RFC 9110 §5.6.2 `tchar`.
@@ -122,12 +109,19 @@ enum HTTP1Syntax {
         return length
     }
 
-    /// The size on a chunk's first line; chunk extensions (after ';') carry nothing we use.
+    /// The size on a chunk's first line. Chunk extensions (after ';') carry nothing we
+    /// use, but must hold no control characters; nothing else may follow the size.
     static func chunkSize(_ line: [UInt8]) throws(HTTP1SyntaxError) -> Int {
         var size = 0
         var digits = 0
-        for byte in line {
-            if byte == UInt8(ascii: ";") || byte == 0x20 || byte == 0x09 { break }
+        for (index, byte) in line.enumerated() {
+            if byte == UInt8(ascii: ";") || byte == 0x20 || byte == 0x09 {
+                let rest = trimmed(line[index...])
+                guard rest.isEmpty || (rest.first == UInt8(ascii: ";") && !rest.contains(where: isControl)) else {
+                    throw HTTP1SyntaxError(description: "an invalid chunk size: '\(text(line.prefix(32)))'")
+                }
+                break
+            }
             let nibble: UInt8
             switch byte {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = byte - UInt8(ascii: "0")
@@ -156,6 +150,41 @@ enum HTTP1Syntax {
 
     static func text<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
         String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Finds the end of a head or trailer section as bytes arrive. It remembers how far it
+/// has looked, so a section arriving a byte at a time is scanned once, not once per
+/// read (which would be quadratic in the head's size).
+struct HTTP1SectionScanner {
+    /// Bytes already looked at, and where the line being looked at starts (both from
+    /// the input's reader index, which does not move until a section is taken).
+    private var scanned = 0
+    private var lineStart = 0
+
+    /// The section through the empty line that ends it, or nil (consuming nothing)
+    /// until all of it has arrived. Refused past `HTTP1Syntax.maximumHeadSize`.
+    mutating func take(from input: inout ByteBuffer) throws(HTTP1SyntaxError) -> [UInt8]? {
+        let view = input.readableBytesView
+        let limit = min(view.count, HTTP1Syntax.maximumHeadSize)
+        while scanned < limit {
+            let index = view.startIndex + scanned
+            if view[index] == UInt8(ascii: "\n") {
+                let lineLength = scanned - lineStart
+                if lineLength == 0 || (lineLength == 1 && view[view.startIndex + lineStart] == UInt8(ascii: "\r")) {
+                    let length = scanned + 1
+                    scanned = 0
+                    lineStart = 0
+                    return input.readBytes(length: length)
+                }
+                lineStart = scanned + 1
+            }
+            scanned += 1
+        }
+        if view.count >= HTTP1Syntax.maximumHeadSize {
+            throw HTTP1SyntaxError(description: "a head larger than \(HTTP1Syntax.maximumHeadSize / 1024) KiB")
+        }
+        return nil
     }
 }
 
@@ -190,6 +219,8 @@ struct HopByHopFields {
     var hasTransferEncoding = false
     /// The last coding Transfer-Encoding lists (the one that frames the body).
     var lastTransferCoding: ArraySlice<UInt8>?
+    /// A coding other than chunked (gzip, say), which HTTP/2 cannot carry.
+    var otherTransferCoding: String?
     /// Lowercase names of fields Connection lists, to be removed once all are read.
     var connectionOptions: [String] = []
 
@@ -208,7 +239,10 @@ struct HopByHopFields {
             }
         } else if fixed == "transfer-encoding" {
             hasTransferEncoding = true
-            HTTP1Syntax.forEachElement(of: value) { lastTransferCoding = $0 }
+            HTTP1Syntax.forEachElement(of: value) { coding in
+                lastTransferCoding = coding
+                if !HopByHop.equalsIgnoringCase(coding, "chunked") { otherTransferCoding = HTTP1Syntax.text(coding) }
+            }
         }
         return true
     }

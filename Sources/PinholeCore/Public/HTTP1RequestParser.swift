@@ -38,6 +38,7 @@ struct HTTP1RequestParser {
     }
 
     private var state = State.head
+    private var scanner = HTTP1SectionScanner()
 
     /// True between requests: the next byte read starts a new one.
     var isBetweenRequests: Bool {
@@ -54,7 +55,7 @@ struct HTTP1RequestParser {
             {
                 input.moveReaderIndex(forwardBy: 1)
             }
-            guard let section = try HTTP1Syntax.takeSection(from: &input) else { return nil }
+            guard let section = try scanner.take(from: &input) else { return nil }
             let (head, framing) = try Self.readHead(section)
             state = .body(HTTP1BodyReader(framing))
             return .head(head)
@@ -97,7 +98,11 @@ struct HTTP1RequestParser {
                 expectsContinue = expectsContinue || HopByHop.equalsIgnoringCase(value, "100-continue")
                 continue
             case 14 where HopByHop.equalsIgnoringCase(name, "content-length"):
+                let repeated = length != nil
                 length = try HTTP1Syntax.contentLength(value, previous: length)
+                // The same length twice is accepted (RFC 9110 §8.6) but passed on once:
+                // HTTP/2 refuses a repeated content-length.
+                if repeated { continue }
             default:
                 break
             }
@@ -110,8 +115,15 @@ struct HTTP1RequestParser {
             guard length == nil else {
                 throw HTTP1SyntaxError(description: "both Content-Length and Transfer-Encoding, which is ambiguous")
             }
+            // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; its framing is faulty.
+            guard minorVersion == 1 else {
+                throw HTTP1SyntaxError(description: "Transfer-Encoding in an HTTP/1.0 request")
+            }
             guard hopByHop.isChunked else {
                 throw HTTP1SyntaxError(description: "a Transfer-Encoding that does not end with chunked")
+            }
+            if let other = hopByHop.otherTransferCoding {
+                throw HTTP1SyntaxError(description: "a transfer coding the tunnel cannot carry ('\(other)')")
             }
             framing = .chunked
         } else {

@@ -28,6 +28,7 @@ struct HTTP1ResponseParser {
     }
 
     private var state = State.idle
+    private var scanner = HTTP1SectionScanner()
     private static let versionPrefix = Array("HTTP/1.".utf8)
 
     /// The next response answers a request just sent; `bodyAllowed` is false for HEAD.
@@ -40,11 +41,14 @@ struct HTTP1ResponseParser {
         while true {
             switch state {
             case .idle:
+                Self.skipEmptyLines(&input)
                 guard input.readableBytes == 0 else {
                     throw HTTP1SyntaxError(description: "bytes arrived that answer no request")
                 }
                 return nil
             case .head(let bodyAllowed):
+                // Like llhttp: a stray CRLF after the last response is not an error.
+                Self.skipEmptyLines(&input)
                 // Something that is not HTTP (a TLS server, SSH) is named at once, not
                 // after the close that a head which never ends would wait for.
                 let view = input.readableBytesView
@@ -52,7 +56,7 @@ struct HTTP1ResponseParser {
                     throw HTTP1SyntaxError(
                         description: "a status line that is not HTTP/1.x: '\(HTTP1Syntax.text(view.prefix(32)))'")
                 }
-                guard let section = try HTTP1Syntax.takeSection(from: &input) else { return nil }
+                guard let section = try scanner.take(from: &input) else { return nil }
                 guard let event = try readHead(section, bodyAllowed: bodyAllowed) else { continue }
                 return event
             case .body(var reader):
@@ -64,6 +68,12 @@ struct HTTP1ResponseParser {
                 case .end(let trailers): return .end(trailers: trailers)
                 }
             }
+        }
+    }
+
+    private static func skipEmptyLines(_ input: inout ByteBuffer) {
+        while let first = input.readableBytesView.first, first == UInt8(ascii: "\r") || first == UInt8(ascii: "\n") {
+            input.moveReaderIndex(forwardBy: 1)
         }
     }
 
@@ -97,7 +107,9 @@ struct HTTP1ResponseParser {
             let (name, value) = try HTTP1Syntax.field(section[line])
             if hopByHop.take(name: name, value: value) { continue }
             if name.count == 14, HopByHop.equalsIgnoringCase(name, "content-length") {
+                let repeated = length != nil
                 length = try HTTP1Syntax.contentLength(value, previous: length)
+                if repeated { continue }  // HTTP/2 refuses a repeated content-length
             }
             headers.add(name: HTTP1Syntax.text(name), value: HTTP1Syntax.text(value))
         }
@@ -113,7 +125,13 @@ struct HTTP1ResponseParser {
         if !bodyAllowed || code == 204 || code == 304 {
             framing = .none
         } else if hopByHop.hasTransferEncoding {
-            framing = hopByHop.isChunked ? .chunked : .untilClose
+            // HTTP/2 has no transfer codings: one other than chunked would reach the
+            // client still applied, with nothing saying so.
+            if let other = hopByHop.otherTransferCoding {
+                throw HTTP1SyntaxError(description: "a transfer coding the tunnel cannot carry ('\(other)')")
+            }
+            guard hopByHop.isChunked else { throw HTTP1SyntaxError(description: "an empty Transfer-Encoding") }
+            framing = .chunked
         } else if let length {
             framing = .length(length)
         } else {

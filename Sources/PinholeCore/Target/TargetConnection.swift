@@ -24,6 +24,8 @@ final class TargetConnection: ChannelDuplexHandler {
     private var heldRead = false
     private var flushScheduled = false
     private var closed = false
+    /// The connection failed (a reset, say) rather than closing cleanly.
+    private var failed = false
     private var writer = HTTP1MessageWriter(allocator: ByteBufferAllocator())
     private var parser = HTTP1ResponseParser()
     /// Bytes read but not yet parsed (a head split across reads).
@@ -174,8 +176,9 @@ final class TargetConnection: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // A body that runs to the close ends here.
-        if let end = parser.endOfInput() { deliver(end) }
+        // A body that runs to the close ends here, unless the connection failed: a reset
+        // cuts such a body short, and it must not pass for complete.
+        if !failed, let end = parser.endOfInput() { deliver(end) }
         closed = true
         pool.forget(self)
         if let exchange {
@@ -191,6 +194,7 @@ final class TargetConnection: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failed = true
         close()
     }
 }
