@@ -9,8 +9,8 @@ struct PublicHTTPTests {
     private let client = testScript("raw_client.py")
 
     /// What the relay answers to `requests` sent in one write on one connection.
-    private func send(_ requests: String, to relay: TestRelay) async throws -> String {
-        let run = try ChildProcess("python3", [client, String(relay.addresses.publicPort), requests])
+    private func send(_ requests: String, padding: Int = 0, to relay: TestRelay) async throws -> String {
+        let run = try ChildProcess("python3", [client, String(relay.addresses.publicPort), requests, String(padding)])
         return await run.waitForExit().output
     }
 
@@ -51,5 +51,24 @@ struct PublicHTTPTests {
         #expect(output.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(output)")
         #expect(output.contains("ambiguous") && output.contains("connection: close"))
         #expect(!output.contains("Hello, world!"), "the request behind it must not be served")
+    }
+
+    @Test("an upload refused before it is read still gets its answer, and no 100 Continue")
+    func refusedUpload() async throws {
+        let (relay, agent, app) = try await startTunnel()
+        defer {
+            Task {
+                await agent.stop(); await relay.stop(); await app.stop()
+            }
+        }
+        // 8 MiB for a host with no tunnel: the 404 goes out at once, and the relay must
+        // read and drop the body rather than reset the connection under the client.
+        let size = 8 << 20
+        let output = try await send(
+            "POST /upload HTTP/1.1\\r\\nHost: nosuch.\(TestRelay.domain)\\r\\nExpect: 100-continue\\r\\n"
+                + "Content-Length: \(size)\\r\\n\\r\\n",
+            padding: size, to: relay)
+        #expect(output.hasPrefix("HTTP/1.1 404 Not Found\r\n"), "\(output.prefix(300))")
+        #expect(output.contains("no tunnel for nosuch.\(TestRelay.domain)") && !output.contains("100 Continue"))
     }
 }

@@ -66,6 +66,10 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After an error answer the connection closes once it is written; until then
+        // what the client still sends is read and dropped. Left unread, it would make
+        // the close a reset, which can destroy the answer before the client reads it.
+        if closing { return }
         var bytes = unwrapInboundIn(data)
         if input.readableBytes == 0 {
             input = bytes
@@ -110,13 +114,6 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     private func start(_ head: PublicRequestHead, context: ChannelHandlerContext) {
-        if head.expectsContinue && head.version.minor == 1 {
-            // We stream the body on at once, so tell the client to send it now.
-            var interim = context.channel.allocator.buffer(capacity: 32)
-            interim.writeStatusLine(version: head.version, status: .continue)
-            interim.writeStaticString("\r\n")
-            context.writeAndFlush(wrapOutboundOut(interim), promise: nil)
-        }
         let proxyHead: ProxyRequestHead
         do {
             proxyHead = try ProxyRequestHead(publicRequest: head, clientAddress: clientAddress)
@@ -139,6 +136,14 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         }
         if current != nil {
             current?.upstream = exchange.upstream
+            if head.expectsContinue && head.version.minor == 1 {
+                // We stream the body on at once, so tell the client to send it now. Only
+                // now: a request refused above gets its answer without being sent.
+                var interim = context.channel.allocator.buffer(capacity: 32)
+                interim.writeStatusLine(version: head.version, status: .continue)
+                interim.writeStaticString("\r\n")
+                context.writeAndFlush(wrapOutboundOut(interim), promise: nil)
+            }
             if let requestTimeout {
                 let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
                 current?.timeout = context.eventLoop.scheduleTask(in: requestTimeout) {
@@ -155,9 +160,8 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     /// Answers a request nothing upstream will answer, then closes the connection: any
-    /// body or pipelined request behind it is not read.
+    /// body or pipelined request behind it is not served.
     private func respond(with error: ExchangeError, version: HTTPVersion, context: ChannelHandlerContext) {
-        closing = true
         let body = error.body
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: ExchangeError.bodyContentType)
@@ -165,10 +169,30 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         writer.head(status: error.status, version: version, headers: headers, hasBody: true, connection: "close")
         writer.body(body) { context.write(wrapOutboundOut($0), promise: nil) }
         writer.end(trailers: nil)
+        closeAfterAnswer(context)
+    }
+
+    /// Writes what is gathered, then ends the connection without a reset. The client
+    /// may still be sending a body nobody will read; closing with unread bytes would
+    /// send a reset, which can destroy the answer before the client reads it. So our
+    /// side ends first (FIN), what still arrives is read and dropped, and the
+    /// connection closes when the client ends its side, or after `lingerTime`.
+    private func closeAfterAnswer(_ context: ChannelHandlerContext) {
+        closing = true
+        releaseHeldRead()
         writeGatheredAndFlush(context).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
+            let outputClosed = context.eventLoop.makePromise(of: Void.self)
+            outputClosed.futureResult.assumeIsolated().whenComplete { result in
+                // A channel that cannot half-close (or already closed) closes outright.
+                if case .failure = result { context.close(promise: nil) }
+            }
+            context.close(mode: .output, promise: outputClosed)
+            context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) { context.close(promise: nil) }
         }
     }
+
+    /// How long a closing connection keeps reading what the client still sends.
+    static let lingerTime = TimeAmount.seconds(2)
 
     // MARK: Backpressure on the request body
 
@@ -181,9 +205,9 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     /// Reads wait while the upstream cannot take more body, or while pipelined bytes
-    /// pile up behind a response.
+    /// pile up behind a response. A closing connection reads on (and drops what it reads).
     private var mustHoldReads: Bool {
-        if closing { return true }
+        if closing { return false }
         if let upstream = current?.upstream, !upstream.isWritable { return true }
         return waitingForResponse && input.readableBytes >= Self.maximumPipelinedBytes
     }
@@ -232,7 +256,8 @@ extension PublicRequestHandler: ExchangeDownstream {
     }
 
     public func exchangeReceivedBody(_ body: ByteBuffer) {
-        guard let context else { return }
+        // A piece that was on its way when the exchange failed goes nowhere.
+        guard let context, current != nil else { return }
         writer.body(body) { context.write(wrapOutboundOut($0), promise: nil) }
         scheduleFlush(context)
     }
@@ -262,9 +287,8 @@ extension PublicRequestHandler: ExchangeDownstream {
         writer.end(trailers: trailers)
         if !exchange.keepAlive || !exchange.requestEnded {
             // Without keep-alive, or with a request body the application never read, the
-            // connection cannot carry another request: nothing more is read from it.
-            closing = true
-            writeGatheredAndFlush(context).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            // connection cannot carry another request.
+            closeAfterAnswer(context)
             return
         }
         if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }
