@@ -18,6 +18,8 @@ public enum ExchangeError: Error, Sendable, Equatable {
     case targetClosedEarly(target: String)
     /// No response within the configured request timeout.
     case timedOut(seconds: Int)
+    /// The client started a request head and did not finish it in time.
+    case headTimedOut(seconds: Int)
     /// Something on the way answered in a way HTTP does not allow.
     case protocolViolation(String)
 
@@ -33,6 +35,7 @@ public enum ExchangeError: Error, Sendable, Equatable {
         case .agentNotConnected: return .serviceUnavailable
         case .targetUnreachable, .tunnelLost, .targetClosedEarly, .protocolViolation: return .badGateway
         case .timedOut: return .gatewayTimeout
+        case .headTimedOut: return .requestTimeout
         }
     }
 
@@ -57,6 +60,8 @@ public enum ExchangeError: Error, Sendable, Equatable {
             return "pinhole: \(target) closed the connection before the response was complete"
         case .timedOut(let seconds):
             return "pinhole: no response within \(seconds) s (--request-timeout)"
+        case .headTimedOut(let seconds):
+            return "pinhole: the request head did not arrive within \(seconds) s"
         case .protocolViolation(let reason):
             return "pinhole: invalid response on the way: \(reason)"
         }

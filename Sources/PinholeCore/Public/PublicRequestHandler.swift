@@ -20,6 +20,10 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
 
     private let router: any PublicRouter
     private let requestTimeout: TimeAmount?
+    /// A request head, once begun, must be complete within this time; a client that
+    /// trickles heads (slowloris) would otherwise hold its connection for ever.
+    private let headTimeout: TimeAmount
+    private var headTimer: Scheduled<Void>?
     private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
 
     private var context: ChannelHandlerContext?
@@ -53,11 +57,12 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     public init(
-        router: any PublicRouter, requestTimeout: TimeAmount? = nil,
+        router: any PublicRouter, requestTimeout: TimeAmount? = nil, headTimeout: TimeAmount = .seconds(30),
         onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) {
         self.router = router
         self.requestTimeout = requestTimeout
+        self.headTimeout = headTimeout
         self.onComplete = onComplete
     }
 
@@ -85,6 +90,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
 
     /// Handles what `input` holds, up to a pipelined request that must wait.
     private func parseAvailable(_ context: ChannelHandlerContext) {
+        defer { watchHead(context) }
         do {
             while !closing, !waitingForResponse, let event = try parser.next(from: &input) {
                 handle(event, context: context)
@@ -98,6 +104,29 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
                 respond(with: failure, version: .http1_1, context: context)
             }
         }
+    }
+
+    /// Runs the head timer while part of a head has arrived and the rest is awaited (not
+    /// while a pipelined head waits for the response before it: that wait is ours).
+    private func watchHead(_ context: ChannelHandlerContext) {
+        let headArriving = !closing && !waitingForResponse && parser.isBetweenRequests && input.readableBytes > 0
+        if !headArriving {
+            headTimer?.cancel()
+            headTimer = nil
+        } else if headTimer == nil {
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let timeout = headTimeout
+            headTimer = context.eventLoop.scheduleTask(in: timeout) {
+                handler.value.headTimedOut(after: timeout)
+            }
+        }
+    }
+
+    private func headTimedOut(after timeout: TimeAmount) {
+        headTimer = nil
+        guard let context, !closing, current == nil else { return }
+        respond(
+            with: .headTimedOut(seconds: Int(timeout.nanoseconds / 1_000_000_000)), version: .http1_1, context: context)
     }
 
     private func handle(_ event: HTTP1RequestParser.Event, context: ChannelHandlerContext) {
@@ -218,6 +247,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        headTimer?.cancel()
         if let exchange = current {
             current = nil
             exchange.timeout?.cancel()
