@@ -17,13 +17,7 @@ struct HTTP1RequestParserTests {
     private func parse(_ text: String, readSize: Int? = nil) throws(HTTP1SyntaxError) -> [Read] {
         var parser = HTTP1RequestParser()
         var requests: [Read] = []
-        let bytes = Array(text.utf8)
-        var input = ByteBuffer()
-        var offset = 0
-        while offset < bytes.count {
-            let end = min(bytes.count, offset + (readSize ?? bytes.count))
-            input.writeBytes(bytes[offset..<end])
-            offset = end
+        try feed(text, readSize: readSize) { (input: inout ByteBuffer) throws(HTTP1SyntaxError) in
             while let event = try parser.next(from: &input) {
                 switch event {
                 case .head(let head): requests.append(Read(head: head))

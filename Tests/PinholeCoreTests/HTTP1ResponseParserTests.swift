@@ -37,13 +37,7 @@ struct HTTP1ResponseParserTests {
                 parsed.ended = true
             }
         }
-        let bytes = Array(text.utf8)
-        var input = ByteBuffer()
-        var offset = 0
-        while offset < bytes.count {
-            let end = min(bytes.count, offset + (readSize ?? bytes.count))
-            input.writeBytes(bytes[offset..<end])
-            offset = end
+        try feed(text, readSize: readSize) { (input: inout ByteBuffer) throws(HTTP1SyntaxError) in
             while let event = try parser.next(from: &input) { take(event) }
         }
         if close, let event = parser.endOfInput() { take(event) }

@@ -24,6 +24,8 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// trickles heads (slowloris) would otherwise hold its connection for ever.
     private let headTimeout: TimeAmount
     private var headTimer: Scheduled<Void>?
+    private var lingerTimer: Scheduled<Void>?
+    private var lingerDeadline: NIODeadline?
     private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
 
     private var context: ChannelHandlerContext?
@@ -74,7 +76,10 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         // After an error answer the connection closes once it is written; until then
         // what the client still sends is read and dropped. Left unread, it would make
         // the close a reset, which can destroy the answer before the client reads it.
-        if closing { return }
+        if closing {
+            scheduleLingerClose(context)
+            return
+        }
         var bytes = unwrapInboundIn(data)
         if input.readableBytes == 0 {
             input = bytes
@@ -205,7 +210,8 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// may still be sending a body nobody will read; closing with unread bytes would
     /// send a reset, which can destroy the answer before the client reads it. So our
     /// side ends first (FIN), what still arrives is read and dropped, and the
-    /// connection closes when the client ends its side, or after `lingerTime`.
+    /// connection closes when the client ends its side, after `lingerQuiet` without a
+    /// byte, or `lingerLimit` after the answer, whichever comes first.
     private func closeAfterAnswer(_ context: ChannelHandlerContext) {
         closing = true
         releaseHeldRead()
@@ -216,12 +222,24 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
                 if case .failure = result { context.close(promise: nil) }
             }
             context.close(mode: .output, promise: outputClosed)
-            context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) { context.close(promise: nil) }
+            self.lingerDeadline = .now() + Self.lingerLimit
+            self.scheduleLingerClose(context)
         }
     }
 
-    /// How long a closing connection keeps reading what the client still sends.
-    static let lingerTime = TimeAmount.seconds(2)
+    /// (Re)arms the close of a lingering connection: after `lingerQuiet`, or at the
+    /// deadline if that is sooner.
+    private func scheduleLingerClose(_ context: ChannelHandlerContext) {
+        guard let lingerDeadline else { return }
+        lingerTimer?.cancel()
+        let delay = min(Self.lingerQuiet, lingerDeadline - .now())
+        lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { context.close(promise: nil) }
+    }
+
+    /// How long a closing connection waits for the client's next byte, and how long
+    /// it reads at most (the client is sending a body nobody will use).
+    static let lingerQuiet = TimeAmount.seconds(2)
+    static let lingerLimit = TimeAmount.seconds(30)
 
     // MARK: Backpressure on the request body
 
@@ -248,6 +266,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
 
     public func channelInactive(context: ChannelHandlerContext) {
         headTimer?.cancel()
+        lingerTimer?.cancel()
         if let exchange = current {
             current = nil
             exchange.timeout?.cancel()
