@@ -265,6 +265,9 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        // Nothing more may start here: a response ending after this (its write failed
+        // as the connection died) would otherwise go on to a pipelined request.
+        closing = true
         headTimer?.cancel()
         lingerTimer?.cancel()
         if let exchange = current {
