@@ -66,7 +66,7 @@ final class TargetPool {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // TargetConnection speaks HTTP/1.1 itself. Request headers come from the
-                    // public side through nghttp2 or NIO's parser, which validated them.
+                    // public side through nghttp2 or our request parser, which validated them.
                     try channel.pipeline.syncOperations.addHandler(TargetConnection(pool: pool.value))
                 }
             }
