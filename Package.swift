@@ -196,3 +196,16 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Release builds of our own modules skip Swift's *runtime* exclusivity checks (the
+// compile-time ones stay). Every access to a class's stored property on the hot path
+// otherwise goes through swift_beginAccess/endAccess; dropping them cut the relay's
+// and agent's CPU per tunnelled request by about a tenth (bench notes in issue 6).
+// Debug builds, which `swift test` runs, keep the checks, so the suites still trap
+// on any overlapping access. unsafeFlags only stop this package from being a
+// dependency of another one, which it is not meant to be.
+for target in package.targets where target.type == .regular || target.type == .executable {
+    var settings = target.swiftSettings ?? []
+    settings.append(.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)))
+    target.swiftSettings = settings
+}
