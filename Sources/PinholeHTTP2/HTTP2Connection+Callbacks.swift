@@ -4,8 +4,11 @@ import NIOCore
 // What the nghttp2 callbacks do. All of this runs *inside* a session call: it records
 // events and defers operations, and never calls a delegate.
 extension HTTP2Connection {
+    /// Bytes this send pass has produced so far.
+    var pendingWriteBytes: Int { outboundQueueBytes + outbound.readableBytes }
+
     func sendBytes(_ bytes: UnsafeRawBufferPointer) -> Int {
-        guard outbound.readableBytes < Self.maximumWriteSize else {
+        guard pendingWriteBytes < Self.maximumWriteSize else {
             outboundFull = true
             return Int(NGHTTP2_ERR_WOULDBLOCK.rawValue)
         }
@@ -15,23 +18,39 @@ extension HTTP2Connection {
 
     func sendData(streamID: Int32, frameHeader: UnsafeRawBufferPointer, length: Int, padding: Int) -> Int32 {
         let frameSize = 9 + padding + length
-        guard outbound.readableBytes == 0 || outbound.readableBytes + frameSize <= Self.maximumWriteSize else {
+        guard pendingWriteBytes == 0 || pendingWriteBytes + frameSize <= Self.maximumWriteSize else {
             outboundFull = true
             return Int32(NGHTTP2_ERR_WOULDBLOCK.rawValue)
         }
         guard let stream = streams[streamID], stream.outgoingBytes >= length else {
             return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
         }
-        outbound.reserveCapacity(minimumWritableBytes: frameSize)
+        outbound.reserveCapacity(minimumWritableBytes: 9 + padding + (length < Self.sliceThreshold ? length : 0))
         outbound.writeBytes(frameHeader)
         if padding > 0 { outbound.writeInteger(UInt8(padding - 1)) }
-        stream.takeOutgoing(length, into: &outbound)
+        stream.takeOutgoing(length) { piece in
+            guard piece.readableBytes >= Self.sliceThreshold else {
+                outbound.writeImmutableBuffer(piece)
+                return
+            }
+            queueOutbound()
+            outboundQueue.append(piece)
+            outboundQueueBytes += piece.readableBytes
+        }
         if padding > 1 { outbound.writeRepeatingByte(0, count: padding - 1) }
         if !stream.wasWritable, stream.outgoingBytes <= configuration.streamWriteBufferLowWatermark {
             stream.wasWritable = true
             events.append(.streamWritable(stream))
         }
         return 0
+    }
+
+    /// Moves what `outbound` holds to the end of `outboundQueue`.
+    private func queueOutbound() {
+        guard outbound.readableBytes > 0 else { return }
+        outboundQueueBytes += outbound.readableBytes
+        outboundQueue.append(outbound)
+        outbound = ByteBuffer()
     }
 
     func provideData(streamID: Int32, maximum: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {

@@ -141,10 +141,13 @@ extension HTTP2Connection {
         inSession = true
         let result = nghttp2_session_send(session)
         inSession = false
-        let wrote = outbound.readableBytes > 0
+        let wrote = pendingWriteBytes > 0
         if wrote {
-            context.write(NIOAny(outbound), promise: nil)
+            for buffer in outboundQueue { context.write(NIOAny(buffer), promise: nil) }
+            if outbound.readableBytes > 0 { context.write(NIOAny(outbound), promise: nil) }
             context.flush()
+            outboundQueue.removeAll(keepingCapacity: true)
+            outboundQueueBytes = 0
         }
         drainAfterSessionCall()
         return (result, wrote)

@@ -33,6 +33,10 @@ public final class HTTP2Connection {
     private var spareEvents: [SessionEvent] = []
     /// Bytes nghttp2 produced during `nghttp2_session_send`, written to the channel after it.
     var outbound: ByteBuffer
+    /// Buffers that go out before `outbound` in the same write: earlier frames, and large
+    /// DATA payloads passed on as slices of the stream's own buffers instead of copied.
+    var outboundQueue: [ByteBuffer] = []
+    var outboundQueueBytes = 0
     /// The buffer currently inside `nghttp2_session_mem_recv`, so DATA payloads can be sliced, not copied.
     var currentInput: (base: UnsafeRawPointer, buffer: ByteBuffer)?
     /// DATA bytes received whose connection-level window is returned right after the call.
@@ -57,6 +61,10 @@ public final class HTTP2Connection {
     /// first (one frame is at most 64 KiB), so the TLS record buffer for a write stays
     /// below malloc's default mmap threshold (128 KiB).
     static let maximumWriteSize = 64 * 1024
+    /// DATA payload pieces at least this long are written as slices, not copied into
+    /// `outbound`. Below it, one more buffer in the write (and, under TLS, one more
+    /// record) would cost more than the copy saves.
+    static let sliceThreshold = 16 * 1024
     /// Event and operation queues keep at most this much capacity between calls.
     static let keptQueueCapacity = 16
 

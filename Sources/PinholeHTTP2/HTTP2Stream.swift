@@ -112,13 +112,13 @@ public final class HTTP2Stream {
         connection.perform(.consume(self, count))
     }
 
-    /// Takes up to `count` queued bytes for a DATA frame being written.
-    func takeOutgoing(_ count: Int, into output: inout ByteBuffer) {
+    /// Takes up to `count` queued bytes for a DATA frame being written, handing them to
+    /// `body` as slices of the queued buffers, in order.
+    func takeOutgoing(_ count: Int, _ body: (ByteBuffer) -> Void) {
         var remaining = count
         while remaining > 0, var chunk = outgoing.first {
             let take = min(remaining, chunk.readableBytes)
-            var slice = chunk.readSlice(length: take)!
-            output.writeBuffer(&slice)
+            body(chunk.readSlice(length: take)!)
             remaining -= take
             if chunk.readableBytes == 0 {
                 outgoing.removeFirst()

@@ -114,6 +114,34 @@ struct HTTP2StreamTests {
         #expect(receiver.largestDataPart == peerMaxFrameSize)
     }
 
+    @Test("a large DATA payload goes out as a slice of the sender's buffer, small ones are copied, order kept")
+    func largePayloadsAreSliced() throws {
+        let receiver = RecordingDelegate()
+        let pair = try InMemoryHTTP2Pair { _ in receiver }
+        let large = ByteBuffer(bytes: (0..<40_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        let stream = try pair.clientConnection.openStream(headers: requestHeaders(), delegate: RecordingDelegate())
+        stream.sendData(ByteBuffer(string: "small before|"))
+        stream.sendData(large)
+        stream.sendData(ByteBuffer(string: "|small after"), endStream: true)
+        pair.client.embeddedEventLoop.run()
+
+        var written: [ByteBuffer] = []
+        while let buffer = try pair.client.readOutbound(as: ByteBuffer.self) { written.append(buffer) }
+        let largeBase = large.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        let sliced = written.filter { buffer in
+            buffer.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == largeBase
+        }
+        #expect(sliced.count == 1 && sliced.first?.readableBytes == large.readableBytes, "written: \(written)")
+        #expect(written.count >= 3, "frames before and after the slice are separate writes")
+
+        for buffer in written { try pair.server.writeInbound(buffer) }
+        try pair.interact()
+        var expected = ByteBuffer(string: "small before|")
+        expected.writeImmutableBuffer(large)
+        expected.writeString("|small after")
+        #expect(receiver.body == expected && receiver.ended)
+    }
+
     @Test("completed messages go out in batches of messagesPerWrite, the rest at the end of the tick")
     func completedMessagesBatch() throws {
         var clientConfiguration = HTTP2Configuration()
