@@ -5,7 +5,10 @@ internal import COpenSSL
 /// carries stale errors from an earlier call.
 enum OpenSSLErrorQueue {
     static func clear() {
-        ERR_clear_error()
+        // The queue is almost always empty already. Peeking costs a thread-local lookup;
+        // clearing costs that plus a pass over all sixteen slots, on every record read
+        // and written (1.5% of the agent's CPU in a bulk upload).
+        if ERR_peek_error() != 0 { ERR_clear_error() }
     }
 
     /// Drains the queue into one line such as "wrong version number (SSL routines)".
