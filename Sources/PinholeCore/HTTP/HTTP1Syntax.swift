@@ -139,13 +139,13 @@ enum HTTP1Syntax {
 
     /// Trailer lines as fields.
     static func trailerFields(_ section: [UInt8]) throws(HTTP1SyntaxError) -> HTTPHeaders {
-        var trailers = HTTPHeaders()
+        var fields: [(String, String)] = []
         var lines = HTTP1Lines(section)
         while let line = lines.next() {
             let (name, value) = try field(section[line])
-            trailers.add(name: text(name), value: text(value))
+            fields.append((text(name), text(value)))
         }
-        return trailers
+        return HTTPHeaders(fields)
     }
 
     static func text<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {

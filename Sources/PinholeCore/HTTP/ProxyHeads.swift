@@ -74,7 +74,9 @@ public struct ProxyRequestHead: Sendable, Equatable {
         var path: String?
         var authority: String?
         var scheme = "http"
-        var headers = HTTPHeaders()
+        // An array, not HTTPHeaders.add, which would recheck each name for non-ASCII
+        // bytes: nghttp2 has already refused any name that is not a lowercase token.
+        var headers: [(String, String)] = []
         headers.reserveCapacity(fields.count)
         for (name, value) in fields {
             switch name {
@@ -84,14 +86,15 @@ public struct ProxyRequestHead: Sendable, Equatable {
             case ":scheme": scheme = value
             case "host": authority = authority ?? value
             default:
-                if !name.hasPrefix(":") { headers.add(name: name, value: value) }
+                if !name.hasPrefix(":") { headers.append((name, value)) }
             }
         }
         guard let method, let path, let authority else {
             throw .malformedRequest("the tunnelled request lacks :method, :path or :authority")
         }
         self.init(
-            method: HTTPMethod(rawValue: method), path: path, authority: authority, scheme: scheme, headers: headers)
+            method: HTTPMethod(rawValue: method), path: path, authority: authority, scheme: scheme,
+            headers: HTTPHeaders(headers))
     }
 
     /// Whether a response to this request can carry a body.
@@ -118,19 +121,19 @@ public struct ProxyResponseHead: Sendable, Equatable {
 
     public init(http2 fields: HTTP2Headers) throws(ExchangeError) {
         var status: Int?
-        var headers = HTTPHeaders()
+        var headers: [(String, String)] = []  // see ProxyRequestHead.init(http2:)
         headers.reserveCapacity(fields.count)
         for (name, value) in fields {
             if name == ":status" {
                 status = Int(value)
             } else if !name.hasPrefix(":") {
-                headers.add(name: name, value: value)
+                headers.append((name, value))
             }
         }
         guard let status, (100...999).contains(status) else {
             throw .protocolViolation("the tunnelled response has no valid :status")
         }
-        self.init(status: HTTPResponseStatus(statusCode: status), headers: headers)
+        self.init(status: HTTPResponseStatus(statusCode: status), headers: HTTPHeaders(headers))
     }
 
     /// Whether a body follows, given the request it answers (RFC 9110 §6.4.1).
@@ -153,8 +156,7 @@ extension HTTPHeaders {
 extension HTTPHeaders {
     /// HTTP/2 fields (trailers) as HTTP/1 headers; pseudo-headers are not expected here.
     init(http2 fields: HTTP2Headers) {
-        self.init()
-        for (name, value) in fields { add(name: name, value: value) }
+        self.init(fields.map { ($0.name, $0.value) })
     }
 }
 

@@ -78,9 +78,11 @@ struct HTTP1RequestParser {
             throw HTTP1SyntaxError(description: "an empty request line")
         }
         let (method, target, minorVersion) = try Self.requestLine(section[requestLine])
-        var headers = HTTPHeaders()
+        // Fields are gathered in an array: HTTPHeaders.add would check each name for
+        // non-ASCII bytes again, and HTTP1Syntax.field has already vetted it as a token.
+        var fields: [(String, String)] = []
         // Room for every line, and for the three X-Forwarded-* fields added later.
-        headers.reserveCapacity(HTTP1Syntax.lineCount(section) + 3)
+        fields.reserveCapacity(HTTP1Syntax.lineCount(section) + 3)
         var hopByHop = HopByHopFields()
         var host: String?
         var length: Int?
@@ -106,8 +108,9 @@ struct HTTP1RequestParser {
             default:
                 break
             }
-            headers.add(name: HTTP1Syntax.text(name), value: HTTP1Syntax.text(value))
+            fields.append((HTTP1Syntax.text(name), HTTP1Syntax.text(value)))
         }
+        var headers = HTTPHeaders(fields)
         for option in hopByHop.connectionOptions { headers.remove(name: option) }
 
         let framing: HTTP1BodyReader.Framing

@@ -99,8 +99,8 @@ struct HTTP1ResponseParser {
             }
             return nil
         }
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(HTTP1Syntax.lineCount(section))
+        var fields: [(String, String)] = []  // see HTTP1RequestParser.readHead
+        fields.reserveCapacity(HTTP1Syntax.lineCount(section))
         var hopByHop = HopByHopFields()
         var length: Int?
         while let line = lines.next() {
@@ -111,8 +111,9 @@ struct HTTP1ResponseParser {
                 length = try HTTP1Syntax.contentLength(value, previous: length)
                 if repeated { continue }  // HTTP/2 refuses a repeated content-length
             }
-            headers.add(name: HTTP1Syntax.text(name), value: HTTP1Syntax.text(value))
+            fields.append((HTTP1Syntax.text(name), HTTP1Syntax.text(value)))
         }
+        var headers = HTTPHeaders(fields)
         for option in hopByHop.connectionOptions { headers.remove(name: option) }
         if hopByHop.hasTransferEncoding, length != nil {
             // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and a proxy must
