@@ -175,8 +175,7 @@ extension HTTP2Connection {
     func streamClosed(streamID: Int32, code: HTTP2ErrorCode) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         stream.isClosed = true
-        stream.outgoing.removeAll()
-        stream.outgoingBytes = 0
+        stream.discardOutgoing()
         var error = stream.resetReason
         if error == nil, code != .noError {
             if code == .refusedStream, let goAway = goAwayError {

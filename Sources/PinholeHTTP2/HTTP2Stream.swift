@@ -34,8 +34,11 @@ public final class HTTP2Stream {
     /// stream after the connection has closed, and its calls must stay safe.
     public let connection: HTTP2Connection
 
-    // Outgoing state, read by the data provider.
-    var outgoing = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    // Outgoing state, read by the data provider. The queue is created on first use: most
+    // requests through the relay (GETs) and many responses send no DATA at all. (Not a
+    // `lazy var`: mutating one goes through a copy, and the copy made every append
+    // reallocate.) It only holds non-empty buffers.
+    var outgoing: CircularBuffer<ByteBuffer>?
     var outgoingBytes = 0
     var localEndQueued = false
     var pendingTrailers: HTTP2Headers?
@@ -76,7 +79,8 @@ public final class HTTP2Stream {
     public func sendData(_ data: ByteBuffer, endStream: Bool = false) {
         guard !isClosed, !localEndQueued else { return }
         if data.readableBytes > 0 {
-            outgoing.append(data)
+            if outgoing == nil { outgoing = CircularBuffer(initialCapacity: 4) }
+            outgoing!.append(data)
             outgoingBytes += data.readableBytes
         }
         if endStream { localEndQueued = true }
@@ -100,8 +104,7 @@ public final class HTTP2Stream {
     /// Resets the stream (RST_STREAM) with `code`; queued data is dropped.
     public func reset(_ code: HTTP2ErrorCode = .cancel) {
         guard !isClosed else { return }
-        outgoing.removeAll()
-        outgoingBytes = 0
+        discardOutgoing()
         connection.perform(.reset(self, code))
     }
 
@@ -112,18 +115,25 @@ public final class HTTP2Stream {
         connection.perform(.consume(self, count))
     }
 
+    /// Drops queued data. Emptying keeps the queue's storage (the stream is ending, and a
+    /// CircularBuffer emptied without it allocates a new one).
+    func discardOutgoing() {
+        outgoing?.removeAll(keepingCapacity: true)
+        outgoingBytes = 0
+    }
+
     /// Takes up to `count` queued bytes for a DATA frame being written, handing them to
     /// `body` as slices of the queued buffers, in order.
     func takeOutgoing(_ count: Int, _ body: (ByteBuffer) -> Void) {
         var remaining = count
-        while remaining > 0, var chunk = outgoing.first {
+        while remaining > 0, var chunk = outgoing?.first {
             let take = min(remaining, chunk.readableBytes)
             body(chunk.readSlice(length: take)!)
             remaining -= take
             if chunk.readableBytes == 0 {
-                outgoing.removeFirst()
+                outgoing!.removeFirst()
             } else {
-                outgoing[outgoing.startIndex] = chunk
+                outgoing![outgoing!.startIndex] = chunk
             }
         }
         outgoingBytes -= count - remaining

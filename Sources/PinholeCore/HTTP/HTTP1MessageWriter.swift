@@ -21,6 +21,11 @@ struct HTTP1MessageWriter {
 
     private(set) var framing = Framing.identity
     private var gathered: ByteBuffer?
+    /// The last small buffer handed out by `take`. Once the channel has written it, it is
+    /// ours alone again and the next message reuses it: no allocation per message.
+    private var spare: ByteBuffer?
+    /// Larger buffers are not kept: an idle keep-alive connection should hold little.
+    static let spareCapacityLimit = 2048
     private let allocator: ByteBufferAllocator
     /// Pieces up to this size are copied into the gathered buffer; copying 4 KiB costs
     /// less than a pipeline write and an iovec of its own.
@@ -112,6 +117,7 @@ struct HTTP1MessageWriter {
     /// What was gathered since the last call, to be written before a flush.
     mutating func take() -> ByteBuffer? {
         defer { gathered = nil }
+        if let gathered, gathered.capacity <= Self.spareCapacityLimit { spare = gathered }
         return gathered
     }
 
@@ -120,6 +126,12 @@ struct HTTP1MessageWriter {
         if var buffer = gathered {
             gathered = nil
             buffer.reserveCapacity(minimumWritableBytes: minimumCapacity)
+            return buffer
+        }
+        if var buffer = spare {
+            spare = nil
+            // Clearing a buffer the channel still holds allocates a fresh one, as before.
+            buffer.clear(minimumCapacity: max(minimumCapacity, 256))
             return buffer
         }
         return allocator.buffer(capacity: max(minimumCapacity, 256))

@@ -320,8 +320,11 @@ extension PublicRequestHandler: ExchangeDownstream {
     private func scheduleFlush(_ context: ChannelHandlerContext) {
         guard !flushScheduled else { return }
         flushScheduled = true
+        // The task captures only `self` (the context is read back from it): a closure over
+        // a single object needs no allocated context, one over two does, per response.
         context.eventLoop.assumeIsolated().execute {
             self.flushScheduled = false
+            guard let context = self.context else { return }
             if let gathered = self.writer.take() { context.write(self.wrapOutboundOut(gathered), promise: nil) }
             context.flush()
         }

@@ -4,7 +4,10 @@ import PinholeHTTP2
 /// An agent's tunnel, as the relay's public side sees it: requests become HTTP/2
 /// streams on the agent's connection, hopping to that connection's event loop when
 /// the public connection runs on another one.
-public struct TunnelTarget: ExchangeTarget {
+///
+/// A class, not a struct: routing returns it as `any ExchangeTarget` for every request,
+/// and a struct of this size would be boxed (one allocation) each time.
+public final class TunnelTarget: ExchangeTarget {
     public let eventLoop: any EventLoop
     private let connection: NIOLoopBound<HTTP2Connection>
 
