@@ -508,6 +508,21 @@ def tree_kb(pid, field, comm=None):
     return total if found else None
 
 
+def proxy_cpu_seconds(target):
+    """User and system CPU, in seconds, of the processes that make up a path's proxy
+    (the ones whose memory the table reports), or None for a path without any."""
+    if not target.rss_processes:
+        return None
+    table = process_table()
+    ticks = 0
+    for _, process, comm in target.rss_processes:
+        for member in process_tree(process.pid, table):
+            entry = table.get(member)
+            if entry and (not comm or entry[2] == comm):
+                ticks += entry[3]
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def reset_peak_rss(pid):
     """Resets VmHWM (Linux >= 4.0) so the next read is the peak from now on."""
     try:
@@ -1046,6 +1061,10 @@ def summary(target):
         "c1_p99_ms": median(r["p99_ms"] for r in target.c1),
         "download_mbps": median(r["mbps"] for r in target.downloads),
         "upload_mbps": median(r["mbps"] for r in target.uploads),
+        "cpu_us_per_request_c50": median(r.get("proxy_cpu_us_per_request") for r in target.c50),
+        "cpu_us_per_request_c1": median(r.get("proxy_cpu_us_per_request") for r in target.c1),
+        "cpu_ms_per_100mib_down": median(r.get("proxy_cpu_ms_per_100mib") for r in target.downloads),
+        "cpu_ms_per_100mib_up": median(r.get("proxy_cpu_ms_per_100mib") for r in target.uploads),
     }
 
 
@@ -1284,6 +1303,7 @@ def measure(supervisor, meter, targets, args, big):
         if target.status != "measured":
             return None
         before = meter.snapshot()
+        cpu_before = proxy_cpu_seconds(target)
         try:
             result = action()
         except BenchError as error:
@@ -1292,6 +1312,14 @@ def measure(supervisor, meter, targets, args, big):
             return None
         other = CpuMeter.other_percent(before, meter.snapshot())
         result["other_cpu_percent"] = other
+        # The proxy's own CPU per unit of work: unlike req/s and MB/s, it barely moves
+        # when the machine is shared, so it compares paths across runs too.
+        if cpu_before is not None:
+            cpu = proxy_cpu_seconds(target) - cpu_before
+            if result.get("requests"):
+                result["proxy_cpu_us_per_request"] = cpu / result["requests"] * 1e6
+            elif result.get("bytes"):
+                result["proxy_cpu_ms_per_100mib"] = cpu / result["bytes"] * BIG_BYTES * 1e3
         if other is not None and other > NOISY_PERCENT:
             target.noise.append((what, other))
         return result
@@ -1486,6 +1514,22 @@ def main(argv):
     return exit_code
 
 
+def cpu_table(targets):
+    """What each proxy's processes spent (user + system CPU, all of them together) per
+    request and per 100 MiB: the cost behind the figures above."""
+    lines = ["CPU of the proxy's processes (user+system, medians; the processes are those in the last column above)",
+             f"  {'path':<18} {'us/req c=50':>11} {'us/req c=1':>11} {'ms/100MiB down':>15} {'ms/100MiB up':>13}"]
+    for target in targets:
+        if target.status != "measured" or not target.rss_processes:
+            continue
+        figures = summary(target)
+        cells = [figures["cpu_us_per_request_c50"], figures["cpu_us_per_request_c1"],
+                 figures["cpu_ms_per_100mib_down"], figures["cpu_ms_per_100mib_up"]]
+        text = ["-" if value is None else f"{value:,.0f}" for value in cells]
+        lines.append(f"  {target.label:<18} {text[0]:>11} {text[1]:>11} {text[2]:>15} {text[3]:>13}")
+    return "\n".join(lines)
+
+
 def report(targets, extras, args, env, fd_limit, seconds):
     out = []
     out.append(f"Pinhole benchmark  {env['date']}  commit {env['commit']}  {env['cpus']} CPUs  Linux {env['kernel']}")
@@ -1504,6 +1548,8 @@ def report(targets, extras, args, env, fd_limit, seconds):
         elif target.status in ("skipped", "failed"):
             reason = target.reason.splitlines()[0] if target.reason else ""
             out.append(f"  {target.label}: {target.status} -- {reason}")
+    out.append("")
+    out.append(cpu_table(targets))
     out.append("")
     out.append(f"{CONCURRENT} concurrent connections (wrk -t1 -c{CONCURRENT} -d{args.duration}s --timeout 10s, /hello)")
     for target in targets:
