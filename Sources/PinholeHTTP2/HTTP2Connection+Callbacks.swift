@@ -22,8 +22,11 @@ extension HTTP2Connection {
             outboundFull = true
             return Int32(NGHTTP2_ERR_WOULDBLOCK.rawValue)
         }
+        // nghttp2 retries a frame refused above with the length it had then. If the stream
+        // was reset (its queue emptied) or closed in between, fail this stream only:
+        // NGHTTP2_ERR_CALLBACK_FAILURE would end the session, and every stream with it.
         guard let stream = streams[streamID], stream.outgoingBytes >= length else {
-            return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+            return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         outbound.reserveCapacity(minimumWritableBytes: 9 + padding + (length < Self.sliceThreshold ? length : 0))
         outbound.writeBytes(frameHeader)
@@ -54,7 +57,8 @@ extension HTTP2Connection {
     }
 
     func provideData(streamID: Int32, maximum: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+        // A stream we no longer know fails alone (see sendData), not the whole session.
+        guard let stream = streams[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         let count = min(maximum, stream.outgoingBytes)
         if count > 0 {
             // The bytes are copied in `sendData`, straight from the stream's queue.

@@ -143,11 +143,18 @@ extension HTTP2Connection {
         inSession = false
         let wrote = pendingWriteBytes > 0
         if wrote {
-            for buffer in outboundQueue { context.write(NIOAny(buffer), promise: nil) }
+            // The queue is taken before anything is written: a flush can report the channel
+            // writable again, and the pass that starts then must not find these buffers.
+            var queue: [ByteBuffer] = []
+            swap(&queue, &outboundQueue)
+            outboundQueueBytes = 0
+            for buffer in queue { context.write(NIOAny(buffer), promise: nil) }
             if outbound.readableBytes > 0 { context.write(NIOAny(outbound), promise: nil) }
             context.flush()
-            outboundQueue.removeAll(keepingCapacity: true)
-            outboundQueueBytes = 0
+            if outboundQueue.isEmpty {
+                queue.removeAll(keepingCapacity: true)
+                outboundQueue = queue
+            }
         }
         drainAfterSessionCall()
         return (result, wrote)
@@ -170,7 +177,10 @@ extension HTTP2Connection {
 
     /// Sends whatever is queued (such as nghttp2's GOAWAY), reports `error`, and closes.
     func terminate(with error: HTTP2Error) {
-        guard !isClosed, let context else { return }
+        // A send that fails inside the flush below comes back here: it must not flush again
+        // (it recursed until the stack ran out when nghttp2 failed the same way each time).
+        guard !isClosed, !isTerminating, let context else { return }
+        isTerminating = true
         if terminalError == nil { terminalError = error }
         flushOutput()
         isClosed = true

@@ -112,6 +112,39 @@ struct HTTP2ConnectionTests {
         #expect(!server.isActive)
     }
 
+    @Test("a stream reset while nghttp2 holds its DATA frame for the next write ends that stream only")
+    func resetWhileDataFrameWaits() throws {
+        let receivers = [RecordingDelegate(), RecordingDelegate()]
+        var accepted = 0
+        let pair = try InMemoryHTTP2Pair { _ in
+            defer { accepted += 1 }
+            return receivers[accepted]
+        }
+        // The next write leaves the channel unwritable, so the send pass that carries A's
+        // 60 KiB frame ends with B's frame prepared and refused for now (the write is full).
+        let gate = UnwritableAfterNextWrite()
+        try pair.client.pipeline.syncOperations.addHandler(gate, position: .first)
+        let (first, second) = (RecordingDelegate(), RecordingDelegate())
+        let a = try pair.clientConnection.openStream(headers: requestHeaders(), delegate: first)
+        let b = try pair.clientConnection.openStream(headers: requestHeaders(), delegate: second)
+        a.sendData(ByteBuffer(repeating: 0x61, count: 60 * 1024), endStream: true)
+        b.sendData(ByteBuffer(repeating: 0x62, count: 10 * 1024), endStream: true)
+        pair.client.embeddedEventLoop.run()
+        #expect(gate.fired && !pair.client.isWritable)
+
+        // B's owner gives up while nghttp2 still holds B's frame; then the channel drains.
+        b.reset(.cancel)
+        pair.client.isWritable = true
+        pair.client.pipeline.fireChannelWritabilityChanged()
+        try pair.interact()
+
+        #expect(pair.clientEvents.errors.isEmpty, "\(pair.clientEvents.errors)")
+        #expect(pair.client.isActive, "the whole connection was torn down")
+        #expect(receivers[0].body.readableBytes == 60 * 1024 && receivers[0].ended)
+        #expect(receivers[1].closed && !receivers[1].ended)
+        #expect(second.closed)
+    }
+
     @Test("goAwayAndClose writes the GOAWAY, with its debug data, even while the channel is unwritable")
     func goAwayAndCloseWhenUnwritable() throws {
         let pair = try InMemoryHTTP2Pair { _ in RecordingDelegate() }
@@ -180,5 +213,19 @@ struct HTTP2ConnectionTests {
             buffer.moveReaderIndex(forwardBy: 9 + length)
         }
         return false
+    }
+}
+
+/// Makes an EmbeddedChannel unwritable when the first write after it was armed passes.
+private final class UnwritableAfterNextWrite: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+    private(set) var fired = false
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if !fired, let channel = context.channel as? EmbeddedChannel {
+            fired = true
+            channel.isWritable = false
+        }
+        context.write(data, promise: promise)
     }
 }
