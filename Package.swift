@@ -202,8 +202,9 @@ let package = Package(
 // otherwise goes through swift_beginAccess/endAccess; dropping them cut the relay's
 // and agent's CPU per tunnelled request by about a tenth (bench notes in issue 6).
 // Debug builds, which `swift test` runs, keep the checks, so the suites still trap
-// on any overlapping access. unsafeFlags only stop this package from being a
-// dependency of another one, which it is not meant to be.
+// on any overlapping access. With unsafeFlags SwiftPM will not take this package as a
+// versioned dependency of another; the library products serve this repository's own
+// executables, benchmarks and tests.
 for target in package.targets where target.type == .regular || target.type == .executable {
     var settings = target.swiftSettings ?? []
     settings.append(.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)))
