@@ -166,10 +166,13 @@ public final class Agent: Sendable {
             AgentStreamResponder(
                 stream: stream, target: target, requestTimeout: configuration.requestTimeout, onComplete: onComplete)
         }
+        // Through the channel: `context` is the handshake handler's, which leaves the
+        // pipeline once the HTTP/2 handler is in, and a removed context reaches nothing.
+        let channel = context.channel
         let keepalive = TunnelKeepalive(connection: handler.connection, interval: configuration.keepaliveInterval) {
             reason in
-            context.fireErrorCaught(ConnectionLost(reason: "the relay stopped answering (\(reason))"))
-            context.close(promise: nil)
+            channel.pipeline.fireErrorCaught(ConnectionLost(reason: "the relay stopped answering (\(reason))"))
+            channel.close(promise: nil)
         }
         keepalive.start(until: context.channel)
         return handler

@@ -142,12 +142,15 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
 
         let http2 = HTTP2ConnectionHandler(
             role: .client, eventLoop: context.eventLoop, configuration: services.configuration.http2)
+        let channel = context.channel
+        // The channel, not this handler's context: the handler leaves the pipeline below,
+        // and a removed context's close goes nowhere (the dead tunnel stayed registered).
         let keepalive = TunnelKeepalive(
             connection: http2.connection, interval: services.configuration.keepaliveInterval
         ) {
             [logger = services.logger, name = entry.name] reason in
             logger.info("agent connection is dead, closing it", metadata: ["tunnel": "\(name)", "reason": "\(reason)"])
-            context.close(promise: nil)
+            channel.close(promise: nil)
         }
         do {
             try context.pipeline.syncOperations.addHandler(http2, position: .after(self))
@@ -155,7 +158,6 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             context.close(promise: nil)
             return
         }
-        let channel = context.channel
         let connection = NIOLoopBound(http2.connection, eventLoop: context.eventLoop)
         let link = TunnelLink(target: TunnelTarget(connection: http2.connection)) {
             channel.eventLoop.execute {
