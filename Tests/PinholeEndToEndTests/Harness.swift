@@ -82,7 +82,7 @@ final class TestAgent: Sendable {
     static func start(
         relay: TestRelay?, target: TargetAddress, name: String = "demo", token: String = TestRelay.token,
         trust: TLSTrust? = nil, aliases: [String] = [], keepalive: TimeAmount = .seconds(15),
-        requestTimeout: TimeAmount? = nil
+        requestTimeout: TimeAmount? = nil, maxConcurrentStreams: Int? = nil
     ) -> TestAgent {
         let log = EventLog<AgentEvent?>()
         var configuration: AgentConfiguration
@@ -100,6 +100,7 @@ final class TestAgent: Sendable {
         configuration.keepaliveInterval = keepalive
         configuration.requestTimeout = requestTimeout
         configuration.reconnectCap = .milliseconds(500)
+        if let maxConcurrentStreams { configuration.http2.maxConcurrentStreams = maxConcurrentStreams }
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger,
             events: { log.append($0) })

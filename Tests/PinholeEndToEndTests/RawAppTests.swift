@@ -43,4 +43,34 @@ struct RawAppTests {
         #expect(garbage.output.hasSuffix("\n502"))
         #expect(garbage.output.contains("sent a status line that is not HTTP/1.x"), "\(garbage.output)")
     }
+
+    @Test("answers that come before the request body end their streams: the tunnel's streams do not run out")
+    func earlyAnswersReleaseStreams() async throws {
+        let app = try ChildProcess("python3", ["-u", script])
+        defer { app.terminate() }
+        let port = try #require(
+            Int(try await app.waitForOutput { $0.hasSuffix("\n") }.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let relay = try await TestRelay.start()
+        // Two streams at once at most: two streams left open would stall the tunnel.
+        let agent = TestAgent.start(
+            relay: relay, target: TargetAddress(host: "127.0.0.1", port: port), maxConcurrentStreams: 2)
+        defer {
+            Task {
+                await agent.stop(); await relay.stop()
+            }
+        }
+        _ = try await agent.tunnel()
+        // Larger than a stream's window, so the answer always comes while the upload goes on.
+        let file = try makeTemporaryDirectory("early-answer") + "/upload.bin"
+        #expect(FileManager.default.createFile(atPath: file, contents: Data(count: 4 * 1024 * 1024)))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+
+        for _ in 0..<4 {
+            let rejected = try await curl(
+                relay.curl("demo", "/reject", ["-T", file, "-H", "Expect:", "-w", "\n%{http_code}"]))
+            #expect(rejected.output.hasSuffix("too large\n413"), "\(rejected.output)")
+        }
+        let after = try await curl(relay.curl("demo", "/keep", ["-w", "\n%{http_code}"]))
+        #expect(after.output.hasSuffix("\n200"), "\(after.output)")
+    }
 }

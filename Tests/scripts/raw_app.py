@@ -6,6 +6,7 @@ until killed.
   /chunked  HTTP/1.1 chunked, in pieces, with a trailer
   /keep     HTTP/1.1 with Content-Length; the connection stays open
   /garbage  not HTTP at all
+  /reject   413 at once, before the request body; then reads the body to its end
 """
 import socket
 import socketserver
@@ -21,6 +22,18 @@ class Handler(socketserver.StreamRequestHandler):
             path = line.split()[1].decode()
             while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                 pass
+            if path == "/reject":
+                body = b"too large"
+                self.wfile.write(
+                    b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                    % (len(body), body))
+                self.wfile.flush()
+                # Like a careful server: stop writing, read what still comes, then close
+                # (closing with bytes unread would reset the connection under the answer).
+                self.connection.shutdown(socket.SHUT_WR)
+                while self.rfile.read(65536):
+                    pass
+                return
             if path == "/old":
                 self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nended by close\n")
                 return

@@ -9,6 +9,8 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     private var stream: HTTP2Stream?
     private let host: String
     private var ended = false
+    /// Whether the whole request (its end) has been handed to the stream.
+    private var requestEnded = false
     private var credit = ReceiveCredit()
     private var trailers: HTTPHeaders?
 
@@ -40,6 +42,7 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     }
 
     func sendEnd(trailers: HTTPHeaders?) {
+        requestEnded = true
         stream?.finish(trailers: trailers)
         // The request is complete (see `HTTP2Connection.completedMessage`). The public side
         // ends every request, bodiless ones too, so each is counted here, once.
@@ -76,6 +79,14 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
         case .end:
             ended = true
             self.downstream = nil
+            if !requestEnded {
+                // The answer is complete before the request (a 401 or 413 to an upload):
+                // the rest of the request is not wanted. Without a reset the stream would
+                // stay open on both ends for the tunnel's life, holding one of the agent's
+                // concurrent streams; enough of them and every new request waits forever.
+                stream.reset(.cancel)
+                self.stream = nil
+            }
             downstream.exchangeReceivedEnd(trailers: trailers)
         }
     }
