@@ -148,6 +148,21 @@ extension HTTP2Connection {
         }
     }
 
+    /// nghttp2 gave up on a frame, for instance HEADERS larger than it will send. For a
+    /// request it closes the stream itself; a response's or trailers' HEADERS it drops and
+    /// leaves the stream open, and the peer would wait for them forever. Reset the stream.
+    func frameNotSent(_ frame: nghttp2_frame, code: Int32) {
+        guard UInt32(frame.hd.type) == NGHTTP2_HEADERS.rawValue, let stream = streams[frame.hd.stream_id] else {
+            return
+        }
+        if stream.resetReason == nil {
+            stream.resetReason = .streamResetLocally(
+                streamID: stream.id, code: .internalError,
+                reason: "its HEADERS could not be sent (\(String(cString: nghttp2_strerror(code))))")
+        }
+        deferredOperations.append(.reset(stream, .internalError))
+    }
+
     private func endOfStream(_ stream: HTTP2Stream) {
         guard !stream.receivedEnd else { return }
         stream.receivedEnd = true

@@ -61,6 +61,11 @@ extension HTTP2Connection {
             connection.streamClosed(streamID: streamID, code: HTTP2ErrorCode(rawValue: errorCode))
             return 0
         }
+        nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks) { _, frame, errorCode, userData in
+            guard let connection = connection(userData), let frame else { return callbackFailure }
+            connection.frameNotSent(frame.pointee, code: errorCode)
+            return 0
+        }
         nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks) { _, frame, errorCode, userData in
             guard let connection = connection(userData), let frame else { return callbackFailure }
             connection.lastProtocolComplaint =

@@ -198,6 +198,31 @@ struct HTTP2ConnectionTests {
         #expect(pair.client.isActive)
     }
 
+    @Test("response HEADERS too large to send reset the stream instead of leaving the peer waiting")
+    func responseHeadersTooLargeToSend() throws {
+        var serverStream: HTTP2Stream?
+        let serverDelegate = RecordingDelegate()
+        let pair = try InMemoryHTTP2Pair { stream in
+            serverStream = stream
+            return serverDelegate
+        }
+        let client = RecordingDelegate()
+        _ = try pair.clientConnection.openStream(
+            headers: requestHeaders(method: "GET"), endStream: true, delegate: client)
+        try pair.interact()
+        // Past the 64 KiB header block nghttp2 is allowed to send (max_send_header_block_length).
+        let server = try #require(serverStream)
+        server.sendHeaders([(":status", "200"), ("x-huge", String(repeating: "h", count: 70_000))])
+        server.sendData(ByteBuffer(string: "body"), endStream: true)
+        try pair.interact()
+
+        #expect(client.closed && client.headers == nil)
+        #expect(client.error == .streamReset(streamID: 1, code: .internalError), "\(String(describing: client.error))")
+        #expect(serverDelegate.closed)
+        #expect(serverDelegate.error?.description.contains("its HEADERS could not be sent") == true)
+        #expect(pair.client.isActive && pair.server.isActive)
+    }
+
     /// Scans raw frames for a GOAWAY carrying `code`.
     private func containsGoAway(_ bytes: ByteBuffer, code: HTTP2ErrorCode) -> Bool {
         var buffer = bytes
