@@ -180,6 +180,7 @@ let package = Package(
                 "PinholeCore",
                 "PinholeHTTP2",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 "PinholeTestSupport",
                 .product(name: "Yams", package: "Yams"),

@@ -78,6 +78,12 @@ final class TargetPool {
                     exchange.failToStart(reason: "the connection could not be set up")
                     return
                 }
+                // Cancelled while connecting (its client gone, or timed out): nothing is
+                // sent, and the fresh connection waits in the pool for the next request.
+                guard !exchange.finished else {
+                    self.release(connection)
+                    return
+                }
                 connection.begin(exchange, reused: false)
             case .failure(let error):
                 exchange.failToStart(reason: ConnectionErrorText.describe(error))
