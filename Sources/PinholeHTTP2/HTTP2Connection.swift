@@ -57,6 +57,8 @@ public final class HTTP2Connection {
     var isClosed = false
     /// Set while `terminate` sends its last frames.
     var isTerminating = false
+    /// Set while `drainAfterSessionCall` delivers events.
+    private var isDraining = false
 
     /// Cap on one write to the channel; a larger backlog waits for writability. A DATA
     /// frame that would cross it waits for the next write, unless it is the write's
@@ -261,6 +263,13 @@ public final class HTTP2Connection {
     /// Delivers what the last nghttp2 call recorded and runs what it deferred,
     /// until both are empty (a delegate may cause more of either).
     func drainAfterSessionCall() {
+        // A delegate that reaches a session call again (a flush, say) must not start a
+        // second drain: it would swap the queue being worked through back in and deliver
+        // its events twice. This loop runs until both queues are empty, so it picks up
+        // whatever the nested call recorded.
+        guard !isDraining else { return }
+        isDraining = true
+        defer { isDraining = false }
         while !deferredOperations.isEmpty || !events.isEmpty {
             // Swap in the spare queues, so the ones being worked through are not shared
             // while new work is appended (emptying a shared array would reallocate it).
