@@ -31,6 +31,10 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private static let recordSize = 16 * 1024
     /// Unflushed plaintext beyond this is encrypted and handed down without waiting for flush.
     private static let eagerEncryptionThreshold = 64 * 1024
+    /// How long a full close waits for its close_notify (and what was queued before it)
+    /// to reach the socket. A peer that stopped reading would otherwise keep the
+    /// connection open for as long as its TCP stays up.
+    public static let closeTimeout = TimeAmount.seconds(5)
 
     private let tlsContext: TLSContext
     private let serverName: String?
@@ -309,7 +313,16 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if state != .closed { state = .closing }
             failPendingWrites(ChannelError.ioOnClosedChannel)
             if handshakeDone {
-                sendCloseNotify(context: context) { context.close(mode: .all, promise: promise) }
+                // Whichever comes first: the close_notify written, or the timeout.
+                let ready = context.eventLoop.makePromise(of: Void.self)
+                let timeout = context.eventLoop.assumeIsolated().scheduleTask(in: Self.closeTimeout) {
+                    ready.succeed(())
+                }
+                sendCloseNotify(context: context) {
+                    timeout.cancel()
+                    ready.succeed(())
+                }
+                ready.futureResult.assumeIsolated().whenComplete { _ in context.close(mode: .all, promise: promise) }
             } else {
                 context.close(mode: .all, promise: promise)
             }

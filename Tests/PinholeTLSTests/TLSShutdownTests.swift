@@ -34,6 +34,19 @@ struct TLSShutdownTests {
         #expect(pair.clientRecorder.errors.isEmpty)
     }
 
+    @Test("a close whose close_notify the peer never takes still closes, after the close timeout")
+    func closeWhenThePeerStopsReading() throws {
+        let pair = try connectedPair()
+        // A peer that stopped reading: nothing written from now on reaches it.
+        try pair.client.pipeline.syncOperations.addHandler(StalledWrites(), position: .first)
+        var closed = false
+        pair.client.close().assumeIsolated().whenComplete { _ in closed = true }
+        pair.client.embeddedEventLoop.run()
+        #expect(pair.client.isActive && !closed, "the close waits for close_notify to be written")
+        pair.client.embeddedEventLoop.advanceTime(by: TLSHandler.closeTimeout)
+        #expect(!pair.client.isActive && closed)
+    }
+
     @Test("half-close: after the peer's close_notify we can still answer")
     func halfClose() throws {
         let pair = try connectedPair()
@@ -70,5 +83,23 @@ private final class OutputShutdownSimulator: ChannelOutboundHandler {
         } else {
             context.close(mode: mode, promise: promise)
         }
+    }
+}
+
+/// Holds every write, as a socket whose peer has stopped reading does; fails them at close.
+private final class StalledWrites: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+    private var held: [EventLoopPromise<Void>?] = []
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        held.append(promise)
+    }
+
+    func flush(context: ChannelHandlerContext) {}
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        for promise in held { promise?.fail(ChannelError.ioOnClosedChannel) }
+        held = []
+        context.close(mode: mode, promise: promise)
     }
 }
