@@ -139,10 +139,26 @@ public final class Agent: Sendable {
             .connect(host: endpoint.host, port: endpoint.port)
         connecting.whenFailure { answered.fail($0) }
         let channel = try await connecting.get()
+        let limit = configuration.handshakeTimeout
+        let timer = channel.eventLoop.scheduleTask(in: limit) {
+            let seconds = Double(limit.nanoseconds) / 1e9
+            answered.fail(
+                ConnectionLost(
+                    reason: "\(endpoint) accepted the connection but did not complete the handshake within "
+                        + "\(seconds.formatted()) s"))
+        }
         let tunnel: RelayAnswer.Tunnel
         do {
-            tunnel = try await answered.futureResult.get()
+            // Failing the promise (which NIO ignores once it is complete) is what makes
+            // this wait end on cancellation: a future's get() does not watch for it.
+            tunnel = try await withTaskCancellationHandler {
+                try await answered.futureResult.get()
+            } onCancel: {
+                answered.fail(CancellationError())
+            }
+            timer.cancel()
         } catch {
+            timer.cancel()
             channel.close(promise: nil)
             throw error
         }
@@ -181,9 +197,15 @@ public final class Agent: Sendable {
     /// Waits for the connection to end and says why, for the reconnect log line.
     private func waitUntilClosed(_ channel: any Channel) async -> Disconnection {
         let reason = channel.eventLoop.makePromise(of: Disconnection.self)
-        try? await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.addHandler(DisconnectReasonRecorder(reason: reason))
-        }.get()
+        do {
+            try await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.addHandler(DisconnectReasonRecorder(reason: reason))
+            }.get()
+        } catch {
+            // The pipeline is gone: the connection closed before the recorder was in, and
+            // nothing would ever complete `reason`.
+            return .lost("the relay closed the connection")
+        }
         return await withTaskCancellationHandler {
             (try? await reason.futureResult.get()) ?? .lost("connection closed")
         } onCancel: {

@@ -41,6 +41,9 @@ public struct AgentConfiguration: Sendable {
     public var requestTimeout: TimeAmount?
     /// The longest wait between reconnect attempts.
     public var reconnectCap: TimeAmount = .seconds(10)
+    /// How long the relay has, once TCP is up, to complete TLS and answer the hello. A
+    /// relay that accepts and then says nothing (hung, or not a relay) is retried.
+    public var handshakeTimeout: TimeAmount = .seconds(10)
     public var http2 = HTTP2Configuration()
 
     public init(target: TargetAddress, mode: Mode) {

@@ -82,7 +82,8 @@ final class TestAgent: Sendable {
     static func start(
         relay: TestRelay?, target: TargetAddress, name: String = "demo", token: String = TestRelay.token,
         trust: TLSTrust? = nil, aliases: [String] = [], keepalive: TimeAmount = .seconds(15),
-        requestTimeout: TimeAmount? = nil, maxConcurrentStreams: Int? = nil
+        requestTimeout: TimeAmount? = nil, maxConcurrentStreams: Int? = nil, agentPort: Int? = nil,
+        handshakeTimeout: TimeAmount? = nil
     ) -> TestAgent {
         let log = EventLog<AgentEvent?>()
         var configuration: AgentConfiguration
@@ -91,7 +92,7 @@ final class TestAgent: Sendable {
                 target: target,
                 mode: .relay(
                     .init(
-                        host: "127.0.0.1", port: relay.addresses.agentPort, token: token,
+                        host: "127.0.0.1", port: agentPort ?? relay.addresses.agentPort, token: token,
                         trust: trust ?? .pinned(relay.identity.fingerprint), name: name, aliases: aliases)))
         } else {
             configuration = AgentConfiguration(
@@ -101,6 +102,7 @@ final class TestAgent: Sendable {
         configuration.requestTimeout = requestTimeout
         configuration.reconnectCap = .milliseconds(500)
         if let maxConcurrentStreams { configuration.http2.maxConcurrentStreams = maxConcurrentStreams }
+        if let handshakeTimeout { configuration.handshakeTimeout = handshakeTimeout }
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger,
             events: { log.append($0) })
@@ -139,6 +141,12 @@ final class TestAgent: Sendable {
     }
 
     var recorded: [AgentEvent] { eventsStorage.all.compactMap { $0 } }
+
+    /// Waits until the events so far satisfy `predicate`, or the agent stops.
+    func events(until predicate: @escaping @Sendable ([AgentEvent]) -> Bool) async throws -> [AgentEvent] {
+        try await eventsStorage.wait { events in events.contains { $0 == nil } || predicate(events.compactMap { $0 }) }
+            .compactMap { $0 }
+    }
 
     /// The error the agent stopped with (waits for it to stop).
     func outcome() async -> (any Error)? {
