@@ -9,12 +9,18 @@ import Testing
 struct RawAppTests {
     private let script = testScript("raw_app.py")
 
-    @Test("each answer arrives as the app meant it, or as a 502 that says what was wrong")
-    func rawAnswers() async throws {
+    /// Starts raw_app.py and returns it with the port it listens on.
+    private func startApp() async throws -> (ChildProcess, Int) {
         let app = try ChildProcess("python3", ["-u", script])
-        defer { app.terminate() }
         let port = try #require(
             Int(try await app.waitForOutput { $0.hasSuffix("\n") }.trimmingCharacters(in: .whitespacesAndNewlines)))
+        return (app, port)
+    }
+
+    @Test("each answer arrives as the app meant it, or as a 502 that says what was wrong")
+    func rawAnswers() async throws {
+        let (app, port) = try await startApp()
+        defer { app.terminate() }
         let relay = try await TestRelay.start()
         let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: port))
         defer {
@@ -46,10 +52,8 @@ struct RawAppTests {
 
     @Test("answers that come before the request body end their streams: the tunnel's streams do not run out")
     func earlyAnswersReleaseStreams() async throws {
-        let app = try ChildProcess("python3", ["-u", script])
+        let (app, port) = try await startApp()
         defer { app.terminate() }
-        let port = try #require(
-            Int(try await app.waitForOutput { $0.hasSuffix("\n") }.trimmingCharacters(in: .whitespacesAndNewlines)))
         let relay = try await TestRelay.start()
         // Two streams at once at most: two streams left open would stall the tunnel.
         let agent = TestAgent.start(

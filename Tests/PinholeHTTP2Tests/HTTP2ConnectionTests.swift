@@ -200,18 +200,15 @@ struct HTTP2ConnectionTests {
 
     @Test("response HEADERS too large to send reset the stream instead of leaving the peer waiting")
     func responseHeadersTooLargeToSend() throws {
-        var serverStream: HTTP2Stream?
-        let serverDelegate = RecordingDelegate()
-        let pair = try InMemoryHTTP2Pair { stream in
-            serverStream = stream
-            return serverDelegate
-        }
+        let serverStreams = ServerStreams()
+        let serverDelegate = serverStreams.delegate
+        let pair = try InMemoryHTTP2Pair(acceptor: serverStreams.accept)
         let client = RecordingDelegate()
         _ = try pair.clientConnection.openStream(
             headers: requestHeaders(method: "GET"), endStream: true, delegate: client)
         try pair.interact()
         // Past the 64 KiB header block nghttp2 is allowed to send (max_send_header_block_length).
-        let server = try #require(serverStream)
+        let server = try #require(serverStreams.last)
         server.sendHeaders([(":status", "200"), ("x-huge", String(repeating: "h", count: 70_000))])
         server.sendData(ByteBuffer(string: "body"), endStream: true)
         try pair.interact()

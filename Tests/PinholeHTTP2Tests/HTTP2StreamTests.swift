@@ -230,17 +230,14 @@ struct HTTP2StreamTests {
 
     @Test("a reset in the middle of a body reaches the other side with its code")
     func resetMidBody() throws {
-        var serverStream: HTTP2Stream?
-        let serverDelegate = RecordingDelegate()
-        let pair = try InMemoryHTTP2Pair { stream in
-            serverStream = stream
-            return serverDelegate
-        }
+        let serverStreams = ServerStreams()
+        let serverDelegate = serverStreams.delegate
+        let pair = try InMemoryHTTP2Pair(acceptor: serverStreams.accept)
         let delegate = RecordingDelegate()
         let stream = try pair.clientConnection.openStream(
             headers: requestHeaders(method: "GET"), endStream: true, delegate: delegate)
         try pair.interact()
-        let server = try #require(serverStream)
+        let server = try #require(serverStreams.last)
         server.sendHeaders([(":status", "200")])
         server.sendData(ByteBuffer(string: "partial "))
         try pair.interact()

@@ -54,6 +54,17 @@ final class EventRecorder: ChannelInboundHandler {
     }
 }
 
+/// The server side's streams: each is recorded by `delegate`, and `last` is the newest.
+final class ServerStreams {
+    let delegate = RecordingDelegate()
+    private(set) var last: HTTP2Stream?
+
+    func accept(_ stream: HTTP2Stream) -> any HTTP2StreamDelegate {
+        last = stream
+        return delegate
+    }
+}
+
 /// A stream delegate that records everything and can consume data (or not).
 final class RecordingDelegate: HTTP2StreamDelegate {
     var headers: HTTP2Headers?
