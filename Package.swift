@@ -175,6 +175,13 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "PinholeRelayTests",
+            dependencies: [
+                "PinholeRelay",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "PinholeCoreTests",
             dependencies: [
                 "PinholeCore",

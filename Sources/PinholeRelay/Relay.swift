@@ -149,9 +149,10 @@ public final class Relay: Sendable {
                 }
             }
             futures[port] = binding
-            binding.whenFailure { [portListeners] _ in
-                // Let a later registration try this port again.
+            binding.whenFailure { [portListeners, registry] _ in
+                // Let a later registration try this port again, and the name another port.
                 _ = portListeners.withLockedValue { $0.removeValue(forKey: port) }
+                registry.releasePort(port)
             }
             return binding
         }

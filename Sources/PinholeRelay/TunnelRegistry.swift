@@ -34,7 +34,9 @@ final class TunnelRegistry: Sendable {
 
     private struct State {
         var entries: [String: Entry] = [:]
-        /// Dedicated ports, kept per name for the relay's lifetime so a reconnect gets the same one.
+        /// Dedicated ports, kept per name so a reconnect gets the same one. A name that
+        /// is gone (disconnected past its reservation) gives its port up to a new name
+        /// once no port is left that was never used.
         var portOfName: [String: Int] = [:]
         var nameOfPort: [Int: String] = [:]
         var nextGeneration: UInt64 = 1
@@ -79,7 +81,10 @@ final class TunnelRegistry: Sendable {
             if let tunnelPorts {
                 if let kept = state.portOfName[name] {
                     port = kept
-                } else if let free = tunnelPorts.first(where: { state.nameOfPort[$0] == nil }) {
+                } else if let free = tunnelPorts.first(where: { state.nameOfPort[$0] == nil })
+                    ?? tunnelPorts.first(where: { state.nameOfPort[$0].map { state.entries[$0] == nil } ?? false })
+                {
+                    if let previous = state.nameOfPort[free] { state.portOfName[previous] = nil }
                     port = free
                     state.portOfName[name] = free
                     state.nameOfPort[free] = name
@@ -95,6 +100,15 @@ final class TunnelRegistry: Sendable {
             state.entries[name] = entry
             state.aliasCount = state.entries.values.filter { !$0.aliases.isEmpty }.count
             return .accepted(entry, replaced: existing?.link)
+        }
+    }
+
+    /// The relay could not listen on `port`: forget whose it was, so that name gets
+    /// another port next time instead of failing on this one again.
+    func releasePort(_ port: Int) {
+        state.withLockedValue { state in
+            guard let name = state.nameOfPort.removeValue(forKey: port) else { return }
+            if state.portOfName[name] == port { state.portOfName[name] = nil }
         }
     }
 
