@@ -113,6 +113,12 @@ public final class HTTP2Connection {
     /// Streams currently open.
     public var activeStreamCount: Int { streams.count }
 
+    /// Moves the next stream id forward (tests reach the end of the id space with it).
+    func setNextStreamID(_ id: Int32) {
+        guard let session else { return }
+        _ = nghttp2_session_set_next_stream_id(session, id)
+    }
+
     // MARK: Public operations
 
     /// Opens a stream with request headers (client role). With `endStream`, the request has no body.
@@ -216,6 +222,12 @@ public final class HTTP2Connection {
             }
             guard id > 0 else {
                 stream.resetReason = .library(operation: "opening a stream", code: id)
+                if id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE.rawValue {
+                    // All 2^30 client stream ids are spent: this connection can carry no
+                    // more requests. Drain it, so the streams in flight finish and the
+                    // peer (an agent) reconnects, rather than refuse every request forever.
+                    goAway(code: .noError, debugData: "stream ids used up")
+                }
                 return
             }
             stream.id = id

@@ -198,6 +198,23 @@ struct HTTP2ConnectionTests {
         #expect(pair.client.isActive)
     }
 
+    @Test("when stream ids run out, the request fails and the connection drains and closes")
+    func streamIDsRunOut() throws {
+        let pair = try InMemoryHTTP2Pair { _ in EchoResponder() }
+        pair.clientConnection.setNextStreamID(Int32.max)  // the last odd id
+        let last = RecordingDelegate()
+        _ = try pair.clientConnection.openStream(
+            headers: requestHeaders(method: "GET"), endStream: true, delegate: last)
+        #expect(throws: HTTP2Error.self) {
+            _ = try pair.clientConnection.openStream(
+                headers: requestHeaders(method: "GET"), endStream: true, delegate: RecordingDelegate())
+        }
+        #expect(pair.clientConnection.goAwaySent)
+        try pair.interact()
+        #expect(last.headers?[":status"] == "200" && last.ended, "the stream in flight finishes")
+        #expect(!pair.client.isActive, "the drained connection closes, so its peer reconnects")
+    }
+
     @Test("response HEADERS too large to send reset the stream instead of leaving the peer waiting")
     func responseHeadersTooLargeToSend() throws {
         let serverStreams = ServerStreams()
