@@ -131,33 +131,9 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
     private func accept(_ entry: TunnelRegistry.Entry, hello: AgentHello, context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
         let tunnel = assignedTunnel(entry)
-        do {
-            try send(.accepted(tunnel), context: context)
-        } catch {
-            context.close(promise: nil)
-            return
-        }
-        state = .done
-        timeout?.cancel()
-
         let http2 = HTTP2ConnectionHandler(
             role: .client, eventLoop: context.eventLoop, configuration: services.configuration.http2)
         let channel = context.channel
-        // The channel, not this handler's context: the handler leaves the pipeline below,
-        // and a removed context's close goes nowhere (the dead tunnel stayed registered).
-        let keepalive = TunnelKeepalive(
-            connection: http2.connection, interval: services.configuration.keepaliveInterval
-        ) {
-            [logger = services.logger, name = entry.name] reason in
-            logger.info("agent connection is dead, closing it", metadata: ["tunnel": "\(name)", "reason": "\(reason)"])
-            channel.close(promise: nil)
-        }
-        do {
-            try context.pipeline.syncOperations.addHandler(http2, position: .after(self))
-        } catch {
-            context.close(promise: nil)
-            return
-        }
         let connection = NIOLoopBound(http2.connection, eventLoop: context.eventLoop)
         let link = TunnelLink(target: TunnelTarget(connection: http2.connection)) {
             channel.eventLoop.execute {
@@ -167,12 +143,37 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         let registry = services.registry
         let logger = services.logger
         let (name, generation) = (entry.name, entry.generation)
-        _ = registry.attach(name: name, generation: generation, link: link)
-        keepalive.start(until: channel)
+        // Claim the name before the agent hears it was accepted: a newer connection of the
+        // same agent may have registered since (this runs a loop hop after registering),
+        // and an agent told "accepted" but never attached would stay connected, answer
+        // PINGs, and never get a request.
+        guard registry.attach(name: name, generation: generation, link: link) else {
+            refuse(.nameTaken, "a newer connection with this name and token took the tunnel over", context: context)
+            return
+        }
         channel.closeFuture.whenComplete { _ in
             registry.detach(name: name, generation: generation)
             logger.info("agent disconnected", metadata: ["tunnel": "\(name)"])
         }
+        do {
+            try send(.accepted(tunnel), context: context)
+            try context.pipeline.syncOperations.addHandler(http2, position: .after(self))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        state = .done
+        timeout?.cancel()
+        // The channel, not this handler's context: the handler leaves the pipeline below,
+        // and a removed context's close goes nowhere (the dead tunnel stayed registered).
+        let keepalive = TunnelKeepalive(
+            connection: http2.connection, interval: services.configuration.keepaliveInterval
+        ) {
+            [name = entry.name] reason in
+            logger.info("agent connection is dead, closing it", metadata: ["tunnel": "\(name)", "reason": "\(reason)"])
+            channel.close(promise: nil)
+        }
+        keepalive.start(until: channel)
         logger.info("tunnel up", metadata: ["tunnel": "\(name)", "url": "\(tunnel.url)", "agent": "\(hello.software)"])
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
