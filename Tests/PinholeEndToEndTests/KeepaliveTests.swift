@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import PinholeAgent
+import PinholeCore
 import PinholeTestSupport
 import Testing
 
@@ -77,6 +78,67 @@ struct KeepaliveTests {
         try await silent.accepted.futureResult.get()
         await agent.stop()
         #expect(!agent.recorded.contains { if case .tunnelReady = $0 { true } else { false } })
+    }
+}
+
+/// Public clients can vanish without a FIN too; TCP keepalive probes them.
+@Suite("Public connections are probed with TCP keepalive", .timeLimit(.minutes(1)))
+struct PublicKeepaliveTests {
+    @Test("an idle public connection carries a keepalive timer of about a minute")
+    func publicConnectionsHaveKeepalive() async throws {
+        // The embedded relay: same public server, and a 200 keeps the connection open
+        // (an error answer would end it).
+        let app = try await LocalApp.start()
+        let agent = TestAgent.start(relay: nil, target: TargetAddress(host: "127.0.0.1", port: app.port))
+        defer {
+            Task {
+                await agent.stop(); await app.stop()
+            }
+        }
+        let port = try await agent.tunnel().port
+        let answered = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Void.self)
+        let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(FirstRead(answered))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        defer { client.close(promise: nil) }
+        // An answer shows the relay has accepted the connection and set its options.
+        try await client.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")).get()
+        try await answered.futureResult.get()
+        // The relay's end of the connection: its local port is the public port.
+        let ss = try ChildProcess("ss", ["-tnoH", "state", "established", "( sport = :\(port) )"])
+        let (status, output) = await ss.waitForExit()
+        #expect(status == 0)
+        // ss prints the time left, such as "timer:(keepalive,59sec,0)"; the kernel's own
+        // default would read "120min".
+        let timer = output.firstMatch(of: /timer:\(keepalive,(\d+)(sec|min)/)
+        #expect(timer != nil, "ss shows no keepalive timer: \(output)")
+        if let timer {
+            let seconds = (Int(timer.1) ?? 0) * (timer.2 == "min" ? 60 : 1)
+            #expect(seconds > 0 && seconds <= 60, "\(output)")
+        }
+    }
+}
+
+/// Completes `promise` when the first bytes arrive.
+private final class FirstRead: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private let promise: EventLoopPromise<Void>
+
+    init(_ promise: EventLoopPromise<Void>) {
+        self.promise = promise
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        promise.succeed(())
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(ChannelError.ioOnClosedChannel)
+        context.fireChannelInactive()
     }
 }
 

@@ -11,11 +11,12 @@ public enum PublicServer {
         router: any PublicRouter,
         requestTimeout: TimeAmount? = nil, onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) async throws -> any Channel {
-        try await ServerBootstrap(group: group, childGroup: childGroup ?? group)
+        try await KeepaliveProbes.apply(to: ServerBootstrap(group: group, childGroup: childGroup ?? group))
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
+
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // PublicRequestHandler reads and writes HTTP/1.1 itself (outgoing headers
@@ -38,5 +39,34 @@ public struct SingleTargetRouter: PublicRouter {
 
     public func target(forHost host: String, localPort: Int) throws(ExchangeError) -> any ExchangeTarget {
         target
+    }
+}
+
+/// TCP keepalive on public connections. A client that vanishes without a FIN (a laptop
+/// closed mid-upload, a pod on a node that died) would otherwise hold its request, and
+/// its tunnel stream, for good: nothing else times a request body, and by default
+/// nothing times the answer. Probes start after a minute of silence and drop the
+/// connection about a minute later; live clients never notice.
+enum KeepaliveProbes {
+    static let idleSeconds: SocketOptionValue = 60
+    static let intervalSeconds: SocketOptionValue = 10
+    static let probes: SocketOptionValue = 6
+
+    static func apply(to bootstrap: ServerBootstrap) -> ServerBootstrap {
+        let bootstrap = bootstrap.childChannelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
+        #if os(Linux)
+            // TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT from <netinet/tcp.h>, which NIO
+            // does not name. Elsewhere the system's (slower) timing applies.
+            func tcp(_ name: CInt) -> ChannelOptions.Types.SocketOption {
+                ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: name))
+            }
+            return
+                bootstrap
+                .childChannelOption(tcp(4), value: idleSeconds)
+                .childChannelOption(tcp(5), value: intervalSeconds)
+                .childChannelOption(tcp(6), value: probes)
+        #else
+            return bootstrap
+        #endif
     }
 }
