@@ -172,7 +172,7 @@ def say(message=""):
 # Processes: started in their own process group, stopped by PID
 # ---------------------------------------------------------------------------
 def process_table():
-    """{pid: (ppid, pgid, comm)} for every process we can see."""
+    """{pid: (ppid, pgid, comm, user+system ticks, system ticks)} for every process we can see."""
     table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -184,7 +184,8 @@ def process_table():
             continue
         comm = stat[stat.find("(") + 1 : stat.rfind(")")]
         fields = stat[stat.rfind(")") + 2 :].split()
-        table[int(entry)] = (int(fields[1]), int(fields[2]), comm, int(fields[11]) + int(fields[12]))
+        user, system = int(fields[11]), int(fields[12])
+        table[int(entry)] = (int(fields[1]), int(fields[2]), comm, user + system, system)
     return table
 
 
@@ -500,7 +501,7 @@ def tree_kb(pid, field, comm=None):
     table = process_table()
     total, found = 0, False
     for member in process_tree(pid, table):
-        if comm and table.get(member, (0, 0, "", 0))[2] != comm:
+        if comm and table.get(member, (0, 0, "", 0, 0))[2] != comm:
             continue
         value = proc_status_kb(member, field)
         if value is not None:
@@ -509,18 +510,20 @@ def tree_kb(pid, field, comm=None):
 
 
 def proxy_cpu_seconds(target):
-    """User and system CPU, in seconds, of the processes that make up a path's proxy
-    (the ones whose memory the table reports), or None for a path without any."""
+    """(user + system, system) CPU, in seconds, of the processes that make up a path's
+    proxy (the ones whose memory the table reports), or None for a path without any."""
     if not target.rss_processes:
         return None
     table = process_table()
-    ticks = 0
+    ticks = system = 0
     for _, process, comm in target.rss_processes:
         for member in process_tree(process.pid, table):
             entry = table.get(member)
             if entry and (not comm or entry[2] == comm):
                 ticks += entry[3]
-    return ticks / os.sysconf("SC_CLK_TCK")
+                system += entry[4]
+    hertz = os.sysconf("SC_CLK_TCK")
+    return ticks / hertz, system / hertz
 
 
 def reset_peak_rss(pid):
@@ -1065,6 +1068,10 @@ def summary(target):
         "cpu_us_per_request_c1": median(r.get("proxy_cpu_us_per_request") for r in target.c1),
         "cpu_ms_per_100mib_down": median(r.get("proxy_cpu_ms_per_100mib") for r in target.downloads),
         "cpu_ms_per_100mib_up": median(r.get("proxy_cpu_ms_per_100mib") for r in target.uploads),
+        "cpu_system_share_c50": median(r.get("proxy_cpu_system_share") for r in target.c50),
+        "cpu_system_share_c1": median(r.get("proxy_cpu_system_share") for r in target.c1),
+        "cpu_system_share_down": median(r.get("proxy_cpu_system_share") for r in target.downloads),
+        "cpu_system_share_up": median(r.get("proxy_cpu_system_share") for r in target.uploads),
     }
 
 
@@ -1315,7 +1322,11 @@ def measure(supervisor, meter, targets, args, big):
         # The proxy's own CPU per unit of work: unlike req/s and MB/s, it barely moves
         # when the machine is shared, so it compares paths across runs too.
         if cpu_before is not None:
-            cpu = proxy_cpu_seconds(target) - cpu_before
+            cpu_after = proxy_cpu_seconds(target)
+            cpu = cpu_after[0] - cpu_before[0]
+            if cpu > 0:
+                # The kernel's part (syscalls, and the loopback TCP work done in them).
+                result["proxy_cpu_system_share"] = (cpu_after[1] - cpu_before[1]) / cpu
             if result.get("requests"):
                 result["proxy_cpu_us_per_request"] = cpu / result["requests"] * 1e6
             elif result.get("bytes"):
@@ -1516,17 +1527,21 @@ def main(argv):
 
 def cpu_table(targets):
     """What each proxy's processes spent (user + system CPU, all of them together) per
-    request and per 100 MiB: the cost behind the figures above."""
-    lines = ["CPU of the proxy's processes (user+system, medians; the processes are those in the last column above)",
-             f"  {'path':<18} {'us/req c=50':>11} {'us/req c=1':>11} {'ms/100MiB down':>15} {'ms/100MiB up':>13}"]
+    request and per 100 MiB, and the kernel's share of it: the cost behind the figures
+    above, and how much of it any proxy would pay in syscalls."""
+    lines = ["CPU of the proxy's processes (user+system, medians; in brackets the kernel's share;"
+             " the processes are those in the last column above)",
+             f"  {'path':<18} {'us/req c=50':>11} {'us/req c=1':>14} {'ms/100MiB down':>15} {'ms/100MiB up':>14}"]
     for target in targets:
         if target.status != "measured" or not target.rss_processes:
             continue
         figures = summary(target)
-        cells = [figures["cpu_us_per_request_c50"], figures["cpu_us_per_request_c1"],
-                 figures["cpu_ms_per_100mib_down"], figures["cpu_ms_per_100mib_up"]]
-        text = ["-" if value is None else f"{value:,.0f}" for value in cells]
-        lines.append(f"  {target.label:<18} {text[0]:>11} {text[1]:>11} {text[2]:>15} {text[3]:>13}")
+        cells = []
+        for kind in ("us_per_request_c50", "us_per_request_c1", "ms_per_100mib_down", "ms_per_100mib_up"):
+            value, share = figures["cpu_" + kind], figures["cpu_system_share_" + kind.rsplit("_", 1)[1]]
+            text = "-" if value is None else f"{value:,.0f}"
+            cells.append(text if share is None or value is None else f"{text} ({share:.0%})")
+        lines.append(f"  {target.label:<18} {cells[0]:>11} {cells[1]:>14} {cells[2]:>15} {cells[3]:>14}")
     return "\n".join(lines)
 
 
