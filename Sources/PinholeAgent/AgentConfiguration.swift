@@ -39,6 +39,8 @@ public struct AgentConfiguration: Sendable {
     public var keepaliveInterval: TimeAmount = .seconds(15)
     /// None by default: a request may wait at a breakpoint as long as it needs.
     public var requestTimeout: TimeAmount?
+    /// How long a connection to the embedded relay may carry no request before it is closed (nil: never).
+    public var idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout
     /// The longest wait between reconnect attempts.
     public var reconnectCap: TimeAmount = .seconds(10)
     /// How long the relay has, once TCP is up, to complete TLS and answer the hello. A

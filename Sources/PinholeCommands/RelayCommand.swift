@@ -82,6 +82,13 @@ public struct RelayCommand: AsyncParsableCommand {
             "Give up on a request after this many seconds (default: never, for debuggers).", valueName: "seconds"))
     var requestTimeout: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Close a public connection that has carried no request for this many seconds; 0 = never. The default"
+                + " outlasts the hour Envoy keeps idle upstream connections, so sidecars never lose a request to it.",
+            valueName: "seconds"))
+    var idleTimeout = Int(PublicRequestHandler.defaultIdleTimeout.nanoseconds / 1_000_000_000)
+
     @Option(help: ArgumentHelp("Event-loop threads (default: one per core).", valueName: "count"))
     var threads: Int?
 
@@ -96,6 +103,7 @@ public struct RelayCommand: AsyncParsableCommand {
         }
         _ = try portRange()
         if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
+        if idleTimeout < 0 { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level \(logLevel) is not a log level")
@@ -149,6 +157,7 @@ public struct RelayCommand: AsyncParsableCommand {
         configuration.maxTunnels = maxTunnels
         configuration.keepaliveInterval = .seconds(Int64(keepalive))
         configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
+        configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(Int64(idleTimeout))
 
         let group =
             threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton

@@ -57,7 +57,8 @@ public final class Relay: Sendable {
         let publicChannel = try await bind("public HTTP", port: configuration.publicPort) {
             try await PublicServer.bind(
                 host: self.configuration.bindHost, port: self.configuration.publicPort, group: self.group,
-                router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout)
+                router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout,
+                idleTimeout: self.configuration.idleTimeout)
         }
         let services = RelayServices(
             configuration: configuration, registry: registry,
@@ -145,7 +146,8 @@ public final class Relay: Sendable {
                 _ = try await self.bind("a tunnel", port: port) {
                     try await PublicServer.bind(
                         host: self.configuration.bindHost, port: port, group: self.group, childGroup: childLoop,
-                        router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout)
+                        router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout,
+                        idleTimeout: self.configuration.idleTimeout)
                 }
             }
             futures[port] = binding

@@ -29,6 +29,8 @@ public struct RelayConfiguration: Sendable {
     public var handshakeTimeout: TimeAmount = .seconds(10)
     /// No timeout by default: a request may sit at a breakpoint for as long as it takes.
     public var requestTimeout: TimeAmount?
+    /// How long a public connection may carry no request before the relay closes it (nil: never).
+    public var idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout
     public var http2 = HTTP2Configuration()
 
     public init(

@@ -82,7 +82,7 @@ struct KeepaliveTests {
 }
 
 /// Public clients can vanish without a FIN too; TCP keepalive probes them.
-@Suite("Public connections are probed with TCP keepalive", .timeLimit(.minutes(1)))
+@Suite("Public connections: TCP keepalive and idle timeout", .timeLimit(.minutes(1)))
 struct PublicKeepaliveTests {
     @Test("an idle public connection carries a keepalive timer of about a minute")
     func publicConnectionsHaveKeepalive() async throws {
@@ -120,6 +120,32 @@ struct PublicKeepaliveTests {
             let seconds = (Int(timer.1) ?? 0) * (timer.2 == "min" ? 60 : 1)
             #expect(seconds > 0 && seconds <= 60, "\(output)")
         }
+    }
+}
+
+extension PublicKeepaliveTests {
+    @Test("the relay closes a public connection that stays idle for --idle-timeout, after answering on it")
+    func idleConnectionIsClosed() async throws {
+        let app = try await LocalApp.start()
+        let tunnel = try await TunnelProcesses.start(appPort: app.port, relayArguments: ["--idle-timeout", "1"])
+        defer {
+            tunnel.stop()
+            Task { await app.stop() }
+        }
+        let port = try #require(tunnel.host.split(separator: ":").last.flatMap { Int($0) })
+        let answered = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Void.self)
+        let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(FirstRead(answered))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        defer { client.close(promise: nil) }
+        try await client.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: \(tunnel.host)\r\n\r\n")).get()
+        try await answered.futureResult.get()
+        // The relay ends the connection by itself (the suite's time limit bounds the wait).
+        try await client.closeFuture.get()
     }
 }
 

@@ -24,8 +24,14 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// trickles heads (slowloris) would otherwise hold its connection for ever.
     private let headTimeout: TimeAmount
     private var headTimer: Scheduled<Void>?
-    private var lingerTimer: Scheduled<Void>?
-    private var lingerDeadline: NIODeadline?
+    /// How long a connection may carry no request once it has carried one (nil: for
+    /// ever). Before its first request, `headTimeout` applies.
+    private let idleTimeout: TimeAmount?
+    /// Since when no request has been in flight or arriving; nil while one is.
+    private var idleSince: NIODeadline?
+    private var idleTimer: Scheduled<Void>?
+    private var hasStartedRequest = false
+    private var linger = LingeringClose()
     private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
 
     private var context: ChannelHandlerContext?
@@ -60,11 +66,13 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
 
     public init(
         router: any PublicRouter, requestTimeout: TimeAmount? = nil, headTimeout: TimeAmount = .seconds(30),
+        idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
         onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) {
         self.router = router
         self.requestTimeout = requestTimeout
         self.headTimeout = headTimeout
+        self.idleTimeout = idleTimeout
         self.onComplete = onComplete
     }
 
@@ -72,12 +80,18 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         self.context = context
     }
 
+    public func channelActive(context: ChannelHandlerContext) {
+        idleSince = context.eventLoop.now
+        scheduleIdleCheck(in: idleCheckInterval, context)
+        context.fireChannelActive()
+    }
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // After an error answer the connection closes once it is written; until then
         // what the client still sends is read and dropped. Left unread, it would make
         // the close a reset, which can destroy the answer before the client reads it.
         if closing {
-            scheduleLingerClose(context)
+            linger.rearm(context)
             return
         }
         var bytes = unwrapInboundIn(data)
@@ -112,9 +126,15 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     /// Runs the head timer while part of a head has arrived and the rest is awaited (not
-    /// while a pipelined head waits for the response before it: that wait is ours).
+    /// while a pipelined head waits for the response before it: that wait is ours), and
+    /// notes when the connection falls idle.
     private func watchHead(_ context: ChannelHandlerContext) {
         let headArriving = !closing && !waitingForResponse && parser.isBetweenRequests && input.readableBytes > 0
+        if headArriving || current != nil {
+            idleSince = nil
+        } else if idleSince == nil {
+            idleSince = context.eventLoop.now
+        }
         if !headArriving {
             headTimer?.cancel()
             headTimer = nil
@@ -132,6 +152,32 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         guard let context, !closing, current == nil else { return }
         respond(
             with: .headTimedOut(seconds: Int(timeout.nanoseconds / 1_000_000_000)), version: .http1_1, context: context)
+    }
+
+    /// Closes the connection once it has been idle for its limit. The timer is set when
+    /// the connection opens and again only when it fires, so requests that come and go
+    /// cost a clock read each, not a timer. While a request is in flight, checks come
+    /// this often, so one comes before the limit of the idleness that follows runs out.
+    private var idleCheckInterval: TimeAmount { min(headTimeout, idleTimeout ?? headTimeout) }
+
+    private func scheduleIdleCheck(in delay: TimeAmount, _ context: ChannelHandlerContext) {
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(in: delay) { handler.value.idleCheckDue() }
+    }
+
+    private func idleCheckDue() {
+        idleTimer = nil
+        guard let context, !closing, let limit = hasStartedRequest ? idleTimeout : headTimeout else { return }
+        guard let idleSince else { return scheduleIdleCheck(in: idleCheckInterval, context) }
+        let left = idleSince + limit - context.eventLoop.now
+        if left > .zero {
+            scheduleIdleCheck(in: min(left, idleTimeout ?? left), context)
+        } else {
+            // Nothing is in flight or unread, so this is a plain close (FIN), as RFC 9112
+            // §9.5 allows. A client may send a request just then and see the connection
+            // end: hence the long default, see `defaultIdleTimeout`.
+            context.close(promise: nil)
+        }
     }
 
     private func handle(_ event: HTTP1RequestParser.Event, context: ChannelHandlerContext) {
@@ -155,6 +201,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
             respond(with: error, version: head.version, context: context)
             return
         }
+        hasStartedRequest = true
         var exchange = Exchange(
             head: proxyHead, version: head.version, upstream: nil, keepAlive: head.keepAlive, startedAt: .now())
         // A bodiless request is complete with its head; the parser's `.end` follows.
@@ -206,40 +253,23 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         closeAfterAnswer(context)
     }
 
-    /// Writes what is gathered, then ends the connection without a reset. The client
-    /// may still be sending a body nobody will read; closing with unread bytes would
-    /// send a reset, which can destroy the answer before the client reads it. So our
-    /// side ends first (FIN), what still arrives is read and dropped, and the
-    /// connection closes when the client ends its side, after `lingerQuiet` without a
-    /// byte, or `lingerLimit` after the answer, whichever comes first.
+    /// Writes what is gathered, then ends the connection without a reset (see
+    /// `LingeringClose`): any body or pipelined request behind the answer is dropped.
     private func closeAfterAnswer(_ context: ChannelHandlerContext) {
         closing = true
         releaseHeldRead()
         writeGatheredAndFlush(context).assumeIsolated().whenComplete { _ in
-            let outputClosed = context.eventLoop.makePromise(of: Void.self)
-            outputClosed.futureResult.assumeIsolated().whenComplete { result in
-                // A channel that cannot half-close (or already closed) closes outright.
-                if case .failure = result { context.close(promise: nil) }
-            }
-            context.close(mode: .output, promise: outputClosed)
-            self.lingerDeadline = .now() + Self.lingerLimit
-            self.scheduleLingerClose(context)
+            self.linger.begin(context)
+            // After `begin` returns: this may close the channel at once, and so reach
+            // `channelInactive`, which cancels the lingering.
+            LingeringClose.endOutput(context)
         }
     }
 
-    /// (Re)arms the close of a lingering connection: after `lingerQuiet`, or at the
-    /// deadline if that is sooner.
-    private func scheduleLingerClose(_ context: ChannelHandlerContext) {
-        guard let lingerDeadline else { return }
-        lingerTimer?.cancel()
-        let delay = min(Self.lingerQuiet, lingerDeadline - .now())
-        lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { context.close(promise: nil) }
-    }
-
-    /// How long a closing connection waits for the client's next byte, and how long
-    /// it reads at most (the client is sending a body nobody will use).
-    static let lingerQuiet = TimeAmount.seconds(2)
-    static let lingerLimit = TimeAmount.seconds(30)
+    /// Longer than the hour Envoy keeps an idle upstream connection by default (Istio's
+    /// DestinationRule `idleTimeout`): closing a connection that a sidecar may pick for
+    /// its next request at that moment would fail that request with a 503.
+    public static let defaultIdleTimeout = TimeAmount.minutes(65)
 
     // MARK: Backpressure on the request body
 
@@ -269,7 +299,8 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         // as the connection died) would otherwise go on to a pipelined request.
         closing = true
         headTimer?.cancel()
-        lingerTimer?.cancel()
+        idleTimer?.cancel()
+        linger.cancel()
         if let exchange = current {
             current = nil
             exchange.timeout?.cancel()

@@ -9,7 +9,8 @@ public enum PublicServer {
     public static func bind(
         host: String, port: Int, group: any EventLoopGroup, childGroup: (any EventLoopGroup)? = nil,
         router: any PublicRouter,
-        requestTimeout: TimeAmount? = nil, onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
+        requestTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
+        onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) async throws -> any Channel {
         try await KeepaliveProbes.apply(to: ServerBootstrap(group: group, childGroup: childGroup ?? group))
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
@@ -22,7 +23,9 @@ public enum PublicServer {
                     // PublicRequestHandler reads and writes HTTP/1.1 itself (outgoing headers
                     // come from the target or nghttp2, which already validated them).
                     try channel.pipeline.syncOperations.addHandler(
-                        PublicRequestHandler(router: router, requestTimeout: requestTimeout, onComplete: onComplete))
+                        PublicRequestHandler(
+                            router: router, requestTimeout: requestTimeout, idleTimeout: idleTimeout,
+                            onComplete: onComplete))
                 }
             }
             .bind(host: host, port: port).get()
