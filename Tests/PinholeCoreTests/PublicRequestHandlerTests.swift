@@ -119,6 +119,18 @@ struct PublicRequestHandlerTests {
         #expect(!channel.isActive, "closed 20 ms after the answer, not at the 100 ms head timeout")
     }
 
+    @Test("a request whose body is still arriving is not idle, however long it takes")
+    func bodyInFlight() throws {
+        let channel = try channel(router: SlowTarget(delay: .seconds(10)))
+        try channel.writeInbound(ByteBuffer(string: "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(3))
+        #expect(channel.isActive)
+        try channel.writeInbound(ByteBuffer(string: "67890"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(7))
+        #expect(try answer(channel)?.hasPrefix("HTTP/1.1 200 OK\r\n") == true)
+        #expect(channel.isActive)
+    }
+
     @Test("with no idle timeout, a connection that has carried a request stays open")
     func noIdleTimeout() throws {
         let channel = try channel(router: SlowTarget(delay: .zero), idleTimeout: nil)

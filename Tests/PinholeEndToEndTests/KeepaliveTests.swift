@@ -96,7 +96,7 @@ struct PublicKeepaliveTests {
             }
         }
         let port = try await agent.tunnel().port
-        let answered = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Void.self)
+        let answered = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: String.self)
         let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -107,7 +107,7 @@ struct PublicKeepaliveTests {
         defer { client.close(promise: nil) }
         // An answer shows the relay has accepted the connection and set its options.
         try await client.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")).get()
-        try await answered.futureResult.get()
+        _ = try await answered.futureResult.get()
         // The relay's end of the connection: its local port is the public port.
         let ss = try ChildProcess("ss", ["-tnoH", "state", "established", "( sport = :\(port) )"])
         let (status, output) = await ss.waitForExit()
@@ -133,7 +133,7 @@ extension PublicKeepaliveTests {
             Task { await app.stop() }
         }
         let port = try #require(tunnel.host.split(separator: ":").last.flatMap { Int($0) })
-        let answered = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Void.self)
+        let answered = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: String.self)
         let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -143,23 +143,44 @@ extension PublicKeepaliveTests {
             .connect(host: "127.0.0.1", port: port).get()
         defer { client.close(promise: nil) }
         try await client.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: \(tunnel.host)\r\n\r\n")).get()
-        try await answered.futureResult.get()
-        // The relay ends the connection by itself (the suite's time limit bounds the wait).
+        let answer = try await answered.futureResult.get()
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), "an answer that keeps the connection open: \(answer)")
+        // The relay ends the connection by itself; well before the 30 s a connection
+        // gets before its first request, which would also end it.
+        let clock = ContinuousClock()
+        let answeredAt = clock.now
         try await client.closeFuture.get()
+        #expect(clock.now - answeredAt < .seconds(15))
     }
 }
 
-/// Completes `promise` when the first bytes arrive.
+extension PublicKeepaliveTests {
+    @Test("a request the app takes longer than the idle timeout to answer keeps its connection")
+    func slowAnswerIsNotIdle() async throws {
+        let app = try await LocalApp.start()
+        let tunnel = try await TunnelProcesses.start(appPort: app.port, relayArguments: ["--idle-timeout", "1"])
+        defer {
+            tunnel.stop()
+            Task { await app.stop() }
+        }
+        // As if the app sat at a breakpoint for 2.5 s: the connection is busy, not idle.
+        let (status, output) = try await curl(tunnel.curl("/slow?ms=2500"))
+        #expect(status == 0)
+        #expect(output == "slept 2500 ms")
+    }
+}
+
+/// Completes `promise` with the first bytes that arrive.
 private final class FirstRead: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    private let promise: EventLoopPromise<Void>
+    private let promise: EventLoopPromise<String>
 
-    init(_ promise: EventLoopPromise<Void>) {
+    init(_ promise: EventLoopPromise<String>) {
         self.promise = promise
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        promise.succeed(())
+        promise.succeed(String(buffer: unwrapInboundIn(data)))
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -24,13 +24,8 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// trickles heads (slowloris) would otherwise hold its connection for ever.
     private let headTimeout: TimeAmount
     private var headTimer: Scheduled<Void>?
-    /// How long a connection may carry no request once it has carried one (nil: for
-    /// ever). Before its first request, `headTimeout` applies.
-    private let idleTimeout: TimeAmount?
-    /// Since when no request has been in flight or arriving; nil while one is.
-    private var idleSince: NIODeadline?
+    private var idleness: ConnectionIdleness
     private var idleTimer: Scheduled<Void>?
-    private var hasStartedRequest = false
     private var linger = LingeringClose()
     private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
 
@@ -38,7 +33,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// The client's address for X-Forwarded-For: formatting it costs an inet_ntop and a
     /// String, and it cannot change on a connection, so it is done once.
     private lazy var clientAddress: String? = context?.channel.remoteAddress?.ipAddress
-    private var current: Exchange?
+    private var current: PublicExchange?
     private var parser = HTTP1RequestParser()
     /// Bytes read and not yet parsed: a head split across reads, or requests pipelined
     /// behind one whose response is still going out.
@@ -51,19 +46,6 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// Pipelined bytes kept while a response goes out; past this, reading stops.
     private static let maximumPipelinedBytes = 64 * 1024
 
-    /// The request in flight on this connection.
-    private struct Exchange {
-        var head: ProxyRequestHead
-        var version: HTTPVersion
-        var upstream: (any ExchangeUpstream)?
-        var keepAlive: Bool
-        var requestEnded = false
-        var responseStarted = false
-        var status = 0
-        var startedAt: NIODeadline
-        var timeout: Scheduled<Void>?
-    }
-
     public init(
         router: any PublicRouter, requestTimeout: TimeAmount? = nil, headTimeout: TimeAmount = .seconds(30),
         idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
@@ -72,17 +54,17 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         self.router = router
         self.requestTimeout = requestTimeout
         self.headTimeout = headTimeout
-        self.idleTimeout = idleTimeout
+        self.idleness = ConnectionIdleness(firstRequestLimit: headTimeout, limit: idleTimeout)
         self.onComplete = onComplete
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if context.channel.isActive { startIdleClock(context) }
     }
 
     public func channelActive(context: ChannelHandlerContext) {
-        idleSince = context.eventLoop.now
-        scheduleIdleCheck(in: idleCheckInterval, context)
+        startIdleClock(context)
         context.fireChannelActive()
     }
 
@@ -130,11 +112,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// notes when the connection falls idle.
     private func watchHead(_ context: ChannelHandlerContext) {
         let headArriving = !closing && !waitingForResponse && parser.isBetweenRequests && input.readableBytes > 0
-        if headArriving || current != nil {
-            idleSince = nil
-        } else if idleSince == nil {
-            idleSince = context.eventLoop.now
-        }
+        idleness.note(busy: headArriving || current != nil, now: context.eventLoop.now)
         if !headArriving {
             headTimer?.cancel()
             headTimer = nil
@@ -154,11 +132,12 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
             with: .headTimedOut(seconds: Int(timeout.nanoseconds / 1_000_000_000)), version: .http1_1, context: context)
     }
 
-    /// Closes the connection once it has been idle for its limit. The timer is set when
-    /// the connection opens and again only when it fires, so requests that come and go
-    /// cost a clock read each, not a timer. While a request is in flight, checks come
-    /// this often, so one comes before the limit of the idleness that follows runs out.
-    private var idleCheckInterval: TimeAmount { min(headTimeout, idleTimeout ?? headTimeout) }
+    /// Closes the connection once it has been idle too long (see `ConnectionIdleness`).
+    private func startIdleClock(_ context: ChannelHandlerContext) {
+        guard idleTimer == nil, !idleness.hasStartedRequest else { return }
+        idleness.note(busy: false, now: context.eventLoop.now)
+        scheduleIdleCheck(in: idleness.checkInterval, context)
+    }
 
     private func scheduleIdleCheck(in delay: TimeAmount, _ context: ChannelHandlerContext) {
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -167,17 +146,28 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
 
     private func idleCheckDue() {
         idleTimer = nil
-        guard let context, !closing, let limit = hasStartedRequest ? idleTimeout : headTimeout else { return }
-        guard let idleSince else { return scheduleIdleCheck(in: idleCheckInterval, context) }
-        let left = idleSince + limit - context.eventLoop.now
-        if left > .zero {
-            scheduleIdleCheck(in: min(left, idleTimeout ?? left), context)
-        } else {
-            // Nothing is in flight or unread, so this is a plain close (FIN), as RFC 9112
-            // §9.5 allows. A client may send a request just then and see the connection
-            // end: hence the long default, see `defaultIdleTimeout`.
+        guard let context, !closing else { return }
+        switch idleness.verdict(now: context.eventLoop.now) {
+        case .unlimited:
+            return
+        case .lookAgain(let delay):
+            scheduleIdleCheck(in: delay, context)
+        case .expired where unsentBytes(context) > 0:
+            // The end of the last answer still waits for a reader that paused: not idle
+            // yet. (What the kernel has queued survives a close; what NIO holds would not.)
+            idleness.restart(now: context.eventLoop.now)
+            scheduleIdleCheck(in: idleness.checkInterval, context)
+        case .expired:
+            // Nothing is in flight, unread or unsent, so this is a plain close (FIN), as
+            // RFC 9112 §9.5 allows. A client may send a request just then and see the
+            // connection end: hence the long default, see `defaultIdleTimeout`.
             context.close(promise: nil)
         }
+    }
+
+    /// Bytes handed to the channel and not yet taken by the socket.
+    private func unsentBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
     }
 
     private func handle(_ event: HTTP1RequestParser.Event, context: ChannelHandlerContext) {
@@ -201,8 +191,8 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
             respond(with: error, version: head.version, context: context)
             return
         }
-        hasStartedRequest = true
-        var exchange = Exchange(
+        idleness.requestStarted()  // an answer may come within this call, before `watchHead` runs
+        var exchange = PublicExchange(
             head: proxyHead, version: head.version, upstream: nil, keepAlive: head.keepAlive, startedAt: .now())
         // A bodiless request is complete with its head; the parser's `.end` follows.
         let localPort = context.channel.localAddress?.port ?? 0
@@ -243,13 +233,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// Answers a request nothing upstream will answer, then closes the connection: any
     /// body or pipelined request behind it is not served.
     private func respond(with error: ExchangeError, version: HTTPVersion, context: ChannelHandlerContext) {
-        let body = error.body
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: ExchangeError.bodyContentType)
-        headers.add(name: "content-length", value: String(body.readableBytes))
-        writer.head(status: error.status, version: version, headers: headers, hasBody: true, connection: "close")
-        writer.body(body) { context.write(wrapOutboundOut($0), promise: nil) }
-        writer.end(trailers: nil)
+        writer.answer(error, version: version) { context.write(wrapOutboundOut($0), promise: nil) }
         closeAfterAnswer(context)
     }
 
@@ -407,7 +391,7 @@ extension PublicRequestHandler: ExchangeDownstream {
         context.read()
     }
 
-    private func record(_ exchange: Exchange) {
+    private func record(_ exchange: PublicExchange) {
         onComplete?(ExchangeRecord(request: exchange.head, status: exchange.status, startedAt: exchange.startedAt))
     }
 }
