@@ -70,6 +70,13 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Embedded relay: this machine's name or IP as the cluster sees it.", valueName: "host"))
     var publicHost: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Embedded relay: close a public connection that has carried no request for this many seconds;"
+                + " 0 = never (default: 3900, longer than the hour Envoy keeps idle connections).",
+            valueName: "seconds"))
+    var idleTimeout: Int?
+
     @Option(help: ArgumentHelp("Seconds between keepalive PINGs to the relay.", valueName: "seconds"))
     var keepalive = 15
 
@@ -105,6 +112,9 @@ public struct AgentCommand: AsyncParsableCommand {
                 throw ValidationError("\(flag) is for --relay; without it the agent embeds the relay")
             }
         } else {
+            if idleTimeout != nil {
+                throw ValidationError("--idle-timeout is for the embedded relay; with --relay, give it to the relay")
+            }
             _ = try relayEndpoint()
             if pin != nil && ca != nil { throw ValidationError("--pin and --ca are alternatives; give one") }
             if resolvedToken == nil {
@@ -118,6 +128,9 @@ public struct AgentCommand: AsyncParsableCommand {
             }
         }
         if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
+        if let idleTimeout, idleTimeout < 0 {
+            throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds")
+        }
     }
 
     private var resolvedToken: String? { token ?? ProcessInfo.processInfo.environment["PINHOLE_TOKEN"] }
@@ -141,6 +154,7 @@ public struct AgentCommand: AsyncParsableCommand {
         var configuration = AgentConfiguration(target: targetAddress, mode: try mode(target: targetAddress))
         configuration.keepaliveInterval = .seconds(Int64(keepalive))
         configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
+        if let idleTimeout { configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(Int64(idleTimeout)) }
 
         let output = AgentOutput(
             format: AgentOutput.Format(rawValue: logFormat) ?? .text, quiet: quiet, target: targetAddress.description,

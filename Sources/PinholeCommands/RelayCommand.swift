@@ -85,7 +85,7 @@ public struct RelayCommand: AsyncParsableCommand {
     @Option(
         help: ArgumentHelp(
             "Close a public connection that has carried no request for this many seconds; 0 = never. The default"
-                + " outlasts the hour Envoy keeps idle upstream connections, so sidecars never lose a request to it.",
+                + " outlasts the hour Envoy keeps idle upstream connections, so sidecars never race the close.",
             valueName: "seconds"))
     var idleTimeout = Int(PublicRequestHandler.defaultIdleTimeout.nanoseconds / 1_000_000_000)
 
