@@ -50,6 +50,23 @@ struct ProxyHeadsTests {
         #expect(request.authority == "greeter.demo:3000" && request.path == "/?q=1" && !request.mayHaveBody)
     }
 
+    @Test("a WebSocket upgrade is refused, with the protocol named; h2c and HTTP/1.0 upgrades are ignored")
+    func upgrades() throws {
+        let webSocket = try publicHead(
+            "GET /chat HTTP/1.1\r\nHost: demo\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n")
+        #expect(throws: ExchangeError.upgradeNotCarried("WebSocket")) {
+            try ProxyRequestHead(publicRequest: webSocket, clientAddress: nil)
+        }
+        #expect(ExchangeError.upgradeNotCarried("websocket").status == .notImplemented)
+        for ignored in [
+            "GET / HTTP/1.1\r\nHost: demo\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n",
+            "GET / HTTP/1.0\r\nHost: demo\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ] {
+            let request = try ProxyRequestHead(publicRequest: try publicHead(ignored), clientAddress: nil)
+            #expect(!request.headers.contains(name: "upgrade") && !request.headers.contains(name: "connection"))
+        }
+    }
+
     @Test("a request without Host is malformed")
     func missingHost() throws {
         let head = try publicHead("GET / HTTP/1.1\r\n\r\n")

@@ -223,6 +223,8 @@ struct HopByHopFields {
     var otherTransferCoding: String?
     /// Lowercase names of fields Connection lists, to be removed once all are read.
     var connectionOptions: [String] = []
+    /// The Upgrade field's value: the protocols a client would switch to.
+    var upgrade: String?
 
     /// Takes the field if its name is hop-by-hop; false for an end-to-end field.
     mutating func take(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>) -> Bool {
@@ -237,6 +239,8 @@ struct HopByHopFields {
                     connectionOptions.append(HTTP1Syntax.text(option).lowercased())
                 }
             }
+        } else if fixed == "upgrade" {
+            upgrade = HTTP1Syntax.text(value)
         } else if fixed == "transfer-encoding" {
             hasTransferEncoding = true
             HTTP1Syntax.forEachElement(of: value) { coding in

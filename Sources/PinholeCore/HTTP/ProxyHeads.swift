@@ -47,6 +47,11 @@ public struct ProxyRequestHead: Sendable, Equatable {
         guard let authority, !authority.isEmpty else {
             throw .malformedRequest("the request has no Host header")
         }
+        // Passed on without its Upgrade field, a WebSocket handshake would reach the app
+        // as a plain GET and fail there, in a way that points nowhere near the tunnel.
+        if let upgrade = head.upgrade, upgrade.lowercased().contains("websocket") {
+            throw .upgradeNotCarried(upgrade)
+        }
         var headers = head.headers
         if let clientAddress { headers.appendForwarded("x-forwarded-for", clientAddress) }
         headers.appendForwarded("x-forwarded-proto", scheme)

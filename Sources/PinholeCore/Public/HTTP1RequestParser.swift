@@ -15,6 +15,9 @@ struct PublicRequestHead: Equatable {
     /// Whether the connection may carry another request after this one.
     var keepAlive: Bool
     var expectsContinue: Bool
+    /// The protocols an HTTP/1.1 client asked to switch to (Upgrade), which the tunnel
+    /// does not carry; nil without the field, and for HTTP/1.0, which must ignore it.
+    var upgrade: String? = nil
 }
 
 /// Reads public clients' HTTP/1.x requests, one after another on a connection, in
@@ -135,7 +138,7 @@ struct HTTP1RequestParser {
         let head = PublicRequestHead(
             method: method, target: target, version: HTTPVersion(major: 1, minor: minorVersion), host: host,
             headers: headers, hasBody: framing != .length(0), keepAlive: hopByHop.persists(minorVersion: minorVersion),
-            expectsContinue: expectsContinue)
+            expectsContinue: expectsContinue, upgrade: minorVersion == 1 ? hopByHop.upgrade : nil)
         return (head, framing)
     }
 
