@@ -12,14 +12,12 @@ public enum PublicServer {
         requestTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
         onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) async throws -> any Channel {
-        try await KeepaliveProbes.apply(to: ServerBootstrap(group: group, childGroup: childGroup ?? group))
+        try await ServerBootstrap(group: group, childGroup: childGroup ?? group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
-
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try PublicSocketOptions.apply(to: channel)
                     // PublicRequestHandler reads and writes HTTP/1.1 itself (outgoing headers
                     // come from the target or nghttp2, which already validated them).
                     try channel.pipeline.syncOperations.addHandler(
@@ -45,31 +43,34 @@ public struct SingleTargetRouter: PublicRouter {
     }
 }
 
-/// TCP keepalive on public connections. A client that vanishes without a FIN (a laptop
-/// closed mid-upload, a pod on a node that died) would otherwise hold its request, and
-/// its tunnel stream, for good: nothing else times a request body, and by default
-/// nothing times the answer. Probes start after a minute of silence and drop the
-/// connection about a minute later; live clients never notice.
-enum KeepaliveProbes {
+/// The options of each public connection. Set here, as the connection is accepted,
+/// rather than as the bootstrap's child options: a listener keeps its child options
+/// (each boxed with its setter) for its whole life, and the relay keeps one listener
+/// per dedicated tunnel port; seven options cost every idle tunnel 1.8 KB.
+enum PublicSocketOptions {
+    // TCP keepalive: a client that vanishes without a FIN (a laptop closed mid-upload,
+    // a pod on a node that died) would otherwise hold its request, and its tunnel
+    // stream, for good: nothing else times a request body, and by default nothing
+    // times the answer. Probes start after a minute of silence and drop the
+    // connection about a minute later; live clients never notice.
     static let idleSeconds: SocketOptionValue = 60
     static let intervalSeconds: SocketOptionValue = 10
     static let probes: SocketOptionValue = 6
 
-    static func apply(to bootstrap: ServerBootstrap) -> ServerBootstrap {
-        let bootstrap = bootstrap.childChannelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
+    static func apply(to channel: any Channel) throws {
+        guard let options = channel.syncOptions else { return }
+        try options.setOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+        try options.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 256 * 1024))
+        try options.setOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
         #if os(Linux)
             // TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT from <netinet/tcp.h>, which NIO
             // does not name. Elsewhere the system's (slower) timing applies.
             func tcp(_ name: CInt) -> ChannelOptions.Types.SocketOption {
                 ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: name))
             }
-            return
-                bootstrap
-                .childChannelOption(tcp(4), value: idleSeconds)
-                .childChannelOption(tcp(5), value: intervalSeconds)
-                .childChannelOption(tcp(6), value: probes)
-        #else
-            return bootstrap
+            try options.setOption(tcp(4), value: idleSeconds)
+            try options.setOption(tcp(5), value: intervalSeconds)
+            try options.setOption(tcp(6), value: probes)
         #endif
     }
 }
