@@ -96,18 +96,9 @@ struct PublicKeepaliveTests {
             }
         }
         let port = try await agent.tunnel().port
-        let answered = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: String.self)
-        let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(FirstRead(answered))
-                }
-            }
-            .connect(host: "127.0.0.1", port: port).get()
-        defer { client.close(promise: nil) }
         // An answer shows the relay has accepted the connection and set its options.
-        try await client.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")).get()
-        _ = try await answered.futureResult.get()
+        let (client, _) = try await Self.request(port: port, host: "app.test")
+        defer { client.close(promise: nil) }
         // The relay's end of the connection: its local port is the public port.
         let ss = try ChildProcess("ss", ["-tnoH", "state", "established", "( sport = :\(port) )"])
         let (status, output) = await ss.waitForExit()
@@ -124,6 +115,26 @@ struct PublicKeepaliveTests {
 }
 
 extension PublicKeepaliveTests {
+    /// Sends one GET on a new connection to `port`; returns the connection, left open,
+    /// and the first bytes of the answer.
+    static func request(port: Int, host: String) async throws -> (any Channel, String) {
+        let answered = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: String.self)
+        let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(FirstRead(answered))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        do {
+            try await client.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")).get()
+            return (client, try await answered.futureResult.get())
+        } catch {
+            client.close(promise: nil)
+            throw error
+        }
+    }
+
     @Test("the relay closes a public connection that stays idle for --idle-timeout, after answering on it")
     func idleConnectionIsClosed() async throws {
         let app = try await LocalApp.start()
@@ -133,17 +144,8 @@ extension PublicKeepaliveTests {
             Task { await app.stop() }
         }
         let port = try #require(tunnel.host.split(separator: ":").last.flatMap { Int($0) })
-        let answered = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: String.self)
-        let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(FirstRead(answered))
-                }
-            }
-            .connect(host: "127.0.0.1", port: port).get()
+        let (client, answer) = try await Self.request(port: port, host: tunnel.host)
         defer { client.close(promise: nil) }
-        try await client.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: \(tunnel.host)\r\n\r\n")).get()
-        let answer = try await answered.futureResult.get()
         #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), "an answer that keeps the connection open: \(answer)")
         // The relay ends the connection by itself; well before the 30 s a connection
         // gets before its first request, which would also end it.
