@@ -19,10 +19,11 @@ struct HTTP1ResponseParserTests {
     /// Feeds `text` in reads of `readSize` bytes (all at once when nil), then the close
     /// when `close` is set.
     private func parse(
-        _ text: String, bodyAllowed: Bool = true, readSize: Int? = nil, close: Bool = false
+        _ text: String, bodyAllowed: Bool = true, mayUpgrade: Bool = false, readSize: Int? = nil,
+        close: Bool = false
     ) throws(HTTP1SyntaxError) -> Parsed {
         var parser = HTTP1ResponseParser()
-        parser.expectResponse(bodyAllowed: bodyAllowed)
+        parser.expectResponse(bodyAllowed: bodyAllowed, mayUpgrade: mayUpgrade)
         var parsed = Parsed()
         func take(_ event: HTTP1ResponseParser.Event) {
             switch event {
@@ -98,6 +99,25 @@ struct HTTP1ResponseParserTests {
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
                 + "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
         #expect(parsed.status == 201 && parsed.body == "ok" && parsed.ended)
+    }
+
+    @Test("a 101 is final only for a request that asked to switch; then all bytes are body, to the close")
+    func switchingProtocols() throws {
+        let text =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Accept: abc\r\n\r\n\u{1}\u{2}hiHTTP/1.1 200 OK\r\n"
+        #expect(throws: HTTP1SyntaxError.self) { try parse(text) }
+        let switched = try parse(text, mayUpgrade: true, readSize: 5, close: true)
+        #expect(switched.status == 101 && switched.headers == ["Sec-WebSocket-Accept: abc"] && !switched.reusable)
+        #expect(switched.body == "\u{1}\u{2}hiHTTP/1.1 200 OK\r\n" && switched.ended)
+        let declined = try parse("HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n", mayUpgrade: true)
+        #expect(declined.status == 426 && declined.ended)
+    }
+
+    @Test("an app cannot claim a switch of protocols with the tunnel's own field")
+    func tunnelFieldDropped() throws {
+        let parsed = try parse("HTTP/1.1 200 OK\r\nPinhole-Upgraded: websocket\r\nContent-Length: 0\r\n\r\n")
+        #expect(parsed.headers == ["Content-Length: 0"])
     }
 
     @Test("without a length the body runs to the close, and the connection is not reused")

@@ -50,21 +50,45 @@ struct ProxyHeadsTests {
         #expect(request.authority == "greeter.demo:3000" && request.path == "/?q=1" && !request.mayHaveBody)
     }
 
-    @Test("a WebSocket upgrade is refused, with the protocol named; h2c and HTTP/1.0 upgrades are ignored")
+    @Test("a WebSocket handshake crosses the tunnel as pinhole-upgrade; h2c and HTTP/1.0 upgrades are ignored")
     func upgrades() throws {
         let webSocket = try publicHead(
-            "GET /chat HTTP/1.1\r\nHost: demo\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n")
-        #expect(throws: ExchangeError.upgradeNotCarried("WebSocket")) {
-            try ProxyRequestHead(publicRequest: webSocket, clientAddress: nil)
-        }
-        #expect(ExchangeError.upgradeNotCarried("websocket").status == .notImplemented)
+            "GET /chat HTTP/1.1\r\nHost: demo\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n"
+                + "Pinhole-Upgrade: smuggled\r\nSec-WebSocket-Key: a2V5\r\n\r\n")
+        let request = try ProxyRequestHead(publicRequest: webSocket, clientAddress: nil)
+        #expect(request.upgrade == "WebSocket" && request.mayHaveBody, "its stream stays open for the new protocol")
+        let fields = request.http2Headers
+        #expect(fields.filter { $0.name == "pinhole-upgrade" }.map(\.value) == ["WebSocket"], "the client's is dropped")
+        let atAgent = try ProxyRequestHead(http2: fields)
+        #expect(atAgent.upgrade == "WebSocket" && atAgent.headers.first(name: "sec-websocket-key") == "a2V5")
+        #expect(!atAgent.headers.contains(name: "pinhole-upgrade"))
+
         for ignored in [
             "GET / HTTP/1.1\r\nHost: demo\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n",
             "GET / HTTP/1.0\r\nHost: demo\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
         ] {
             let request = try ProxyRequestHead(publicRequest: try publicHead(ignored), clientAddress: nil)
+            #expect(request.upgrade == nil && !request.mayHaveBody)
             #expect(!request.headers.contains(name: "upgrade") && !request.headers.contains(name: "connection"))
         }
+    }
+
+    @Test("an app's 101 crosses the tunnel as a 200 that names the protocol, and only a 200 may")
+    func switchingProtocols() throws {
+        let switched = ProxyResponseHead(
+            status: .switchingProtocols, headers: ["Sec-WebSocket-Accept": "abc"], upgrade: "websocket")
+        let fields = switched.http2Headers
+        let list = Array(fields)
+        #expect(list.first?.value == "200" && list.contains { $0 == ("pinhole-upgraded", "websocket") })
+        #expect(try ProxyResponseHead(http2: fields) == switched)
+        #expect(throws: ExchangeError.self) {
+            try ProxyResponseHead(http2: [(":status", "204"), ("pinhole-upgraded", "websocket")])
+        }
+        let request = ProxyRequestHead(method: .GET, path: "/", authority: "a", scheme: "http", headers: [:])
+        #expect(!switched.hasBody(for: request), "no switch for a request that did not ask")
+        var asked = request
+        asked.upgrade = "websocket"
+        #expect(switched.hasBody(for: asked), "the new protocol's bytes are the body")
     }
 
     @Test("a request without Host is malformed")

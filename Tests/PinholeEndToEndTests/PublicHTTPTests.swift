@@ -52,17 +52,6 @@ struct PublicHTTPTests {
         #expect(!output.contains("Hello, world!"), "the request behind it must not be served")
     }
 
-    @Test("a WebSocket handshake gets a 501 that says why instead of reaching the app")
-    func webSocketRefused() async throws {
-        let output = try await send(
-            "GET /chat HTTP/1.1\\r\\n\(host)Connection: Upgrade\\r\\nUpgrade: websocket\\r\\n"
-                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n"
-                + "GET /hello HTTP/1.1\\r\\n\(host)\\r\\n")
-        #expect(output.hasPrefix("HTTP/1.1 501 Not Implemented\r\n"), "\(output)")
-        #expect(output.contains("does not carry WebSocket connections (Upgrade: websocket)"))
-        #expect(!output.contains("Hello, world!"), "the connection ends after the refusal")
-    }
-
     @Test("an upload refused before it is read still gets its answer, and no 100 Continue")
     func refusedUpload() async throws {
         // 8 MiB for a host with no tunnel: the 404 goes out at once, and the relay must

@@ -50,6 +50,44 @@ struct RawAppTests {
         #expect(garbage.output.contains("sent a status line that is not HTTP/1.x"), "\(garbage.output)")
     }
 
+    @Test("a WebSocket passes through relay and agent, and through the embedded relay, byte for byte both ways")
+    func webSocket() async throws {
+        let (app, port) = try await startApp()
+        defer { app.terminate() }
+        let target = TargetAddress(host: "127.0.0.1", port: port)
+        let relay = try await TestRelay.start()
+        let agent = TestAgent.start(relay: relay, target: target)
+        let embedded = TestAgent.start(relay: nil, target: target)
+        defer {
+            Task {
+                await agent.stop(); await embedded.stop(); await relay.stop()
+            }
+        }
+        _ = try await agent.tunnel()
+        let paths = [
+            (relay.addresses.publicPort, "demo.\(TestRelay.domain)"),
+            (try await embedded.tunnel().port, "app.test"),
+        ]
+        for (publicPort, host) in paths {
+            let client = try ChildProcess("python3", [testScript("ws_client.py"), String(publicPort), host])
+            let (status, output) = await client.waitForExit()
+            #expect(status == 0, "via \(host): \(output)")
+            #expect(output == "ok \(11 + 24 + 300 * 1024 + 9)\n", "via \(host): \(output)")
+        }
+        // The app closed, then the client: each agent logs the exchange as ended, with the 101.
+        for each in [agent, embedded] {
+            let events = try await each.events { events in
+                events.contains { if case .request(let record) = $0 { record.path == "/ws" } else { false } }
+            }
+            let statuses = events.compactMap { if case .request(let record) = $0 { record.status } else { nil } }
+            #expect(statuses == [101])
+        }
+        // A handshake the app declines is an ordinary answer, and the connection ends.
+        let declined = try await curl(
+            relay.curl("demo", "/ws", ["-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-w", "%{http_code}"]))
+        #expect(declined.output == "426", "\(declined.output)")
+    }
+
     @Test("answers that come before the request body end their streams: the tunnel's streams do not run out")
     func earlyAnswersReleaseStreams() async throws {
         let (app, port) = try await startApp()

@@ -7,7 +7,12 @@ until killed.
   /keep     HTTP/1.1 with Content-Length; the connection stays open
   /garbage  not HTTP at all
   /reject   413 at once, before the request body; then reads the body to its end
+  /ws       a WebSocket handshake (101, Sec-WebSocket-Accept), then echoes every byte
+            until the client closes, or until it has echoed "close-now" (then the app
+            closes); without Upgrade: websocket, 426
 """
+import base64
+import hashlib
 import socket
 import socketserver
 import sys
@@ -20,8 +25,13 @@ class Handler(socketserver.StreamRequestHandler):
             if not line:
                 return
             path = line.split()[1].decode()
-            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                pass
+            fields = {}
+            while (field := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
+                name, _, value = field.decode("latin-1").partition(":")
+                fields[name.strip().lower()] = value.strip()
+            if path == "/ws":
+                self.web_socket(fields)
+                return
             if path == "/reject":
                 body = b"too large"
                 self.wfile.write(
@@ -51,6 +61,24 @@ class Handler(socketserver.StreamRequestHandler):
                 self.wfile.write(b"SSH-2.0-OpenSSH_9.2\r\n")
                 return
             self.wfile.flush()
+
+
+    def web_socket(self, fields):
+        if fields.get("upgrade", "").lower() != "websocket" or "sec-websocket-key" not in fields:
+            self.wfile.write(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.wfile.flush()
+            return
+        # RFC 6455 section 4.2.2: the key and a fixed GUID, hashed.
+        digest = hashlib.sha1((fields["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
+        accept = base64.b64encode(digest.digest())
+        self.wfile.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: %s\r\n\r\n" % accept)
+        self.wfile.flush()
+        while chunk := self.rfile.read1(65536):  # read1: bytes already buffered first
+            self.connection.sendall(chunk)
+            if chunk.endswith(b"close-now"):
+                return
 
 
 class Server(socketserver.ThreadingTCPServer):

@@ -22,8 +22,6 @@ public enum ExchangeError: Error, Sendable, Equatable {
     case headTimedOut(seconds: Int)
     /// Something on the way answered in a way HTTP does not allow.
     case protocolViolation(String)
-    /// The client asked to switch protocols (a WebSocket), which the tunnel does not carry.
-    case upgradeNotCarried(String)
 
     /// `timedOut` for a `--request-timeout` of `timeout`.
     static func timedOut(after timeout: TimeAmount) -> ExchangeError {
@@ -38,7 +36,6 @@ public enum ExchangeError: Error, Sendable, Equatable {
         case .targetUnreachable, .tunnelLost, .targetClosedEarly, .protocolViolation: return .badGateway
         case .timedOut: return .gatewayTimeout
         case .headTimedOut: return .requestTimeout
-        case .upgradeNotCarried: return .notImplemented
         }
     }
 
@@ -67,9 +64,6 @@ public enum ExchangeError: Error, Sendable, Equatable {
             return "pinhole: the request head did not arrive within \(seconds) s"
         case .protocolViolation(let reason):
             return "pinhole: invalid response on the way: \(reason)"
-        case .upgradeNotCarried(let upgrade):
-            return
-                "pinhole: the tunnel does not carry WebSocket connections (Upgrade: \(upgrade)); nothing was forwarded"
         }
     }
 }

@@ -61,9 +61,14 @@ struct HTTP1MessageWriter {
     /// Starts a request to the target. The original Host is kept, as the public client
     /// sent it, so the application sees the address it was called by. Without a
     /// Content-Length, a body is chunked.
+    /// A request that asks to switch protocols (`request.upgrade`) goes with its
+    /// Upgrade field and no framing: what follows is the new protocol's, once the app
+    /// agrees.
     mutating func head(request: ProxyRequestHead, hasBody: Bool) {
         let headers = request.headers
-        if !hasBody {
+        if request.upgrade != nil {
+            framing = .identity
+        } else if !hasBody {
             framing = .none
         } else {
             framing = headers.contains(name: "content-length") ? .identity : .chunked
@@ -76,6 +81,23 @@ struct HTTP1MessageWriter {
         buffer.writeHeaderField("host", request.authority)
         for (name, value) in headers { buffer.writeHeaderField(name, value) }
         if framing == .chunked { buffer.writeHeaderField("transfer-encoding", "chunked") }
+        if let upgrade = request.upgrade {
+            buffer.writeHeaderField("connection", "upgrade")
+            buffer.writeHeaderField("upgrade", upgrade)
+        }
+        buffer.writeStaticString("\r\n")
+        gathered = buffer
+    }
+
+    /// The app's 101, for a client that asked to switch protocols: from here on, bytes
+    /// pass as they are.
+    mutating func switchingProtocols(to upgrade: String, headers: HTTPHeaders) {
+        framing = .identity
+        var buffer = takeBuffer(minimumCapacity: 128 + 32 * headers.count)
+        buffer.writeStatusLine(version: .http1_1, status: .switchingProtocols)
+        for (name, value) in headers { buffer.writeHeaderField(name, value) }
+        buffer.writeHeaderField("connection", "upgrade")
+        buffer.writeHeaderField("upgrade", upgrade)
         buffer.writeStaticString("\r\n")
         gathered = buffer
     }

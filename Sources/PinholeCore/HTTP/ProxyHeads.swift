@@ -18,10 +18,14 @@ public struct ProxyRequestHead: Sendable, Equatable {
     /// False when the request is known to carry no body (HTTP/1 framing says so), which
     /// lets the tunnel end the stream with its HEADERS frame.
     public var mayHaveBody: Bool
+    /// The protocol a client asks to switch to (a WebSocket handshake's Upgrade). If the
+    /// app agrees (101), the exchange's bodies become the two directions of the new
+    /// protocol's bytes.
+    public var upgrade: String?
 
     public init(
         method: HTTPMethod, path: String, authority: String, scheme: String, headers: HTTPHeaders,
-        mayHaveBody: Bool = true
+        mayHaveBody: Bool = true, upgrade: String? = nil
     ) {
         self.method = method
         self.path = path
@@ -29,6 +33,7 @@ public struct ProxyRequestHead: Sendable, Equatable {
         self.scheme = scheme
         self.headers = headers
         self.mayHaveBody = mayHaveBody
+        self.upgrade = upgrade
     }
 
     /// The request a public client sent (its hop-by-hop fields already left out by the
@@ -47,18 +52,16 @@ public struct ProxyRequestHead: Sendable, Equatable {
         guard let authority, !authority.isEmpty else {
             throw .malformedRequest("the request has no Host header")
         }
-        // Passed on without its Upgrade field, a WebSocket handshake would reach the app
-        // as a plain GET and fail there, in a way that points nowhere near the tunnel.
-        if let upgrade = head.upgrade, upgrade.lowercased().contains("websocket") {
-            throw .upgradeNotCarried(upgrade)
-        }
+        // WebSocket handshakes are carried. Other upgrades (h2c) are ignored, as RFC 9110
+        // allows: the client goes on in HTTP/1.1.
+        let upgrade = head.upgrade.flatMap { $0.lowercased().contains("websocket") ? $0 : nil }
         var headers = head.headers
         if let clientAddress { headers.appendForwarded("x-forwarded-for", clientAddress) }
         headers.appendForwarded("x-forwarded-proto", scheme)
         headers.appendForwarded("x-forwarded-host", authority)
         self.init(
             method: head.method, path: path, authority: authority, scheme: scheme, headers: headers,
-            mayHaveBody: head.hasBody)
+            mayHaveBody: head.hasBody || upgrade != nil, upgrade: upgrade)
     }
 
     /// The request as HTTP/2 headers, pseudo-headers first (names are lowercased as they are sent).
@@ -70,6 +73,7 @@ public struct ProxyRequestHead: Sendable, Equatable {
         fields.add(name: ":authority", value: authority)
         fields.add(name: ":path", value: path)
         fields.append(http1: headers)
+        if let upgrade { fields.add(name: TunnelUpgrade.requestField, value: upgrade) }
         return fields
     }
 
@@ -79,6 +83,7 @@ public struct ProxyRequestHead: Sendable, Equatable {
         var path: String?
         var authority: String?
         var scheme = "http"
+        var upgrade: String?
         // An array, not HTTPHeaders.add, which would recheck each name for non-ASCII
         // bytes: nghttp2 has already refused any name that is not a lowercase token.
         var headers: [(String, String)] = []
@@ -90,6 +95,7 @@ public struct ProxyRequestHead: Sendable, Equatable {
             case ":authority": authority = value
             case ":scheme": scheme = value
             case "host": authority = authority ?? value
+            case TunnelUpgrade.requestField: upgrade = value
             default:
                 if !name.hasPrefix(":") { headers.append((name, value)) }
             }
@@ -99,7 +105,7 @@ public struct ProxyRequestHead: Sendable, Equatable {
         }
         self.init(
             method: HTTPMethod(rawValue: method), path: path, authority: authority, scheme: scheme,
-            headers: HTTPHeaders(headers))
+            headers: HTTPHeaders(headers), upgrade: upgrade)
     }
 
     /// Whether a response to this request can carry a body.
@@ -110,27 +116,36 @@ public struct ProxyRequestHead: Sendable, Equatable {
 public struct ProxyResponseHead: Sendable, Equatable {
     public var status: HTTPResponseStatus
     public var headers: HTTPHeaders
+    /// With a 101: the protocol the app switched to.
+    public var upgrade: String?
 
-    public init(status: HTTPResponseStatus, headers: HTTPHeaders = HTTPHeaders()) {
+    public init(status: HTTPResponseStatus, headers: HTTPHeaders = HTTPHeaders(), upgrade: String? = nil) {
         self.status = status
         self.headers = headers
+        self.upgrade = upgrade
     }
 
+    /// HTTP/2 has no 101 (RFC 9113 §8.6): a switch travels as a 200 that names the protocol.
     public var http2Headers: HTTP2Headers {
         var fields = HTTP2Headers()
-        fields.reserveCapacity(headers.count + 1)
-        fields.add(name: ":status", value: String(status.code))
+        fields.reserveCapacity(headers.count + 2)
+        let switched = status == .switchingProtocols
+        fields.add(name: ":status", value: switched ? "200" : String(status.code))
         fields.append(http1: headers)
+        if switched { fields.add(name: TunnelUpgrade.responseField, value: upgrade ?? "websocket") }
         return fields
     }
 
     public init(http2 fields: HTTP2Headers) throws(ExchangeError) {
         var status: Int?
+        var upgrade: String?
         var headers: [(String, String)] = []  // see ProxyRequestHead.init(http2:)
         headers.reserveCapacity(fields.count)
         for (name, value) in fields {
             if name == ":status" {
                 status = Int(value)
+            } else if name == TunnelUpgrade.responseField {
+                upgrade = value
             } else if !name.hasPrefix(":") {
                 headers.append((name, value))
             }
@@ -138,12 +153,19 @@ public struct ProxyResponseHead: Sendable, Equatable {
         guard let status, (100...999).contains(status) else {
             throw .protocolViolation("the tunnelled response has no valid :status")
         }
-        self.init(status: HTTPResponseStatus(statusCode: status), headers: HTTPHeaders(headers))
+        if upgrade != nil, status != 200 {
+            throw .protocolViolation("a protocol switch tunnelled with status \(status)")
+        }
+        self.init(
+            status: upgrade == nil ? HTTPResponseStatus(statusCode: status) : .switchingProtocols,
+            headers: HTTPHeaders(headers), upgrade: upgrade)
     }
 
-    /// Whether a body follows, given the request it answers (RFC 9110 §6.4.1).
+    /// Whether a body follows, given the request it answers (RFC 9110 §6.4.1). After a
+    /// switch of protocols, the new protocol's bytes are the body.
     public func hasBody(for request: ProxyRequestHead) -> Bool {
-        request.allowsResponseBody && status.code >= 200 && status != .noContent && status != .notModified
+        if status == .switchingProtocols { return request.upgrade != nil }
+        return request.allowsResponseBody && status.code >= 200 && status != .noContent && status != .notModified
     }
 }
 
@@ -187,6 +209,14 @@ extension HTTP2Headers {
     mutating func append(http1 headers: HTTPHeaders) {
         for (name, value) in headers { add(name: name, value: value) }
     }
+}
+
+/// How a protocol switch crosses the tunnel, where HTTP/2 has no Upgrade and no 101:
+/// the request names the protocol in `requestField`, and a 200 with `responseField`
+/// stands for the app's 101. Fields of these names from clients or apps are dropped.
+enum TunnelUpgrade {
+    static let requestField = "pinhole-upgrade"
+    static let responseField = "pinhole-upgraded"
 }
 
 /// The parts of an absolute-form request target that matter here.

@@ -102,6 +102,8 @@ struct HTTP1RequestParser {
                 // We stream the body on at once, so the relay answers 100-continue itself.
                 expectsContinue = expectsContinue || HopByHop.equalsIgnoringCase(value, "100-continue")
                 continue
+            case 15 where HopByHop.equalsIgnoringCase(name, TunnelUpgrade.requestField):
+                continue  // only the relay may say this, from the Upgrade field
             case 14 where HopByHop.equalsIgnoringCase(name, "content-length"):
                 let repeated = length != nil
                 length = try HTTP1Syntax.contentLength(value, previous: length)

@@ -41,6 +41,8 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// An error answer is on its way and the connection closes after it.
     private var closing = false
     private var heldRead = false
+    /// The app switched protocols (a WebSocket): bytes now pass both ways as they are.
+    private var switched = false
     private var flushScheduled = false
     private var writer = HTTP1MessageWriter(allocator: ByteBufferAllocator())
     /// Pipelined bytes kept while a response goes out; past this, reading stops.
@@ -77,6 +79,10 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
             return
         }
         var bytes = unwrapInboundIn(data)
+        if switched {
+            current?.upstream?.sendBody(bytes)
+            return
+        }
         if input.readableBytes == 0 {
             input = bytes
         } else {
@@ -179,7 +185,9 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         case .end(let trailers):
             guard current != nil else { return }
             current?.requestEnded = true
-            current?.upstream?.sendEnd(trailers: trailers)
+            // A handshake's request stays open: if the app switches protocols, the client's
+            // bytes follow on it (see `exchangeReceivedHead`).
+            if current?.head.upgrade == nil { current?.upstream?.sendEnd(trailers: trailers) }
         }
     }
 
@@ -289,6 +297,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
             current = nil
             exchange.timeout?.cancel()
             exchange.upstream?.cancel()
+            if switched { record(exchange) }  // how a switched protocol ends
         }
         context.fireChannelInactive()
     }
@@ -313,6 +322,21 @@ extension PublicRequestHandler: ExchangeDownstream {
         if isHTTP10, hasBody, !head.headers.contains(name: "content-length") {
             exchange.keepAlive = false
         }
+        if head.status == .switchingProtocols, exchange.head.upgrade == nil {
+            exchange.upstream?.cancel()
+            return exchangeFailed(.protocolViolation("a switch of protocols that nobody asked for"))
+        }
+        if exchange.head.upgrade != nil {
+            // The connection ends with this exchange: its client meant to leave HTTP.
+            exchange.keepAlive = false
+            if head.status == .switchingProtocols {
+                current = exchange
+                startSwitchedProtocol(head, context: context)
+                return
+            }
+            // Declined: the handshake was an ordinary request after all, and ends here.
+            exchange.upstream?.sendEnd(trailers: nil)
+        }
         current = exchange
         // HTTP/1.1 keeps connections open unless told; HTTP/1.0 closes them unless told.
         let connection = !exchange.keepAlive ? "close" : (isHTTP10 ? "keep-alive" : nil)
@@ -320,6 +344,22 @@ extension PublicRequestHandler: ExchangeDownstream {
             status: head.status, version: exchange.version, headers: head.headers, hasBody: hasBody,
             connection: connection)
         scheduleFlush(context)
+    }
+
+    /// Answers 101 and from then on passes bytes as they are: what the client sent early
+    /// first, then whatever it sends.
+    private func startSwitchedProtocol(_ head: ProxyResponseHead, context: ChannelHandlerContext) {
+        switched = true
+        writer.switchingProtocols(to: head.upgrade ?? current?.head.upgrade ?? "websocket", headers: head.headers)
+        // Written now, so that body pieces passed on whole cannot overtake it.
+        if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }
+        scheduleFlush(context)
+        if input.readableBytes > 0 {
+            let early = input
+            input = ByteBuffer()
+            current?.upstream?.sendBody(early)
+        }
+        releaseHeldRead()
     }
 
     public func exchangeReceivedBody(_ body: ByteBuffer) {

@@ -23,7 +23,7 @@ struct HTTP1ResponseParser {
     private enum State {
         /// No response expected: the target has nothing to say.
         case idle
-        case head(bodyAllowed: Bool)
+        case head(bodyAllowed: Bool, mayUpgrade: Bool)
         case body(HTTP1BodyReader)
     }
 
@@ -31,9 +31,11 @@ struct HTTP1ResponseParser {
     private var scanner = HTTP1SectionScanner()
     private static let versionPrefix = Array("HTTP/1.".utf8)
 
-    /// The next response answers a request just sent; `bodyAllowed` is false for HEAD.
-    mutating func expectResponse(bodyAllowed: Bool) {
-        state = .head(bodyAllowed: bodyAllowed)
+    /// The next response answers a request just sent; `bodyAllowed` is false for HEAD,
+    /// and `mayUpgrade` is true for a request that asked to switch protocols: a 101 is
+    /// then its final head, and all that follows is its body, to the close.
+    mutating func expectResponse(bodyAllowed: Bool, mayUpgrade: Bool = false) {
+        state = .head(bodyAllowed: bodyAllowed, mayUpgrade: mayUpgrade)
     }
 
     /// The next event in `input`, consuming its bytes, or nil when more are needed.
@@ -46,7 +48,7 @@ struct HTTP1ResponseParser {
                     throw HTTP1SyntaxError(description: "bytes arrived that answer no request")
                 }
                 return nil
-            case .head(let bodyAllowed):
+            case .head(let bodyAllowed, let mayUpgrade):
                 // Like llhttp: a stray CRLF after the last response is not an error.
                 Self.skipEmptyLines(&input)
                 // Something that is not HTTP (a TLS server, SSH) is named at once, not
@@ -57,7 +59,9 @@ struct HTTP1ResponseParser {
                         description: "a status line that is not HTTP/1.x: '\(HTTP1Syntax.text(view.prefix(32)))'")
                 }
                 guard let section = try scanner.take(from: &input) else { return nil }
-                guard let event = try readHead(section, bodyAllowed: bodyAllowed) else { continue }
+                guard let event = try readHead(section, bodyAllowed: bodyAllowed, mayUpgrade: mayUpgrade) else {
+                    continue
+                }
                 return event
             case .body(var reader):
                 let step = try reader.next(from: &input)
@@ -87,15 +91,18 @@ struct HTTP1ResponseParser {
     /// Reads a final head and its framing; nil for an interim (1xx) head, which is
     /// skipped. Framing fields are read as they go by, and hop-by-hop fields are never
     /// made into Strings, since they do not travel on.
-    private mutating func readHead(_ section: [UInt8], bodyAllowed: Bool) throws(HTTP1SyntaxError) -> Event? {
+    private mutating func readHead(
+        _ section: [UInt8], bodyAllowed: Bool, mayUpgrade: Bool
+    ) throws(HTTP1SyntaxError) -> Event? {
         var lines = HTTP1Lines(section)
         guard let statusLine = lines.next() else {
             throw HTTP1SyntaxError(description: "an empty line where a status line belongs")
         }
         let (minorVersion, code) = try Self.statusLine(section[statusLine])
-        if (100..<200).contains(code) {
+        let switched = code == 101 && mayUpgrade
+        if (100..<200).contains(code) && !switched {
             if code == 101 {
-                throw HTTP1SyntaxError(description: "the target switched protocols, which the tunnel does not carry")
+                throw HTTP1SyntaxError(description: "the target switched protocols, which nobody asked it to")
             }
             return nil
         }
@@ -106,6 +113,9 @@ struct HTTP1ResponseParser {
         while let line = lines.next() {
             let (name, value) = try HTTP1Syntax.field(section[line])
             if hopByHop.take(name: name, value: value) { continue }
+            if name.count == 16, HopByHop.equalsIgnoringCase(name, TunnelUpgrade.responseField) {
+                continue  // only the agent may say this, for a 101
+            }
             if name.count == 14, HopByHop.equalsIgnoringCase(name, "content-length") {
                 let repeated = length != nil
                 length = try HTTP1Syntax.contentLength(value, previous: length)
@@ -123,7 +133,9 @@ struct HTTP1ResponseParser {
 
         var reusable = hopByHop.persists(minorVersion: minorVersion)
         let framing: HTTP1BodyReader.Framing
-        if !bodyAllowed || code == 204 || code == 304 {
+        if switched {
+            framing = .untilClose
+        } else if !bodyAllowed || code == 204 || code == 304 {
             framing = .none
         } else if hopByHop.hasTransferEncoding {
             // HTTP/2 has no transfer codings: one other than chunked would reach the
@@ -141,7 +153,10 @@ struct HTTP1ResponseParser {
         if framing == .untilClose { reusable = false }
         state = .body(HTTP1BodyReader(framing))
         return .head(
-            ProxyResponseHead(status: HTTPResponseStatus(statusCode: code), headers: headers), reusable: reusable)
+            ProxyResponseHead(
+                status: HTTPResponseStatus(statusCode: code), headers: headers,
+                upgrade: switched ? hopByHop.upgrade ?? "websocket" : nil),
+            reusable: reusable)
     }
 
     /// `HTTP/1.x NNN reason`: the minor version and the status code.

@@ -55,7 +55,7 @@ final class TargetConnection: ChannelDuplexHandler {
         self.reused = reused
         responseBytesSeen = false
         let (head, body, end) = exchange.attach(to: self)
-        parser.expectResponse(bodyAllowed: head.allowsResponseBody)
+        parser.expectResponse(bodyAllowed: head.allowsResponseBody, mayUpgrade: head.upgrade != nil)
         unwrittenHead = head
         for part in body { writeBody(part) }
         if case .some(let trailers) = end {

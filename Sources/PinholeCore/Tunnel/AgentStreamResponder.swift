@@ -69,7 +69,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         self.stream = nil
         timeout?.cancel()
         if !responseEnded {
-            // The relay gave up (its client went away, or the tunnel dropped).
+            // The relay gave up (its client went away, or the tunnel dropped). For a
+            // switched protocol (a WebSocket) that is how it ends: it is logged.
+            if status == 101 { finish() }
             upstream?.cancel()
         }
         upstream = nil
