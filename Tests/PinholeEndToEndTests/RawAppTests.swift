@@ -69,23 +69,31 @@ struct RawAppTests {
             (try await embedded.tunnel().port, "app.test"),
         ]
         for (publicPort, host) in paths {
-            let client = try ChildProcess("python3", [testScript("ws_client.py"), String(publicPort), host])
-            let (status, output) = await client.waitForExit()
-            #expect(status == 0, "via \(host): \(output)")
-            #expect(output == "ok \(11 + 24 + 300 * 1024 + 9)\n", "via \(host): \(output)")
+            for ending in ["app-closes", "client-closes"] {
+                let client = try ChildProcess(
+                    "python3", [testScript("ws_client.py"), String(publicPort), host, ending])
+                let (status, output) = await client.waitForExit()
+                #expect(status == 0, "via \(host), \(ending): \(output)")
+                let last = ending == "app-closes" ? "close-now" : "last words"
+                #expect(output == "ok \(11 + 24 + 2 * 1024 * 1024 + last.utf8.count)\n", "via \(host): \(output)")
+            }
         }
-        // The app closed, then the client: each agent logs the exchange as ended, with the 101.
+        // Both closed: each agent logs its two WebSockets as ended, with the 101.
         for each in [agent, embedded] {
             let events = try await each.events { events in
-                events.contains { if case .request(let record) = $0 { record.path == "/ws" } else { false } }
+                events.filter { if case .request(let record) = $0 { record.path == "/ws" } else { false } }.count == 2
             }
             let statuses = events.compactMap { if case .request(let record) = $0 { record.status } else { nil } }
-            #expect(statuses == [101])
+            #expect(statuses == [101, 101])
         }
-        // A handshake the app declines is an ordinary answer, and the connection ends.
-        let declined = try await curl(
-            relay.curl("demo", "/ws", ["-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-w", "%{http_code}"]))
-        #expect(declined.output == "426", "\(declined.output)")
+        // A handshake the app declines is an ordinary answer.
+        for (publicPort, host) in paths {
+            let declined = try await curl([
+                "-sS", "-H", "Host: \(host)", "-H", "Connection: Upgrade", "-H", "Upgrade: websocket",
+                "-w", "%{http_code}", "http://127.0.0.1:\(publicPort)/ws",
+            ])
+            #expect(declined.output == "426", "via \(host): \(declined.output)")
+        }
     }
 
     @Test("answers that come before the request body end their streams: the tunnel's streams do not run out")

@@ -53,9 +53,12 @@ public struct ProxyRequestHead: Sendable, Equatable {
             throw .malformedRequest("the request has no Host header")
         }
         // WebSocket handshakes are carried. Other upgrades (h2c) are ignored, as RFC 9110
-        // allows: the client goes on in HTTP/1.1.
-        let upgrade = head.upgrade.flatMap { $0.lowercased().contains("websocket") ? $0 : nil }
+        // allows: the client goes on in HTTP/1.1. So is an Upgrade on a request with a
+        // body: sent on unframed, its body would reach the app as another request.
+        let upgrade = head.hasBody ? nil : head.upgrade.flatMap { $0.lowercased().contains("websocket") ? $0 : nil }
         var headers = head.headers
+        // "Content-Length: 0" would end the stream for nghttp2 before the new protocol's bytes.
+        if upgrade != nil { headers.remove(name: "content-length") }
         if let clientAddress { headers.appendForwarded("x-forwarded-for", clientAddress) }
         headers.appendForwarded("x-forwarded-proto", scheme)
         headers.appendForwarded("x-forwarded-host", authority)

@@ -302,6 +302,13 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if switched, let event = event as? ChannelEvent, event == .inputClosed {
+            current?.upstream?.sendEnd(trailers: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
     }
@@ -350,6 +357,9 @@ extension PublicRequestHandler: ExchangeDownstream {
     /// first, then whatever it sends.
     private func startSwitchedProtocol(_ head: ProxyResponseHead, context: ChannelHandlerContext) {
         switched = true
+        // A client that ends its side (FIN) may still read: its end goes on, in order,
+        // after what it sent (see `userInboundEventTriggered`).
+        try? context.channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
         writer.switchingProtocols(to: head.upgrade ?? current?.head.upgrade ?? "websocket", headers: head.headers)
         // Written now, so that body pieces passed on whole cannot overtake it.
         if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }

@@ -125,6 +125,8 @@ struct HTTP1ResponseParser {
         }
         var headers = HTTPHeaders(fields)
         for option in hopByHop.connectionOptions { headers.remove(name: option) }
+        // What follows a 101 is not a body HTTP frames: a length would cut it in HTTP/2.
+        if switched { headers.remove(name: "content-length") }
         if hopByHop.hasTransferEncoding, length != nil {
             // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and a proxy must
             // not pass the length on: the body it frames differs from what it announces.

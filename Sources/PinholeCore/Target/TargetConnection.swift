@@ -21,6 +21,8 @@ final class TargetConnection: ChannelDuplexHandler {
     private var reused = false
     private var responseBytesSeen = false
     private var keepAlive = true
+    /// The target answered 101: the connection now carries another protocol's bytes.
+    private var switchedProtocols = false
     private var heldRead = false
     private var flushScheduled = false
     private var closed = false
@@ -55,6 +57,8 @@ final class TargetConnection: ChannelDuplexHandler {
         self.reused = reused
         responseBytesSeen = false
         let (head, body, end) = exchange.attach(to: self)
+        // Whatever the app answers a handshake, its connection is not reused.
+        if head.upgrade != nil { keepAlive = false }
         parser.expectResponse(bodyAllowed: head.allowsResponseBody, mayUpgrade: head.upgrade != nil)
         unwrittenHead = head
         for part in body { writeBody(part) }
@@ -91,6 +95,8 @@ final class TargetConnection: ChannelDuplexHandler {
         writer.end(trailers: trailers)
         if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }
         context.flush()
+        // The client ended its side of a switched protocol: so do we, after its last bytes.
+        if switchedProtocols { context.close(mode: .output, promise: nil) }
     }
 
     private func scheduleFlush() {
@@ -138,6 +144,7 @@ final class TargetConnection: ChannelDuplexHandler {
         switch event {
         case .head(let head, let reusable):
             keepAlive = keepAlive && reusable
+            switchedProtocols = head.status == .switchingProtocols
             exchange?.receivedHead(head)
         case .body(let body):
             exchange?.receivedBody(body)
