@@ -10,14 +10,16 @@ public protocol PublicRouter: Sendable {
 
 /// Serves public HTTP/1.1, with keep-alive and pipelining, and turns each request into
 /// an exchange with the target the router picks. It reads requests with
-/// `HTTP1RequestParser` and, as the downstream of the exchange, writes the response
-/// back as it comes, framed by `HTTP1MessageWriter`: bytes in, bytes out, with no
-/// HTTP codec handlers in the pipeline.
+/// `HTTP1RequestParser` (this file) and, as the downstream of the exchange, writes the
+/// response back as it comes, framed by `HTTP1MessageWriter` (the `+Response` file):
+/// bytes in, bytes out, with no HTTP codec handlers in the pipeline.
 public final class PublicRequestHandler: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
+    // Members without `private` are shared with the response half, in
+    // PublicRequestHandler+Response.swift; nothing else in the module uses them.
     private let router: any PublicRouter
     private let requestTimeout: TimeAmount?
     /// A request head, once begun, must be complete within this time; a client that
@@ -27,24 +29,24 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     private var idleness: ConnectionIdleness
     private var idleTimer: Scheduled<Void>?
     private var linger = LingeringClose()
-    private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
+    let onComplete: (@Sendable (ExchangeRecord) -> Void)?
 
-    private var context: ChannelHandlerContext?
+    var context: ChannelHandlerContext?
     /// The client's address for X-Forwarded-For: formatting it costs an inet_ntop and a
     /// String, and it cannot change on a connection, so it is done once.
     private lazy var clientAddress: String? = context?.channel.remoteAddress?.ipAddress
-    private var current: PublicExchange?
+    var current: PublicExchange?
     private var parser = HTTP1RequestParser()
     /// Bytes read and not yet parsed: a head split across reads, or requests pipelined
     /// behind one whose response is still going out.
-    private var input = ByteBuffer()
+    var input = ByteBuffer()
     /// An error answer is on its way and the connection closes after it.
-    private var closing = false
-    private var heldRead = false
+    var closing = false
+    var heldRead = false
     /// The app switched protocols (a WebSocket): bytes now pass both ways as they are.
-    private var switched = false
-    private var flushScheduled = false
-    private var writer = HTTP1MessageWriter(allocator: ByteBufferAllocator())
+    var switched = false
+    var flushScheduled = false
+    var writer = HTTP1MessageWriter(allocator: ByteBufferAllocator())
     /// Pipelined bytes kept while a response goes out; past this, reading stops.
     private static let maximumPipelinedBytes = 64 * 1024
 
@@ -96,7 +98,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     private var waitingForResponse: Bool { current?.requestEnded ?? false }
 
     /// Handles what `input` holds, up to a pipelined request that must wait.
-    private func parseAvailable(_ context: ChannelHandlerContext) {
+    func parseAvailable(_ context: ChannelHandlerContext) {
         defer { watchHead(context) }
         do {
             while !closing, !waitingForResponse, let event = try parser.next(from: &input) {
@@ -240,14 +242,14 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
 
     /// Answers a request nothing upstream will answer, then closes the connection: any
     /// body or pipelined request behind it is not served.
-    private func respond(with error: ExchangeError, version: HTTPVersion, context: ChannelHandlerContext) {
+    func respond(with error: ExchangeError, version: HTTPVersion, context: ChannelHandlerContext) {
         writer.answer(error, version: version) { context.write(wrapOutboundOut($0), promise: nil) }
         closeAfterAnswer(context)
     }
 
     /// Writes what is gathered, then ends the connection without a reset (see
     /// `LingeringClose`): any body or pipelined request behind the answer is dropped.
-    private func closeAfterAnswer(_ context: ChannelHandlerContext) {
+    func closeAfterAnswer(_ context: ChannelHandlerContext) {
         closing = true
         releaseHeldRead()
         writeGatheredAndFlush(context).assumeIsolated().whenComplete { _ in
@@ -275,7 +277,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
 
     /// Reads wait while the upstream cannot take more body, or while pipelined bytes
     /// pile up behind a response. A closing connection reads on (and drops what it reads).
-    private var mustHoldReads: Bool {
+    var mustHoldReads: Bool {
         if closing { return false }
         if let upstream = current?.upstream, !upstream.isWritable { return true }
         return waitingForResponse && input.readableBytes >= Self.maximumPipelinedBytes
@@ -311,138 +313,6 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
-    }
-}
-
-extension PublicRequestHandler: ExchangeDownstream {
-    public var isWritable: Bool { context?.channel.isWritable ?? false }
-
-    public func exchangeReceivedHead(_ head: ProxyResponseHead) {
-        guard let context, var exchange = current else { return }
-        exchange.responseStarted = true
-        exchange.status = Int(head.status.code)
-        exchange.timeout?.cancel()
-        let hasBody = head.hasBody(for: exchange.head)
-        let isHTTP10 = exchange.version.minor == 0
-        // An HTTP/1.0 client cannot read chunked bodies: without a length, the end of
-        // the connection has to mark the end of the body.
-        if isHTTP10, hasBody, !head.headers.contains(name: "content-length") {
-            exchange.keepAlive = false
-        }
-        if head.status == .switchingProtocols, exchange.head.upgrade == nil {
-            exchange.upstream?.cancel()
-            return exchangeFailed(.protocolViolation("a switch of protocols that nobody asked for"))
-        }
-        if exchange.head.upgrade != nil {
-            // The connection ends with this exchange: its client meant to leave HTTP.
-            exchange.keepAlive = false
-            if head.status == .switchingProtocols {
-                current = exchange
-                startSwitchedProtocol(head, context: context)
-                return
-            }
-            // Declined: the handshake was an ordinary request after all, and ends here.
-            exchange.upstream?.sendEnd(trailers: nil)
-        }
-        current = exchange
-        // HTTP/1.1 keeps connections open unless told; HTTP/1.0 closes them unless told.
-        let connection = !exchange.keepAlive ? "close" : (isHTTP10 ? "keep-alive" : nil)
-        writer.head(
-            status: head.status, version: exchange.version, headers: head.headers, hasBody: hasBody,
-            connection: connection)
-        scheduleFlush(context)
-    }
-
-    /// Answers 101 and from then on passes bytes as they are: what the client sent early
-    /// first, then whatever it sends.
-    private func startSwitchedProtocol(_ head: ProxyResponseHead, context: ChannelHandlerContext) {
-        switched = true
-        // A client that ends its side (FIN) may still read: its end goes on, in order,
-        // after what it sent (see `userInboundEventTriggered`).
-        try? context.channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-        writer.switchingProtocols(to: head.upgrade ?? current?.head.upgrade ?? "websocket", headers: head.headers)
-        // Written now, so that body pieces passed on whole cannot overtake it.
-        if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }
-        scheduleFlush(context)
-        if input.readableBytes > 0 {
-            let early = input
-            input = ByteBuffer()
-            current?.upstream?.sendBody(early)
-        }
-        releaseHeldRead()
-    }
-
-    public func exchangeReceivedBody(_ body: ByteBuffer) {
-        // A piece that was on its way when the exchange failed goes nowhere.
-        guard let context, current != nil else { return }
-        writer.body(body) { context.write(wrapOutboundOut($0), promise: nil) }
-        scheduleFlush(context)
-    }
-
-    /// Head, body and end usually arrive in the same event-loop tick; flushing once at
-    /// the end of it sends them in one write. A stream that trickles (server-sent
-    /// events) still goes out within the tick each piece arrives in.
-    private func scheduleFlush(_ context: ChannelHandlerContext) {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        // The task captures only `self` (the context is read back from it): a closure over
-        // a single object needs no allocated context, one over two does, per response.
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            guard let context = self.context else { return }
-            if let gathered = self.writer.take() { context.write(self.wrapOutboundOut(gathered), promise: nil) }
-            context.flush()
-        }
-    }
-
-    /// Writes what the writer gathered and flushes; the future completes once it is written.
-    private func writeGatheredAndFlush(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
-        context.writeAndFlush(wrapOutboundOut(writer.take() ?? ByteBuffer()))
-    }
-
-    public func exchangeReceivedEnd(trailers: HTTPHeaders?) {
-        guard let context, let exchange = current else { return }
-        current = nil
-        record(exchange)
-        writer.end(trailers: trailers)
-        if !exchange.keepAlive || !exchange.requestEnded {
-            // Without keep-alive, or with a request body the application never read, the
-            // connection cannot carry another request.
-            closeAfterAnswer(context)
-            return
-        }
-        if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }
-        context.flush()
-        parseAvailable(context)
-        releaseHeldRead()
-    }
-
-    public func exchangeFailed(_ error: ExchangeError) {
-        guard let context, var exchange = current else { return }
-        current = nil
-        exchange.timeout?.cancel()
-        if exchange.responseStarted {
-            // Too late for an error status: cut the response so the client sees it incomplete.
-            context.close(promise: nil)
-            return
-        }
-        exchange.status = Int(error.status.code)
-        record(exchange)
-        respond(with: error, version: exchange.version, context: context)
-    }
-
-    public func exchangeUpstreamWritabilityChanged() {
-        releaseHeldRead()
-    }
-
-    private func releaseHeldRead() {
-        guard heldRead, let context, !mustHoldReads else { return }
-        heldRead = false
-        context.read()
-    }
-
-    private func record(_ exchange: PublicExchange) {
-        onComplete?(ExchangeRecord(request: exchange.head, status: exchange.status, startedAt: exchange.startedAt))
     }
 }
 
