@@ -33,12 +33,13 @@ struct ConnectionIdleness {
     }
 
     /// Notes whether a request is in flight or arriving; idleness starts at the first
-    /// `busy: false` after a `busy: true`.
-    mutating func note(busy: Bool, now: NIODeadline) {
+    /// `busy: false` after a `busy: true`. The clock is read only then: this runs twice
+    /// per request.
+    mutating func note(busy: Bool, now: @autoclosure () -> NIODeadline) {
         if busy {
             idleSince = nil
         } else if idleSince == nil {
-            idleSince = now
+            idleSince = now()
         }
     }
 
