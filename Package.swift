@@ -44,14 +44,30 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // Plain Swift: no C module, no TLS, no HTTP/2 (Tests/PinholeCoreTests/LayeringTests checks).
         .target(
             name: "PinholeCore",
             dependencies: [
-                "PinholeHTTP2",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The glue between Core's exchanges and PinholeHTTP2's streams.
+        .target(
+            name: "PinholeTunnel",
+            dependencies: [
+                "PinholeCore",
+                "PinholeHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // Istio plans and their YAML: nothing to do with moving bytes.
+        .target(
+            name: "PinholeIstio",
+            dependencies: [
+                "PinholeCore",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -59,6 +75,7 @@ let package = Package(
             name: "PinholeRelay",
             dependencies: [
                 "PinholeCore",
+                "PinholeTunnel",
                 "PinholeTLS",
                 "PinholeHTTP2",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -70,6 +87,7 @@ let package = Package(
             name: "PinholeAgent",
             dependencies: [
                 "PinholeCore",
+                "PinholeTunnel",
                 "PinholeTLS",
                 "PinholeHTTP2",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -81,6 +99,8 @@ let package = Package(
             name: "PinholeCommands",
             dependencies: [
                 "PinholeCore",
+                "PinholeIstio",
+                "PinholeTunnel",
                 "PinholeRelay",
                 "PinholeAgent",
                 "PinholeTLS",
@@ -167,6 +187,7 @@ let package = Package(
                 "PinholeRelay",
                 "PinholeAgent",
                 "PinholeCore",
+                "PinholeTunnel",
                 "PinholeTLS",
                 "PinholeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -185,11 +206,29 @@ let package = Package(
             name: "PinholeCoreTests",
             dependencies: [
                 "PinholeCore",
-                "PinholeHTTP2",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 "PinholeTestSupport",
+            ]
+        ),
+        .testTarget(
+            name: "PinholeTunnelTests",
+            dependencies: [
+                "PinholeTunnel",
+                "PinholeCore",
+                "PinholeHTTP2",
+                "PinholeTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "PinholeIstioTests",
+            dependencies: [
+                "PinholeIstio",
+                "PinholeCore",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -198,6 +237,7 @@ let package = Package(
             dependencies: [
                 "PinholeCommands",
                 "PinholeCore",
+                "PinholeIstio",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

@@ -4,6 +4,7 @@ import NIOPosix
 import PinholeCore
 import PinholeHTTP2
 import PinholeTLS
+import PinholeTunnel
 
 /// The agent: forwards public requests to the target, through an embedded relay or a
 /// relay on a VM. `run()` returns only when cancelled, or throws `AgentError` for a

@@ -3,6 +3,7 @@ import NIOCore
 import PinholeCore
 import PinholeHTTP2
 import PinholeTLS
+import PinholeTunnel
 
 /// How an agent runs: which application it forwards to, and where the public side is.
 public struct AgentConfiguration: Sendable {

@@ -2,6 +2,7 @@ import NIOCore
 import PinholeCore
 import PinholeHTTP2
 import PinholeTLS
+import PinholeTunnel
 
 /// The agent's side of the handshake: once TLS is up it sends its hello, reads the
 /// relay's answer, and on acceptance becomes an HTTP/2 server whose streams are the

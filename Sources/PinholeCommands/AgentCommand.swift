@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import PinholeAgent
 import PinholeCore
+import PinholeIstio
 import PinholeTLS
 
 /// `agent`: run beside the IDE.

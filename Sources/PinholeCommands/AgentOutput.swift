@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import PinholeAgent
 import PinholeCore
+import PinholeIstio
 
 /// Turns agent events into what the person (or a script) reads: a short header, then
 /// one line per request, like ngrok's console; or JSON lines with `--log-format json`.

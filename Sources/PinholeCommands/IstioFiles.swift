@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import PinholeAgent
 import PinholeCore
+import PinholeIstio
 
 /// Writes the agent's Istio resources (and the matching restore file) once the tunnel
 /// has an authority, so the developer only runs `kubectl apply -f`.

@@ -4,8 +4,10 @@ import Logging
 import NIOCore
 import NIOPosix
 import PinholeCore
+import PinholeIstio
 import PinholeRelay
 import PinholeTLS
+import PinholeTunnel
 
 /// `relay`: run on a VM the cluster can reach.
 public struct RelayCommand: AsyncParsableCommand {
@@ -141,7 +143,7 @@ public struct RelayCommand: AsyncParsableCommand {
         var dnsNames = domain.map { [$0, "*.\($0)"] } ?? []
         var ipAddresses: [String] = []
         if let publicHost {
-            if TunnelEndpoint.isIPAddress(publicHost) {
+            if IPAddressLiteral.isValid(publicHost) {
                 ipAddresses.append(publicHost)
             } else {
                 dnsNames.append(publicHost)

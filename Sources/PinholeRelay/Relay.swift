@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import PinholeCore
 import PinholeTLS
+import PinholeTunnel
 
 /// The relay: a public HTTP side, a TLS side for agents, and the registry between them.
 ///

@@ -3,6 +3,7 @@ import NIOCore
 import PinholeCore
 import PinholeHTTP2
 import PinholeTLS
+import PinholeTunnel
 
 /// What the relay's per-connection handlers share.
 struct RelayServices: Sendable {

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import PinholeCore
+import PinholeTunnel
 
 /// A connected agent's tunnel, as the registry keeps it.
 struct TunnelLink: Sendable {

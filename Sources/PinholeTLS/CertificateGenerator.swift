@@ -93,7 +93,7 @@ public enum CertificateGenerator {
         for name in request.dnsNames where name.isEmpty || !name.allSatisfy(allowed.contains) {
             throw TLSError.invalidConfiguration("'\(name)' is not a DNS name a certificate can carry")
         }
-        for address in request.ipAddresses where !TLSConnection.isIPAddress(address) {
+        for address in request.ipAddresses where !TLSConnection.opensslReadsAsIPAddress(address) {
             throw TLSError.invalidConfiguration("'\(address)' is not an IP address")
         }
         guard request.notBefore < request.notAfter else {

@@ -78,7 +78,7 @@ final class TLSConnection {
 
     private func configureServerName(_ name: String, checkName: Bool) throws(TLSError) {
         let bare = name.hasPrefix("[") && name.hasSuffix("]") ? String(name.dropFirst().dropLast()) : name
-        if Self.isIPAddress(bare) {
+        if Self.opensslReadsAsIPAddress(bare) {
             // RFC 6066 forbids IP literals in SNI, so only the certificate check uses it.
             if checkName {
                 try OpenSSLErrorQueue.check(
@@ -93,10 +93,16 @@ final class TLSConnection {
         }
     }
 
-    static func isIPAddress(_ text: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+    /// Whether OpenSSL reads `text` as an IP address (what it will check or encode as
+    /// one). Hosts are told apart from addresses outside this module with PinholeCore's
+    /// `IPAddressLiteral`; this module, below Core, asks the library that consumes the value.
+    static func opensslReadsAsIPAddress(_ text: String) -> Bool {
+        guard let octets = a2i_IPADDRESS(text) else {
+            ERR_clear_error()  // the failed parse left its reason on the queue
+            return false
+        }
+        ASN1_OCTET_STRING_free(octets)
+        return true
     }
 
     /// The ALPN id both sides agreed on, if any.

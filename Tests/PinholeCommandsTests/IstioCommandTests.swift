@@ -1,6 +1,7 @@
 import ArgumentParser
 import PinholeCommands
 import PinholeCore
+import PinholeIstio
 import Testing
 import Yams
 

@@ -100,12 +100,12 @@ struct ServiceAliasTests {
         let alias = try ServiceAlias(service: "checkout", namespace: "shop")
         #expect(try ServiceAlias(description: alias.description) == alias)
         #expect(try ServiceAlias(description: "checkout") == ServiceAlias(service: "checkout"))
-        #expect(throws: IstioError.self) { try ServiceAlias(description: "") }
-        #expect(throws: IstioError.self) { try ServiceAlias(description: "checkout.Shop") }
+        #expect(throws: InvalidName.self) { try ServiceAlias(description: "") }
+        #expect(throws: InvalidName.self) { try ServiceAlias(description: "checkout.Shop") }
     }
 
     @Test func refusesInvalidNames() {
-        #expect(throws: IstioError.self) { try ServiceAlias(service: "My_Service") }
-        #expect(throws: IstioError.self) { try ServiceAlias(service: "checkout", namespace: "-bad") }
+        #expect(throws: InvalidName.self) { try ServiceAlias(service: "My_Service") }
+        #expect(throws: InvalidName.self) { try ServiceAlias(service: "checkout", namespace: "-bad") }
     }
 }

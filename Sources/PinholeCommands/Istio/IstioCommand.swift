@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PinholeCore
+import PinholeIstio
 
 /// `agent istio`: the Istio resources for a tunnel, without starting one, so they can be
 /// reviewed or piped into `kubectl apply -f -`.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import PinholeCore
+import PinholeIstio
 
 extension IstioMode: ExpressibleByArgument {
     // Shown beside each value in --help, for someone who has not used Istio routing before.

@@ -64,7 +64,7 @@ public struct ExchangeRecord: Sendable {
     }
 
     /// The record of `request`, answered with `status`, ending now.
-    init(request: ProxyRequestHead, status: Int, startedAt: NIODeadline) {
+    public init(request: ProxyRequestHead, status: Int, startedAt: NIODeadline) {
         self.init(
             method: request.method.rawValue, path: request.path, status: status, duration: .now() - startedAt,
             startedAt: startedAt)

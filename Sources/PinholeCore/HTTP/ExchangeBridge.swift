@@ -10,7 +10,7 @@ import NIOHTTP1
 extension ExchangeTarget {
     /// Starts an exchange on `upstreamLoop` for a downstream on `downstreamLoop`,
     /// bridging the two when they differ.
-    func startBridged(
+    public func startBridged(
         _ head: ProxyRequestHead, downstream: any ExchangeDownstream, downstreamLoop: any EventLoop,
         upstreamLoop: any EventLoop,
         start:

@@ -24,7 +24,7 @@ public enum ExchangeError: Error, Sendable, Equatable {
     case protocolViolation(String)
 
     /// `timedOut` for a `--request-timeout` of `timeout`.
-    static func timedOut(after timeout: TimeAmount) -> ExchangeError {
+    public static func timedOut(after timeout: TimeAmount) -> ExchangeError {
         .timedOut(seconds: Int(timeout.nanoseconds / 1_000_000_000))
     }
 
@@ -40,8 +40,8 @@ public enum ExchangeError: Error, Sendable, Equatable {
     }
 
     /// The answer's body, `message` as a line of text, and its Content-Type.
-    var body: ByteBuffer { ByteBuffer(string: message + "\n") }
-    static let bodyContentType = "text/plain; charset=utf-8"
+    public var body: ByteBuffer { ByteBuffer(string: message + "\n") }
+    public static let bodyContentType = "text/plain; charset=utf-8"
 
     /// The plain-text body the caller gets.
     public var message: String {

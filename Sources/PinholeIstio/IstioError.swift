@@ -1,3 +1,5 @@
+import PinholeCore
+
 /// Everything that can be wrong with the Istio part of Pinhole's configuration,
 /// phrased for the developer who typed it: what was refused, why, and what would work.
 public enum IstioError: Error, Sendable, Equatable {
@@ -20,11 +22,18 @@ public enum IstioError: Error, Sendable, Equatable {
     case encodingFailed(reason: String)
 }
 
+extension IstioError {
+    /// A name that breaks its Kubernetes naming rule, as an Istio configuration error.
+    public init(_ name: InvalidName) {
+        self = .invalidName(kind: name.kind, value: name.value, rule: name.rule, example: name.example)
+    }
+}
+
 extension IstioError: CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidName(let kind, let value, let rule, let example):
-            return "\(kind) '\(value)' is not valid: \(rule); for example '\(example)'"
+            return InvalidName(kind: kind, value: value, rule: rule, example: example).description
         case .invalidHeaderMatch(let input, let reason):
             return "header match '\(input)' is not valid: \(reason); "
                 + "write NAME=VALUE (exact), NAME^=PREFIX (prefix) or NAME~REGEX (RE2 regex), e.g. x-user=debug"

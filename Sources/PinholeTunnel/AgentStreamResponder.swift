@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PinholeCore
 import PinholeHTTP2
 
 /// The agent's side of one tunnelled request: the relay opened an HTTP/2 stream, and

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import PinholeHTTP2
+import PinholeTunnel
 import Testing
 
 @testable import PinholeCore

@@ -1,4 +1,5 @@
 import NIOCore
+import PinholeCore
 import PinholeHTTP2
 
 /// An agent's tunnel, as the relay's public side sees it: requests become HTTP/2

@@ -1,3 +1,5 @@
+import PinholeCore
+
 /// How the mesh hands traffic for the debugged service to the tunnel.
 public enum IstioMode: String, Sendable, CaseIterable {
     /// Requests carrying the debug header get a redirect to the tunnel; the client follows it.
@@ -20,7 +22,7 @@ public enum IstioAPIVersion: String, Sendable, CaseIterable {
 
 /// Everything the renderer needs, checked once so rendering cannot fail on user input.
 public struct IstioPlan: Sendable, Equatable {
-    public static let defaultNamespace = "default"
+    public static let defaultNamespace = ServiceAlias.defaultNamespace
     public static let defaultServicePort = 3000
     public static let defaultRedirectCode = 307
     /// The codes Istio translates to an Envoy redirect; anything else makes istiod drop the route.
@@ -71,11 +73,11 @@ public struct IstioPlan: Sendable, Equatable {
     // before it knows the tunnel.
 
     public static func checkService(_ service: String) throws(IstioError) {
-        try DNS1123.validateServiceName(service)
+        do { try DNS1123.validateServiceName(service) } catch { throw IstioError(error) }
     }
 
     public static func checkNamespace(_ namespace: String) throws(IstioError) {
-        try DNS1123.validateLabel(namespace, kind: "namespace", example: "team-a")
+        do { try ServiceAlias.validateNamespace(namespace) } catch { throw IstioError(error) }
     }
 
     public static func checkServicePort(_ port: Int) throws(IstioError) {

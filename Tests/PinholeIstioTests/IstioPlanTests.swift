@@ -1,4 +1,5 @@
 import PinholeCore
+import PinholeIstio
 import Testing
 
 private let tunnel = try! TunnelEndpoint(host: "tunnel.example.com")

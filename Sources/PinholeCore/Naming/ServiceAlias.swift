@@ -10,9 +10,12 @@ public struct ServiceAlias: Hashable, Sendable, CustomStringConvertible {
     public let service: String
     public let namespace: String
 
-    public init(service: String, namespace: String = IstioPlan.defaultNamespace) throws(IstioError) {
-        try IstioPlan.checkService(service)
-        try IstioPlan.checkNamespace(namespace)
+    /// The namespace of a service named without one.
+    public static let defaultNamespace = "default"
+
+    public init(service: String, namespace: String = ServiceAlias.defaultNamespace) throws(InvalidName) {
+        try DNS1123.validateServiceName(service)
+        try Self.validateNamespace(namespace)
         self.init(checkedService: service, namespace: namespace)
     }
 
@@ -21,13 +24,17 @@ public struct ServiceAlias: Hashable, Sendable, CustomStringConvertible {
         self.namespace = namespace
     }
 
+    public static func validateNamespace(_ namespace: String) throws(InvalidName) {
+        try DNS1123.validateLabel(namespace, kind: "namespace", example: "team-a")
+    }
+
     /// `service.namespace`: how the agent names the alias in its hello.
     public var description: String { service + "." + namespace }
 
     /// Reads `description` back (`service` alone means the default namespace).
-    public init(description text: String) throws(IstioError) {
+    public init(description text: String) throws(InvalidName) {
         let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
-        try self.init(service: parts.first ?? "", namespace: parts.count > 1 ? parts[1] : IstioPlan.defaultNamespace)
+        try self.init(service: parts.first ?? "", namespace: parts.count > 1 ? parts[1] : Self.defaultNamespace)
     }
 
     /// True when `host` names this service, in this namespace or without a namespace.
@@ -81,7 +88,7 @@ public struct ServiceAlias: Hashable, Sendable, CustomStringConvertible {
         if name.hasSuffix(".") {
             name = name.dropLast()
         }
-        guard !name.isEmpty, !TunnelEndpoint.isIPAddress(String(name)) else {
+        guard !name.isEmpty, !IPAddressLiteral.isValid(String(name)) else {
             return nil
         }
         return String(name)

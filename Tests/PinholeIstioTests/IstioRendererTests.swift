@@ -1,4 +1,5 @@
 import PinholeCore
+import PinholeIstio
 import Testing
 import Yams
 

@@ -1,4 +1,5 @@
 import NIOCore
+import PinholeCore
 import PinholeHTTP2
 
 /// HTTP/2 PINGs on an idle-or-busy tunnel. A PING that is not answered within one

@@ -1,7 +1,7 @@
 /// Kubernetes naming rules (RFC 1123 labels and subdomains, plus RFC 1035 for Service names).
 ///
 /// The `…Violation` functions return nil for a valid name and otherwise the rule it breaks,
-/// worded so it can follow "it": the `validate…` functions wrap that into an `IstioError` that
+/// worded so it can follow "it": the `validate…` functions wrap that into an `InvalidName` that
 /// also names the value and gives a valid example. Checking here, before anything is rendered,
 /// turns the API server's terse rejection at `kubectl apply` time into a message at start-up.
 public enum DNS1123 {
@@ -66,9 +66,9 @@ public enum DNS1123 {
         return nil
     }
 
-    public static func validateLabel(_ value: String, kind: String, example: String) throws(IstioError) {
+    public static func validateLabel(_ value: String, kind: String, example: String) throws(InvalidName) {
         if let rule = labelViolation(value) {
-            throw .invalidName(kind: kind, value: value, rule: rule, example: example)
+            throw InvalidName(kind: kind, value: value, rule: rule, example: example)
         }
     }
 
@@ -76,19 +76,37 @@ public enum DNS1123 {
         _ value: String,
         kind: String = "service",
         example: String = "my-service"
-    ) throws(IstioError) {
+    ) throws(InvalidName) {
         if let rule = serviceNameViolation(value) {
-            throw .invalidName(kind: kind, value: value, rule: rule, example: example)
+            throw InvalidName(kind: kind, value: value, rule: rule, example: example)
         }
     }
 
-    public static func validateSubdomain(_ value: String, kind: String, example: String) throws(IstioError) {
+    public static func validateSubdomain(_ value: String, kind: String, example: String) throws(InvalidName) {
         if let rule = subdomainViolation(value) {
-            throw .invalidName(kind: kind, value: value, rule: rule, example: example)
+            throw InvalidName(kind: kind, value: value, rule: rule, example: example)
         }
     }
 
     private static func isLabelCharacter(_ scalar: Unicode.Scalar) -> Bool {
         ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar) || scalar == "-"
     }
+}
+
+/// A Kubernetes or DNS name that breaks its naming rule: what the name is for (`kind`:
+/// "service", "namespace", "tunnel host"), the rule it breaks, and a valid example.
+public struct InvalidName: Error, Sendable, Equatable, CustomStringConvertible {
+    public let kind: String
+    public let value: String
+    public let rule: String
+    public let example: String
+
+    public init(kind: String, value: String, rule: String, example: String) {
+        self.kind = kind
+        self.value = value
+        self.rule = rule
+        self.example = example
+    }
+
+    public var description: String { "\(kind) '\(value)' is not valid: \(rule); for example '\(example)'" }
 }

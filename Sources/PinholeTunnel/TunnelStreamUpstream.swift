@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import PinholeCore
 import PinholeHTTP2
 
 /// The relay's side of one tunnelled request: an HTTP/2 stream it opens to the agent,

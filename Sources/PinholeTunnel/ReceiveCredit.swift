@@ -1,3 +1,4 @@
+import PinholeCore
 import PinholeHTTP2
 
 /// Receive window a stream owes its peer. Data is acknowledged (and the window given

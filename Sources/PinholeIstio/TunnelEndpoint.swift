@@ -1,4 +1,4 @@
-import NIOCore
+import PinholeCore
 
 /// The tunnel's public authority: where a pod in the cluster sends a request so that it
 /// reaches the relay, and through it the developer's laptop.
@@ -57,7 +57,7 @@ public struct TunnelEndpoint: Sendable, Equatable, CustomStringConvertible {
 
     public var usesDefaultPort: Bool { port == scheme.defaultPort }
 
-    public var isIPAddress: Bool { Self.isIPAddress(host) }
+    public var isIPAddress: Bool { IPAddressLiteral.isValid(host) }
 
     /// `host[:port]` as it goes into a Host header or a redirect; the port only when it is not
     /// the scheme's default, IPv6 in brackets.
@@ -101,7 +101,7 @@ public struct TunnelEndpoint: Sendable, Equatable, CustomStringConvertible {
             throw .invalidTunnel(input: input, reason: "the host is empty")
         }
         let lowered = host.lowercased()
-        if isIPAddress(lowered) {
+        if IPAddressLiteral.isValid(lowered) {
             return lowered
         }
         if lowered.contains(":") {
@@ -112,12 +112,11 @@ public struct TunnelEndpoint: Sendable, Equatable, CustomStringConvertible {
             // Istio would hand this to DNS as a name, which no resolver answers.
             throw .invalidTunnel(input: input, reason: "'\(host)' looks like an IPv4 address but is not a valid one")
         }
-        try DNS1123.validateSubdomain(lowered, kind: "tunnel host", example: "tunnel.example.com")
+        do {
+            try DNS1123.validateSubdomain(lowered, kind: "tunnel host", example: "tunnel.example.com")
+        } catch {
+            throw IstioError(error)
+        }
         return lowered
-    }
-
-    /// Whether `text` is an IPv4 or IPv6 literal (no brackets).
-    public static func isIPAddress(_ text: String) -> Bool {
-        (try? SocketAddress(ipAddress: text, port: 0)) != nil
     }
 }

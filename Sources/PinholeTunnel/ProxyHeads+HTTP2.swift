@@ -1,0 +1,122 @@
+import NIOCore
+import NIOHTTP1
+import PinholeCore
+import PinholeHTTP2
+
+// How requests and responses travel as HTTP/2 streams through the tunnel (see
+// docs/PROTOCOL.md): pseudo-headers, and a protocol switch as `TunnelUpgrade` fields.
+
+extension ProxyRequestHead {
+    /// The request as HTTP/2 headers, pseudo-headers first (names are lowercased as they are sent).
+    public var http2Headers: HTTP2Headers {
+        var fields = HTTP2Headers()
+        fields.reserveCapacity(headers.count + 4)
+        fields.add(name: ":method", value: method.rawValue)
+        fields.add(name: ":scheme", value: scheme)
+        fields.add(name: ":authority", value: authority)
+        fields.add(name: ":path", value: path)
+        fields.append(http1: headers)
+        if let upgrade { fields.add(name: TunnelUpgrade.requestField, value: upgrade) }
+        return fields
+    }
+
+    /// Reads a request from HTTP/2 headers, as the agent receives it.
+    public init(http2 fields: HTTP2Headers) throws(ExchangeError) {
+        var method: String?
+        var path: String?
+        var authority: String?
+        var scheme = "http"
+        var upgrade: String?
+        // An array, not HTTPHeaders.add, which would recheck each name for non-ASCII
+        // bytes: nghttp2 has already refused any name that is not a lowercase token.
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(fields.count)
+        for (name, value) in fields {
+            switch name {
+            case ":method": method = value
+            case ":path": path = value
+            case ":authority": authority = value
+            case ":scheme": scheme = value
+            case "host": authority = authority ?? value
+            case TunnelUpgrade.requestField: upgrade = value
+            default:
+                if !name.hasPrefix(":") { headers.append((name, value)) }
+            }
+        }
+        guard let method, let path, let authority else {
+            throw .malformedRequest("the tunnelled request lacks :method, :path or :authority")
+        }
+        self.init(
+            method: HTTPMethod(rawValue: method), path: path, authority: authority, scheme: scheme,
+            headers: HTTPHeaders(headers), upgrade: upgrade)
+    }
+}
+
+extension ProxyResponseHead {
+    /// HTTP/2 has no 101 (RFC 9113 §8.6): a switch travels as a 200 that names the protocol.
+    public var http2Headers: HTTP2Headers {
+        var fields = HTTP2Headers()
+        fields.reserveCapacity(headers.count + 2)
+        let switched = status == .switchingProtocols
+        fields.add(name: ":status", value: switched ? "200" : String(status.code))
+        fields.append(http1: headers)
+        if switched { fields.add(name: TunnelUpgrade.responseField, value: upgrade ?? "websocket") }
+        return fields
+    }
+
+    public init(http2 fields: HTTP2Headers) throws(ExchangeError) {
+        var status: Int?
+        var upgrade: String?
+        var headers: [(String, String)] = []  // see ProxyRequestHead.init(http2:)
+        headers.reserveCapacity(fields.count)
+        for (name, value) in fields {
+            if name == ":status" {
+                status = Int(value)
+            } else if name == TunnelUpgrade.responseField {
+                upgrade = value
+            } else if !name.hasPrefix(":") {
+                headers.append((name, value))
+            }
+        }
+        guard let status, (100...999).contains(status) else {
+            throw .protocolViolation("the tunnelled response has no valid :status")
+        }
+        if upgrade != nil, status != 200 {
+            throw .protocolViolation("a protocol switch tunnelled with status \(status)")
+        }
+        self.init(
+            status: upgrade == nil ? HTTPResponseStatus(statusCode: status) : .switchingProtocols,
+            headers: HTTPHeaders(headers), upgrade: upgrade)
+    }
+}
+
+extension HTTPHeaders {
+    /// HTTP/2 fields (trailers) as HTTP/1 headers; pseudo-headers are not expected here.
+    public init(http2 fields: HTTP2Headers) {
+        self.init(fields.map { ($0.name, $0.value) })
+    }
+}
+
+extension HTTP2Stream {
+    /// Ends the stream, with `trailers` when there are any.
+    public func finish(trailers: HTTPHeaders?) {
+        if let trailers, !trailers.isEmpty {
+            sendTrailers(HTTP2Headers(http1: trailers))
+        } else {
+            finish()
+        }
+    }
+}
+
+extension HTTP2Headers {
+    /// HTTP/1 headers (trailers) as HTTP/2 fields.
+    public init(http1 headers: HTTPHeaders) {
+        self.init()
+        append(http1: headers)
+    }
+
+    /// Appends HTTP/1 fields as they are: HTTP2Headers lowercases names as it sends them.
+    public mutating func append(http1 headers: HTTPHeaders) {
+        for (name, value) in headers { add(name: name, value: value) }
+    }
+}
