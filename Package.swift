@@ -142,7 +142,6 @@ let package = Package(
             dependencies: [
                 "PinholeHTTP2",
                 "PinholeTLS",
-                "PinholeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

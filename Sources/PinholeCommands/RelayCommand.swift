@@ -171,36 +171,12 @@ public struct RelayCommand: AsyncParsableCommand {
     }
 
     /// Tokens from --token, --token-file and PINHOLE_TOKENS; when there are none, the
-    /// token kept in certs/relay.token (made on first start).
+    /// token kept beside the certificate (made on first start).
     private func resolveTokens() throws -> ([String], String) {
-        var list = tokens
-        if let tokenFile {
-            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
-                throw RelayError.configuration("--token-file \(tokenFile) cannot be read")
-            }
-            list += text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter {
-                !$0.isEmpty
-            }
-        }
-        if let environment = ProcessInfo.processInfo.environment["PINHOLE_TOKENS"] {
-            list += environment.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init)
-        }
-        if !list.isEmpty { return (list, "<your token>") }
-        let directory =
-            (cert as NSString).deletingLastPathComponent.isEmpty ? "." : (cert as NSString).deletingLastPathComponent
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let path = directory + "/relay.token"
-        if let stored = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(
-            in: .whitespacesAndNewlines), !stored.isEmpty
-        {
-            return ([stored], "<the token in \(path) on the relay>")
-        }
-        let token = TokenGenerator.make()
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard descriptor >= 0 else { throw RelayError.configuration("cannot create \(path) for the generated token") }
-        FileHandle(fileDescriptor: descriptor, closeOnDealloc: true).write(Data((token + "\n").utf8))
-        // Shown once, now: it is the only way to hand it to the laptop.
-        return ([token], token)
+        let resolved = try RelayTokens.resolve(
+            given: tokens, file: tokenFile, environment: ProcessInfo.processInfo.environment["PINHOLE_TOKENS"],
+            directory: (cert as NSString).deletingLastPathComponent)
+        return (resolved.tokens, resolved.banner)
     }
 
     private func printBanner(relay: Relay, addresses: Relay.Addresses, loaded: RelayIdentity.Loaded, tokenNote: String)
@@ -224,14 +200,5 @@ public struct RelayCommand: AsyncParsableCommand {
             "  ./agent 3000 --relay \(host):\(addresses.agentPort) --pin \(loaded.identity.fingerprint) --token \(tokenNote)"
         )
         Terminal.out("")
-    }
-}
-
-/// Random tokens for a relay started without one.
-enum TokenGenerator {
-    static func make() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
-        return String((0..<32).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
     }
 }

@@ -7,7 +7,6 @@ import NIOCore
 import NIOPosix
 import PinholeHTTP2
 import PinholeTLS
-import PinholeTestSupport
 
 var port = 0
 var useTLS = false

@@ -39,7 +39,9 @@ struct LayeringTests {
                 let words = line.split(separator: " ").map(String.init)
                 // `import X`, `internal import X`, `@testable import X`, `import struct X.Y`
                 guard let at = words.firstIndex(of: "import"), at + 1 < words.count else { continue }
-                if at > 0, !["internal", "public", "private", "fileprivate", "package", "@_exported"].contains(words[0]) {
+                if at > 0,
+                    !["internal", "public", "private", "fileprivate", "package", "@_exported"].contains(words[0])
+                {
                     continue
                 }
                 let kinds: Set = ["struct", "class", "enum", "protocol", "func", "var", "let", "typealias"]

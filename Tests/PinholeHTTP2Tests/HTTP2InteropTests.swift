@@ -6,66 +6,57 @@ import PinholeTLS
 import PinholeTestSupport
 import Testing
 
-/// Our HTTP/2 server on 127.0.0.1:0 answering "Hello, world!", over TLS (ALPN h2) or h2c.
-private func startServer(tls: TLSContext?) async throws -> any Channel {
-    try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-        .childChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                if let tls { try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls)) }
-                try channel.pipeline.syncOperations.addHandler(
-                    HTTP2ConnectionHandler(role: .server, eventLoop: channel.eventLoop) { _ in
-                        StaticResponder(body: ByteBuffer(string: "Hello, world!"))
-                    })
-            }
-        }
-        .bind(host: "127.0.0.1", port: 0).get()
+/// Our HTTP/2 server answering "Hello, world!" (the `pinhole-h2-server` benchmark tool,
+/// built beside the tests), over TLS with ALPN h2 or h2c; stopped at the end of `body`.
+private func withServer(tls: Bool, _ body: (_ port: Int) async throws -> Void) async throws {
+    let binary = builtExecutablesDirectory + "/pinhole-h2-server"
+    try #require(FileManager.default.isExecutableFile(atPath: binary), "build the executables first: swift build")
+    let server = try ChildProcess(binary, tls ? ["--tls"] : [])
+    defer { server.terminate() }
+    let output = try await server.waitForOutput { $0.contains("listening ") && $0.hasSuffix("\n") }
+    let port = try #require(
+        output.split(separator: "\n").first { $0.hasPrefix("listening ") }.flatMap { Int($0.dropFirst(10)) })
+    try await body(port)
 }
 
 @Suite("HTTP/2 interop with nghttp2's own tools", .timeLimit(.minutes(2)))
 struct HTTP2InteropTests {
     @Test("nghttp fetches from our server over TLS with ALPN h2")
     func nghttpOverTLS() async throws {
-        let identity = try CertificateGenerator.selfSigned(
-            CertificateRequest(commonName: "localhost", ipAddresses: ["127.0.0.1"]))
-        let tls = try TLSContext(server: TLSServerConfiguration(identity: identity, applicationProtocols: ["h2"]))
-        let server = try await startServer(tls: tls)
-        defer { server.close(promise: nil) }
-        let client = try ChildProcess("nghttp", ["-v", "https://127.0.0.1:\(server.localAddress!.port!)/hello"])
-        let (status, output) = await client.waitForExit()
-        #expect(status == 0, "\(output)")
-        #expect(output.contains("The negotiated protocol: h2"))
-        #expect(output.contains(":status: 200"))
-        #expect(output.contains("Hello, world!"))
+        try await withServer(tls: true) { port in
+            let client = try ChildProcess("nghttp", ["-v", "https://127.0.0.1:\(port)/hello"])
+            let (status, output) = await client.waitForExit()
+            #expect(status == 0, "\(output)")
+            #expect(output.contains("The negotiated protocol: h2"))
+            #expect(output.contains(":status: 200"))
+            #expect(output.contains("Hello, world!"))
+        }
     }
 
     @Test("h2load -n 20000 -c 10 -m 100 against our server (h2c): zero failures")
     func h2loadH2C() async throws {
-        let server = try await startServer(tls: nil)
-        defer { server.close(promise: nil) }
-        let load = try ChildProcess(
-            "h2load", ["-n", "20000", "-c", "10", "-m", "100", "http://127.0.0.1:\(server.localAddress!.port!)/hello"])
-        let (status, output) = await load.waitForExit()
-        #expect(status == 0, "\(output)")
-        #expect(
-            output.contains(
-                "requests: 20000 total, 20000 started, 20000 done, 20000 succeeded, 0 failed, 0 errored, 0 timeout"),
-            "\(output)")
-        #expect(output.contains("status codes: 20000 2xx"), "\(output)")
+        try await withServer(tls: false) { port in
+            let load = try ChildProcess(
+                "h2load", ["-n", "20000", "-c", "10", "-m", "100", "http://127.0.0.1:\(port)/hello"])
+            let (status, output) = await load.waitForExit()
+            #expect(status == 0, "\(output)")
+            #expect(
+                output.contains(
+                    "requests: 20000 total, 20000 started, 20000 done, 20000 succeeded, 0 failed, 0 errored, 0 timeout"),
+                "\(output)")
+            #expect(output.contains("status codes: 20000 2xx"), "\(output)")
+        }
     }
 
     @Test("h2load over TLS (ALPN h2): zero failures")
     func h2loadTLS() async throws {
-        let identity = try CertificateGenerator.selfSigned(
-            CertificateRequest(commonName: "localhost", ipAddresses: ["127.0.0.1"]))
-        let tls = try TLSContext(server: TLSServerConfiguration(identity: identity, applicationProtocols: ["h2"]))
-        let server = try await startServer(tls: tls)
-        defer { server.close(promise: nil) }
-        let load = try ChildProcess(
-            "h2load", ["-n", "5000", "-c", "4", "-m", "50", "https://127.0.0.1:\(server.localAddress!.port!)/hello"])
-        let (status, output) = await load.waitForExit()
-        #expect(status == 0, "\(output)")
-        #expect(output.contains("5000 succeeded, 0 failed, 0 errored, 0 timeout"), "\(output)")
+        try await withServer(tls: true) { port in
+            let load = try ChildProcess(
+                "h2load", ["-n", "5000", "-c", "4", "-m", "50", "https://127.0.0.1:\(port)/hello"])
+            let (status, output) = await load.waitForExit()
+            #expect(status == 0, "\(output)")
+            #expect(output.contains("5000 succeeded, 0 failed, 0 errored, 0 timeout"), "\(output)")
+        }
     }
 
     @Test("our client fetches ten files concurrently from nghttpd, checksums matching")

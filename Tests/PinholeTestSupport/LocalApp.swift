@@ -31,6 +31,9 @@ public final class LocalApp: Sendable {
         let released = NIOLockedValueBox(false)
         let seen = NIOLockedValueBox(0)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            // Tests open hundreds of connections at once; a short accept queue would make
+            // the kernel drop SYNs, and a loaded machine turn the retries into 502s.
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -3,14 +3,14 @@ import PinholeHTTP2
 
 /// Answers every HTTP/2 request with 200 and a fixed body (a stand-in for a tiny
 /// web server in interop tests and the h2load benchmark).
-public final class StaticResponder: HTTP2StreamDelegate {
+final class StaticResponder: HTTP2StreamDelegate {
     private let body: ByteBuffer
 
-    public init(body: ByteBuffer) {
+    init(body: ByteBuffer) {
         self.body = body
     }
 
-    public func stream(_ stream: HTTP2Stream, received part: HTTP2StreamPart) {
+    func stream(_ stream: HTTP2Stream, received part: HTTP2StreamPart) {
         switch part {
         case .data(let data):
             stream.consumed(data.readableBytes)
@@ -24,6 +24,6 @@ public final class StaticResponder: HTTP2StreamDelegate {
         }
     }
 
-    public func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {}
-    public func streamWritabilityChanged(_ stream: HTTP2Stream) {}
+    func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {}
+    func streamWritabilityChanged(_ stream: HTTP2Stream) {}
 }
