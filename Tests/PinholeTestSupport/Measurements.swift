@@ -31,3 +31,19 @@ public func makeTemporaryDirectory(_ label: String) throws -> String {
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
+
+/// The Python with the tests' PyPI peers (grpcio, websockets, httpx): the virtual
+/// environment `scripts/test` makes, named by PINHOLE_TEST_PYTHON or found at
+/// `.build/test-venv`. Throws, saying how to get it, when there is none.
+public func testPython() throws -> String {
+    if let named = ProcessInfo.processInfo.environment["PINHOLE_TEST_PYTHON"], !named.isEmpty { return named }
+    // The test binary runs from .build/<triple>/debug/; the venv is .build/test-venv.
+    var directory = URL(fileURLWithPath: builtExecutablesDirectory)
+    while directory.path != "/" {
+        let candidate = directory.appendingPathComponent("test-venv/bin/python3").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        directory.deleteLastPathComponent()
+    }
+    throw ChildProcess.Failure(
+        description: "no Python with the test peers (grpcio, websockets, httpx): run scripts/test once to make it")
+}
