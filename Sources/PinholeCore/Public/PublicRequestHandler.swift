@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -23,6 +24,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     typealias Machine = PublicConnectionStateMachine
 
     private let router: any PublicRouter
+    private let logger: Logger?
     /// Called once per finished exchange, with its record (see `complete`).
     private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
     private var machine: Machine
@@ -40,13 +42,14 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
 
     /// `headTimeout`: a request head, once begun, must be complete within this time; a
     /// client that trickles heads (slowloris) would otherwise hold its connection for
-    /// ever.
+    /// ever. `logger` hears, at debug level, why connections end on errors.
     public init(
         router: any PublicRouter, requestTimeout: TimeAmount? = nil, headTimeout: TimeAmount = .seconds(30),
-        idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
+        idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout, logger: Logger? = nil,
         onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) {
         self.router = router
+        self.logger = logger
         self.machine = Machine(headTimeout: headTimeout, idleTimeout: idleTimeout, requestTimeout: requestTimeout)
         self.onComplete = onComplete
     }
@@ -92,6 +95,13 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let logger {
+            var metadata: Logger.Metadata = [
+                "client": "\(clientAddress ?? "unknown")", "while": "\(machine.state)", "error": "\(error)",
+            ]
+            if let current { metadata["request"] = "\(current.head.method.rawValue) \(current.head.path)" }
+            logger.debug("closing a public connection after an error", metadata: metadata)
+        }
         perform(machine.errorCaught())
     }
 
