@@ -44,7 +44,7 @@ public final class Agent: Sendable {
         do {
             channel = try await PublicServer.bind(
                 host: bindHost, port: publicPort, group: group, router: SingleTargetRouter(target: target),
-                requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout,
+                requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout, logger: logger,
                 onComplete: { events(.request($0)) })
         } catch {
             throw AgentError.bindFailed(host: bindHost, port: publicPort, reason: "\(error)")

@@ -59,7 +59,7 @@ public final class Relay: Sendable {
             try await PublicServer.bind(
                 host: self.configuration.bindHost, port: self.configuration.publicPort, group: self.group,
                 router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout,
-                idleTimeout: self.configuration.idleTimeout)
+                idleTimeout: self.configuration.idleTimeout, logger: self.logger)
         }
         let services = RelayServices(
             configuration: configuration, registry: registry,
@@ -148,7 +148,7 @@ public final class Relay: Sendable {
                     try await PublicServer.bind(
                         host: self.configuration.bindHost, port: port, group: self.group, childGroup: childLoop,
                         router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout,
-                        idleTimeout: self.configuration.idleTimeout)
+                        idleTimeout: self.configuration.idleTimeout, logger: self.logger)
                 }
             }
             futures[port] = binding

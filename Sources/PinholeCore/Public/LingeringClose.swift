@@ -1,47 +1,30 @@
 import NIOCore
 
-/// Ends a public connection after an error answer without a reset. The client may
-/// still be sending a body nobody will read; closing with unread bytes would send a
-/// reset, which can destroy the answer before the client reads it. So our side ends
-/// first (FIN), what still arrives is read and dropped, and the connection closes when
-/// the client ends its side, after `quiet` without a byte, or `limit` after the
-/// answer, whichever comes first.
-struct LingeringClose {
+/// When a public connection closes after an error answer, which ends it without a
+/// reset. The client may still be sending a body nobody will read; closing with unread
+/// bytes would send a reset, which can destroy the answer before the client reads it.
+/// So our side ends first (FIN), what still arrives is read and dropped, and the
+/// connection closes when the client ends its side, after `quiet` without a byte, or
+/// `limit` after the answer, whichever comes first.
+///
+/// Bookkeeping only: `PublicConnectionStateMachine` holds it while closing, and
+/// `PublicRequestHandler` owns the timer and the close.
+struct LingeringClose: Equatable {
     /// How long a closing connection waits for the client's next byte, and how long
     /// it reads at most (the client is sending a body nobody will use).
     static let quiet = TimeAmount.seconds(2)
     static let limit = TimeAmount.seconds(30)
 
-    private var deadline: NIODeadline?
-    private var timer: Scheduled<Void>?
+    let deadline: NIODeadline
 
-    /// Starts the clock, once the answer is written; then `endOutput`.
-    mutating func begin(_ context: ChannelHandlerContext) {
-        deadline = context.eventLoop.now + Self.limit
-        rearm(context)
+    /// Starts the clock, once the answer is written.
+    init(answerWrittenAt now: NIODeadline) {
+        deadline = now + Self.limit
     }
 
-    /// Ends our side of the connection. Not part of `begin`: closing can call back into
-    /// the handler, which must not happen while this struct is being mutated.
-    static func endOutput(_ context: ChannelHandlerContext) {
-        let outputClosed = context.eventLoop.makePromise(of: Void.self)
-        outputClosed.futureResult.assumeIsolated().whenComplete { result in
-            // A channel that cannot half-close (or already closed) closes outright.
-            if case .failure = result { context.close(promise: nil) }
-        }
-        context.close(mode: .output, promise: outputClosed)
-    }
-
-    /// The client sent more: wait `quiet` again, up to the deadline. Nothing before `begin`.
-    mutating func rearm(_ context: ChannelHandlerContext) {
-        guard let deadline else { return }
-        timer?.cancel()
-        let delay = min(Self.quiet, deadline - context.eventLoop.now)
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { context.close(promise: nil) }
-    }
-
-    mutating func cancel() {
-        timer?.cancel()
-        timer = nil
+    /// How long to wait from `now` (the answer written, or the client's latest bytes)
+    /// before closing: `quiet`, up to the deadline.
+    func closeDelay(now: NIODeadline) -> TimeAmount {
+        min(Self.quiet, deadline - now)
     }
 }

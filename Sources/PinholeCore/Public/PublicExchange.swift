@@ -1,15 +1,17 @@
 import NIOCore
-import NIOHTTP1
 
-/// The request in flight on a public connection, as `PublicRequestHandler` tracks it.
+/// What `PublicRequestHandler` keeps of the request in flight: the objects and facts
+/// its record needs. Its lifecycle is `PublicConnectionStateMachine`'s.
 struct PublicExchange {
-    var head: ProxyRequestHead
-    var version: HTTPVersion
+    /// The machine's number for it (see `PublicConnectionStateMachine.Exchange`).
+    let number: Int
+    let head: ProxyRequestHead
+    /// Nil until the target has started the exchange.
     var upstream: (any ExchangeUpstream)?
-    var keepAlive: Bool
-    var requestEnded = false
-    var responseStarted = false
-    var status = 0
-    var startedAt: NIODeadline
-    var timeout: Scheduled<Void>?
+    let startedAt: NIODeadline
+
+    /// The request log's line for this exchange, answered with `status`, ending now.
+    func record(status: Int) -> ExchangeRecord {
+        ExchangeRecord(request: head, status: status, startedAt: startedAt)
+    }
 }

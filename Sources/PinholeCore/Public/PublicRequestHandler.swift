@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -10,254 +11,47 @@ public protocol PublicRouter: Sendable {
 
 /// Serves public HTTP/1.1, with keep-alive and pipelining, and turns each request into
 /// an exchange with the target the router picks. It reads requests with
-/// `HTTP1RequestParser` (this file) and, as the downstream of the exchange, writes the
-/// response back as it comes, framed by `HTTP1MessageWriter` (the `+Response` file):
-/// bytes in, bytes out, with no HTTP codec handlers in the pipeline.
+/// `HTTP1RequestParser` and, as the downstream of the exchange, writes the response
+/// back as it comes, framed by `HTTP1MessageWriter`: bytes in, bytes out, with no HTTP
+/// codec handlers in the pipeline.
+///
+/// What happens when is decided by `PublicConnectionStateMachine`: each event goes to
+/// the machine, and the handler carries out the action it returns (`perform`).
 public final class PublicRequestHandler: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
+    typealias Machine = PublicConnectionStateMachine
 
-    // Members without `private` are shared with the response half, in
-    // PublicRequestHandler+Response.swift; nothing else in the module uses them.
     private let router: any PublicRouter
-    private let requestTimeout: TimeAmount?
-    /// A request head, once begun, must be complete within this time; a client that
-    /// trickles heads (slowloris) would otherwise hold its connection for ever.
-    private let headTimeout: TimeAmount
-    private var headTimer: Scheduled<Void>?
-    private var idleness: ConnectionIdleness
-    private var idleTimer: Scheduled<Void>?
-    private var linger = LingeringClose()
-    let onComplete: (@Sendable (ExchangeRecord) -> Void)?
-
-    var context: ChannelHandlerContext?
+    private let logger: Logger?
+    /// Called once per finished exchange, with its record (see `complete`).
+    private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
+    private var machine: Machine
+    private var context: ChannelHandlerContext?
     /// The client's address for X-Forwarded-For: formatting it costs an inet_ntop and a
     /// String, and it cannot change on a connection, so it is done once.
     private lazy var clientAddress: String? = context?.channel.remoteAddress?.ipAddress
-    var current: PublicExchange?
+    private var current: PublicExchange?
     private var parser = HTTP1RequestParser()
     /// Bytes read and not yet parsed: a head split across reads, or requests pipelined
     /// behind one whose response is still going out.
-    var input = ByteBuffer()
-    /// An error answer is on its way and the connection closes after it.
-    var closing = false
-    var heldRead = false
-    /// The app switched protocols (a WebSocket): bytes now pass both ways as they are.
-    var switched = false
-    var flushScheduled = false
-    var writer = HTTP1MessageWriter(allocator: ByteBufferAllocator())
-    /// Pipelined bytes kept while a response goes out; past this, reading stops.
-    private static let maximumPipelinedBytes = 64 * 1024
+    private var input = ByteBuffer()
+    private var writer = HTTP1MessageWriter(allocator: ByteBufferAllocator())
+    private var timers = ScheduledTimers()
 
+    /// `headTimeout`: a request head, once begun, must be complete within this time; a
+    /// client that trickles heads (slowloris) would otherwise hold its connection for
+    /// ever. `logger` hears, at debug level, why connections end on errors.
     public init(
         router: any PublicRouter, requestTimeout: TimeAmount? = nil, headTimeout: TimeAmount = .seconds(30),
-        idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
+        idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout, logger: Logger? = nil,
         onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) {
         self.router = router
-        self.requestTimeout = requestTimeout
-        self.headTimeout = headTimeout
-        self.idleness = ConnectionIdleness(firstRequestLimit: headTimeout, limit: idleTimeout)
+        self.logger = logger
+        self.machine = Machine(headTimeout: headTimeout, idleTimeout: idleTimeout, requestTimeout: requestTimeout)
         self.onComplete = onComplete
-    }
-
-    public func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        if context.channel.isActive { startIdleClock(context) }
-    }
-
-    public func channelActive(context: ChannelHandlerContext) {
-        startIdleClock(context)
-        context.fireChannelActive()
-    }
-
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        // After an error answer the connection closes once it is written; until then
-        // what the client still sends is read and dropped. Left unread, it would make
-        // the close a reset, which can destroy the answer before the client reads it.
-        if closing {
-            linger.rearm(context)
-            return
-        }
-        var bytes = unwrapInboundIn(data)
-        if switched {
-            current?.upstream?.sendBody(bytes)
-            return
-        }
-        if input.readableBytes == 0 {
-            input = bytes
-        } else {
-            input.writeBuffer(&bytes)
-        }
-        parseAvailable(context)
-    }
-
-    /// Whether the next bytes are a pipelined request that must wait: the one before it
-    /// has been read to its end, and its response is not finished.
-    private var waitingForResponse: Bool { current?.requestEnded ?? false }
-
-    /// Handles what `input` holds, up to a pipelined request that must wait.
-    func parseAvailable(_ context: ChannelHandlerContext) {
-        defer { watchHead(context) }
-        do {
-            while !closing, !waitingForResponse, let event = try parser.next(from: &input) {
-                handle(event, context: context)
-            }
-        } catch {
-            let failure = ExchangeError.malformedRequest("the request has \(error.description)")
-            if current != nil {
-                current?.upstream?.cancel()
-                exchangeFailed(failure)
-            } else {
-                respond(with: failure, version: .http1_1, context: context)
-            }
-        }
-    }
-
-    /// Runs the head timer while part of a head has arrived and the rest is awaited (not
-    /// while a pipelined head waits for the response before it: that wait is ours), and
-    /// notes when the connection falls idle.
-    private func watchHead(_ context: ChannelHandlerContext) {
-        let headArriving = !closing && !waitingForResponse && parser.isBetweenRequests && input.readableBytes > 0
-        idleness.note(busy: headArriving || current != nil, now: context.eventLoop.now)
-        if !headArriving {
-            headTimer?.cancel()
-            headTimer = nil
-        } else if headTimer == nil {
-            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let timeout = headTimeout
-            headTimer = context.eventLoop.scheduleTask(in: timeout) {
-                handler.value.headTimedOut(after: timeout)
-            }
-        }
-    }
-
-    private func headTimedOut(after timeout: TimeAmount) {
-        headTimer = nil
-        guard let context, !closing, current == nil else { return }
-        respond(
-            with: .headTimedOut(seconds: Int(timeout.nanoseconds / 1_000_000_000)), version: .http1_1, context: context)
-    }
-
-    /// Closes the connection once it has been idle too long (see `ConnectionIdleness`).
-    private func startIdleClock(_ context: ChannelHandlerContext) {
-        guard idleTimer == nil, !idleness.hasStartedRequest else { return }
-        idleness.note(busy: false, now: context.eventLoop.now)
-        scheduleIdleCheck(in: idleness.checkInterval, context)
-    }
-
-    private func scheduleIdleCheck(in delay: TimeAmount, _ context: ChannelHandlerContext) {
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        idleTimer = context.eventLoop.scheduleTask(in: delay) { handler.value.idleCheckDue() }
-    }
-
-    private func idleCheckDue() {
-        idleTimer = nil
-        guard let context, !closing else { return }
-        switch idleness.verdict(now: context.eventLoop.now) {
-        case .unlimited:
-            return
-        case .lookAgain(let delay):
-            scheduleIdleCheck(in: delay, context)
-        case .expired where unsentBytes(context) > 0:
-            // The end of the last answer still waits for a reader that paused: not idle
-            // yet. (What the kernel has queued survives a close; what NIO holds would not.)
-            idleness.restart(now: context.eventLoop.now)
-            scheduleIdleCheck(in: idleness.checkInterval, context)
-        case .expired:
-            // Nothing is in flight, unread or unsent, so this is a plain close (FIN), as
-            // RFC 9112 §9.5 allows. A client may send a request just then and see the
-            // connection end: hence the long default, see `defaultIdleTimeout`.
-            context.close(promise: nil)
-        }
-    }
-
-    /// Bytes handed to the channel and not yet taken by the socket.
-    private func unsentBytes(_ context: ChannelHandlerContext) -> Int {
-        (try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
-    }
-
-    private func handle(_ event: HTTP1RequestParser.Event, context: ChannelHandlerContext) {
-        switch event {
-        case .head(let head):
-            start(head, context: context)
-        case .body(let body):
-            current?.upstream?.sendBody(body)
-        case .end(let trailers):
-            guard current != nil else { return }
-            current?.requestEnded = true
-            // A handshake's request stays open: if the app switches protocols, the client's
-            // bytes follow on it (see `exchangeReceivedHead`).
-            if current?.head.upgrade == nil { current?.upstream?.sendEnd(trailers: trailers) }
-        }
-    }
-
-    private func start(_ head: PublicRequestHead, context: ChannelHandlerContext) {
-        let proxyHead: ProxyRequestHead
-        do {
-            proxyHead = try ProxyRequestHead(publicRequest: head, clientAddress: clientAddress)
-        } catch {
-            respond(with: error, version: head.version, context: context)
-            return
-        }
-        idleness.requestStarted()  // an answer may come within this call, before `watchHead` runs
-        var exchange = PublicExchange(
-            head: proxyHead, version: head.version, upstream: nil, keepAlive: head.keepAlive, startedAt: .now())
-        // A bodiless request is complete with its head; the parser's `.end` follows.
-        let localPort = context.channel.localAddress?.port ?? 0
-        do {
-            let target = try router.target(forHost: proxyHead.authority, localPort: localPort)
-            current = exchange
-            exchange.upstream = try target.startExchange(proxyHead, downstream: self, on: context.eventLoop)
-        } catch {
-            current = nil
-            respond(with: error, version: head.version, context: context)
-            return
-        }
-        if current != nil {
-            current?.upstream = exchange.upstream
-            if head.expectsContinue && head.version.minor == 1 {
-                // We stream the body on at once, so tell the client to send it now. Only
-                // now: a request refused above gets its answer without being sent.
-                var interim = context.channel.allocator.buffer(capacity: 32)
-                interim.writeStatusLine(version: head.version, status: .continue)
-                interim.writeStaticString("\r\n")
-                context.writeAndFlush(wrapOutboundOut(interim), promise: nil)
-            }
-            if let requestTimeout {
-                let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-                current?.timeout = context.eventLoop.scheduleTask(in: requestTimeout) {
-                    handler.value.timedOut(after: requestTimeout)
-                }
-            }
-        }
-    }
-
-    private func timedOut(after timeout: TimeAmount) {
-        guard let exchange = current, !exchange.responseStarted else { return }
-        exchange.upstream?.cancel()
-        exchangeFailed(.timedOut(after: timeout))
-    }
-
-    /// Answers a request nothing upstream will answer, then closes the connection: any
-    /// body or pipelined request behind it is not served.
-    func respond(with error: ExchangeError, version: HTTPVersion, context: ChannelHandlerContext) {
-        writer.answer(error, version: version) { context.write(wrapOutboundOut($0), promise: nil) }
-        closeAfterAnswer(context)
-    }
-
-    /// Writes what is gathered, then ends the connection without a reset (see
-    /// `LingeringClose`): any body or pipelined request behind the answer is dropped.
-    func closeAfterAnswer(_ context: ChannelHandlerContext) {
-        closing = true
-        releaseHeldRead()
-        writeGatheredAndFlush(context).assumeIsolated().whenComplete { _ in
-            self.linger.begin(context)
-            // After `begin` returns: this may close the channel at once, and so reach
-            // `channelInactive`, which cancels the lingering.
-            LingeringClose.endOutput(context)
-        }
     }
 
     /// Longer than the hour Envoy keeps an idle upstream connection by default (Istio's
@@ -265,22 +59,24 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// its next request at that moment would fail that request with a 503.
     public static let defaultIdleTimeout = TimeAmount.minutes(65)
 
-    // MARK: Backpressure on the request body
+    // MARK: Channel events
 
-    public func read(context: ChannelHandlerContext) {
-        if mustHoldReads {
-            heldRead = true
-            return
-        }
-        context.read()
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { perform(machine.channelActive(now: context.eventLoop.now)) }
     }
 
-    /// Reads wait while the upstream cannot take more body, or while pipelined bytes
-    /// pile up behind a response. A closing connection reads on (and drops what it reads).
-    var mustHoldReads: Bool {
-        if closing { return false }
-        if let upstream = current?.upstream, !upstream.isWritable { return true }
-        return waitingForResponse && input.readableBytes >= Self.maximumPipelinedBytes
+    public func channelActive(context: ChannelHandlerContext) {
+        perform(machine.channelActive(now: context.eventLoop.now))
+        context.fireChannelActive()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        perform(machine.bytesReceived(unwrapInboundIn(data), now: context.eventLoop.now))
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        perform(machine.readRequested(upstreamWritable: upstreamIsWritable, bufferedBytes: input.readableBytes))
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -288,31 +84,298 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    public func channelInactive(context: ChannelHandlerContext) {
-        // Nothing more may start here: a response ending after this (its write failed
-        // as the connection died) would otherwise go on to a pipelined request.
-        closing = true
-        headTimer?.cancel()
-        idleTimer?.cancel()
-        linger.cancel()
-        if let exchange = current {
-            current = nil
-            exchange.timeout?.cancel()
-            exchange.upstream?.cancel()
-            if switched { record(exchange) }  // how a switched protocol ends
-        }
-        context.fireChannelInactive()
-    }
-
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if switched, let event = event as? ChannelEvent, event == .inputClosed {
-            current?.upstream?.sendEnd(trailers: nil)
-        }
+        if let event = event as? ChannelEvent, event == .inputClosed { perform(machine.inputClosed()) }
         context.fireUserInboundEventTriggered(event)
     }
 
+    public func channelInactive(context: ChannelHandlerContext) {
+        perform(machine.channelInactive())
+        context.fireChannelInactive()
+    }
+
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
+        if let logger {
+            var metadata: Logger.Metadata = [
+                "client": "\(clientAddress ?? "unknown")", "while": "\(machine.state)", "error": "\(error)",
+            ]
+            if let current { metadata["request"] = "\(current.head.method.rawValue) \(current.head.path)" }
+            logger.debug("closing a public connection after an error", metadata: metadata)
+        }
+        perform(machine.errorCaught())
+    }
+
+    // MARK: Reading requests
+
+    /// Parses what `input` holds, up to a pipelined request that must wait.
+    private func parseAvailable(_ context: ChannelHandlerContext) {
+        do {
+            while machine.isReadyForRequestBytes, let event = try parser.next(from: &input) {
+                switch event {
+                case .head(let head): receivedHead(head)
+                case .body(let body): perform(machine.requestBodyReceived(body))
+                case .end(let trailers): perform(machine.requestEndReceived(trailers: trailers))
+                }
+            }
+        } catch {
+            perform(machine.requestMalformed(.malformedRequest("the request has \(error.description)")))
+        }
+        let headBytesPending = parser.isBetweenRequests && input.readableBytes > 0
+        perform(machine.parsingPaused(headBytesPending: headBytesPending, now: context.eventLoop.now))
+    }
+
+    private func receivedHead(_ head: PublicRequestHead) {
+        do {
+            let proxyHead = try ProxyRequestHead(publicRequest: head, clientAddress: clientAddress)
+            perform(
+                machine.requestHeadReceived(
+                    proxyHead, version: head.version, keepAlive: head.keepAlive, expectsContinue: head.expectsContinue))
+        } catch {
+            perform(machine.requestRefused(error, version: head.version))
+        }
+    }
+
+    /// Starts exchange `number` with the target the router picks. The target may
+    /// answer, or fail, within `startExchange`: the exchange is `current` before.
+    private func startExchange(_ head: ProxyRequestHead, number: Int, _ context: ChannelHandlerContext) {
+        current = PublicExchange(number: number, head: head, upstream: nil, startedAt: .now())
+        let localPort = context.channel.localAddress?.port ?? 0
+        do {
+            let target = try router.target(forHost: head.authority, localPort: localPort)
+            let upstream = try target.startExchange(head, downstream: self, on: context.eventLoop)
+            if current?.number == number { current?.upstream = upstream }
+            perform(machine.exchangeStarted(number: number))
+        } catch {
+            perform(machine.exchangeRefused(number: number, error))
+        }
+    }
+
+    private var upstreamIsWritable: Bool { current?.upstream?.isWritable ?? true }
+
+    private func resumeReadingIfHeld() {
+        perform(machine.readMayResume(upstreamWritable: upstreamIsWritable, bufferedBytes: input.readableBytes))
+    }
+
+    // MARK: Carrying out the machine's actions
+
+    private func perform(_ action: Machine.Action) {
+        guard let context else { return }
+        switch action {
+        case .none:
+            break
+        case .read:
+            context.read()
+        case .parse(var bytes):
+            if input.readableBytes == 0 {
+                input = bytes
+            } else {
+                input.writeBuffer(&bytes)
+            }
+            parseAvailable(context)
+        case .passThrough(let bytes):
+            current?.upstream?.sendBody(bytes)
+        case .discard(let closeIn):
+            if let closeIn { schedule(.linger, in: closeIn, context) }
+        case .startExchange(let head, let number):
+            startExchange(head, number: number, context)
+        case .exchangeUnderWay(let sendContinue, let requestTimeout):
+            if sendContinue {
+                var interim = context.channel.allocator.buffer(capacity: 32)
+                interim.writeStatusLine(version: .http1_1, status: .continue)
+                interim.writeStaticString("\r\n")
+                context.writeAndFlush(wrapOutboundOut(interim), promise: nil)
+            }
+            if let requestTimeout { schedule(.request, in: requestTimeout, context) }
+        case .sendBody(let body):
+            current?.upstream?.sendBody(body)
+        case .sendEnd(let trailers):
+            current?.upstream?.sendEnd(trailers: trailers)
+        case .writeResponseHead(let head, let version, let hasBody, let connection, let endRequest, let flush):
+            timers.cancel(.request)
+            if endRequest { current?.upstream?.sendEnd(trailers: nil) }
+            writer.head(
+                status: head.status, version: version, headers: head.headers, hasBody: hasBody, connection: connection)
+            if flush { scheduleFlush(context) }
+        case .switchProtocols(let head, let flush):
+            timers.cancel(.request)
+            switchProtocols(head, flush: flush, context)
+        case .writeResponseBody(let body, let flush):
+            writer.body(body) { context.write(wrapOutboundOut($0), promise: nil) }
+            if flush { scheduleFlush(context) }
+        case .finishResponse(let trailers, let status, let then):
+            timers.cancel(.request)
+            complete(status: status)
+            writer.end(trailers: trailers)
+            switch then {
+            case .nextRequest:
+                if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }
+                context.flush()
+                parseAvailable(context)
+                resumeReadingIfHeld()
+            case .closeAfterAnswer:
+                closeAfterAnswer(context)
+            }
+        case .flush:
+            if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }
+            context.flush()
+        case .answerAndClose(let error, let version, let record, let cancelUpstream):
+            timers.cancel(.request)
+            if cancelUpstream { current?.upstream?.cancel() }
+            if let record { complete(status: record) }
+            current = nil
+            writer.answer(error, version: version) { context.write(wrapOutboundOut($0), promise: nil) }
+            closeAfterAnswer(context)
+        case .cut(let cancelUpstream):
+            timers.cancel(.request)
+            if cancelUpstream { current?.upstream?.cancel() }
+            current = nil
+            context.close(promise: nil)
+        case .endOutputAndLinger(let closeIn):
+            // The timer first: ending our side may close the channel at once, and so
+            // reach `channelInactive`, which cancels it.
+            schedule(.linger, in: closeIn, context)
+            endOutput(context)
+        case .close:
+            context.close(promise: nil)
+        case .tearDown(let cancelUpstream, let record):
+            timers.cancelAll()
+            if cancelUpstream { current?.upstream?.cancel() }
+            if let record { complete(status: record) }
+            current = nil
+        case .schedule(let timer, let delay):
+            schedule(timer, in: delay, context)
+        case .cancel(let timer):
+            timers.cancel(timer)
+        }
+    }
+
+    /// Records the exchange in flight, answered with `status`, and lets it go.
+    private func complete(status: Int) {
+        guard let exchange = current else { return }
+        current = nil
+        onComplete?(exchange.record(status: status))
+    }
+
+    /// Answers 101 and from then on passes bytes as they are: what the client sent early
+    /// first, then whatever it sends.
+    private func switchProtocols(_ head: ProxyResponseHead, flush: Bool, _ context: ChannelHandlerContext) {
+        // A client that ends its side (FIN) may still read: its end goes on, in order,
+        // after what it sent (see `userInboundEventTriggered`).
+        try? context.channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+        writer.switchingProtocols(to: head.upgrade ?? current?.head.upgrade ?? "websocket", headers: head.headers)
+        // Written now, so that body pieces passed on whole cannot overtake it.
+        if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }
+        if flush { scheduleFlush(context) }
+        if input.readableBytes > 0 {
+            let early = input
+            input = ByteBuffer()
+            current?.upstream?.sendBody(early)
+        }
+        resumeReadingIfHeld()
+    }
+
+    /// A stream that trickles (server-sent events) still goes out within the tick each
+    /// piece arrives in. The task captures only `self` (the context is read back from
+    /// it): a closure over a single object needs no allocated context, one over two
+    /// does, per response.
+    private func scheduleFlush(_ context: ChannelHandlerContext) {
+        context.eventLoop.assumeIsolated().execute { self.perform(self.machine.flushDue()) }
+    }
+
+    /// Writes what is gathered; once it is written, the machine decides how to end.
+    private func closeAfterAnswer(_ context: ChannelHandlerContext) {
+        resumeReadingIfHeld()
+        context.writeAndFlush(wrapOutboundOut(writer.take() ?? ByteBuffer())).assumeIsolated().whenComplete { _ in
+            self.perform(self.machine.answerWritten(now: context.eventLoop.now))
+        }
+    }
+
+    /// Ends our side of the connection (see `LingeringClose`).
+    private func endOutput(_ context: ChannelHandlerContext) {
+        let outputClosed = context.eventLoop.makePromise(of: Void.self)
+        outputClosed.futureResult.assumeIsolated().whenComplete { result in
+            // A channel that cannot half-close (or already closed) closes outright.
+            if case .failure = result { context.close(promise: nil) }
+        }
+        context.close(mode: .output, promise: outputClosed)
+    }
+
+    // MARK: Timers
+
+    private func schedule(_ timer: Machine.Timer, in delay: TimeAmount, _ context: ChannelHandlerContext) {
+        timers.cancel(timer)
+        timers[timer] = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.timerFired(timer) }
+    }
+
+    private func timerFired(_ timer: Machine.Timer) {
+        timers[timer] = nil
+        guard let context else { return }
+        perform(machine.timerFired(timer, now: context.eventLoop.now, unsentBytes: unsentBytes(context)))
+    }
+
+    /// Bytes handed to the channel and not yet taken by the socket.
+    private func unsentBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+    }
+}
+
+// MARK: The downstream of the exchange
+
+extension PublicRequestHandler: ExchangeDownstream {
+    public var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    public func exchangeReceivedHead(_ head: ProxyResponseHead) {
+        let hasBody = current.map { head.hasBody(for: $0.head) } ?? false
+        perform(machine.responseHeadReceived(head, hasBody: hasBody))
+    }
+
+    public func exchangeReceivedBody(_ body: ByteBuffer) {
+        perform(machine.responseBodyReceived(body))
+    }
+
+    public func exchangeReceivedEnd(trailers: HTTPHeaders?) {
+        perform(machine.responseEndReceived(trailers: trailers))
+    }
+
+    public func exchangeFailed(_ error: ExchangeError) {
+        perform(machine.exchangeFailed(error))
+    }
+
+    public func exchangeUpstreamWritabilityChanged() {
+        resumeReadingIfHeld()
+    }
+}
+
+/// One scheduled task per timer of `PublicConnectionStateMachine`.
+private struct ScheduledTimers {
+    private var head, idle, request, linger: Scheduled<Void>?
+
+    subscript(timer: PublicConnectionStateMachine.Timer) -> Scheduled<Void>? {
+        get {
+            switch timer {
+            case .head: return head
+            case .idle: return idle
+            case .request: return request
+            case .linger: return linger
+            }
+        }
+        set {
+            switch timer {
+            case .head: head = newValue
+            case .idle: idle = newValue
+            case .request: request = newValue
+            case .linger: linger = newValue
+            }
+        }
+    }
+
+    mutating func cancel(_ timer: PublicConnectionStateMachine.Timer) {
+        self[timer]?.cancel()
+        self[timer] = nil
+    }
+
+    mutating func cancelAll() {
+        for timer in PublicConnectionStateMachine.Timer.allCases { cancel(timer) }
     }
 }
 

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -5,12 +6,13 @@ import NIOPosix
 /// Binds public HTTP/1.1 listeners: the relay's public port(s) and the agent's
 /// embedded relay use the same pipeline.
 public enum PublicServer {
-    /// `childGroup` picks each accepted connection's event loop (default: `group`).
+    /// `childGroup` picks each accepted connection's event loop (default: `group`);
+    /// `logger` hears, at debug level, why connections end on errors.
     public static func bind(
         host: String, port: Int, group: any EventLoopGroup, childGroup: (any EventLoopGroup)? = nil,
         router: any PublicRouter,
         requestTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
-        onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
+        logger: Logger? = nil, onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) async throws -> any Channel {
         try await ServerBootstrap(group: group, childGroup: childGroup ?? group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
@@ -22,7 +24,7 @@ public enum PublicServer {
                     // come from the target or nghttp2, which already validated them).
                     try channel.pipeline.syncOperations.addHandler(
                         PublicRequestHandler(
-                            router: router, requestTimeout: requestTimeout, idleTimeout: idleTimeout,
+                            router: router, requestTimeout: requestTimeout, idleTimeout: idleTimeout, logger: logger,
                             onComplete: onComplete))
                 }
             }

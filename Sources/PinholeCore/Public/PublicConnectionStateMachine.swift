@@ -1,0 +1,398 @@
+import NIOCore
+import NIOHTTP1
+
+/// The lifecycle of one public HTTP/1.1 connection, as a value. `PublicRequestHandler`
+/// tells it what happened (bytes read, a request parsed, an answer arriving from the
+/// upstream, a timer firing, the channel ending) and carries out the `Action` each
+/// method returns; the machine decides, the handler does the I/O.
+///
+/// It holds no channel and reads no clock: times come in as `now` (as autoclosures
+/// where most calls need none), and what only the handler can see comes in as
+/// arguments: whether the upstream takes more body, how many bytes wait unparsed.
+///
+/// One request is served at a time. Pipelined requests wait unparsed behind the one in
+/// flight once it has been read to its end (the pipelining hold); past
+/// `maximumPipelinedBytes` of them, reading stops until the response is out.
+struct PublicConnectionStateMachine {
+    private(set) var state = State.initialized
+    private var idleness: ConnectionIdleness
+    private let headTimeout: TimeAmount
+    private let requestTimeout: TimeAmount?
+    private var requestsStarted = 0
+    /// Whether a `read` was held back, to be issued once reading may go on.
+    private var readHeld = false
+    /// Whether a flush is due at the end of this event-loop tick.
+    private var flushScheduled = false
+
+    /// Pipelined bytes kept while a response goes out; past this, reading stops.
+    static let maximumPipelinedBytes = 64 * 1024
+
+    init(headTimeout: TimeAmount, idleTimeout: TimeAmount?, requestTimeout: TimeAmount?) {
+        self.headTimeout = headTimeout
+        self.requestTimeout = requestTimeout
+        self.idleness = ConnectionIdleness(firstRequestLimit: headTimeout, limit: idleTimeout)
+    }
+
+    // MARK: The channel
+
+    /// The channel is active (told by `handlerAdded` or `channelActive`, whichever sees
+    /// it first): the idle clock starts.
+    mutating func channelActive(now: NIODeadline) -> Action {
+        guard case .initialized = state else { return .none }
+        state = .idle
+        idleness.note(busy: false, now: now)
+        return .schedule(.idle, in: idleness.checkInterval)
+    }
+
+    /// The channel has ended. A request in flight is abandoned; a switched protocol ends
+    /// this way, so it is recorded now.
+    mutating func channelInactive() -> Action {
+        let previous = state
+        state = .closed
+        switch previous {
+        case .awaitingResponse, .streamingResponse:
+            return .tearDown(cancelUpstream: true, record: nil)
+        case .switched(let exchange):
+            return .tearDown(cancelUpstream: true, record: exchange.status)
+        case .initialized, .idle, .headArriving, .closing, .closed:
+            return .tearDown(cancelUpstream: false, record: nil)
+        }
+    }
+
+    /// An error reached the handler: the connection closes, and `channelInactive` tears down.
+    func errorCaught() -> Action {
+        .close
+    }
+
+    /// The client ended its side. Only a switched protocol passes that on: its app may
+    /// still answer.
+    func inputClosed() -> Action {
+        guard case .switched = state else { return .none }
+        return .sendEnd(trailers: nil)
+    }
+
+    // MARK: Reading requests
+
+    /// Bytes arrived from the client.
+    func bytesReceived(_ bytes: ByteBuffer, now: @autoclosure () -> NIODeadline) -> Action {
+        switch state {
+        case .initialized, .idle, .headArriving, .awaitingResponse, .streamingResponse:
+            return .parse(bytes)
+        case .switched:
+            return .passThrough(bytes)
+        case .closing(.lingering(let linger)):
+            return .discard(closeIn: linger.closeDelay(now: now()))
+        case .closing(.answering), .closed:
+            // Read and dropped: left unread, they would make the close a reset, which
+            // can destroy the answer before the client reads it.
+            return .discard(closeIn: nil)
+        }
+    }
+
+    /// Whether the handler may parse what it holds now: not behind a request read to its
+    /// end (the pipelining hold), nor after a switch or an error answer.
+    var isReadyForRequestBytes: Bool {
+        switch state {
+        case .initialized, .idle, .headArriving:
+            return true
+        case .awaitingResponse(let exchange), .streamingResponse(let exchange):
+            return exchange.request == .bodyArriving
+        case .switched, .closing, .closed:
+            return false
+        }
+    }
+
+    /// A request head arrived and was read into `head`, to be forwarded.
+    mutating func requestHeadReceived(
+        _ head: ProxyRequestHead, version: HTTPVersion, keepAlive: Bool, expectsContinue: Bool
+    ) -> Action {
+        guard state.isBetweenRequests else { return .none }
+        requestsStarted += 1
+        idleness.requestStarted()
+        state = .awaitingResponse(
+            Exchange(
+                number: requestsStarted, version: version, keepAlive: keepAlive, expectsContinue: expectsContinue,
+                upgradeRequested: head.upgrade != nil))
+        return .startExchange(head, number: requestsStarted)
+    }
+
+    /// A request head that cannot be forwarded (no Host, say): answered, and the
+    /// connection closes after the answer.
+    mutating func requestRefused(_ error: ExchangeError, version: HTTPVersion) -> Action {
+        guard state.isBetweenRequests else { return .none }
+        state = .closing(.answering)
+        return .answerAndClose(error, version: version, record: nil, cancelUpstream: false)
+    }
+
+    /// The router or the target refused exchange `number` at once (no tunnel, no agent).
+    mutating func exchangeRefused(number: Int, _ error: ExchangeError) -> Action {
+        guard state.exchangeInFlight?.number == number else { return .none }
+        return fail(error, cancelUpstream: false, record: false)
+    }
+
+    /// Exchange `number` has its upstream. Unless it ended meanwhile (the target may
+    /// answer within the call that starts it), the client may now send its body, and the
+    /// wait for the answer is timed if so configured.
+    func exchangeStarted(number: Int) -> Action {
+        switch state {
+        case .awaitingResponse(let exchange) where exchange.number == number:
+            return .exchangeUnderWay(sendContinue: exchange.sendsContinue, requestTimeout: requestTimeout)
+        case .streamingResponse(let exchange) where exchange.number == number,
+            .switched(let exchange) where exchange.number == number:
+            return .exchangeUnderWay(sendContinue: exchange.sendsContinue, requestTimeout: nil)
+        default:
+            return .none
+        }
+    }
+
+    /// A piece of the request body was read.
+    func requestBodyReceived(_ body: ByteBuffer) -> Action {
+        guard let exchange = state.exchangeInFlight, exchange.request == .bodyArriving else { return .none }
+        return .sendBody(body)
+    }
+
+    /// The request was read to its end. A handshake's request stays open upstream: if
+    /// the app switches protocols, the client's bytes follow on it.
+    mutating func requestEndReceived(trailers: HTTPHeaders?) -> Action {
+        let exchange: Exchange
+        switch state {
+        case .awaitingResponse(var awaiting) where awaiting.request == .bodyArriving:
+            awaiting.request = .ended
+            state = .awaitingResponse(awaiting)
+            exchange = awaiting
+        case .streamingResponse(var streaming) where streaming.request == .bodyArriving:
+            streaming.request = .ended
+            state = .streamingResponse(streaming)
+            exchange = streaming
+        default:
+            return .none
+        }
+        return exchange.upgradeRequested ? .none : .sendEnd(trailers: trailers)
+    }
+
+    /// What the client sent is not HTTP, or frames its body ambiguously.
+    mutating func requestMalformed(_ error: ExchangeError) -> Action {
+        if state.exchangeInFlight != nil {
+            return fail(error, cancelUpstream: true)
+        }
+        guard state.isBetweenRequests else { return .none }
+        state = .closing(.answering)
+        return .answerAndClose(error, version: .http1_1, record: nil, cancelUpstream: false)
+    }
+
+    /// The handler parsed what it could. `headBytesPending`: part of the next head is
+    /// there, and the rest is awaited. The head timer runs only then (not while a
+    /// pipelined head waits for the response before it: that wait is ours), and the
+    /// connection counts as idle when nothing is arriving or in flight.
+    mutating func parsingPaused(headBytesPending: Bool, now: @autoclosure () -> NIODeadline) -> Action {
+        switch state {
+        case .initialized, .idle, .headArriving:
+            guard headBytesPending else {
+                if state == .headArriving { state = .idle }
+                idleness.note(busy: false, now: now())
+                return .cancel(.head)
+            }
+            idleness.note(busy: true, now: now())
+            if state == .headArriving { return .none }
+            state = .headArriving
+            return .schedule(.head, in: headTimeout)
+        case .awaitingResponse, .streamingResponse, .switched:
+            idleness.note(busy: true, now: now())
+            return .cancel(.head)
+        case .closing, .closed:
+            idleness.note(busy: false, now: now())
+            return .cancel(.head)
+        }
+    }
+
+    // MARK: Backpressure on the request body
+
+    /// The channel wants to read. It waits while the upstream cannot take more body, or
+    /// while pipelined bytes pile up behind a response; a closing connection reads on
+    /// (and drops what it reads).
+    mutating func readRequested(upstreamWritable: Bool, bufferedBytes: Int) -> Action {
+        if mustHoldReads(upstreamWritable: upstreamWritable, bufferedBytes: bufferedBytes) {
+            readHeld = true
+            return .none
+        }
+        return .read
+    }
+
+    /// Something changed that may let a held read go: the upstream's writability, a
+    /// response's end, a switch, a close.
+    mutating func readMayResume(upstreamWritable: Bool, bufferedBytes: Int) -> Action {
+        guard readHeld, !mustHoldReads(upstreamWritable: upstreamWritable, bufferedBytes: bufferedBytes) else {
+            return .none
+        }
+        readHeld = false
+        return .read
+    }
+
+    private func mustHoldReads(upstreamWritable: Bool, bufferedBytes: Int) -> Bool {
+        switch state {
+        case .awaitingResponse(let exchange), .streamingResponse(let exchange):
+            return !upstreamWritable
+                || (exchange.request == .ended && bufferedBytes >= Self.maximumPipelinedBytes)
+        case .switched:
+            return !upstreamWritable
+        case .initialized, .idle, .headArriving, .closing, .closed:
+            return false
+        }
+    }
+
+    // MARK: Timers
+
+    /// A timer the machine scheduled fired. Timers that no longer apply do nothing.
+    mutating func timerFired(
+        _ timer: Timer, now: NIODeadline, unsentBytes: @autoclosure () -> Int
+    ) -> Action {
+        switch timer {
+        case .head:
+            guard state == .headArriving else { return .none }
+            state = .closing(.answering)
+            let seconds = Int(headTimeout.nanoseconds / 1_000_000_000)
+            return .answerAndClose(
+                .headTimedOut(seconds: seconds), version: .http1_1, record: nil, cancelUpstream: false)
+        case .request:
+            guard case .awaitingResponse = state, let requestTimeout else { return .none }
+            return fail(.timedOut(after: requestTimeout), cancelUpstream: true)
+        case .linger:
+            guard case .closing(.lingering) = state else { return .none }
+            return .close
+        case .idle:
+            return idleCheckDue(now: now, unsentBytes: unsentBytes())
+        }
+    }
+
+    /// The idle clock's look (see `ConnectionIdleness`).
+    private mutating func idleCheckDue(now: NIODeadline, unsentBytes: @autoclosure () -> Int) -> Action {
+        switch state {
+        case .initialized, .closing, .closed:
+            return .none
+        case .idle, .headArriving, .awaitingResponse, .streamingResponse, .switched:
+            break
+        }
+        switch idleness.verdict(now: now) {
+        case .unlimited:
+            return .none
+        case .lookAgain(let delay):
+            return .schedule(.idle, in: delay)
+        case .expired where unsentBytes() > 0:
+            // The end of the last answer still waits for a reader that paused: not idle
+            // yet. (What the kernel has queued survives a close; what NIO holds would not.)
+            idleness.restart(now: now)
+            return .schedule(.idle, in: idleness.checkInterval)
+        case .expired:
+            // Nothing is in flight, unread or unsent, so this is a plain close (FIN), as
+            // RFC 9112 §9.5 allows. A client may send a request just then and see the
+            // connection end: hence the long default idle timeout.
+            return .close
+        }
+    }
+
+    // MARK: The response, as the upstream sends it
+
+    /// The response head arrived. `hasBody`: whether a body may follow it (see
+    /// `ProxyResponseHead.hasBody(for:)`).
+    mutating func responseHeadReceived(_ head: ProxyResponseHead, hasBody: Bool) -> Action {
+        guard case .awaitingResponse(var exchange) = state else { return .none }
+        exchange.status = Int(head.status.code)
+        // An HTTP/1.0 client cannot read chunked bodies: without a length, the end of
+        // the connection has to mark the end of the body.
+        if exchange.version.minor == 0, hasBody, !head.headers.contains(name: "content-length") {
+            exchange.keepAlive = false
+        }
+        let switches = head.status == .switchingProtocols
+        if switches, !exchange.upgradeRequested {
+            return fail(.protocolViolation("a switch of protocols that nobody asked for"), cancelUpstream: true)
+        }
+        if exchange.upgradeRequested {
+            // The connection ends with this exchange: its client meant to leave HTTP.
+            exchange.keepAlive = false
+            if switches {
+                state = .switched(exchange)
+                return .switchProtocols(head, scheduleFlush: takeFlush())
+            }
+        }
+        state = .streamingResponse(exchange)
+        // HTTP/1.1 keeps connections open unless told; HTTP/1.0 closes them unless told.
+        let connection = !exchange.keepAlive ? "close" : (exchange.version.minor == 0 ? "keep-alive" : nil)
+        return .writeResponseHead(
+            head, version: exchange.version, hasBody: hasBody, connection: connection,
+            endRequest: exchange.upgradeRequested, scheduleFlush: takeFlush())
+    }
+
+    /// A piece of the response body arrived. (A piece that was on its way when the
+    /// exchange failed goes nowhere.)
+    mutating func responseBodyReceived(_ body: ByteBuffer) -> Action {
+        switch state {
+        case .awaitingResponse, .streamingResponse, .switched:
+            return .writeResponseBody(body, scheduleFlush: takeFlush())
+        case .initialized, .idle, .headArriving, .closing, .closed:
+            return .none
+        }
+    }
+
+    /// The response is complete. The connection carries the next request only if the
+    /// exchange keeps it alive and its request was read to its end.
+    mutating func responseEndReceived(trailers: HTTPHeaders?) -> Action {
+        switch state {
+        case .awaitingResponse(let exchange), .streamingResponse(let exchange), .switched(let exchange):
+            if exchange.keepAlive, exchange.request == .ended {
+                state = .idle
+                return .finishResponse(trailers: trailers, status: exchange.status, then: .nextRequest)
+            }
+            state = .closing(.answering)
+            return .finishResponse(trailers: trailers, status: exchange.status, then: .closeAfterAnswer)
+        case .initialized, .idle, .headArriving, .closing, .closed:
+            return .none
+        }
+    }
+
+    /// The upstream failed. Before the response head, the client gets an error answer;
+    /// after it, the response can only be cut.
+    mutating func exchangeFailed(_ error: ExchangeError) -> Action {
+        fail(error, cancelUpstream: false)
+    }
+
+    /// The flush due at the end of the tick runs now.
+    mutating func flushDue() -> Action {
+        flushScheduled = false
+        return .flush
+    }
+
+    /// A closing connection's last answer is written: our side ends, and the lingering
+    /// begins.
+    mutating func answerWritten(now: NIODeadline) -> Action {
+        guard state == .closing(.answering) else { return .none }
+        let linger = LingeringClose(answerWrittenAt: now)
+        state = .closing(.lingering(linger))
+        return .endOutputAndLinger(closeIn: linger.closeDelay(now: now))
+    }
+
+    // MARK: Helpers
+
+    /// Ends the exchange in flight with `error`: an error answer (recorded if `record`)
+    /// if no response has started, else a cut, so that the client sees it incomplete.
+    private mutating func fail(_ error: ExchangeError, cancelUpstream: Bool, record: Bool = true) -> Action {
+        switch state {
+        case .awaitingResponse(let exchange):
+            state = .closing(.answering)
+            let status = record ? Int(error.status.code) : nil
+            return .answerAndClose(error, version: exchange.version, record: status, cancelUpstream: cancelUpstream)
+        case .streamingResponse, .switched:
+            state = .closed
+            return .cut(cancelUpstream: cancelUpstream)
+        case .initialized, .idle, .headArriving, .closing, .closed:
+            return .none
+        }
+    }
+
+    /// Head, body and end usually arrive in the same event-loop tick; flushing once at
+    /// the end of it sends them in one write. True when no flush was scheduled yet.
+    private mutating func takeFlush() -> Bool {
+        if flushScheduled { return false }
+        flushScheduled = true
+        return true
+    }
+}
