@@ -383,9 +383,9 @@ struct HTTP2ConnectionStateMachine {
     /// after nghttp2 returned (the read's end, the flush loop or the session start sends).
     mutating func moreToSend() {
         switch output {
-        case .idle, .blocked: output = .pending
+        case .idle: output = .pending
         case .scheduled: output = .scheduled(pending: true)
-        case .pending: break
+        case .pending, .blocked: break  // a blocked channel's writability resumes sending
         }
     }
 
