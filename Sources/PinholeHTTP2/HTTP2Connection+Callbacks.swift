@@ -9,7 +9,7 @@ extension HTTP2Connection {
 
     func sendBytes(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard pendingWriteBytes < Self.maximumWriteSize else {
-            outboundFull = true
+            machine.moreToSend()
             return Int(NGHTTP2_ERR_WOULDBLOCK.rawValue)
         }
         outbound.writeBytes(bytes)
@@ -19,7 +19,7 @@ extension HTTP2Connection {
     func sendData(streamID: Int32, frameHeader: UnsafeRawBufferPointer, length: Int, padding: Int) -> Int32 {
         let frameSize = 9 + padding + length
         guard pendingWriteBytes == 0 || pendingWriteBytes + frameSize <= Self.maximumWriteSize else {
-            outboundFull = true
+            machine.moreToSend()
             return Int32(NGHTTP2_ERR_WOULDBLOCK.rawValue)
         }
         // nghttp2 retries a frame refused above with the length it had then. If the stream
@@ -41,8 +41,9 @@ extension HTTP2Connection {
             outboundQueueBytes += piece.readableBytes
         }
         if padding > 1 { outbound.writeRepeatingByte(0, count: padding - 1) }
-        if !stream.wasWritable, stream.outgoingBytes <= configuration.streamWriteBufferLowWatermark {
-            stream.wasWritable = true
+        if stream.state.dataTaken(
+            outgoingBytes: stream.outgoingBytes, lowWatermark: configuration.streamWriteBufferLowWatermark)
+        {
             events.append(.streamWritable(stream))
         }
         return 0
@@ -64,18 +65,20 @@ extension HTTP2Connection {
             // The bytes are copied in `sendData`, straight from the stream's queue.
             flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
         }
-        guard count == stream.outgoingBytes, stream.localEndQueued else {
-            if count > 0 { return count }
-            stream.dataDeferred = true
+        switch stream.state.provideData(maximum: maximum, queued: stream.outgoingBytes) {
+        case .deferUntilResumed:
             return Int(NGHTTP2_ERR_DEFERRED.rawValue)
-        }
-        flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-        if stream.pendingTrailers != nil {
+        case .data(let count):
+            return count
+        case .last(let count):
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            return count
+        case .lastBeforeTrailers(let count):
             // Trailers end the stream instead; they are submitted once this call returns.
-            flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
             deferredOperations.append(.submitTrailers(stream))
+            return count
         }
-        return count
     }
 
     func beginHeaders(streamID: Int32, category: nghttp2_headers_category) {
@@ -113,14 +116,12 @@ extension HTTP2Connection {
             guard let stream = streams[streamID] else { return }
             let headers = stream.incomingHeaders
             stream.incomingHeaders = HTTP2Headers()
-            if !stream.receivedHeaders {
-                // Informational (1xx) responses are not forwarded; the final one follows.
-                if let status = headers[":status"], status.hasPrefix("1") { return }
-                stream.receivedHeaders = true
-                stream.headersEndedStream = endStream
-                events.append(.streamPart(stream, .headers(headers)))
-            } else {
-                events.append(.streamPart(stream, .trailers(headers)))
+            switch stream.state.headersReceived(
+                informational: headers[":status"]?.hasPrefix("1") ?? false, endStream: endStream)
+            {
+            case .informational: return  // not forwarded; the final response follows
+            case .headers: events.append(.streamPart(stream, .headers(headers)))
+            case .trailers: events.append(.streamPart(stream, .trailers(headers)))
             }
             if endStream { endOfStream(stream) }
         case NGHTTP2_DATA.rawValue:
@@ -132,7 +133,7 @@ extension HTTP2Connection {
             }
         case NGHTTP2_GOAWAY.rawValue:
             let code = HTTP2ErrorCode(rawValue: frame.goaway.error_code)
-            goAwayReceived = (code, frame.goaway.last_stream_id)
+            machine.receivedGoAway(code: code, lastStreamID: frame.goaway.last_stream_id)
             let debugData = frame.goaway.opaque_data.map {
                 String(decoding: UnsafeRawBufferPointer(start: $0, count: frame.goaway.opaque_data_len), as: UTF8.self)
             }
@@ -164,8 +165,7 @@ extension HTTP2Connection {
     }
 
     private func endOfStream(_ stream: HTTP2Stream) {
-        guard !stream.receivedEnd else { return }
-        stream.receivedEnd = true
+        guard stream.state.endReceived() else { return }
         events.append(.streamPart(stream, .end))
     }
 
@@ -193,11 +193,11 @@ extension HTTP2Connection {
 
     func streamClosed(streamID: Int32, code: HTTP2ErrorCode) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
-        stream.isClosed = true
+        stream.state.closed()
         stream.discardOutgoing()
         var error = stream.resetReason
         if error == nil, code != .noError {
-            if code == .refusedStream, let goAway = goAwayError {
+            if code == .refusedStream, let goAway = machine.goAwayError {
                 error = goAway
             } else {
                 error = .streamReset(streamID: streamID, code: code)

@@ -50,8 +50,7 @@ extension HTTP2Connection {
         try check(
             nghttp2_session_set_local_window_size(created, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 1 << 30),
             "enlarging the connection window")
-        drainAfterSessionCall()  // requests made before the channel was active
-        flushOutput()
+        carryOut(machine.sessionStarted())
     }
 
     private func check(_ result: Int32, _ operation: String) throws(HTTP2Error) {
@@ -60,62 +59,65 @@ extension HTTP2Connection {
 
     /// Feeds bytes from the peer to nghttp2 and delivers what they meant.
     func receive(_ buffer: ByteBuffer) {
-        guard let session, !isClosed else { return }
-        inChannelRead = true
+        guard case .receive = machine.readStarted(), let session else { return }
+        var returned = HTTP2ConnectionStateMachine.Action.none
         let result = buffer.withUnsafeReadableBytes { bytes -> Int in
             guard let base = bytes.baseAddress else { return 0 }
             currentInput = (UnsafeRawPointer(base), buffer)
-            inSession = true
+            machine.sessionCallStarted()
             defer {
-                inSession = false
+                returned = machine.sessionCallReturned()
                 currentInput = nil
             }
             return nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
         }
+        var consumed: Int32 = 0
         if connectionBytesToConsume > 0 {
-            _ = nghttp2_session_consume_connection(session, connectionBytesToConsume)
+            consumed = nghttp2_session_consume_connection(session, connectionBytesToConsume)
             connectionBytesToConsume = 0
-            needsSend = true
+            machine.moreToSend()
         }
-        drainAfterSessionCall()
+        carryOut(returned)
         if result < 0 {
             terminate(
                 with: .protocolViolation(lastProtocolComplaint ?? String(cString: nghttp2_strerror(Int32(result)))))
+        } else if consumed != 0 {
+            terminate(with: .library(operation: "returning the connection window", code: consumed))
         }
     }
 
     func channelReadComplete() {
-        inChannelRead = false
-        flushOutput()
+        carryOut(machine.readCompleted())
+    }
+
+    func writabilityChanged(isWritable: Bool) {
+        carryOut(machine.writabilityChanged(isWritable: isWritable))
     }
 
     /// Sends what nghttp2 has ready, once per event-loop tick no matter how many
     /// streams asked: many frames go out in one write (and so in few TLS records).
     func scheduleSend() {
-        needsSend = true
-        guard !sendScheduled, !inChannelRead, !isClosed else { return }
-        sendScheduled = true
+        guard case .scheduleFlush = machine.sendRequested() else { return }
         eventLoop.assumeIsolated().execute { [self] in
-            sendScheduled = false
-            flushOutput()
+            carryOut(machine.flushTaskFired())
         }
     }
 
     func flushOutput() {
-        guard let session, let context, !isClosed else { return }
-        completedSinceWrite = 0
+        guard let session, let context else { return }
         var wrote = false
-        repeat {
-            needsSend = false
-            outboundFull = false
-            guard context.channel.isWritable else { break }  // resumed by channelWritabilityChanged
+        var action = machine.flushStarted(isWritable: context.channel.isWritable)
+        while case .sendPass = action {
             let (result, wroteNow) = sendPass(session, context)
             wrote = wrote || wroteNow
-            if result != 0 {
-                terminate(with: .library(operation: "sending frames", code: result))
-                return
-            }
-        } while needsSend || outboundFull
+            action = machine.sendPassFinished(
+                failure: result == 0 ? nil : .library(operation: "sending frames", code: result),
+                isWritable: context.channel.isWritable)
+        }
+        if case .terminate = action {
+            carryOut(action)
+            return
+        }
         // Keep the buffer while frames flow. A tunnel going quiet (no stream open, or a
         // call that found nothing to send) lets it go: hundreds of idle tunnels should
         // not each hold one, and allocating it again costs less than a request does.
@@ -127,7 +129,7 @@ extension HTTP2Connection {
     /// about to close: `flushOutput` would wait for writability, and the close would then
     /// drop what nghttp2 still holds. nghttp2 puts control frames (GOAWAY) before DATA.
     func sendFinalFrames() {
-        guard let session, let context, !isClosed else { return }
+        guard let session, let context else { return }
         // The connection closes next whatever happened; a failure here changes nothing.
         _ = sendPass(session, context)
     }
@@ -138,9 +140,9 @@ extension HTTP2Connection {
         // Reuse the buffer written last time: the TLS handler encrypts at flush and
         // drops it, so it is usually ours alone again and clearing it costs nothing.
         outbound.clear()
-        inSession = true
+        machine.sessionCallStarted()
         let result = nghttp2_session_send(session)
-        inSession = false
+        let returned = machine.sessionCallReturned()
         let wrote = pendingWriteBytes > 0
         if wrote {
             // The queue is taken before anything is written: a flush can report the channel
@@ -156,44 +158,30 @@ extension HTTP2Connection {
                 outboundQueue = queue
             }
         }
-        drainAfterSessionCall()
+        carryOut(returned)
         return (result, wrote)
     }
 
     /// After GOAWAY (either way), close once the last stream is done.
     func closeIfDrained() {
-        // While terminating, `terminate` reports the error and closes itself.
-        guard let session, let context, !isClosed, terminalError == nil else { return }
-        let draining = goAwaySent || goAwayReceived != nil
+        guard let session else { return }
         let sessionOver = nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0
-        if sessionOver && !draining {
-            // nghttp2 ended the session itself, after sending GOAWAY for a connection error.
-            terminate(with: .protocolViolation(lastProtocolComplaint ?? "the session was terminated"))
-        } else if sessionOver || (draining && streams.isEmpty) {
-            isClosed = true
-            context.close(promise: nil)
-        }
+        carryOut(
+            machine.flushFinished(
+                sessionOver: sessionOver, hasOpenStreams: !streams.isEmpty, complaint: lastProtocolComplaint))
     }
 
-    /// Sends whatever is queued (such as nghttp2's GOAWAY), reports `error`, and closes.
-    func terminate(with error: HTTP2Error) {
-        // A send that fails inside the flush below comes back here: it must not flush again
-        // (it recursed until the stack ran out when nghttp2 failed the same way each time).
-        guard !isClosed, !isTerminating, let context else { return }
-        isTerminating = true
-        if terminalError == nil { terminalError = error }
-        flushOutput()
-        isClosed = true
-        context.fireErrorCaught(error)
-        context.close(promise: nil)
-    }
-
-    /// The channel is gone: every open stream and PING ends with the reason.
+    /// The channel is gone.
     func tearDown() {
-        isClosed = true
-        let error = terminalError ?? .connectionClosed
+        carryOut(machine.channelClosed())
+    }
+
+    /// Every open stream and PING ends with `error` (or the reason it was reset, or the
+    /// peer's GOAWAY that left it unprocessed).
+    func tearDown(with error: HTTP2Error) {
+        let goAwayError = machine.goAwayError
         for (_, stream) in streams {
-            stream.isClosed = true
+            stream.state.closed()
             events.append(.streamClosed(stream, stream.resetReason ?? goAwayError ?? error))
         }
         streams.removeAll()
@@ -209,11 +197,5 @@ extension HTTP2Connection {
             delegate?.streamClosed(stream, error: error)
         }
         context = nil
-    }
-
-    /// The error for streams the peer's GOAWAY left unprocessed, if it sent one.
-    var goAwayError: HTTP2Error? {
-        guard let goAwayReceived else { return nil }
-        return .goAway(code: goAwayReceived.code, lastStreamID: goAwayReceived.lastStreamID)
     }
 }

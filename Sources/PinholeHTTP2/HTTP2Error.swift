@@ -47,7 +47,7 @@ public enum HTTP2Error: Error, Sendable, Equatable {
     case headerListTooLarge(streamID: Int32, limit: Int)
     /// Invalid use of the API (a programmer mistake above this module), reported instead of trapping.
     case misuse(String)
-    /// nghttp2 refused an operation.
+    /// nghttp2 refused an operation; the description says what that ended and what to do.
     case library(operation: String, code: Int32)
 }
 
@@ -71,7 +71,32 @@ extension HTTP2Error: CustomStringConvertible {
         case .misuse(let reason):
             return "HTTP/2 API misuse: \(reason)"
         case .library(let operation, let code):
-            return "\(operation) failed: \(String(cString: nghttp2_strerror(code)))"
+            return
+                "\(operation) failed: \(String(cString: nghttp2_strerror(code))); \(Self.remedy(forLibraryCode: code))"
+        }
+    }
+
+    /// What an nghttp2 failure meant for the connection, and what to do about it.
+    private static func remedy(forLibraryCode code: Int32) -> String {
+        switch code {
+        case NGHTTP2_ERR_NOMEM.rawValue:
+            return "the process is out of memory, so the connection was closed; free memory and reconnect"
+        case NGHTTP2_ERR_CALLBACK_FAILURE.rawValue:
+            return "a PinholeHTTP2 callback failed and the connection was closed (a bug: please report it)"
+        case NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE.rawValue:
+            return "this connection has used all its stream ids and is draining; retry on a new connection"
+        case NGHTTP2_ERR_START_STREAM_NOT_ALLOWED.rawValue, NGHTTP2_ERR_SESSION_CLOSING.rawValue:
+            return "the connection is shutting down; retry on a new connection"
+        case NGHTTP2_ERR_STREAM_CLOSED.rawValue, NGHTTP2_ERR_STREAM_CLOSING.rawValue,
+            NGHTTP2_ERR_STREAM_SHUT_WR.rawValue, NGHTTP2_ERR_INVALID_STREAM_STATE.rawValue:
+            return "the stream had already ended; retry the request on a new stream"
+        case NGHTTP2_ERR_INVALID_ARGUMENT.rawValue, NGHTTP2_ERR_INVALID_STATE.rawValue,
+            NGHTTP2_ERR_DATA_EXIST.rawValue, NGHTTP2_ERR_DEFERRED_DATA_EXIST.rawValue,
+            NGHTTP2_ERR_INVALID_STREAM_ID.rawValue:
+            return "PinholeHTTP2 asked for something nghttp2 does not allow (a bug: please report it)"
+        default:
+            return nghttp2_is_fatal(code) != 0
+                ? "the connection was closed; reconnect" : "it was not carried out; retry it"
         }
     }
 }

@@ -34,29 +34,24 @@ public final class HTTP2Stream {
     /// stream after the connection has closed, and its calls must stay safe.
     public let connection: HTTP2Connection
 
-    // Outgoing state, read by the data provider. The queue is created on first use: most
+    /// What has been sent and received, and whether the stream is over.
+    var state = HTTP2StreamStateMachine()
+
+    // The outgoing queue, read by the data provider. It is created on first use: most
     // requests through the relay (GETs) and many responses send no DATA at all. (Not a
     // `lazy var`: mutating one goes through a copy, and the copy made every append
     // reallocate.) It only holds non-empty buffers.
     var outgoing: CircularBuffer<ByteBuffer>?
     var outgoingBytes = 0
-    var localEndQueued = false
-    var pendingTrailers: HTTP2Headers?
-    /// A data provider is attached and nghttp2 is waiting for `resume`.
-    var dataDeferred = false
-    var headersSent = false
-    var wasWritable = true
 
-    // Incoming state.
-    var receivedHeaders = false
-    var receivedEnd = false
-    /// Whether the peer's first HEADERS frame also ended the stream: a message with no
-    /// body at all. Set before `.headers` is delivered, so its handler can rely on it.
-    public internal(set) var headersEndedStream = false
+    // The header block being received, and why the stream is ending if it is not normal.
     var incomingHeaders = HTTP2Headers()
     var incomingHeaderBytes = 0
     var resetReason: HTTP2Error?
-    var isClosed = false
+
+    /// Whether the peer's first HEADERS frame also ended the stream: a message with no
+    /// body at all. Set before `.headers` is delivered, so its handler can rely on it.
+    public var headersEndedStream: Bool { state.headersEndedStream }
 
     init(id: Int32, connection: HTTP2Connection, delegate: (any HTTP2StreamDelegate)?) {
         self.id = id
@@ -77,22 +72,21 @@ public final class HTTP2Stream {
 
     /// Queues body bytes. With `endStream`, they are the last ones.
     public func sendData(_ data: ByteBuffer, endStream: Bool = false) {
-        guard !isClosed, !localEndQueued else { return }
+        guard state.mayQueue else { return }
         if data.readableBytes > 0 {
             if outgoing == nil { outgoing = CircularBuffer(initialCapacity: 4) }
             outgoing!.append(data)
             outgoingBytes += data.readableBytes
         }
-        if endStream { localEndQueued = true }
-        if wasWritable && !isWritable { wasWritable = false }
+        state.dataQueued(
+            end: endStream, outgoingBytes: outgoingBytes,
+            highWatermark: connection.configuration.streamWriteBufferHighWatermark)
         connection.perform(.resumeData(self))
     }
 
     /// Ends the stream with trailers after any queued data.
     public func sendTrailers(_ trailers: HTTP2Headers) {
-        guard !isClosed, !localEndQueued else { return }
-        pendingTrailers = trailers
-        localEndQueued = true
+        guard state.trailersQueued(trailers) else { return }
         connection.perform(.resumeData(self))
     }
 
@@ -103,7 +97,7 @@ public final class HTTP2Stream {
 
     /// Resets the stream (RST_STREAM) with `code`; queued data is dropped.
     public func reset(_ code: HTTP2ErrorCode = .cancel) {
-        guard !isClosed else { return }
+        guard !state.isClosed else { return }
         discardOutgoing()
         connection.perform(.reset(self, code))
     }
@@ -111,7 +105,7 @@ public final class HTTP2Stream {
     /// Gives `count` bytes of receive window back to the peer: call it once the data
     /// delivered in `.data` parts has been passed on.
     public func consumed(_ count: Int) {
-        guard count > 0, !isClosed else { return }
+        guard count > 0, !state.isClosed else { return }
         connection.perform(.consume(self, count))
     }
 

@@ -39,6 +39,32 @@ struct HTTP2ConnectionTests {
         #expect(pair.clientEvents.errors.isEmpty && pair.serverEvents.errors.isEmpty)
     }
 
+    @Test("GOAWAY from the client: the server finishes the stream in flight, then both close")
+    func goAwayFromClient() throws {
+        let serverStreams = ServerStreams()
+        let pair = try InMemoryHTTP2Pair(acceptor: serverStreams.accept)
+        let inFlight = RecordingDelegate()
+        _ = try pair.clientConnection.openStream(
+            headers: requestHeaders(method: "GET"), endStream: true, delegate: inFlight)
+        try pair.interact()
+
+        pair.clientConnection.goAway(debugData: "client leaving")
+        try pair.interact()
+        #expect(
+            pair.serverEvents.events == [.goAwayReceived(code: .noError, lastStreamID: 0, debugData: "client leaving")])
+        #expect(throws: HTTP2Error.connectionDraining) {
+            try pair.clientConnection.openStream(headers: requestHeaders(), delegate: RecordingDelegate())
+        }
+        #expect(pair.client.isActive && pair.server.isActive, "the stream in flight keeps both open")
+
+        let stream = try #require(serverStreams.last)
+        stream.sendHeaders([(":status", "200")], endStream: true)
+        try pair.interact()
+        #expect(inFlight.headers?[":status"] == "200" && inFlight.ended && inFlight.error == nil)
+        #expect(!pair.client.isActive && !pair.server.isActive, "both sides close once drained")
+        #expect(pair.clientEvents.errors.isEmpty && pair.serverEvents.errors.isEmpty)
+    }
+
     @Test("work requested from delegates runs outside nghttp2 (no reentrancy)")
     func reentrancy() throws {
         /// On every event it does more work: answers, opens, pings, resets.
