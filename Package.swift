@@ -150,6 +150,7 @@ let package = Package(
         .target(
             name: "PinholeTestSupport",
             dependencies: [
+                "PinholeCore",
                 "PinholeHTTP2",
                 "PinholeTLS",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -196,6 +197,18 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "PinholeAgentTests",
+            dependencies: [
+                "PinholeAgent",
+                "PinholeTunnel",
+                "PinholeTLS",
+                "PinholeHTTP2",
+                "PinholeTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "PinholeRelayTests",
             dependencies: [
                 "PinholeRelay",
@@ -220,6 +233,7 @@ let package = Package(
                 "PinholeCore",
                 "PinholeHTTP2",
                 "PinholeTestSupport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
