@@ -1,0 +1,222 @@
+"""Pinhole's paths: its command lines (the only place the benchmark knows them), the
+certificate, starting relay + agent and the embedded relay, and building the binaries."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from common import (BACKEND_PORT, BUILD_TIMEOUT, OUT, REPO, START_TIMEOUT, TLS_DIR, TUNNEL_READY_TIMEOUT, BenchError,
+                    say)
+from processes import hello_ok, listening, wait_until
+
+
+# ---------------------------------------------------------------------------
+# Pinhole's command lines -- the only place the benchmark knows them.
+# ---------------------------------------------------------------------------
+TOKEN = "bench-token"
+PINHOLE_PRODUCTS = {"pinhole": ("relay", "agent"), "pinhole-embedded": ("agent",)}
+IDLE_PRODUCT = "pinhole-idle-tunnels"
+
+
+def relay_argv(bin_dir, public_port, agent_port, tunnel_ports, cert, key):
+    first, last = tunnel_ports
+    return [
+        str(bin_dir / "relay"),
+        "--bind", "127.0.0.1",
+        "--public-port", str(public_port),
+        "--agent-port", str(agent_port),
+        "--tunnel-ports", f"{first}-{last}",
+        "--public-host", "127.0.0.1",
+        "--token", TOKEN,
+        "--cert", str(cert),
+        "--key", str(key),
+    ]
+
+
+def agent_argv(bin_dir, agent_port, pin):
+    return [
+        str(bin_dir / "agent"), f"http://127.0.0.1:{BACKEND_PORT}",
+        "--relay", f"127.0.0.1:{agent_port}",
+        "--token", TOKEN,
+        "--pin", pin,
+        "--name", "bench",
+        "--log-format", "json",
+        "--quiet",
+    ]
+
+
+def embedded_agent_argv(bin_dir, public_port):
+    return [
+        str(bin_dir / "agent"), f"http://127.0.0.1:{BACKEND_PORT}",
+        "--bind", "127.0.0.1",
+        "--public-port", str(public_port),
+        "--log-format", "json",
+        "--quiet",
+    ]
+
+
+def idle_tunnels_argv(bin_dir, agent_port, pin, count):
+    return [
+        str(bin_dir / IDLE_PRODUCT),
+        "--relay", f"127.0.0.1:{agent_port}",
+        "--token", TOKEN,
+        "--pin", pin,
+        "--count", str(count),
+    ]
+
+
+def idle_ready(line, count):
+    return line.strip() == f"ready {count}"
+
+
+def tunnel_ready(line):
+    """The agent's `{"event":"tunnel_ready","url":...,"authority":...,"port":...}` line, or None."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(event, dict) or event.get("event") != "tunnel_ready":
+        return None
+    return event
+
+
+def certificate_argv(cert, key):
+    return [
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "2",
+        "-keyout", str(key), "-out", str(cert),
+    ]
+
+
+def make_certificate():
+    TLS_DIR.mkdir(parents=True, exist_ok=True)
+    cert, key = TLS_DIR / "relay.crt", TLS_DIR / "relay.key"
+    for path in (cert, key):
+        if path.exists():
+            path.unlink()
+    made = subprocess.run(certificate_argv(cert, key), capture_output=True, text=True)
+    if made.returncode != 0:
+        raise BenchError(f"openssl req failed: {made.stderr.strip()}")
+    os.chmod(key, 0o600)
+    fingerprint = subprocess.run(
+        ["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", str(cert)], capture_output=True, text=True
+    )
+    if fingerprint.returncode != 0 or "=" not in fingerprint.stdout:
+        raise BenchError(f"openssl x509 -fingerprint failed: {fingerprint.stderr.strip()}")
+    pin = "sha256:" + fingerprint.stdout.strip().split("=", 1)[1].replace(":", "").lower()
+    return cert, key, pin
+
+
+READY_HINT = (
+    " If the agent did print it, check that stdout is flushed after each line: here it is a pipe, not a terminal."
+)
+
+
+def ready_url(event):
+    url = event.get("url")
+    if not url and event.get("port"):
+        url = f"http://127.0.0.1:{event['port']}"
+    if not url:
+        raise BenchError(f"tunnel_ready has neither url nor port: {json.dumps(event)}")
+    return url.rstrip("/")
+
+
+def start_pinhole(supervisor, target, bin_dir, ports, tls):
+    cert, key, pin = tls
+    public, agent_port, tunnel_port = ports
+    relay = supervisor.start("relay", relay_argv(bin_dir, public, agent_port, (tunnel_port, tunnel_port), cert, key))
+    wait_until(lambda: listening(agent_port), START_TIMEOUT, f"the relay to listen on agent port {agent_port}", [relay])
+    agent = supervisor.start("agent", agent_argv(bin_dir, agent_port, pin), capture=True)
+    event = agent.wait_line(tunnel_ready, TUNNEL_READY_TIMEOUT, 'tunnel_ready line ({"event":"tunnel_ready",...})',
+                            READY_HINT)
+    target.base = ready_url(event)
+    target.ready_event = event
+    if target.base != f"http://127.0.0.1:{tunnel_port}":
+        say(f"  note: the agent's url is {target.base}, not http://127.0.0.1:{tunnel_port}; using its url")
+    wait_until(lambda: hello_ok(target.base), START_TIMEOUT, f"{target.base}/hello through the tunnel", [relay, agent])
+    target.rss_processes = [("relay", relay, None), ("agent", agent, None)]
+
+
+def start_embedded(supervisor, target, bin_dir, port):
+    agent = supervisor.start("agent-embedded", embedded_agent_argv(bin_dir, port), capture=True)
+    event = agent.wait_line(tunnel_ready, TUNNEL_READY_TIMEOUT, "tunnel_ready line", READY_HINT)
+    target.base = ready_url(event)
+    target.ready_event = event
+    wait_until(lambda: hello_ok(target.base), START_TIMEOUT, f"{target.base}/hello (embedded relay)", [agent])
+    target.rss_processes = [("agent", agent, None)]
+
+
+# ---------------------------------------------------------------------------
+# Building Pinhole
+# ---------------------------------------------------------------------------
+def newest_source_mtime():
+    newest = (REPO / "Package.swift").stat().st_mtime if (REPO / "Package.swift").exists() else 0
+    for root, _, files in os.walk(REPO / "Sources"):
+        for name in files:
+            try:
+                newest = max(newest, os.stat(os.path.join(root, name)).st_mtime)
+            except OSError:
+                pass
+    return newest
+
+
+def executable(path):
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def prepare_pinhole(supervisor, args, wanted):
+    """Builds what is missing or older than Sources/ (unless told not to).
+
+    Returns (bin_dir, {path: (status, reason)} for paths that cannot run, idle tool available)."""
+    bin_dir = Path(args.bin_dir).resolve() if args.bin_dir else REPO / ".build" / "release"
+    products = sorted({p for path in wanted for p in PINHOLE_PRODUCTS[path]})
+    missing = [p for p in products if not executable(bin_dir / p)]
+    newest = newest_source_mtime()
+    stale = [p for p in products if p not in missing and (bin_dir / p).stat().st_mtime < newest]
+    to_build = list(products) if (missing or stale) else []
+    if "pinhole" in wanted and (to_build or not executable(bin_dir / IDLE_PRODUCT)):
+        to_build.append(IDLE_PRODUCT)
+    why_not = "--no-build given" if args.no_build else ("--bin-dir given" if args.bin_dir else None)
+    swift = shutil.which("swift")
+    if to_build and not why_not and not swift:
+        why_not = "no `swift` on PATH"
+    if to_build and not why_not:
+        log = OUT / "build.log"
+        log.write_text("")
+        for product in to_build:
+            # One product per invocation: given --product twice, `swift build` builds only the last one.
+            argv = [swift, "build", "-c", "release", "--product", product]
+            say(f"building {product}: swift {' '.join(argv[1:])}  (log: {log})")
+            with open(log, "ab") as f:
+                f.write(f"\n$ {' '.join(argv)}\n".encode())
+            build = supervisor.start(f"build-{product}", argv, log_name="../build")
+            try:
+                code = supervisor.wait(build, BUILD_TIMEOUT)
+            except BenchError as error:
+                return bin_dir, {path: ("failed", str(error)) for path in wanted}, False
+            if code != 0:
+                tail = "\n".join("    " + line for line in log.read_text(errors="replace").splitlines()[-25:])
+                if product == IDLE_PRODUCT:
+                    say(f"warning: building {IDLE_PRODUCT} failed; the idle-tunnel figure is skipped.\n{tail}")
+                    continue
+                reason = f"swift build --product {product} failed (exit {code}; full log: {log}):\n{tail}"
+                return bin_dir, {path: ("failed", reason) for path in wanted}, False
+    elif stale:
+        say(f"warning: {', '.join(str(bin_dir / p) for p in stale)} older than Sources/ ({why_not}): "
+            "the figures are for the old code")
+    cannot = {}
+    for path in wanted:
+        absent = [str(bin_dir / p) for p in PINHOLE_PRODUCTS[path] if not executable(bin_dir / p)]
+        if absent and why_not:
+            cannot[path] = ("skipped", f"{', '.join(absent)} not found ({why_not})")
+        elif absent:
+            cannot[path] = ("failed", f"{', '.join(absent)} still missing after swift build")
+    return bin_dir, cannot, executable(bin_dir / IDLE_PRODUCT)
+
