@@ -10,23 +10,18 @@ library only.
 from __future__ import annotations
 
 import argparse
-import atexit
-import datetime
 import os
-import pwd
 import resource
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 
-from common import (BACKEND_PORT, BIG_BYTES, CONCURRENT, DATA, IDLE_TUNNELS, LABELS, MIB, OUT, PATHS, PINHOLE_PATHS, REPO, RUN, BenchError, Interrupted, Target, on_signal, say)
+from common import (BACKEND_PORT, BIG_BYTES, CONCURRENT, DATA, IDLE_TUNNELS, LABELS, MIB, PATHS, PINHOLE_PATHS,
+                    BenchError, Target, say)
 from measurements import NOISY_PERCENT, CpuMeter
 from peers import ensure_privsep_dir, ssh_keys, start_backend, start_hop, start_ssh, tool
 from pinhole import make_certificate, prepare_pinhole, start_embedded, start_pinhole
-from processes import Supervisor, free_port_range, free_ports
+from processes import free_port_range, free_ports, identity, prepare_run_dir, run_supervised, version_of
 from report import report, write_json
 from rounds import measure, measure_concurrent, measure_pinhole_extras
 
@@ -77,38 +72,18 @@ def raise_fd_limit():
     return soft
 
 
-def version_of(argv):
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=5)
-        return (done.stdout + done.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.TimeoutExpired):
-        return None
-
-
 def environment():
-    git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True)
-    return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "host": socket.gethostname(),
-        "kernel": os.uname().release,
-        "cpus": os.cpu_count(),
-        "loadavg_start": os.getloadavg(),
-        "commit": git.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if git.returncode == 0 else None,
-        "nginx": version_of([tool("nginx"), "-v"]),
-        "openssh": version_of([tool("ssh"), "-V"]),
-        "wrk": version_of(["wrk", "--version"]),
-        "curl": version_of(["curl", "--version"]),
-        "user": pwd.getpwuid(os.getuid()).pw_name,
-    }
+    return dict(
+        identity(),
+        nginx=version_of([tool("nginx"), "-v"]),
+        openssh=version_of([tool("ssh"), "-V"]),
+        wrk=version_of(["wrk", "--version"]),
+        curl=version_of(["curl", "--version"]),
+    )
 
 
 def prepare_out():
-    OUT.mkdir(parents=True, exist_ok=True)
-    if RUN.exists():
-        shutil.rmtree(RUN)
-    RUN.mkdir(parents=True)
+    prepare_run_dir()
     DATA.mkdir(parents=True, exist_ok=True)
     big = DATA / "big"
     if not big.exists() or big.stat().st_size != BIG_BYTES:
@@ -121,113 +96,98 @@ def prepare_out():
 
 def main(argv):
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-    supervisor = Supervisor()
-    atexit.register(supervisor.stop_all)
-    created_privsep = None
+    return run_supervised(lambda supervisor: run(supervisor, args))
+
+
+def run(supervisor, args):
+    """Sets the paths up, measures, reports; returns the exit code."""
     exit_code = 0
     started = time.monotonic()
     meter = CpuMeter(supervisor)
     setup_cpu = meter.snapshot()
-    try:
-        big = prepare_out()
-        fd_limit = raise_fd_limit()
-        env = environment()
-        targets = {name: Target(name) for name in args.paths}
-        wanted_pinhole = [p for p in PINHOLE_PATHS if p in targets]
-        bin_dir, idle_available = None, False
-        if wanted_pinhole:
-            bin_dir, cannot, idle_available = prepare_pinhole(supervisor, args, wanted_pinhole)
-            for path, (status, reason) in cannot.items():
-                targets[path].status, targets[path].reason = status, reason
-                say(f"{LABELS[path]}: {status} -- {reason}")
+    big = prepare_out()
+    fd_limit = raise_fd_limit()
+    env = environment()
+    targets = {name: Target(name) for name in args.paths}
+    wanted_pinhole = [p for p in PINHOLE_PATHS if p in targets]
+    bin_dir, idle_available = None, False
+    if wanted_pinhole:
+        bin_dir, cannot, idle_available = prepare_pinhole(supervisor, args, wanted_pinhole)
+        for path, (status, reason) in cannot.items():
+            targets[path].status, targets[path].reason = status, reason
+            say(f"{LABELS[path]}: {status} -- {reason}")
 
-        # All ports are picked now, before anything starts.
-        ports = dict(zip(["hop", "sshd-n", "fwd-n", "sshd-s", "fwd-s", "relay-pub", "relay-agent", "tunnel",
-                          "embedded", "idle-pub", "idle-agent"], free_ports(11)))
-        idle_range = free_port_range(IDLE_TUNNELS + 16, set(ports.values()))
+    # All ports are picked now, before anything starts.
+    ports = dict(zip(["hop", "sshd-n", "fwd-n", "sshd-s", "fwd-s", "relay-pub", "relay-agent", "tunnel",
+                      "embedded", "idle-pub", "idle-agent"], free_ports(11)))
+    idle_range = free_port_range(IDLE_TUNNELS + 16, set(ports.values()))
 
-        say("starting the backend (nginx on 127.0.0.1:3000 + upload sink)")
-        start_backend(supervisor)
-        if "direct" in targets:
-            targets["direct"].base = f"http://127.0.0.1:{BACKEND_PORT}"
-        tls = None
+    say("starting the backend (nginx on 127.0.0.1:3000 + upload sink)")
+    start_backend(supervisor)
+    if "direct" in targets:
+        targets["direct"].base = f"http://127.0.0.1:{BACKEND_PORT}"
+    tls = None
 
-        def bring_up(name, action):
-            target = targets.get(name)
-            if not target or target.status != "pending":
-                return
-            say(f"starting {target.label}")
-            try:
-                action(target)
-                target.status = "measured"
-            except BenchError as error:
-                target.status, target.reason = "failed", str(error)
-                say(f"{target.label}: failed to start: {error}")
+    def bring_up(name, action):
+        target = targets.get(name)
+        if not target or target.status != "pending":
+            return
+        say(f"starting {target.label}")
+        try:
+            action(target)
+            target.status = "measured"
+        except BenchError as error:
+            target.status, target.reason = "failed", str(error)
+            say(f"{target.label}: failed to start: {error}")
 
-        if "direct" in targets:
-            targets["direct"].status = "measured"
-        bring_up("nginx", lambda t: start_hop(supervisor, t, ports["hop"]))
-        if "ssh-n" in targets or "ssh-session" in targets:
-            try:
-                ssh_keys()
-                created_privsep = ensure_privsep_dir()
-            except (BenchError, subprocess.CalledProcessError, OSError) as error:
-                for name in ("ssh-n", "ssh-session"):
-                    if name in targets:
-                        targets[name].status, targets[name].reason = "failed", f"ssh setup: {error}"
-        bring_up("ssh-n", lambda t: start_ssh(supervisor, t, ports["sshd-n"], ports["fwd-n"], session=False))
-        bring_up("ssh-session", lambda t: start_ssh(supervisor, t, ports["sshd-s"], ports["fwd-s"], session=True))
-        if any(targets[p].status == "pending" for p in wanted_pinhole):
-            try:
-                tls = make_certificate()
-            except BenchError as error:
-                for p in wanted_pinhole:
-                    targets[p].status, targets[p].reason = "failed", str(error)
-        bring_up("pinhole", lambda t: start_pinhole(
-            supervisor, t, bin_dir, (ports["relay-pub"], ports["relay-agent"], ports["tunnel"]), tls))
-        bring_up("pinhole-embedded", lambda t: start_embedded(supervisor, t, bin_dir, ports["embedded"]))
-        if any(t.status == "failed" for t in targets.values()):
-            exit_code = 1
-
-        ordered = [targets[p] for p in args.paths]
-        if not any(t.status == "measured" for t in ordered):
-            raise BenchError("no path could be set up; nothing to measure")
-        setup_end = meter.snapshot()
-        other = CpuMeter.other_percent(setup_cpu, setup_end)
-        env["other_cpu_percent_during_setup"] = other
-        if other is not None and other > NOISY_PERCENT and setup_end[0] - setup_cpu[0] >= 1:
-            say(f"note: other processes took {other:.0f}% of a CPU while the paths started; "
-                "figures will be noisy (rows marked ~ show where)")
-        measure(supervisor, meter, ordered, args, big)
-
-        measure_concurrent(supervisor, meter, ordered, args)
-        extras = measure_pinhole_extras(supervisor, targets, big, bin_dir, tls,
-                                        (ports["idle-pub"], ports["idle-agent"]), idle_range, idle_available)
-
-        report(ordered, extras, args, env, fd_limit, time.monotonic() - started)
-        if any(t.status == "measured" and (t.downloads == [] or t.uploads == [] or not t.c50 or not t.c1)
-               for t in ordered):
-            exit_code = 1
-        if args.json:
-            write_json(args, ordered, extras, env, fd_limit)
-    except BenchError as error:
-        say(f"error: {error}")
+    if "direct" in targets:
+        targets["direct"].status = "measured"
+    bring_up("nginx", lambda t: start_hop(supervisor, t, ports["hop"]))
+    if "ssh-n" in targets or "ssh-session" in targets:
+        try:
+            ssh_keys()
+            created_privsep = ensure_privsep_dir()
+            if created_privsep:
+                supervisor.cleanups.append(created_privsep.rmdir)
+        except (BenchError, subprocess.CalledProcessError, OSError) as error:
+            for name in ("ssh-n", "ssh-session"):
+                if name in targets:
+                    targets[name].status, targets[name].reason = "failed", f"ssh setup: {error}"
+    bring_up("ssh-n", lambda t: start_ssh(supervisor, t, ports["sshd-n"], ports["fwd-n"], session=False))
+    bring_up("ssh-session", lambda t: start_ssh(supervisor, t, ports["sshd-s"], ports["fwd-s"], session=True))
+    if any(targets[p].status == "pending" for p in wanted_pinhole):
+        try:
+            tls = make_certificate()
+        except BenchError as error:
+            for p in wanted_pinhole:
+                targets[p].status, targets[p].reason = "failed", str(error)
+    bring_up("pinhole", lambda t: start_pinhole(
+        supervisor, t, bin_dir, (ports["relay-pub"], ports["relay-agent"], ports["tunnel"]), tls, "json-quiet"))
+    bring_up("pinhole-embedded", lambda t: start_embedded(supervisor, t, bin_dir, ports["embedded"], "json-quiet"))
+    if any(t.status == "failed" for t in targets.values()):
         exit_code = 1
-    except Interrupted as why:
-        say(f"\ninterrupted ({why}); stopping everything this run started")
-        exit_code = 130
-    finally:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
-        supervisor.stop_all()
-        if created_privsep:
-            try:
-                created_privsep.rmdir()
-            except OSError:
-                pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    ordered = [targets[p] for p in args.paths]
+    if not any(t.status == "measured" for t in ordered):
+        raise BenchError("no path could be set up; nothing to measure")
+    setup_end = meter.snapshot()
+    other = CpuMeter.other_percent(setup_cpu, setup_end)
+    env["other_cpu_percent_during_setup"] = other
+    if other is not None and other > NOISY_PERCENT and setup_end[0] - setup_cpu[0] >= 1:
+        say(f"note: other processes took {other:.0f}% of a CPU while the paths started; "
+            "figures will be noisy (rows marked ~ show where)")
+    measure(supervisor, meter, ordered, args, big)
+
+    measure_concurrent(supervisor, meter, ordered, args)
+    extras = measure_pinhole_extras(supervisor, targets, big, bin_dir, tls,
+                                    (ports["idle-pub"], ports["idle-agent"]), idle_range, idle_available)
+
+    report(ordered, extras, args, env, fd_limit, time.monotonic() - started)
+    if any(t.status == "measured" and (t.downloads == [] or t.uploads == [] or not t.c50 or not t.c1)
+           for t in ordered):
+        exit_code = 1
+    if args.json:
+        write_json(args, ordered, extras, env, fd_limit)
     return exit_code
 
 

@@ -28,6 +28,42 @@ def proc_status_kb(pid, field):
     return None
 
 
+def open_fds(pid):
+    """How many file descriptors pid has open (sockets, files, pipes), or None once it is gone."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def connections_to(pid, port):
+    """How many of pid's sockets are TCP connections to port on this machine (any state): the
+    agent's pool of keep-alive connections to the app, for example."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:[") : -1])
+    except OSError:
+        return None
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[9] in inodes and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
 def tree_kb(pid, field, comm=None):
     """Sum of field over pid and its descendants (only those named comm, when given)."""
     table = process_table()

@@ -37,26 +37,32 @@ def relay_argv(bin_dir, public_port, agent_port, tunnel_ports, cert, key):
     ]
 
 
-def agent_argv(bin_dir, agent_port, pin):
+# What the agent prints besides its header: the request log as users get it (text lines),
+# as JSON lines, or nothing per request.
+AGENT_OUTPUT = {
+    "text": [],
+    "json": ["--log-format", "json"],
+    "quiet": ["--quiet"],
+    "json-quiet": ["--log-format", "json", "--quiet"],
+}
+
+
+def agent_argv(bin_dir, agent_port, pin, output):
     return [
         str(bin_dir / "agent"), f"http://127.0.0.1:{BACKEND_PORT}",
         "--relay", f"127.0.0.1:{agent_port}",
         "--token", TOKEN,
         "--pin", pin,
         "--name", "bench",
-        "--log-format", "json",
-        "--quiet",
-    ]
+    ] + AGENT_OUTPUT[output]
 
 
-def embedded_agent_argv(bin_dir, public_port):
+def embedded_agent_argv(bin_dir, public_port, output):
     return [
         str(bin_dir / "agent"), f"http://127.0.0.1:{BACKEND_PORT}",
         "--bind", "127.0.0.1",
         "--public-port", str(public_port),
-        "--log-format", "json",
-        "--quiet",
-    ]
+    ] + AGENT_OUTPUT[output]
 
 
 def idle_tunnels_argv(bin_dir, agent_port, pin, count):
@@ -85,6 +91,16 @@ def tunnel_ready(line):
     if not isinstance(event, dict) or event.get("event") != "tunnel_ready":
         return None
     return event
+
+
+def agent_url(line):
+    """The public URL the agent prints: in its text header (`  public URL http://…`) or as
+    `url` of its JSON `tunnel_ready` line; None for any other line."""
+    words = line.split()
+    if words[:2] == ["public", "URL"] and len(words) >= 3:
+        return words[2].rstrip("/")
+    event = tunnel_ready(line)
+    return ready_url(event) if event else None
 
 
 def certificate_argv(cert, key):
@@ -117,6 +133,8 @@ def make_certificate():
 READY_HINT = (
     " If the agent did print it, check that stdout is flushed after each line: here it is a pipe, not a terminal."
 )
+AGENT_READY = "public URL (its header's `public URL` line, or a JSON tunnel_ready line)"
+AGENT_READY_HINT = " The agent's output goes to a file here, as when a user redirects it: is it flushed?"
 
 
 def ready_url(event):
@@ -128,27 +146,28 @@ def ready_url(event):
     return url.rstrip("/")
 
 
-def start_pinhole(supervisor, target, bin_dir, ports, tls):
+def start_pinhole(supervisor, target, bin_dir, ports, tls, output, tag=""):
+    """Relay and agent as two processes; their logs are relay{tag}.log and agent{tag}.log,
+    the agent's output (the request log) included."""
     cert, key, pin = tls
     public, agent_port, tunnel_port = ports
-    relay = supervisor.start("relay", relay_argv(bin_dir, public, agent_port, (tunnel_port, tunnel_port), cert, key))
+    relay = supervisor.start(f"relay{tag}",
+                             relay_argv(bin_dir, public, agent_port, (tunnel_port, tunnel_port), cert, key))
     wait_until(lambda: listening(agent_port), START_TIMEOUT, f"the relay to listen on agent port {agent_port}", [relay])
-    agent = supervisor.start("agent", agent_argv(bin_dir, agent_port, pin), capture=True)
-    event = agent.wait_line(tunnel_ready, TUNNEL_READY_TIMEOUT, 'tunnel_ready line ({"event":"tunnel_ready",...})',
-                            READY_HINT)
-    target.base = ready_url(event)
-    target.ready_event = event
+    agent = supervisor.start(f"agent{tag}", agent_argv(bin_dir, agent_port, pin, output))
+    target.base = agent.wait_log_line(agent_url, TUNNEL_READY_TIMEOUT, AGENT_READY, AGENT_READY_HINT)
+    target.ready_event = {"url": target.base, "output": output}
     if target.base != f"http://127.0.0.1:{tunnel_port}":
         say(f"  note: the agent's url is {target.base}, not http://127.0.0.1:{tunnel_port}; using its url")
     wait_until(lambda: hello_ok(target.base), START_TIMEOUT, f"{target.base}/hello through the tunnel", [relay, agent])
     target.rss_processes = [("relay", relay, None), ("agent", agent, None)]
 
 
-def start_embedded(supervisor, target, bin_dir, port):
-    agent = supervisor.start("agent-embedded", embedded_agent_argv(bin_dir, port), capture=True)
-    event = agent.wait_line(tunnel_ready, TUNNEL_READY_TIMEOUT, "tunnel_ready line", READY_HINT)
-    target.base = ready_url(event)
-    target.ready_event = event
+def start_embedded(supervisor, target, bin_dir, port, output, tag=""):
+    """The agent alone, relay embedded; its log (the request log included) is agent-embedded{tag}.log."""
+    agent = supervisor.start(f"agent-embedded{tag}", embedded_agent_argv(bin_dir, port, output))
+    target.base = agent.wait_log_line(agent_url, TUNNEL_READY_TIMEOUT, AGENT_READY, AGENT_READY_HINT)
+    target.ready_event = {"url": target.base, "output": output}
     wait_until(lambda: hello_ok(target.base), START_TIMEOUT, f"{target.base}/hello (embedded relay)", [agent])
     target.rss_processes = [("agent", agent, None)]
 
@@ -171,8 +190,9 @@ def executable(path):
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def prepare_pinhole(supervisor, args, wanted):
-    """Builds what is missing or older than Sources/ (unless told not to).
+def prepare_pinhole(supervisor, args, wanted, idle_tool=True):
+    """Builds what is missing or older than Sources/ (unless told not to), and the idle-tunnel
+    tool with relay + agent when idle_tool.
 
     Returns (bin_dir, {path: (status, reason)} for paths that cannot run, idle tool available)."""
     bin_dir = Path(args.bin_dir).resolve() if args.bin_dir else REPO / ".build" / "release"
@@ -181,7 +201,7 @@ def prepare_pinhole(supervisor, args, wanted):
     newest = newest_source_mtime()
     stale = [p for p in products if p not in missing and (bin_dir / p).stat().st_mtime < newest]
     to_build = list(products) if (missing or stale) else []
-    if "pinhole" in wanted and (to_build or not executable(bin_dir / IDLE_PRODUCT)):
+    if idle_tool and "pinhole" in wanted and (to_build or not executable(bin_dir / IDLE_PRODUCT)):
         to_build.append(IDLE_PRODUCT)
     why_not = "--no-build given" if args.no_build else ("--bin-dir given" if args.bin_dir else None)
     swift = shutil.which("swift")

@@ -3,8 +3,12 @@ that are always bounded."""
 
 from __future__ import annotations
 
+import atexit
+import datetime
 import http.client
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,7 +16,7 @@ import threading
 import time
 import urllib.parse
 
-from common import BACKEND_PORT, EXIT_TIMEOUT, HELLO, RUN, BenchError, say
+from common import BACKEND_PORT, EXIT_TIMEOUT, HELLO, OUT, REPO, RUN, BenchError, Interrupted, on_signal, say
 
 
 def process_table():
@@ -88,6 +92,35 @@ class Process:
             f"  command: {' '.join(self.argv)}\n  last lines of {self.log_path}:\n{self.tail()}"
         )
 
+    def wait_log_line(self, match, timeout, what, hint=""):
+        """The first line of the log (stdout and stderr, when they go to the file) for which
+        match(line) is truthy, and that value. The log is a file here, as it is for a user who
+        redirects the output, so it is read as it grows (bounded by timeout)."""
+        deadline = time.monotonic() + timeout
+        offset, partial, pause = 0, b"", 0.01
+        while True:
+            try:
+                with open(self.log_path, "rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+            except OSError:
+                chunk = b""
+            offset += len(chunk)
+            *lines, partial = (partial + chunk).split(b"\n")
+            for raw in lines:
+                value = match(raw.decode("utf-8", "replace"))
+                if value:
+                    return value
+            if not self.alive():
+                raise self.died(what)
+            if time.monotonic() >= deadline:
+                raise BenchError(
+                    f"{self.name}: no {what} within {timeout} s.{hint}\n"
+                    f"  command: {' '.join(self.argv)}\n  last lines of {self.log_path}:\n{self.tail()}"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
     def wait_line(self, match, timeout, what, hint=""):
         """The first stdout line for which match(line) is truthy, and that value."""
         deadline = time.monotonic() + timeout
@@ -118,6 +151,7 @@ class Supervisor:
     def __init__(self):
         self.processes = []
         self.lock = threading.Lock()
+        self.cleanups = []  # called after stop_all at the end of run_supervised (errors ignored)
 
     def start(self, name, argv, *, stdin=None, capture=False, log_name=None):
         log_path = RUN / f"{log_name or name}.log"
@@ -222,6 +256,65 @@ class Supervisor:
             self.processes.append(process)
         code = self._finish(process, timeout)
         return code, out_path.read_text(errors="replace"), err_path.read_text(errors="replace").strip()
+
+
+def run_supervised(body):
+    """Runs body(supervisor) and returns its exit code; on an error, Ctrl-C or SIGTERM it says
+    why, and in every case stops every process started and runs the cleanups."""
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    supervisor = Supervisor()
+    atexit.register(supervisor.stop_all)
+    try:
+        return body(supervisor)
+    except BenchError as error:
+        say(f"error: {error}")
+        return 1
+    except Interrupted as why:
+        say(f"\ninterrupted ({why}); stopping everything this run started")
+        return 130
+    finally:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+        supervisor.stop_all()
+        for cleanup in supervisor.cleanups:
+            try:
+                cleanup()
+            except OSError:
+                pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def version_of(argv):
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=5)
+        return (done.stdout + done.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return None
+
+
+def identity():
+    """When, where and which commit a run measured."""
+    git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True)
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "kernel": os.uname().release,
+        "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+        "commit": git.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if git.returncode == 0 else None,
+        "user": pwd.getpwuid(os.getuid()).pw_name,
+    }
+
+
+def prepare_run_dir():
+    """An empty RUN directory: configs, logs and pid files of this run only."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    if RUN.exists():
+        shutil.rmtree(RUN)
+    RUN.mkdir(parents=True)
 
 
 def _exists(pid):
