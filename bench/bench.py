@@ -20,7 +20,7 @@ from common import (BACKEND_PORT, BIG_BYTES, CONCURRENT, DATA, IDLE_TUNNELS, LAB
                     BenchError, Target, say)
 from measurements import NOISY_PERCENT, CpuMeter
 from peers import ensure_privsep_dir, ssh_keys, start_backend, start_hop, start_ssh, tool
-from pinhole import make_certificate, prepare_pinhole, start_embedded, start_pinhole
+from pinhole import make_certificate, ports_needed, prepare_pinhole, start_variant
 from processes import free_port_range, free_ports, identity, prepare_run_dir, run_supervised, version_of
 from report import report, write_json
 from rounds import measure, measure_concurrent, measure_pinhole_extras
@@ -118,9 +118,13 @@ def run(supervisor, args):
             say(f"{LABELS[path]}: {status} -- {reason}")
 
     # All ports are picked now, before anything starts.
-    ports = dict(zip(["hop", "sshd-n", "fwd-n", "sshd-s", "fwd-s", "relay-pub", "relay-agent", "tunnel",
-                      "embedded", "idle-pub", "idle-agent"], free_ports(11)))
-    idle_range = free_port_range(IDLE_TUNNELS + 16, set(ports.values()))
+    names = ["hop", "sshd-n", "fwd-n", "sshd-s", "fwd-s", "idle-pub", "idle-agent"]
+    picked = free_ports(len(names) + sum(ports_needed(p) for p in PINHOLE_PATHS))
+    unused = iter(picked)
+    ports = {name: next(unused) for name in names}
+    for path in PINHOLE_PATHS:
+        ports[path] = tuple(next(unused) for _ in range(ports_needed(path)))
+    idle_range = free_port_range(IDLE_TUNNELS + 16, set(picked))
 
     say("starting the backend (nginx on 127.0.0.1:3000 + upload sink)")
     start_backend(supervisor)
@@ -161,9 +165,8 @@ def run(supervisor, args):
         except BenchError as error:
             for p in wanted_pinhole:
                 targets[p].status, targets[p].reason = "failed", str(error)
-    bring_up("pinhole", lambda t: start_pinhole(
-        supervisor, t, bin_dir, (ports["relay-pub"], ports["relay-agent"], ports["tunnel"]), tls, "json-quiet"))
-    bring_up("pinhole-embedded", lambda t: start_embedded(supervisor, t, bin_dir, ports["embedded"], "json-quiet"))
+    for path in PINHOLE_PATHS:
+        bring_up(path, lambda t: start_variant(supervisor, t, bin_dir, ports[t.name], tls))
     if any(t.status == "failed" for t in targets.values()):
         exit_code = 1
 

@@ -24,16 +24,23 @@ BULK_EACH_WAY = GIB  # moved each way through the tunnel for the RSS-growth figu
 IDLE_TUNNELS = 500
 CONCURRENT = 1000
 
-PATHS = ("direct", "nginx", "ssh-n", "ssh-session", "pinhole", "pinhole-embedded")
+# The Pinhole rows: `pinhole` and `pinhole-embedded` as users run them (the text request log,
+# to a file); the -json and -quiet rows show what the log costs.
+PINHOLE_PATHS = ("pinhole", "pinhole-json", "pinhole-quiet",
+                 "pinhole-embedded", "pinhole-embedded-json", "pinhole-embedded-quiet")
+PATHS = ("direct", "nginx", "ssh-n", "ssh-session") + PINHOLE_PATHS
 LABELS = {
     "direct": "direct",
     "nginx": "nginx hop",
     "ssh-n": "ssh -R -N",
     "ssh-session": "ssh -R (session)",
     "pinhole": "pinhole",
+    "pinhole-json": "pinhole json log",
+    "pinhole-quiet": "pinhole --quiet",
     "pinhole-embedded": "pinhole embedded",
+    "pinhole-embedded-json": "embedded json log",
+    "pinhole-embedded-quiet": "embedded --quiet",
 }
-PINHOLE_PATHS = ("pinhole", "pinhole-embedded")
 
 # Every wait is bounded; these are the bounds (seconds).
 START_TIMEOUT = 20  # a server listening, a forwarded port answering

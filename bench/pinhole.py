@@ -18,7 +18,17 @@ from processes import hello_ok, listening, wait_until
 # Pinhole's command lines -- the only place the benchmark knows them.
 # ---------------------------------------------------------------------------
 TOKEN = "bench-token"
-PINHOLE_PRODUCTS = {"pinhole": ("relay", "agent"), "pinhole-embedded": ("agent",)}
+# Each Pinhole row: relay + agent or the embedded relay, and what the agent prints.
+PINHOLE_VARIANTS = {
+    "pinhole": ("relay", "text"),
+    "pinhole-json": ("relay", "json"),
+    "pinhole-quiet": ("relay", "quiet"),
+    "pinhole-embedded": ("embedded", "text"),
+    "pinhole-embedded-json": ("embedded", "json"),
+    "pinhole-embedded-quiet": ("embedded", "quiet"),
+}
+PINHOLE_PRODUCTS = {path: ("relay", "agent") if mode == "relay" else ("agent",)
+                    for path, (mode, _) in PINHOLE_VARIANTS.items()}
 IDLE_PRODUCT = "pinhole-idle-tunnels"
 
 
@@ -43,7 +53,6 @@ AGENT_OUTPUT = {
     "text": [],
     "json": ["--log-format", "json"],
     "quiet": ["--quiet"],
-    "json-quiet": ["--log-format", "json", "--quiet"],
 }
 
 
@@ -161,6 +170,21 @@ def start_pinhole(supervisor, target, bin_dir, ports, tls, output, tag=""):
         say(f"  note: the agent's url is {target.base}, not http://127.0.0.1:{tunnel_port}; using its url")
     wait_until(lambda: hello_ok(target.base), START_TIMEOUT, f"{target.base}/hello through the tunnel", [relay, agent])
     target.rss_processes = [("relay", relay, None), ("agent", agent, None)]
+
+
+def ports_needed(path):
+    """Ports a Pinhole row listens on: relay public, agent and tunnel ports; or the embedded public port."""
+    return 3 if PINHOLE_VARIANTS[path][0] == "relay" else 1
+
+
+def start_variant(supervisor, target, bin_dir, ports, tls):
+    """Starts the row target.name (one of PINHOLE_VARIANTS) on ports (ports_needed of them)."""
+    mode, output = PINHOLE_VARIANTS[target.name]
+    tag = target.name.replace("pinhole-embedded", "").replace("pinhole", "")  # "", "-json", "-quiet"
+    if mode == "relay":
+        start_pinhole(supervisor, target, bin_dir, ports, tls, output, tag)
+    else:
+        start_embedded(supervisor, target, bin_dir, ports[0], output, tag)
 
 
 def start_embedded(supervisor, target, bin_dir, port, output, tag=""):

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import BACKEND_PORT, LABELS, PINHOLE_PATHS, BenchError, Target, say
+from common import BACKEND_PORT, LABELS, BenchError, Target, say
 from measurements import connections_to, describe_errors, open_fds, proc_status_kb, wrk
 from peers import start_backend
 from pinhole import make_certificate, prepare_pinhole, start_embedded, start_pinhole
@@ -25,6 +25,7 @@ from processes import free_ports, identity, prepare_run_dir, run_supervised, url
 
 TARGET_REQUESTS = 5_000_000  # the figure: after warm-up, < 1 MiB growth over this many requests
 GROWTH_LIMIT_KB = 1024
+SOAK_PATHS = ("pinhole", "pinhole-embedded")  # relay + agent, embedded relay
 LOGS = {"on": "text", "off": "quiet"}  # the request log on (the default text lines, to a file) or --quiet
 SETTLE_TIMEOUT = 10  # seconds for fd counts to stop moving once wrk has stopped
 SETTLE_STEADY = 1.0  # ... and how long they must hold still
@@ -44,7 +45,7 @@ def parse_args(argv):
     parser.add_argument("--chunk", type=int, help="seconds per wrk run, one sample after each (10; --quick 3)")
     parser.add_argument("--max-minutes", type=float, default=60,
                         help="stop a phase's load after this long even if short of its requests (60)")
-    parser.add_argument("--only", default=",".join(PINHOLE_PATHS), help=f"paths: {','.join(PINHOLE_PATHS)}")
+    parser.add_argument("--only", default=",".join(SOAK_PATHS), help=f"paths: {','.join(SOAK_PATHS)}")
     parser.add_argument("--log", default="on,off", help="request log: on (text, to a file), off (--quiet), or both")
     parser.add_argument("--json", metavar="FILE", help="write every sample to FILE")
     parser.add_argument("--no-build", action="store_true", help="never run swift build")
@@ -55,9 +56,9 @@ def parse_args(argv):
     args.chunk = args.chunk or (3 if args.quick else 10)
     if args.requests < 1 or args.warmup < 0 or args.chunk < 1 or args.connections < 1 or args.max_minutes <= 0:
         parser.error("--requests, --chunk, --connections and --max-minutes must be positive, --warmup at least 0")
-    args.paths = [p for p in PINHOLE_PATHS if p in {x.strip() for x in args.only.split(",")}]
-    if not args.paths or set(x.strip() for x in args.only.split(",")) - set(PINHOLE_PATHS):
-        parser.error(f"--only takes {','.join(PINHOLE_PATHS)}")
+    args.paths = [p for p in SOAK_PATHS if p in {x.strip() for x in args.only.split(",")}]
+    if not args.paths or set(x.strip() for x in args.only.split(",")) - set(SOAK_PATHS):
+        parser.error(f"--only takes {','.join(SOAK_PATHS)}")
     args.logs = [log for log in LOGS if log in {x.strip() for x in args.log.split(",")}]
     if not args.logs or set(x.strip() for x in args.log.split(",")) - set(LOGS):
         parser.error("--log takes on, off or on,off")
@@ -216,7 +217,8 @@ def report(phases, args, env):
            f"wrk -t1 -c{args.connections} /hello in runs of {args.chunk} s; {args.warmup:,} warm-up + "
            f"{args.requests:,} requests per phase; request log on = the default text lines to a file",
            "RSS MiB (settled: fds still for 1 s after wrk stopped); growth = after the load - after the warm-up;",
-           "→app: the agent's idle keep-alive connections to the app, kept for reuse (at most one per connection)", ""]
+           "→app: the agent's idle keep-alive connections to the app, kept for reuse (one per connection at most)",
+           ""]
     out.append(f"  {'phase':<26} {'process':<15} {'idle':>6} {'warm':>6} {'end':>6} {'growth':>7} {'peak':>6}"
                f"  {'fds idle':>8} {'warm':>5} {'end':>5} {'→app':>5}")
     for phase in phases:
