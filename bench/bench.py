@@ -17,11 +17,13 @@ import sys
 import time
 
 from common import (BACKEND_PORT, BIG_BYTES, CONCURRENT, DATA, IDLE_TUNNELS, LABELS, MIB, PATHS, PINHOLE_PATHS,
-                    BenchError, Target, say)
+                    SECTIONS, BenchError, Target, say)
 from measurements import NOISY_PERCENT, CpuMeter
 from peers import ensure_privsep_dir, ssh_keys, start_backend, start_hop, start_ssh, tool
 from pinhole import make_certificate, ports_needed, prepare_pinhole, start_variant
 from processes import free_port_range, free_ports, identity, prepare_run_dir, run_supervised, version_of
+from grpc_bench import measure_grpc
+from h2 import measure_h2
 from report import report, write_json
 from rounds import measure, measure_concurrent, measure_pinhole_extras
 
@@ -37,7 +39,8 @@ def parse_args(argv):
     parser.add_argument("--runs", type=int, help="wrk runs per path and connection count; the median is shown (3)")
     parser.add_argument("--duration", type=int, help="seconds per wrk run (10)")
     parser.add_argument("--quick", action="store_true", help="1 run of 3 s (unless --runs/--duration say otherwise)")
-    parser.add_argument("--only", default=",".join(PATHS), help=f"comma-separated paths: {','.join(PATHS)}")
+    parser.add_argument("--only", default=",".join(PATHS + SECTIONS),
+                        help=f"comma-separated paths: {','.join(PATHS)}, and the sections {','.join(SECTIONS)}")
     parser.add_argument("--json", metavar="FILE", help="write every raw figure to FILE")
     parser.add_argument("--no-build", action="store_true", help="never run swift build; skip Pinhole rows if not built")
     parser.add_argument("--bin-dir", help="take relay/agent from DIR instead of .build/release (implies no build)")
@@ -46,11 +49,12 @@ def parse_args(argv):
     args.duration = args.duration or (3 if args.quick else 10)
     if args.runs < 1 or args.duration < 1:
         parser.error("--runs and --duration must be at least 1")
-    args.paths = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = [p for p in args.paths if p not in PATHS]
-    if unknown or not args.paths:
-        parser.error(f"unknown path(s) {', '.join(unknown) or '(none)'}; choose from {','.join(PATHS)}")
-    args.paths = [p for p in PATHS if p in args.paths]
+    names = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = [p for p in names if p not in PATHS + SECTIONS]
+    if unknown or not names:
+        parser.error(f"unknown path(s) {', '.join(unknown) or '(none)'}; choose from {','.join(PATHS + SECTIONS)}")
+    args.paths = [p for p in PATHS if p in names]
+    args.sections = [s for s in SECTIONS if s in names]
     return args
 
 
@@ -110,12 +114,16 @@ def run(supervisor, args):
     env = environment()
     targets = {name: Target(name) for name in args.paths}
     wanted_pinhole = [p for p in PINHOLE_PATHS if p in targets]
-    bin_dir, idle_available = None, False
-    if wanted_pinhole:
-        bin_dir, cannot, idle_available = prepare_pinhole(supervisor, args, wanted_pinhole)
+    # The HTTP/2 and gRPC sections run relay + agent and the embedded relay of their own.
+    to_build = wanted_pinhole + [p for p in ("pinhole", "pinhole-embedded") if args.sections and p not in targets]
+    bin_dir, section_bin_dir, idle_available = None, None, False
+    if to_build:
+        bin_dir, cannot, idle_available = prepare_pinhole(supervisor, args, to_build, idle_tool="pinhole" in targets)
         for path, (status, reason) in cannot.items():
-            targets[path].status, targets[path].reason = status, reason
+            if path in targets:
+                targets[path].status, targets[path].reason = status, reason
             say(f"{LABELS[path]}: {status} -- {reason}")
+        section_bin_dir = None if "pinhole" in cannot or "pinhole-embedded" in cannot else bin_dir
 
     # All ports are picked now, before anything starts.
     names = ["hop", "sshd-n", "fwd-n", "sshd-s", "fwd-s", "idle-pub", "idle-agent"]
@@ -159,7 +167,7 @@ def run(supervisor, args):
                     targets[name].status, targets[name].reason = "failed", f"ssh setup: {error}"
     bring_up("ssh-n", lambda t: start_ssh(supervisor, t, ports["sshd-n"], ports["fwd-n"], session=False))
     bring_up("ssh-session", lambda t: start_ssh(supervisor, t, ports["sshd-s"], ports["fwd-s"], session=True))
-    if any(targets[p].status == "pending" for p in wanted_pinhole):
+    if any(targets[p].status == "pending" for p in wanted_pinhole) or section_bin_dir:
         try:
             tls = make_certificate()
         except BenchError as error:
@@ -171,7 +179,7 @@ def run(supervisor, args):
         exit_code = 1
 
     ordered = [targets[p] for p in args.paths]
-    if not any(t.status == "measured" for t in ordered):
+    if not any(t.status == "measured" for t in ordered) and not args.sections:
         raise BenchError("no path could be set up; nothing to measure")
     setup_end = meter.snapshot()
     other = CpuMeter.other_percent(setup_cpu, setup_end)
@@ -179,11 +187,16 @@ def run(supervisor, args):
     if other is not None and other > NOISY_PERCENT and setup_end[0] - setup_cpu[0] >= 1:
         say(f"note: other processes took {other:.0f}% of a CPU while the paths started; "
             "figures will be noisy (rows marked ~ show where)")
-    measure(supervisor, meter, ordered, args, big)
-
-    measure_concurrent(supervisor, meter, ordered, args)
-    extras = measure_pinhole_extras(supervisor, targets, big, bin_dir, tls,
-                                    (ports["idle-pub"], ports["idle-agent"]), idle_range, idle_available)
+    extras = {}
+    if any(t.status == "measured" for t in ordered):
+        measure(supervisor, meter, ordered, args, big)
+        measure_concurrent(supervisor, meter, ordered, args)
+        extras = measure_pinhole_extras(supervisor, targets, big, bin_dir, tls,
+                                        (ports["idle-pub"], ports["idle-agent"]), idle_range, idle_available)
+    if "h2" in args.sections:
+        extras["h2"] = measure_h2(supervisor, args, section_bin_dir, tls)
+    if "grpc" in args.sections:
+        extras["grpc"] = measure_grpc(supervisor, args, section_bin_dir, tls)
 
     report(ordered, extras, args, env, fd_limit, time.monotonic() - started)
     if any(t.status == "measured" and (t.downloads == [] or t.uploads == [] or not t.c50 or not t.c1)

@@ -29,6 +29,7 @@ CONCURRENT = 1000
 PINHOLE_PATHS = ("pinhole", "pinhole-json", "pinhole-quiet",
                  "pinhole-embedded", "pinhole-embedded-json", "pinhole-embedded-quiet")
 PATHS = ("direct", "nginx", "ssh-n", "ssh-session") + PINHOLE_PATHS
+SECTIONS = ("h2", "grpc")  # HTTP/2 (h2load, nghttpd, nghttpx) and gRPC (grpcio), after the table
 LABELS = {
     "direct": "direct",
     "nginx": "nginx hop",
@@ -65,6 +66,14 @@ class Interrupted(BaseException):
 
 def on_signal(signum, _frame):
     raise Interrupted(signal.Signals(signum).name)
+
+
+def rotated(items, index):
+    """items starting at index (mod their count): each round starts with the next path, to spread noise."""
+    if not items:
+        return []
+    start = index % len(items)
+    return items[start:] + items[:start]
 
 
 def say(message=""):

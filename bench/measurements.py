@@ -14,7 +14,7 @@ import time
 from common import (BIG_BYTES, BULK_EACH_WAY, EXIT_TIMEOUT, GIB, IDLE_READY_TIMEOUT, IDLE_TUNNELS, RUN,
                     START_TIMEOUT, TRANSFER_TIMEOUT, BenchError, say)
 from pinhole import READY_HINT, idle_ready, idle_tunnels_argv, relay_argv
-from processes import listening, process_table, process_tree, url_join, wait_until
+from processes import listening, process_table, process_tree, tcp_sockets, url_join, wait_until
 
 
 def proc_status_kb(pid, field):
@@ -50,18 +50,7 @@ def connections_to(pid, port):
                 inodes.add(link[len("socket:[") : -1])
     except OSError:
         return None
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if fields[9] in inodes and int(fields[2].rsplit(":", 1)[1], 16) == port:
-                count += 1
-    return count
+    return sum(1 for fields in tcp_sockets() if fields[9] in inodes and int(fields[2].rsplit(":", 1)[1], 16) == port)
 
 
 def tree_kb(pid, field, comm=None):

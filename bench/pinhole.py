@@ -56,9 +56,27 @@ AGENT_OUTPUT = {
 }
 
 
-def agent_argv(bin_dir, agent_port, pin, output):
+# The app the agent forwards to: its URL and the flags that say how to speak to it.
+BACKEND_APP = (f"http://127.0.0.1:{BACKEND_PORT}", ())
+
+
+def h2c_app(port):
+    """An app that speaks HTTP/2 with prior knowledge (nghttpd, a gRPC server)."""
+    return (f"http://127.0.0.1:{port}", ("--app-protocol", "h2c"))
+
+
+def agent_supports_h2c_apps(bin_dir):
+    """True when this agent build takes --app-protocol (its --help says so)."""
+    try:
+        done = subprocess.run([str(bin_dir / "agent"), "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--app-protocol" in done.stdout + done.stderr
+
+
+def agent_argv(bin_dir, agent_port, pin, output, app=BACKEND_APP):
     return [
-        str(bin_dir / "agent"), f"http://127.0.0.1:{BACKEND_PORT}",
+        str(bin_dir / "agent"), app[0], *app[1],
         "--relay", f"127.0.0.1:{agent_port}",
         "--token", TOKEN,
         "--pin", pin,
@@ -66,9 +84,9 @@ def agent_argv(bin_dir, agent_port, pin, output):
     ] + AGENT_OUTPUT[output]
 
 
-def embedded_agent_argv(bin_dir, public_port, output):
+def embedded_agent_argv(bin_dir, public_port, output, app=BACKEND_APP):
     return [
-        str(bin_dir / "agent"), f"http://127.0.0.1:{BACKEND_PORT}",
+        str(bin_dir / "agent"), app[0], *app[1],
         "--bind", "127.0.0.1",
         "--public-port", str(public_port),
     ] + AGENT_OUTPUT[output]
@@ -155,21 +173,22 @@ def ready_url(event):
     return url.rstrip("/")
 
 
-def start_pinhole(supervisor, target, bin_dir, ports, tls, output, tag=""):
+def start_pinhole(supervisor, target, bin_dir, ports, tls, output, tag="", app=BACKEND_APP, ready=None):
     """Relay and agent as two processes; their logs are relay{tag}.log and agent{tag}.log,
-    the agent's output (the request log) included."""
+    the agent's output (the request log) included. ready(base URL, watched processes) waits
+    until the path answers; by default, /hello from the backend through the tunnel."""
     cert, key, pin = tls
     public, agent_port, tunnel_port = ports
     relay = supervisor.start(f"relay{tag}",
                              relay_argv(bin_dir, public, agent_port, (tunnel_port, tunnel_port), cert, key))
     wait_until(lambda: listening(agent_port), START_TIMEOUT, f"the relay to listen on agent port {agent_port}", [relay])
-    agent = supervisor.start(f"agent{tag}", agent_argv(bin_dir, agent_port, pin, output))
+    agent = supervisor.start(f"agent{tag}", agent_argv(bin_dir, agent_port, pin, output, app))
     target.base = agent.wait_log_line(agent_url, TUNNEL_READY_TIMEOUT, AGENT_READY, AGENT_READY_HINT)
     target.ready_event = {"url": target.base, "output": output}
     if target.base != f"http://127.0.0.1:{tunnel_port}":
         say(f"  note: the agent's url is {target.base}, not http://127.0.0.1:{tunnel_port}; using its url")
-    wait_until(lambda: hello_ok(target.base), START_TIMEOUT, f"{target.base}/hello through the tunnel", [relay, agent])
     target.rss_processes = [("relay", relay, None), ("agent", agent, None)]
+    (ready or hello_answers)(target.base, [relay, agent])
 
 
 def ports_needed(path):
@@ -187,13 +206,17 @@ def start_variant(supervisor, target, bin_dir, ports, tls):
         start_embedded(supervisor, target, bin_dir, ports[0], output, tag)
 
 
-def start_embedded(supervisor, target, bin_dir, port, output, tag=""):
+def start_embedded(supervisor, target, bin_dir, port, output, tag="", app=BACKEND_APP, ready=None):
     """The agent alone, relay embedded; its log (the request log included) is agent-embedded{tag}.log."""
-    agent = supervisor.start(f"agent-embedded{tag}", embedded_agent_argv(bin_dir, port, output))
+    agent = supervisor.start(f"agent-embedded{tag}", embedded_agent_argv(bin_dir, port, output, app))
     target.base = agent.wait_log_line(agent_url, TUNNEL_READY_TIMEOUT, AGENT_READY, AGENT_READY_HINT)
     target.ready_event = {"url": target.base, "output": output}
-    wait_until(lambda: hello_ok(target.base), START_TIMEOUT, f"{target.base}/hello (embedded relay)", [agent])
     target.rss_processes = [("agent", agent, None)]
+    (ready or hello_answers)(target.base, [agent])
+
+
+def hello_answers(base, watch):
+    wait_until(lambda: hello_ok(base), START_TIMEOUT, f"{base}/hello through Pinhole", watch)
 
 
 # ---------------------------------------------------------------------------

@@ -372,8 +372,9 @@ def free_port_range(count, avoid, start=20000, stop=32000):
     return None
 
 
-def listening(port):
-    """True when some socket listens on port (read from /proc: no connection is made)."""
+def tcp_sockets():
+    """The fields of every row of /proc/net/tcp and tcp6: [1] local address:port, [2] remote,
+    [3] state (0A = listening), [9] inode; ports in hex."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -381,9 +382,14 @@ def listening(port):
         except OSError:
             continue
         for row in rows:
-            fields = row.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                return True
+            yield row.split()
+
+
+def listening(port):
+    """True when some socket listens on port (read from /proc: no connection is made)."""
+    for fields in tcp_sockets():
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            return True
     return False
 
 

@@ -170,6 +170,7 @@ def evaluate_targets(targets, extras):
             results.append((f"{CONCURRENT} concurrent, zero errors", verdict, f"{detail}, {run['rps']:,.0f} req/s"))
         else:
             results.append((f"{CONCURRENT} concurrent, zero errors", "n/a", str(run or "not measured")))
+    results += section_targets(extras)
     return results
 
 
@@ -193,9 +194,96 @@ def cpu_table(targets):
     return "\n".join(lines)
 
 
-def report(targets, extras, args, env, fd_limit, seconds):
+def section_lines(extras, args):
+    """The HTTP/2 and gRPC tables (rows this build cannot carry say so)."""
     out = []
-    out.append(f"Pinhole benchmark  {env['date']}  commit {env['commit']}  {env['cpus']} CPUs  Linux {env['kernel']}")
+    h2 = extras.get("h2")
+    if h2:
+        direct, hop = h2["h2-direct"].get("rps"), h2["h2-nghttpx"].get("rps")
+        out += ["", f"HTTP/2: h2load -t1 -c10 -m10 -D {args.duration} /hello (13 bytes from nghttpd), h2c all the way; "
+                    f"median of {args.runs} run(s)",
+                f"  {'path':<18} {'req/s':>9} {'×dir':>5} {'×nghttpx':>8} {'mean ms':>8} {'failed':>7}"]
+        for row in h2.values():
+            if row["status"] == "measured":
+                out.append(f"  {row['label']:<18} {fmt_num(row['rps']):>9} {fmt_ratio(ratio(row['rps'], direct)):>5} "
+                           f"{fmt_ratio(ratio(row['rps'], hop)):>8} {fmt_ms(row['mean_ms']):>8} {row['failed']:>7}")
+            else:
+                out.append(f"  {row['label']:<18} {first_line(row, 'status')}")
+    grpc = extras.get("grpc")
+    if grpc:
+        out += ["", f"gRPC (Python grpcio): unary calls at c=1 for {args.duration} s, 64 MiB streamed each way; "
+                    f"median of {args.runs} run(s)",
+                f"  {'path':<18} {'p50 ms':>7} {'p99 ms':>7} {'down MB/s':>9} {'up MB/s':>8}"]
+        for row in grpc.values():
+            if row["status"] == "measured":
+                out.append(f"  {row['label']:<18} {fmt_ms(row['p50_ms']):>7} {fmt_ms(row['p99_ms']):>7} "
+                           f"{fmt_num(row['down_mbps']):>9} {fmt_num(row['up_mbps']):>8}")
+            else:
+                out.append(f"  {row['label']:<18} {first_line(row, 'status')}")
+    return out
+
+
+def first_line(row, prefix_key):
+    """A row that was not measured: its reason (which says "not supported by this build" when so)."""
+    reason = row["reason"].splitlines()[0] if row["reason"] else ""
+    return reason if row[prefix_key] == "unsupported" else f"{row[prefix_key]} -- {reason}"
+
+
+def section_targets(extras):
+    """Issue 14's targets: HTTP/2 req/s against one nghttpx hop, gRPC unary p99 against direct."""
+    results = []
+    h2 = extras.get("h2")
+    if h2:
+        hop = h2["h2-nghttpx"]
+        for path, limit, what in (("h2-pinhole", 0.5, "HTTP/2 req/s ≥ 0.5× one nghttpx hop"),
+                                  ("h2-embedded", 1.0, "HTTP/2 req/s ≥ 1.0× one nghttpx hop [embedded]")):
+            row = h2[path]
+            value = ratio(row.get("rps"), hop.get("rps"))
+            if row["status"] == "unsupported":
+                results.append((what, "n/a", "not supported by this build"))
+            elif value is None:
+                results.append((what, "n/a", f"{row['label']}: {row['status']}, nghttpx hop: {hop['status']}"))
+            else:
+                met = value >= limit and row["failed"] == 0
+                failed = f", {row['failed']} failed" if row["failed"] else ""
+                results.append((what, "met" if met else "not met", f"{value:.2f}×{failed}"))
+    grpc = extras.get("grpc")
+    if grpc:
+        what = "gRPC unary p99 at c=1 ≤ direct + 1 ms"
+        row, direct = grpc["grpc-pinhole"], grpc["grpc-direct"]
+        if row["status"] == "unsupported":
+            results.append((what, "n/a", "not supported by this build"))
+        elif row.get("p99_ms") is None or direct.get("p99_ms") is None:
+            results.append((what, "n/a", f"pinhole: {row['status']}, direct: {direct['status']}"))
+        else:
+            limit = direct["p99_ms"] + 1
+            results.append((what, "met" if row["p99_ms"] <= limit else "not met",
+                            f"{row['p99_ms']:.3f} ms vs {direct['p99_ms']:.3f} + 1 ms ({row['p99_ms'] / limit:.2f}×)"))
+    return results
+
+
+def report(targets, extras, args, env, fd_limit, seconds):
+    out = [f"Pinhole benchmark  {env['date']}  commit {env['commit']}  {env['cpus']} CPUs  Linux {env['kernel']}"]
+    if targets:
+        out += table_lines(targets, extras, args)
+    out += section_lines(extras, args)
+    verdicts = evaluate_targets(targets, extras)
+    out.append("")
+    if verdicts:
+        out.append("Targets")
+        width = max(len(what) for what, _, _ in verdicts)
+        for what, verdict, detail in verdicts:
+            out.append(f"  {what:<{width}}  {verdict:<7}  {detail}")
+    else:
+        out.append("Targets: no pinhole rows measured")
+    out.append("")
+    out.append(f"({seconds:.0f} s; logs in {RUN})")
+    print("\n".join(out), flush=True)
+
+
+def table_lines(targets, extras, args):
+    """The HTTP/1.1 table, its notes, the CPU table, 1,000 connections and the memory figures."""
+    out = []
     out.append(f"wrk -t1 -d{args.duration}s, median of {args.runs} run(s); bulk: median of {max(3, args.runs)} "
                f"transfers of {BIG_BYTES // MIB} MiB; MB = 10^6 bytes")
     out.append("")
@@ -245,18 +333,7 @@ def report(targets, extras, args, env, fd_limit, seconds):
                 out.append(f"  ! {problem}")
         else:
             out.append(f"RSS growth during 1 GiB each way: {growth}")
-    verdicts = evaluate_targets(targets, extras)
-    out.append("")
-    if verdicts:
-        out.append("Targets")
-        width = max(len(what) for what, _, _ in verdicts)
-        for what, verdict, detail in verdicts:
-            out.append(f"  {what:<{width}}  {verdict:<7}  {detail}")
-    else:
-        out.append("Targets: no pinhole rows measured")
-    out.append("")
-    out.append(f"({seconds:.0f} s; logs in {RUN})")
-    print("\n".join(out), flush=True)
+    return out
 
 
 def write_json(args, targets, extras, env, fd_limit):

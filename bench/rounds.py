@@ -3,7 +3,7 @@ connections on each path, then Pinhole's memory figures."""
 
 from __future__ import annotations
 
-from common import (BIG_BYTES, BULK_EACH_WAY, CONCURRENT, GIB, IDLE_TUNNELS, BenchError, say)
+from common import BIG_BYTES, BULK_EACH_WAY, CONCURRENT, GIB, IDLE_TUNNELS, BenchError, rotated, say
 from measurements import (NOISY_PERCENT, CpuMeter, describe_errors, download, measure_bulk_growth,
                           measure_idle_tunnels, proxy_cpu_seconds, tree_kb, upload, wrk)
 from pinhole import IDLE_PRODUCT
@@ -52,7 +52,7 @@ def measure(supervisor, meter, targets, args, big):
     for target in live:
         target.noise.clear()  # the warm-up does not count
     for round_index in range(args.runs):
-        order = live[round_index % len(live) :] + live[: round_index % len(live)]
+        order = rotated(live, round_index)
         for target in order:
             for connections, results in ((50, target.c50), (1, target.c1)):
                 run = f"c={connections} run {round_index + 1}"
