@@ -45,7 +45,7 @@ LABELS = {
 
 # Every wait is bounded; these are the bounds (seconds).
 START_TIMEOUT = 20  # a server listening, a forwarded port answering
-TUNNEL_READY_TIMEOUT = 30  # the agent's tunnel_ready line
+TUNNEL_READY_TIMEOUT = 30  # the agent printing its public URL (header or tunnel_ready line)
 IDLE_READY_TIMEOUT = 120  # `ready 500` from pinhole-idle-tunnels
 EXIT_TIMEOUT = 5  # a process leaving after SIGTERM (then SIGKILL)
 BUILD_TIMEOUT = 3600

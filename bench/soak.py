@@ -22,6 +22,7 @@ from measurements import connections_to, describe_errors, open_fds, proc_status_
 from peers import start_backend
 from pinhole import make_certificate, prepare_pinhole, start_embedded, start_pinhole
 from processes import free_ports, identity, prepare_run_dir, run_supervised, url_join
+from report import fmt_mib, fmt_num
 
 TARGET_REQUESTS = 5_000_000  # the figure: after warm-up, < 1 MiB growth over this many requests
 GROWTH_LIMIT_KB = 1024
@@ -104,7 +105,7 @@ class Phase:
         self.path, self.log = path, log
         self.name = f"{LABELS[path]}, log {log}"
         self.target = Target(path)
-        self.rows = []  # (stage, seconds, requests so far, req/s of the run, sample)
+        self.rows = []  # one dict per sample, as printed (for --json)
         self.requests = {"warm-up": 0, "load": 0}
         self.errors = {}
         self.stopped_early = None
@@ -113,21 +114,13 @@ class Phase:
 
 
 def print_row(phase, processes, stage, seconds, requests, rps, values):
-    cells = "".join(f"  {fmt_kb(values[role][0]):>9} {fmt(values[role][1]):>5} {fmt(values[role][2]):>5}"
+    cells = "".join(f"  {fmt_mib(values[role][0]):>9} {fmt_num(values[role][1]):>5} {fmt_num(values[role][2]):>5}"
                     for role, _ in processes)
-    line = f"  {stage:<8} {seconds:>7.0f} {requests:>11,} {fmt(rps):>8}{cells}"
+    line = f"  {stage:<8} {seconds:>7.0f} {requests:>11,} {fmt_num(rps):>8}{cells}"
     phase.rows.append({"stage": stage, "seconds": round(seconds, 1), "requests": requests, "rps": rps,
                        "processes": {role: {"rss_kb": v[0], "fds": v[1], "app_connections": v[2]}
                                      for role, v in values.items()}})
     print(line, flush=True)
-
-
-def fmt(value):
-    return "-" if value is None else f"{value:,.0f}"
-
-
-def fmt_kb(kb):
-    return "-" if kb is None else f"{kb / 1024:.1f}"
 
 
 def load(supervisor, phase, processes, stage, count, args, started):
@@ -228,9 +221,10 @@ def report(phases, args, env):
             (idle_kb, idle_fd, _), (warm_kb, warm_fd, _), (end_kb, end_fd, end_app) = (
                 phase.idle[role], phase.warm[role], phase.end[role])
             growth = None if warm_kb is None or end_kb is None else f"{(end_kb - warm_kb) / 1024:+.2f}"
-            out.append(f"  {phase.name:<26} {role:<15} {fmt_kb(idle_kb):>6} {fmt_kb(warm_kb):>6} {fmt_kb(end_kb):>6} "
-                       f"{growth or '-':>7} {fmt_kb(phase.peak_kb.get(role)):>6}  {fmt(idle_fd):>8} {fmt(warm_fd):>5} "
-                       f"{fmt(end_fd):>5} {fmt(end_app):>5}")
+            memory = " ".join(f"{fmt_mib(kb):>6}" for kb in (idle_kb, warm_kb, end_kb))
+            fds = " ".join(f"{fmt_num(count):>5}" for count in (warm_fd, end_fd, end_app))
+            out.append(f"  {phase.name:<26} {role:<15} {memory} {growth or '-':>7} "
+                       f"{fmt_mib(phase.peak_kb.get(role)):>6}  {fmt_num(idle_fd):>8} {fds}")
     out += ["", f"Targets (after the warm-up, each process grows < 1 MiB over {TARGET_REQUESTS:,} requests; "
                 "fds return to their idle count, the app connections apart)"]
     rows = [(phase.name, *result) for phase in phases if phase.end for result in verdicts(phase, args)]
