@@ -212,7 +212,12 @@ let package = Package(
             name: "PinholeRelayTests",
             dependencies: [
                 "PinholeRelay",
+                "PinholeTunnel",
+                "PinholeTLS",
+                "PinholeHTTP2",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
