@@ -35,19 +35,82 @@ struct TargetClientTests {
         }
         #expect(app.requestsSeen == 2)
     }
+
+    /// Issue 20: the agent grew by every target connection it ever closed (about 3 KB
+    /// each; an app that closes its connections every 1,000 requests, as nginx does,
+    /// made that 3 bytes a request). Counted with weak references, not timed.
+    @Test("no exchange or target connection outlives its request, beyond the pool's idle connection")
+    func nothingOutlivesItsRequest() async throws {
+        let app = try await LocalApp.start()
+        defer { Task { await app.stop() } }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let client = TargetClient(address: TargetAddress(host: "127.0.0.1", port: app.port))
+        let alive = try await loop.submit { NIOLoopBound(LiveObjects(), eventLoop: loop) }.get()
+
+        // Kept alive first, then closed by the app after each answer: a new connection each.
+        let paths = Array(repeating: "/hello", count: 20) + Array(repeating: "/close", count: 20)
+        for path in paths {
+            let answered = loop.makePromise(of: Int.self)
+            try await loop.submit {
+                let head = ProxyRequestHead(
+                    method: .GET, path: path, authority: "app.test", scheme: "http", headers: HTTPHeaders(),
+                    mayHaveBody: false)
+                let recorder = StatusRecorder(answered)
+                let upstream = try client.startExchange(head, downstream: recorder, on: loop)
+                recorder.onHead = { alive.value.connections.append(Weak((upstream as? TargetExchange)?.connection)) }
+                alive.value.exchanges.append(Weak(upstream as? TargetExchange))
+                upstream.sendEnd(trailers: nil)
+            }.get()
+            #expect(try await answered.futureResult.get() == 200)
+        }
+        #expect(app.requestsSeen == paths.count)
+
+        // A closed connection's pipeline is taken apart by tasks its close queued on the
+        // loop: a few rounds through the loop see them done.
+        var counts = (exchanges: -1, connections: -1)
+        for _ in 0..<8 {
+            counts = try await loop.submit { alive.value.counts }.get()
+            if counts == (0, 0) { break }
+        }
+        #expect(counts.exchanges == 0, "exchanges still alive")
+        // The app closed every connection after the last keep-alive one, the pool's, was reused.
+        #expect(counts.connections == 0, "target connections still alive: \(counts.connections)")
+    }
+}
+
+private struct Weak<Object: AnyObject> {
+    weak var object: Object?
+    init(_ object: Object?) { self.object = object }
+}
+
+/// Weak references to what each request created.
+private final class LiveObjects {
+    var exchanges: [Weak<TargetExchange>] = []
+    var connections: [Weak<TargetConnection>] = []
+
+    var counts: (exchanges: Int, connections: Int) {
+        // Many requests share a kept-alive connection: count each object once.
+        let connections = Set(connections.compactMap { $0.object.map(ObjectIdentifier.init) })
+        return (exchanges.filter { $0.object != nil }.count, connections.count)
+    }
 }
 
 /// Completes `answered` with the response's status once the response has ended.
 private final class StatusRecorder: ExchangeDownstream {
     private let answered: EventLoopPromise<Int>?
     private var status = 0
+    var onHead: (() -> Void)?
 
     init(_ answered: EventLoopPromise<Int>?) {
         self.answered = answered
     }
 
     var isWritable: Bool { true }
-    func exchangeReceivedHead(_ head: ProxyResponseHead) { status = Int(head.status.code) }
+    func exchangeReceivedHead(_ head: ProxyResponseHead) {
+        status = Int(head.status.code)
+        onHead?()
+        onHead = nil
+    }
     func exchangeReceivedBody(_ body: ByteBuffer) {}
     func exchangeReceivedEnd(trailers: HTTPHeaders?) { answered?.succeed(status) }
     func exchangeFailed(_ error: ExchangeError) { answered?.fail(error) }

@@ -48,6 +48,12 @@ final class TargetConnection: ChannelDuplexHandler {
         self.context = context
     }
 
+    /// The context holds this handler: keeping it after removal made a cycle that kept
+    /// every closed connection (handler, context, pipeline, channel) alive (issue 20).
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func begin(_ exchange: TargetExchange, reused: Bool) {
         guard context != nil else {
             exchange.failToStart(reason: "the connection closed")
