@@ -78,6 +78,101 @@ struct TargetClientTests {
     }
 }
 
+extension TargetClientTests {
+    /// A pooled connection that the app closes as the next request arrives, without a
+    /// word of answer: the request reached nobody, and a GET may go again on a fresh
+    /// connection; a POST may not (issue 15), it fails instead.
+    @Test("a request on a pooled connection the app drops unanswered: a GET goes again, a POST does not")
+    func replayOnlyIdempotent() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let app = try await OneAnswerPerConnectionApp.start(on: loop)
+        defer { Task { try? await app.channel.close() } }
+        let address = TargetAddress(host: "127.0.0.1", port: app.channel.localAddress!.port!)
+        let client = TargetClient(address: address)
+        func heads() async throws -> [String] { try await loop.submit { app.heads.value }.get() }
+
+        func send(_ method: HTTPMethod) async throws -> Result<Int, ExchangeError> {
+            let answered = loop.makePromise(of: Int.self)
+            try await loop.submit {
+                let head = ProxyRequestHead(
+                    method: method, path: "/", authority: "app.test", scheme: "http", headers: HTTPHeaders(),
+                    mayHaveBody: false)
+                let upstream = try client.startExchange(head, downstream: StatusRecorder(answered), on: loop)
+                upstream.sendEnd(trailers: nil)
+            }.get()
+            do {
+                return .success(try await answered.futureResult.get())
+            } catch let error as ExchangeError {
+                return .failure(error)
+            }
+        }
+
+        #expect(try await send(.GET) == .success(200))  // opens connection 1, pooled after
+        #expect(try await send(.GET) == .success(200))  // dropped on 1, answered on 2
+        #expect(try await heads() == ["GET", "GET", "GET"])
+        #expect(
+            try await send(.POST)
+                == .failure(
+                    .targetUnreachable(target: address.description, reason: "the connection closed before a response")))
+        #expect(try await heads() == ["GET", "GET", "GET", "POST"], "the POST went once")
+    }
+}
+
+/// Answers the first request on each connection (keep-alive), and closes the
+/// connection, unanswered, when a second request arrives on it. All on one loop, which
+/// also keeps the methods of the request heads it saw.
+private final class OneAnswerPerConnectionApp: Sendable {
+    let channel: any Channel
+    let heads: NIOLoopBoundBox<[String]>
+
+    private init(channel: any Channel, heads: NIOLoopBoundBox<[String]>) {
+        self.channel = channel
+        self.heads = heads
+    }
+
+    static func start(on loop: any EventLoop) async throws -> OneAnswerPerConnectionApp {
+        let heads = NIOLoopBoundBox.makeBoxSendingValue([String](), eventLoop: loop)
+        let channel = try await ServerBootstrap(group: loop)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(heads: heads))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return OneAnswerPerConnectionApp(channel: channel, heads: heads)
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let heads: NIOLoopBoundBox<[String]>
+        var answered = false
+
+        init(heads: NIOLoopBoundBox<[String]>) {
+            self.heads = heads
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                heads.value.append(head.method.rawValue)
+                if answered { context.close(promise: nil) }
+            case .body:
+                break
+            case .end:
+                guard !answered else { return }
+                answered = true
+                context.write(
+                    wrapOutboundOut(
+                        .head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "0"]))),
+                    promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            }
+        }
+    }
+}
+
 private struct Weak<Object: AnyObject> {
     weak var object: Object?
     init(_ object: Object?) { self.object = object }
