@@ -15,6 +15,7 @@ import PinholeTLS
 /// - `GET /events` sends one server-sent event, then a second one and the end only
 ///   after `releaseEvents()`.
 /// - `GET /slow?ms=N` answers after N milliseconds.
+/// - `GET /close` answers "Hello, world!" with `Connection: close`, and closes.
 public final class LocalApp: Sendable {
     public let channel: any Channel
     private let eventRelease: NIOLockedValueBox<[EventLoopPromise<Void>]>
@@ -159,6 +160,8 @@ private final class LocalAppHandler: ChannelInboundHandler {
                     self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "data: second\n\n")))), promise: nil)
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
             }
+        case "/close":
+            send(.ok, "Hello, world!", version: head.version, context: context, close: true)
         case "/slow":
             context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(number))) {
                 self.send(.ok, "slept \(number) ms", version: head.version, context: context)
@@ -193,15 +196,23 @@ private final class LocalAppHandler: ChannelInboundHandler {
     }
 
     private func send(
-        _ status: HTTPResponseStatus, _ text: String, version: HTTPVersion, context: ChannelHandlerContext
+        _ status: HTTPResponseStatus, _ text: String, version: HTTPVersion, context: ChannelHandlerContext,
+        close: Bool = false
     ) {
         let body = ByteBuffer(string: text)
         var headers = HTTPHeaders()
         headers.add(name: "content-length", value: String(body.readableBytes))
         headers.add(name: "content-type", value: "text/plain")
+        if close { headers.add(name: "connection", value: "close") }
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        guard close else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
     }
 }

@@ -66,6 +66,12 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         if context.channel.isActive { perform(machine.channelActive(now: context.eventLoop.now)) }
     }
 
+    /// The context holds this handler: keeping it after removal made a cycle that kept
+    /// every closed public connection (handler, context, pipeline, buffers) alive.
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     public func channelActive(context: ChannelHandlerContext) {
         perform(machine.channelActive(now: context.eventLoop.now))
         context.fireChannelActive()

@@ -21,7 +21,7 @@ public final class TargetClient: ExchangeTarget {
         _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop
     ) throws(ExchangeError) -> any ExchangeUpstream {
         let exchange = TargetExchange(head: head, downstream: downstream, target: address)
-        pool(for: eventLoop).assign(exchange, mayRetry: true)
+        pool(for: eventLoop).assign(exchange)
         return exchange
     }
 
@@ -50,45 +50,47 @@ final class TargetPool {
         self.connectTimeout = connectTimeout
     }
 
-    /// Gives `exchange` an idle connection, or opens one. `mayRetry` is passed along
-    /// so a reused connection that turns out to be closed can try once more.
-    func assign(_ exchange: TargetExchange, mayRetry: Bool) {
+    /// Gives `exchange` an idle connection, or opens one for it.
+    func assign(_ exchange: TargetExchange) {
         while let connection = idle.popLast() {
             if connection.isReusable {
-                connection.begin(exchange, reused: mayRetry)
+                exchange.connection = connection
+                connection.start(exchange)
                 return
             }
         }
-        let pool = NIOLoopBound(self, eventLoop: eventLoop)
-        let connecting = ClientBootstrap(group: eventLoop)
+        open(for: exchange, ended: false)
+    }
+
+    /// Sends `exchange` again, on a fresh connection: a pooled one was dead before the
+    /// request reached the target. `ended`: the request's end had come.
+    func retry(_ exchange: TargetExchange, ended: Bool) {
+        open(for: exchange, ended: ended)
+    }
+
+    private func open(for exchange: TargetExchange, ended: Bool) {
+        let connection = TargetConnection(pool: self, opening: exchange, ended: ended)
+        exchange.connection = connection
+        ClientBootstrap(group: eventLoop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(connectTimeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+            .connect(host: address.host, port: address.port)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
                     // TargetConnection speaks HTTP/1.1 itself. Request headers come from the
                     // public side through nghttp2 or our request parser, which validated them.
-                    try channel.pipeline.syncOperations.addHandler(TargetConnection(pool: pool.value))
+                    do {
+                        try channel.pipeline.syncOperations.addHandler(connection)
+                    } catch {
+                        connection.connectFailed(reason: "the connection could not be set up")
+                        channel.close(promise: nil)
+                    }
+                case .failure(let error):
+                    connection.connectFailed(reason: ConnectionErrorText.describe(error))
                 }
             }
-            .connect(host: address.host, port: address.port)
-        connecting.assumeIsolated().whenComplete { result in
-            switch result {
-            case .success(let channel):
-                guard let connection = try? channel.pipeline.syncOperations.handler(type: TargetConnection.self) else {
-                    exchange.failToStart(reason: "the connection could not be set up")
-                    return
-                }
-                // Cancelled while connecting (its client gone, or timed out): nothing is
-                // sent, and the fresh connection waits in the pool for the next request.
-                guard !exchange.finished else {
-                    self.release(connection)
-                    return
-                }
-                connection.begin(exchange, reused: false)
-            case .failure(let error):
-                exchange.failToStart(reason: ConnectionErrorText.describe(error))
-            }
-        }
     }
 
     func release(_ connection: TargetConnection) {

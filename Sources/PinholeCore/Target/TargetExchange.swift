@@ -1,26 +1,19 @@
 import NIOCore
 import NIOHTTP1
 
-/// One request to the target: the upstream half of an exchange.
+/// One request to the target: the upstream half of an exchange, as its downstream
+/// holds it. It keeps the request's data (head, trailers, downstream); where the
+/// request stands is the business of the connection carrying it, which the pool sets.
 final class TargetExchange: ExchangeUpstream {
     let head: ProxyRequestHead
-    private(set) var downstream: (any ExchangeDownstream)?
     let target: TargetAddress
-    private(set) var connection: TargetConnection?
-
-    /// Body parts that arrived before a connection was ready (an array: empty, it costs
-    /// no allocation, and most exchanges never use it).
-    private var pending: [ByteBuffer] = []
-    private var pendingBytes = 0
-    private(set) var requestEnded = false
-    private var requestTrailers: HTTPHeaders?
-    /// True once any request body byte went to a connection: a retry could duplicate it.
-    private(set) var sentBody = false
-    private(set) var responseStarted = false
-    private(set) var finished = false
-
-    /// Before a connection is ready, accept this much body; then report unwritable.
-    private static let pendingLimit = 64 * 1024
+    /// Cleared once the outcome is passed on, which breaks the cycle with the
+    /// downstream (it holds this exchange as its upstream).
+    private(set) var downstream: (any ExchangeDownstream)?
+    /// The connection carrying (or opening for) this request, set by the pool.
+    var connection: TargetConnection?
+    /// The request's trailers, once its end has come.
+    private(set) var trailers: HTTPHeaders?
 
     init(head: ProxyRequestHead, downstream: any ExchangeDownstream, target: TargetAddress) {
         self.head = head
@@ -28,109 +21,57 @@ final class TargetExchange: ExchangeUpstream {
         self.target = target
     }
 
-    var isWritable: Bool {
-        guard let connection else { return pendingBytes < Self.pendingLimit }
-        return connection.isWritable
-    }
+    /// Once the exchange is over, body that still comes is dropped: take it freely.
+    var isWritable: Bool { connection?.isWritable(for: self) ?? true }
 
     func sendBody(_ body: ByteBuffer) {
-        guard !finished, !requestEnded else { return }
-        if let connection {
-            sentBody = true
-            connection.writeBody(body)
-        } else {
-            pending.append(body)
-            pendingBytes += body.readableBytes
-        }
+        connection?.sendBody(body, of: self)
     }
 
     func sendEnd(trailers: HTTPHeaders?) {
-        guard !finished, !requestEnded else { return }
-        requestEnded = true
-        requestTrailers = trailers
-        connection?.writeEnd(trailers: trailers)
+        guard let connection else { return }
+        self.trailers = trailers
+        connection.sendEnd(of: self)
     }
 
     func cancel() {
-        guard !finished else { return }
-        finished = true
-        downstream = nil
-        connection?.abort()
-        connection = nil
+        let connection = self.connection
+        finish()
+        connection?.cancel(self)
     }
 
     func downstreamWritabilityChanged() {
-        connection?.resumeReadingIfWanted()
+        connection?.downstreamWritabilityChanged(of: self)
     }
 
-    var downstreamIsWritable: Bool { downstream?.isWritable ?? true }
+    // MARK: Called by the connection
 
-    // MARK: Called by TargetConnection
-
-    /// Hands the request to `connection`: head, any early body, and the end if known.
-    func attach(to connection: TargetConnection) -> (head: ProxyRequestHead, body: [ByteBuffer], end: HTTPHeaders??) {
-        self.connection = connection
-        let body = pending
-        if !body.isEmpty { sentBody = true }
-        pending.removeAll()
-        pendingBytes = 0
-        return (head, body, requestEnded ? .some(requestTrailers) : .none)
-    }
-
-    func failToStart(reason: String) {
-        guard !finished else { return }
-        finished = true
-        downstream?.exchangeFailed(.targetUnreachable(target: target.description, reason: reason))
+    /// The outcome has been passed on: this exchange holds nothing any more.
+    func finish() {
         downstream = nil
-    }
-
-    func receivedHead(_ head: ProxyResponseHead) {
-        guard !finished else { return }
-        responseStarted = true
-        downstream?.exchangeReceivedHead(head)
-    }
-
-    func receivedBody(_ body: ByteBuffer) {
-        guard !finished else { return }
-        downstream?.exchangeReceivedBody(body)
-    }
-
-    func receivedEnd(trailers: HTTPHeaders?) {
-        guard !finished else { return }
-        finished = true
         connection = nil
+    }
+
+    func end(trailers: HTTPHeaders?) {
+        let downstream = self.downstream
+        finish()
         downstream?.exchangeReceivedEnd(trailers: trailers)
-        downstream = nil
     }
 
-    /// The connection closed before the response was complete.
-    func connectionLost() {
-        guard !finished else { return }
-        finished = true
-        connection = nil
-        downstream?.exchangeFailed(
-            responseStarted
-                ? .targetClosedEarly(target: target.description)
-                : .targetUnreachable(target: target.description, reason: "the connection closed before a response"))
-        downstream = nil
-    }
-
-    /// The target's bytes are not a valid response.
-    func receivedInvalidResponse(_ error: HTTP1SyntaxError) {
-        guard !finished else { return }
-        finished = true
-        connection = nil
-        downstream?.exchangeFailed(.protocolViolation("\(target) sent \(error.description)"))
-        downstream = nil
-    }
-
-    /// A reused keep-alive connection was already closed by the target. Nothing of the
-    /// request reached the application, so it may go again on a fresh connection.
-    func detachForRetry() {
-        connection = nil
-    }
-
-    func connectionWritabilityChanged() {
-        downstream?.exchangeUpstreamWritabilityChanged()
+    func fail(_ failure: TargetConnectionStateMachine.Failure) {
+        let error: ExchangeError
+        switch failure {
+        case .unreachable(let reason):
+            error = .targetUnreachable(target: target.description, reason: reason)
+        case .closedBeforeResponse:
+            error = .targetUnreachable(target: target.description, reason: "the connection closed before a response")
+        case .closedDuringResponse:
+            error = .targetClosedEarly(target: target.description)
+        case .invalidResponse(let syntax):
+            error = .protocolViolation("\(target) sent \(syntax.description)")
+        }
+        let downstream = self.downstream
+        finish()
+        downstream?.exchangeFailed(error)
     }
 }
