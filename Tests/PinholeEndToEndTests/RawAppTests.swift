@@ -50,6 +50,34 @@ struct RawAppTests {
         #expect(garbage.output.contains("sent a status line that is not HTTP/1.x"), "\(garbage.output)")
     }
 
+    @Test("what went wrong at the app is said exactly: a bad status code, a raw newline, no answer at all")
+    func appFailureWording() async throws {
+        let (app, port) = try await startApp()
+        defer { app.terminate() }
+        let relay = try await TestRelay.start()
+        let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: port))
+        defer {
+            Task {
+                await agent.stop(); await relay.stop()
+            }
+        }
+        _ = try await agent.tunnel()
+        let target = "http://127.0.0.1:\(port)"
+        let expected = [
+            "/bad-status":
+                "pinhole: invalid response on the way: \(target) sent a status line whose status code is not "
+                + "three digits: 'HTTP/1.1 abc OK'",
+            "/raw-newline":
+                "pinhole: invalid response on the way: \(target) sent a status line that is not HTTP/1.x: "
+                + "'oops\\nsecond line\\r\\n'",
+            "/no-answer": "pinhole: \(target) accepted the request and closed the connection without answering",
+        ]
+        for (path, body) in expected {
+            let answer = try await curl(relay.curl("demo", path, ["-w", "%{http_code}"]))
+            #expect(answer.output == body + "\n502", "\(path)")
+        }
+    }
+
     @Test("a WebSocket passes through relay and agent, and through the embedded relay, byte for byte both ways")
     func webSocket() async throws {
         let (app, port) = try await startApp()

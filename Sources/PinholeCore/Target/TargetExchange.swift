@@ -111,7 +111,7 @@ final class TargetExchange: ExchangeUpstream {
         downstream?.exchangeFailed(
             responseStarted
                 ? .targetClosedEarly(target: target.description)
-                : .targetUnreachable(target: target.description, reason: "the connection closed before a response"))
+                : .targetClosedWithoutAnswer(target: target.description))
         downstream = nil
     }
 
