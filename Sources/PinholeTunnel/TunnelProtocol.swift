@@ -145,7 +145,9 @@ public enum HandshakeFraming {
             let field = context.codingPath.map(\.stringValue).joined(separator: ".")
             return field.isEmpty ? "it has the wrong shape" : "the field '\(field)' has the wrong type"
         case .dataCorrupted(let context):
-            if let field = context.codingPath.last?.stringValue { return "the field '\(field)' has a value not allowed" }
+            if let field = context.codingPath.last?.stringValue {
+                return "the field '\(field)' has a value not allowed"
+            }
             return "it is not valid JSON"
         @unknown default: return "it cannot be read"
         }
