@@ -83,7 +83,7 @@ final class TestAgent: Sendable {
         relay: TestRelay?, target: TargetAddress, name: String = "demo", token: String = TestRelay.token,
         trust: TLSTrust? = nil, aliases: [String] = [], keepalive: TimeAmount = .seconds(15),
         requestTimeout: TimeAmount? = nil, maxConcurrentStreams: Int? = nil, agentPort: Int? = nil,
-        handshakeTimeout: TimeAmount? = nil
+        handshakeTimeout: TimeAmount? = nil, relayHost: String = "127.0.0.1"
     ) -> TestAgent {
         let log = EventLog<AgentEvent?>()
         var configuration: AgentConfiguration
@@ -92,7 +92,7 @@ final class TestAgent: Sendable {
                 target: target,
                 mode: .relay(
                     .init(
-                        host: "127.0.0.1", port: agentPort ?? relay.addresses.agentPort, token: token,
+                        host: relayHost, port: agentPort ?? relay.addresses.agentPort, token: token,
                         trust: trust ?? .pinned(relay.identity.fingerprint), name: name, aliases: aliases)))
         } else {
             configuration = AgentConfiguration(

@@ -1,0 +1,63 @@
+import Foundation
+import PinholeTestSupport
+import Testing
+
+/// Ctrl-C of the built agent: requests in flight get a 503 that says so, the agent
+/// prints `stopped` with the count, and a stop is never reported as a lost tunnel.
+@Suite("A clean stop", .timeLimit(.minutes(2)))
+struct StopTests {
+    private let binaries = builtExecutablesDirectory
+
+    /// raw_app.py, and the port it listens on.
+    private func startApp() async throws -> (ChildProcess, Int) {
+        let app = try ChildProcess("python3", ["-u", testScript("raw_app.py")])
+        let port = try #require(
+            Int(try await app.waitForOutput { $0.hasSuffix("\n") }.trimmingCharacters(in: .whitespacesAndNewlines)))
+        return (app, port)
+    }
+
+    /// Sends a request to `/hang` through `curl`, waits until the app has it, stops
+    /// `agent` with SIGINT, and returns what curl got and what the agent printed.
+    private func stopWithRequestInFlight(
+        agent: ChildProcess, app: ChildProcess, curlArguments: [String]
+    ) async throws -> (answer: String, status: Int32, output: String) {
+        let client = try ChildProcess("curl", ["-sS", "-w", "\n%{http_code}"] + curlArguments)
+        try await app.waitForOutput { $0.contains("hang\n") }
+        kill(agent.processIdentifier, SIGINT)
+        let answer = await client.waitForExit().output
+        let (status, output) = await agent.waitForExit()
+        return (answer, status, output)
+    }
+
+    @Test("embedded: Ctrl-C answers the request in flight with a 503 and prints how many there were")
+    func embedded() async throws {
+        let (app, port) = try await startApp()
+        defer { app.terminate() }
+        let agent = try ChildProcess(
+            binaries + "/agent", ["127.0.0.1:\(port)", "--bind", "127.0.0.1", "--public-port", "0"])
+        defer { agent.terminate() }
+        let header = try await agent.waitForOutput { $0.contains("  target ") }
+        let publicPort = try #require(
+            header.split(separator: "\n").first { $0.hasPrefix("  authority  127.0.0.1:") }
+                .flatMap { Int($0.dropFirst("  authority  127.0.0.1:".count).prefix { $0.isNumber }) })
+        let (answer, status, output) = try await stopWithRequestInFlight(
+            agent: agent, app: app, curlArguments: ["http://127.0.0.1:\(publicPort)/hang"])
+        #expect(answer == "pinhole: the agent stopped\n\n503")
+        #expect(status == 0)
+        #expect(output.hasSuffix("\nstopped (1 request abandoned)\n"), "\(output)")
+    }
+
+    @Test("through a relay: Ctrl-C answers with a 503, says stopped, and reports no lost tunnel or retry")
+    func throughRelay() async throws {
+        let (app, port) = try await startApp()
+        defer { app.terminate() }
+        let tunnel = try await TunnelProcesses.start(appPort: port, agentArguments: ["--log-format", "text"])
+        defer { tunnel.stop() }
+        let (answer, status, output) = try await stopWithRequestInFlight(
+            agent: tunnel.agent, app: app, curlArguments: tunnel.curl("/hang"))
+        #expect(answer == "pinhole: the agent stopped\n\n503")
+        #expect(status == 0)
+        #expect(output.hasSuffix("\nstopped (1 request abandoned)\n"), "\(output)")
+        #expect(!output.contains("tunnel lost") && !output.contains("reconnecting"), "\(output)")
+    }
+}
