@@ -59,5 +59,18 @@ struct StopTests {
         #expect(status == 0)
         #expect(output.hasSuffix("\nstopped (1 request abandoned)\n"), "\(output)")
         #expect(!output.contains("tunnel lost") && !output.contains("reconnecting"), "\(output)")
+
+        // The README shows this header: the same lines, in the same order, with other values.
+        let readme = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
+        func header(_ text: String) -> [String] {
+            let lines = text.split(separator: "\n").map(String.init)
+            guard let start = lines.firstIndex(of: "pinhole agent"),
+                let end = lines[start...].firstIndex(where: { $0.hasPrefix("  target ") })
+            else { return [] }
+            return lines[start...end].map { String($0.prefix(13)) }
+        }
+        #expect(!header(readme).isEmpty && header(readme) == header(output), "\(output)")
     }
 }
