@@ -74,7 +74,9 @@ public struct RelayCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("token"),
-        help: ArgumentHelp("A token agents may use (repeatable). Also PINHOLE_TOKENS=tok1,tok2.", valueName: "token"))
+        help: ArgumentHelp(
+            "A token agents may use, 16 characters or more (repeatable). Also PINHOLE_TOKENS=tok1,tok2.",
+            valueName: "token"))
     var tokens: [String] = []
 
     @Option(help: ArgumentHelp("A file with one token per line.", valueName: "file"))

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import PinholeTestSupport
 import Testing
 
@@ -125,6 +127,39 @@ struct NewcomerTests {
             #expect(lines.first == "Error: \(message)", "\(tool) \(arguments)")
             #expect(lines.dropFirst().first.map { $0.hasPrefix("Usage: ") && $0.count <= 80 } == true, "\(output)")
             #expect(!output.contains("secret123"))
+            MessageHygiene.check(message, secret: token)
+        }
+    }
+
+    @Test("a port in use names the flag to change, in a sentence")
+    func portInUse() async throws {
+        let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { holder.close(promise: nil) }
+        let port = try #require(holder.localAddress?.port)
+        let relayFlags = ["--bind", "127.0.0.1", "--domain", "t.example.com", "--token", Self.goodToken]
+        let cases: [(String, [String], String)] = [
+            (
+                "relay", relayFlags + ["--public-port", "\(port)", "--agent-port", "0"],
+                "relay: cannot listen for public HTTP on 127.0.0.1:\(port): address already in use; "
+                    + "choose another --public-port"
+            ),
+            (
+                "relay", relayFlags + ["--public-port", "0", "--agent-port", "\(port)"],
+                "relay: cannot listen for agents on 127.0.0.1:\(port): address already in use; "
+                    + "choose another --agent-port"
+            ),
+            (
+                "agent", ["3000", "--bind", "127.0.0.1", "--public-port", "\(port)"],
+                "agent: cannot listen for public HTTP on 127.0.0.1:\(port): address already in use; "
+                    + "choose another --public-port"
+            ),
+        ]
+        for (tool, arguments, message) in cases {
+            let (status, output) = try await run(tool, arguments)
+            #expect(status == 1, "\(tool) \(arguments): \(output)")
+            #expect(output.hasSuffix(message + "\n"), "\(output)")
+            MessageHygiene.check(message, secret: Self.goodToken)
         }
     }
 

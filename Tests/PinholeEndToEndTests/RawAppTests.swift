@@ -75,6 +75,7 @@ struct RawAppTests {
         for (path, body) in expected {
             let answer = try await curl(relay.curl("demo", path, ["-w", "%{http_code}"]))
             #expect(answer.output == body + "\n502", "\(path)")
+            MessageHygiene.check(body, secret: TestRelay.token)
         }
     }
 
