@@ -36,7 +36,6 @@ public struct AgentCommand: AsyncParsableCommand {
               agent --relay relay.example.com:4443 --token "$PINHOLE_TOKEN" \\
                     --pin sha256:...
               agent istio --service checkout --authority dev.example.com:8080
-
             """,
         version: PinholeVersion.current
     )

@@ -38,6 +38,7 @@ struct NewcomerTests {
             (
                 "relay", ["--help"],
                 [
+                    "OVERVIEW: Carry public HTTP requests to Pinhole agents over TLS.",
                     "point *.D at this machine",
                     "  relay --domain tunnels.example.com --public-port 80 --token \"$TOKEN\"",
                     "  relay --public-host 203.0.113.7 --tunnel-ports 20000-20099",
@@ -48,6 +49,7 @@ struct NewcomerTests {
             (
                 "agent", ["--help"],
                 [
+                    "OVERVIEW: Send a cluster's requests to the app under your debugger.",
                     "  agent istio --service checkout --authority dev.example.com:8080",
                     "USAGE: agent [target] [--relay HOST:PORT --token T --pin sha256:HEX] [options]",
                 ]
@@ -55,6 +57,7 @@ struct NewcomerTests {
             (
                 "agent", ["istio", "--help"],
                 [
+                    "OVERVIEW: Print the Istio resources for a tunnel, without starting one.",
                     "  agent istio --service checkout --namespace shop \\",
                     "    --authority dev.tunnel.example.com:8080 | kubectl apply -f -",
                     "  kubectl delete serviceentry,destinationrule -n shop \\",

@@ -8,7 +8,7 @@ import PinholeIstio
 public struct IstioCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "agent istio",
-        abstract: "Print Istio resources that send a service's debug traffic to a tunnel.",
+        abstract: "Print the Istio resources for a tunnel, without starting one.",
         usage: "agent istio --service S [--namespace NS] (--authority H[:P] | --restore)",
         // Lines under 80 columns by hand, so no command is broken where it cannot be pasted.
         discussion: """
