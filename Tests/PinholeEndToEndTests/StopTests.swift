@@ -29,12 +29,16 @@ struct StopTests {
         return (answer, status, output)
     }
 
-    @Test("embedded: Ctrl-C answers the request in flight with a 503 and prints how many there were")
+    @Test("embedded: Ctrl-C answers the request in flight with a 503, prints how many, then the restore line")
     func embedded() async throws {
         let (app, port) = try await startApp()
         defer { app.terminate() }
         let agent = try ChildProcess(
-            binaries + "/agent", ["127.0.0.1:\(port)", "--bind", "127.0.0.1", "--public-port", "0"])
+            binaries + "/agent",
+            [
+                "127.0.0.1:\(port)", "--bind", "127.0.0.1", "--public-port", "0", "--service", "greeter-service",
+                "--namespace", "demo",
+            ], currentDirectory: try makeTemporaryDirectory("stop"))
         defer { agent.terminate() }
         let header = try await agent.waitForOutput { $0.contains("  target ") }
         let publicPort = try #require(
@@ -44,7 +48,11 @@ struct StopTests {
             agent: agent, app: app, curlArguments: ["http://127.0.0.1:\(publicPort)/hang"])
         #expect(answer == "pinhole: the agent stopped\n\n503")
         #expect(status == 0)
-        #expect(output.hasSuffix("\nstopped (1 request abandoned)\n"), "\(output)")
+        #expect(
+            output.hasSuffix(
+                "\nstopped (1 request abandoned)\n"
+                    + "Put the plain route back with:  kubectl apply -f pinhole-greeter-service.restore.yaml\n"),
+            "\(output)")
     }
 
     @Test("through a relay: Ctrl-C answers with a 503, says stopped, and reports no lost tunnel or retry")
