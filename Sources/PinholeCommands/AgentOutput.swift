@@ -83,7 +83,13 @@ final class AgentOutput: Sendable {
             Terminal.out("          reconnected: \(tunnel.url)")
             return
         }
-        printTitle()
+        if again {
+            // A new address after a reconnect: the whole header again, title included.
+            Terminal.out("")
+            Terminal.out("pinhole agent")
+        } else {
+            printTitle()
+        }
         Terminal.out(
             "  relay      \(tunnel.relay == "embedded" ? "embedded (this machine serves the public side)" : tunnel.relay)"
         )
