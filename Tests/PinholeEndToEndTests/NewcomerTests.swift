@@ -201,6 +201,7 @@ struct NewcomerTests {
                 "(attempt 1): relay 127.0.0.1:\(port) refused the connection; is the relay running, "
                     + "and is port \(port) open in its firewall?"), "\(retry)")
         #expect(!output.contains(Self.goodToken))
+        MessageHygiene.check(retry, secret: Self.goodToken)
 
         let background = try VSCodeTask.readme()
         #expect(background.keys.sorted() == ["activeOnStart", "beginsPattern", "endsPattern"])
