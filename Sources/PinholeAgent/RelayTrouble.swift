@@ -18,7 +18,7 @@ enum RelayTrouble {
         let address = relay.description
         let agentPort = "is \(relay.port) the relay's agent port (default 4443, the one its banner shows)"
         if ConnectionErrorText.isUnknownHost(error) {
-            return "cannot resolve the relay host '\(relay.host)' (DNS does not know it); check the name in --relay"
+            return "cannot resolve the relay host '\(relay.host)'; check the name in --relay, and this machine's DNS"
         }
         if ConnectionErrorText.isRefused(error) {
             return "relay \(address) refused the connection; is the relay running, "

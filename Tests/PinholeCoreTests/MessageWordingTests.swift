@@ -96,7 +96,7 @@ struct MessageWordingTests {
             #expect(ConnectionErrorText.isUnknownHost(error))
             #expect(
                 ConnectionErrorText.describe(error)
-                    == "cannot resolve the host name 'no-such-host.invalid' (DNS does not know it)")
+                    == "cannot resolve the host name 'no-such-host.invalid'")
         }
     }
 }

@@ -80,8 +80,8 @@ struct RelayTroubleTests {
             TestAgent.start(relay: relay, target: target, token: Self.secret, relayHost: "no-such-relay.invalid"))
         #expect(
             unknown
-                == "cannot resolve the relay host 'no-such-relay.invalid' (DNS does not know it); "
-                + "check the name in --relay")
+                == "cannot resolve the relay host 'no-such-relay.invalid'; check the name in --relay, "
+                + "and this machine's DNS")
         messages.append(unknown)
 
         let badToken = await stopReason(TestAgent.start(relay: relay, target: target, token: Self.secret))

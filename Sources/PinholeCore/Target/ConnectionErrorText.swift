@@ -61,7 +61,7 @@ public enum ConnectionErrorText {
     }
 
     private static func unknownHost(_ host: String) -> String {
-        "cannot resolve the host name '\(host)' (DNS does not know it)"
+        "cannot resolve the host name '\(host)'"
     }
 
     private static func errnoText(_ code: Int32) -> String {
