@@ -137,7 +137,7 @@ public final class Agent: Sendable {
         let connecting = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
-            .connectTimeout(.seconds(10))
+            .connectTimeout(configuration.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handshake = AgentHandshakeHandler(hello: hello, answered: answered) { context in
@@ -151,7 +151,17 @@ public final class Agent: Sendable {
             }
             .connect(host: endpoint.host, port: endpoint.port)
         connecting.whenFailure { answered.fail($0) }
-        let channel = try await connecting.get()
+        // A future's get() does not watch for cancellation, and a relay whose host drops
+        // the SYN keeps a connect pending until the timeout: a Ctrl-C must not wait that
+        // long. On cancellation this wait fails at once, and a late connection is closed.
+        let connected = loop.makePromise(of: (any Channel).self)
+        connecting.cascade(to: connected)
+        let channel = try await withTaskCancellationHandler {
+            try await connected.futureResult.get()
+        } onCancel: {
+            connected.fail(CancellationError())
+            connecting.whenSuccess { $0.close(promise: nil) }
+        }
         let limit = configuration.handshakeTimeout
         let timer = channel.eventLoop.scheduleTask(in: limit) {
             let seconds = Double(limit.nanoseconds) / 1e9

@@ -46,6 +46,8 @@ public struct AgentConfiguration: Sendable {
     public var idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout
     /// The longest wait between reconnect attempts.
     public var reconnectCap: TimeAmount = .seconds(10)
+    /// How long a TCP connect to the relay may take.
+    public var connectTimeout: TimeAmount = .seconds(10)
     /// How long the relay has, once TCP is up, to complete TLS and answer the hello. A
     /// relay that accepts and then says nothing (hung, or not a relay) is retried.
     public var handshakeTimeout: TimeAmount = .seconds(10)

@@ -1,4 +1,5 @@
 import Foundation
+import PinholeCore
 import PinholeTestSupport
 import Testing
 
@@ -81,4 +82,41 @@ struct StopTests {
         }
         #expect(!header(readme).isEmpty && header(readme) == header(output), "\(output)")
     }
+
+    @Test("stopping an agent whose connect to the relay hangs (SYNs unanswered) does not wait for the timeout")
+    func stopDuringConnect() async throws {
+        // A listener whose accept queue is full: the kernel drops further SYNs, so a
+        // connect hangs as it does for a host behind a firewall that drops packets.
+        let full = try ChildProcess("python3", ["-u", "-c", Self.fullListener])
+        defer { full.terminate() }
+        let port = try #require(
+            Int(try await full.waitForOutput { $0.hasSuffix("\n") }.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let relay = try await TestRelay.start()  // for an identity to pin; never reached
+        defer { Task { await relay.stop() } }
+        // Longer than the suite's time limit: only cancellation can end this wait in time.
+        let agent = TestAgent.start(
+            relay: relay, target: .default, agentPort: port, connectTimeout: .seconds(600))
+        _ = try await agent.events { events in events.contains { if case .connecting = $0 { true } else { false } } }
+        await agent.stop()
+        #expect(!agent.recorded.contains { if case .reconnecting = $0 { true } else { false } })
+    }
+
+    /// Listens with a backlog of 0 and never accepts; fills the queue, then prints its port.
+    static let fullListener = """
+        import socket, time
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        fillers = []
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            try:
+                filler.connect(listener.getsockname())
+            except BlockingIOError:
+                pass
+            fillers.append(filler)
+        print(listener.getsockname()[1], flush=True)
+        time.sleep(3600)
+        """
 }
