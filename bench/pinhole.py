@@ -17,7 +17,7 @@ from processes import hello_ok, listening, wait_until
 # ---------------------------------------------------------------------------
 # Pinhole's command lines -- the only place the benchmark knows them.
 # ---------------------------------------------------------------------------
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"
 # Each Pinhole row: relay + agent or the embedded relay, and what the agent prints.
 PINHOLE_VARIANTS = {
     "pinhole": ("relay", "text"),

@@ -14,7 +14,8 @@ public final class Agent: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let events: @Sendable (AgentEvent) -> Void
-    private let target: TargetClient
+    /// The app, through a wrapper that can answer every request in flight when the agent stops.
+    private let target: StoppableTarget
 
     public init(
         configuration: AgentConfiguration, group: any EventLoopGroup, logger: Logger,
@@ -24,7 +25,13 @@ public final class Agent: Sendable {
         self.group = group
         self.logger = logger
         self.events = events
-        self.target = TargetClient(address: configuration.target)
+        self.target = StoppableTarget(TargetClient(address: configuration.target))
+    }
+
+    /// Answers every request still in flight with a 503 "pinhole: the agent stopped" and
+    /// refuses new ones; returns how many there were. Call it before cancelling `run()`.
+    public func abandonRequests() async -> Int {
+        await target.stop()
     }
 
     public func run() async throws {
@@ -47,7 +54,7 @@ public final class Agent: Sendable {
                 requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout, logger: logger,
                 onComplete: { events(.request($0)) })
         } catch {
-            throw AgentError.bindFailed(host: bindHost, port: publicPort, reason: "\(error)")
+            throw AgentError.bindFailed(host: bindHost, port: publicPort, reason: ConnectionErrorText.describe(error))
         }
         let port = channel.localAddress?.port ?? publicPort
         var hosts: [String]
@@ -84,13 +91,17 @@ public final class Agent: Sendable {
         } catch {
             throw AgentError.untrustedRelay(error.description)
         }
+        events(.connecting(relay: endpoint.description))
         var attempt = 0
         while !Task.isCancelled {
             let reason: String
             do {
                 let channel = try await connect(to: endpoint, tls: tls)
                 attempt = 0
-                switch await waitUntilClosed(channel) {
+                let ending = await waitUntilClosed(channel)
+                // Stopped (Ctrl-C): closing the connection was our doing, not a loss.
+                if Task.isCancelled { return }
+                switch ending {
                 case .replaced:
                     throw AgentError.replaced(name: endpoint.name)
                 case .lost(let why):
@@ -103,7 +114,7 @@ public final class Agent: Sendable {
                 throw AgentError.untrustedRelay(error.description)
             } catch {
                 if Task.isCancelled { return }
-                reason = ConnectionErrorText.describe(error)
+                reason = RelayTrouble.describe(error, relay: endpoint)
             }
             attempt += 1
             let delay = Backoff.delay(attempt: attempt, cap: configuration.reconnectCap)
@@ -126,7 +137,7 @@ public final class Agent: Sendable {
         let connecting = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
-            .connectTimeout(.seconds(10))
+            .connectTimeout(configuration.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handshake = AgentHandshakeHandler(hello: hello, answered: answered) { context in
@@ -140,14 +151,21 @@ public final class Agent: Sendable {
             }
             .connect(host: endpoint.host, port: endpoint.port)
         connecting.whenFailure { answered.fail($0) }
-        let channel = try await connecting.get()
+        // A future's get() does not watch for cancellation, and a relay whose host drops
+        // the SYN keeps a connect pending until the timeout: a Ctrl-C must not wait that
+        // long. On cancellation this wait fails at once, and a late connection is closed.
+        let connected = loop.makePromise(of: (any Channel).self)
+        connecting.cascade(to: connected)
+        let channel = try await withTaskCancellationHandler {
+            try await connected.futureResult.get()
+        } onCancel: {
+            connected.fail(CancellationError())
+            connecting.whenSuccess { $0.close(promise: nil) }
+        }
         let limit = configuration.handshakeTimeout
         let timer = channel.eventLoop.scheduleTask(in: limit) {
             let seconds = Double(limit.nanoseconds) / 1e9
-            answered.fail(
-                ConnectionLost(
-                    reason: "\(endpoint) accepted the connection but did not complete the handshake within "
-                        + "\(seconds.formatted()) s"))
+            answered.fail(RelayTrouble.Silent(seconds: seconds.formatted()))
         }
         let tunnel: RelayAnswer.Tunnel
         do {
@@ -174,7 +192,7 @@ public final class Agent: Sendable {
     }
 
     private static func makeHTTP2Handler(
-        context: ChannelHandlerContext, target: TargetClient, configuration: AgentConfiguration,
+        context: ChannelHandlerContext, target: any ExchangeTarget, configuration: AgentConfiguration,
         events: @escaping @Sendable (AgentEvent) -> Void
     ) -> HTTP2ConnectionHandler {
         let onComplete: @Sendable (ExchangeRecord) -> Void = { events(.request($0)) }

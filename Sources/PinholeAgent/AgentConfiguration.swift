@@ -14,7 +14,9 @@ public struct AgentConfiguration: Sendable {
         case relay(RelayEndpoint)
     }
 
-    public struct RelayEndpoint: Sendable {
+    /// Where the relay is and how to talk to it. Its description is the address alone:
+    /// the token must never reach a message.
+    public struct RelayEndpoint: Sendable, CustomStringConvertible {
         public var host: String
         public var port: Int
         public var token: String
@@ -44,6 +46,8 @@ public struct AgentConfiguration: Sendable {
     public var idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout
     /// The longest wait between reconnect attempts.
     public var reconnectCap: TimeAmount = .seconds(10)
+    /// How long a TCP connect to the relay may take.
+    public var connectTimeout: TimeAmount = .seconds(10)
     /// How long the relay has, once TCP is up, to complete TLS and answer the hello. A
     /// relay that accepts and then says nothing (hung, or not a relay) is retried.
     public var handshakeTimeout: TimeAmount = .seconds(10)
@@ -73,6 +77,8 @@ public struct AgentConfiguration: Sendable {
 public enum AgentEvent: Sendable {
     case tunnelReady(TunnelInfo)
     case request(ExchangeRecord)
+    /// The agent is about to dial the relay for the first time (`host:port`).
+    case connecting(relay: String)
     case disconnected(reason: String)
     case reconnecting(attempt: Int, delay: TimeAmount, reason: String)
 }
@@ -117,7 +123,8 @@ public enum AgentError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .refused(_, let message): return "the relay refused the tunnel: \(message)"
         case .untrustedRelay(let message): return "cannot trust the relay: \(message)"
-        case .bindFailed(let host, let port, let reason): return "cannot listen on \(host):\(port): \(reason)"
+        case .bindFailed(let host, let port, let reason):
+            return "cannot listen for public HTTP on \(host):\(port): \(reason); choose another --public-port"
         case .replaced(let name):
             return "another agent connected to the relay as '\(name)' with the same token and took the tunnel over, "
                 + "so this one stopped; run one agent per name, or give this one another --name"

@@ -81,7 +81,7 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
     func channelInactive(context: ChannelHandlerContext) {
         if !done {
             done = true
-            answered.fail(ConnectionLost(reason: "the relay closed the connection during the handshake"))
+            answered.fail(RelayTrouble.ClosedDuringHandshake())
         }
         context.fireChannelInactive()
     }

@@ -13,6 +13,7 @@ public struct AgentCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "agent",
         abstract: "Send a cluster's requests to the app under your debugger.",
+        usage: "agent [target] [--relay HOST:PORT --token T --pin sha256:HEX] [options]",
         discussion: """
             Forwards public HTTP requests to TARGET, your app (default
             http://localhost:3000), streaming bodies both ways, and prints one
@@ -35,8 +36,8 @@ public struct AgentCommand: AsyncParsableCommand {
               agent --relay relay.example.com:4443 --token "$PINHOLE_TOKEN" \\
                     --pin sha256:...
               agent istio --service checkout --authority dev.example.com:8080
-
-            """
+            """,
+        version: PinholeVersion.current
     )
 
     @Argument(help: ArgumentHelp("Your app: PORT, HOST:PORT or http://HOST:PORT.", valueName: "target"))
@@ -118,8 +119,11 @@ public struct AgentCommand: AsyncParsableCommand {
             }
             _ = try relayEndpoint()
             if pin != nil && ca != nil { throw ValidationError("--pin and --ca are alternatives; give one") }
-            if resolvedToken == nil {
+            guard let token = resolvedToken else {
                 throw ValidationError("--relay needs --token (or PINHOLE_TOKEN): the relay printed one")
+            }
+            if let problem = TokenStrength.problem(token, from: self.token == nil ? "PINHOLE_TOKEN" : "--token") {
+                throw ValidationError(problem)
             }
             if let name, let problem = DNS1123.labelViolation(name) {
                 throw ValidationError("--name \(name): \(problem)")
@@ -164,13 +168,18 @@ public struct AgentCommand: AsyncParsableCommand {
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
             logger: Logger(label: "pinhole.agent"),
             events: { output.handle($0) })
+        let abandoned: Int?
         do {
-            try await runUntilInterrupted { try await agent.run() }
+            abandoned = try await runUntilInterrupted {
+                try await agent.run()
+            } stopping: {
+                await agent.abandonRequests()
+            }
         } catch let error as AgentError {
             Terminal.error("agent: \(error)")
             throw ExitCode.failure
         }
-        output.stopped()
+        output.stopped(abandoned: abandoned ?? 0)
     }
 
     private func mode(target: TargetAddress) throws -> AgentConfiguration.Mode {

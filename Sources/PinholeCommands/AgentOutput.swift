@@ -17,6 +17,8 @@ final class AgentOutput: Sendable {
     private let target: String
     private let istio: IstioFiles?
     private let lastAuthority = NIOLockedValueBox<String?>(nil)
+    /// Whether the header's title is out already (printed at once when dialling a relay).
+    private let titlePrinted = NIOLockedValueBox(false)
 
     init(format: Format, quiet: Bool, target: String, istio: IstioFiles?) {
         self.format = format
@@ -37,6 +39,13 @@ final class AgentOutput: Sendable {
         case .request(let record):
             guard !quiet else { return }
             request(record)
+        case .connecting(let relay):
+            if format == .json {
+                Terminal.json(["event": "connecting", "relay": relay])
+            } else {
+                printTitle()
+                Terminal.out("  connecting to relay \(relay)…")
+            }
         case .disconnected(let reason):
             if format == .json {
                 Terminal.json(["event": "disconnected", "reason": reason])
@@ -74,8 +83,13 @@ final class AgentOutput: Sendable {
             Terminal.out("          reconnected: \(tunnel.url)")
             return
         }
-        Terminal.out("")
-        Terminal.out("pinhole agent")
+        if again {
+            // A new address after a reconnect: the whole header again, title included.
+            Terminal.out("")
+            Terminal.out("pinhole agent")
+        } else {
+            printTitle()
+        }
         Terminal.out(
             "  relay      \(tunnel.relay == "embedded" ? "embedded (this machine serves the public side)" : tunnel.relay)"
         )
@@ -109,16 +123,36 @@ final class AgentOutput: Sendable {
                 path.padding(toLength: 40, withPad: " ", startingAt: 0), record.status, Self.duration(milliseconds)))
     }
 
-    /// On the way out: how to undo the Istio change.
-    func stopped() {
+    /// The first lines of the header, once: a blank line and the title.
+    private func printTitle() {
+        let first = titlePrinted.withLockedValue { printed in
+            defer { printed = true }
+            return !printed
+        }
+        guard first else { return }
+        Terminal.out("")
+        Terminal.out("pinhole agent")
+    }
+
+    /// On the way out: how many requests were cut short, and how to undo the Istio change.
+    func stopped(abandoned: Int) {
         let restore = istio?.lastWritten?.restore
         if format == .json {
-            var object: [String: any Sendable] = ["event": "stopped"]
+            var object: [String: any Sendable] = ["event": "stopped", "abandoned": abandoned]
             if let restore { object["istio_restore_file"] = restore }
             Terminal.json(object)
-        } else if let restore {
-            Terminal.out("")
-            Terminal.out("stopped. Put the plain route back with:  kubectl apply -f \(restore)")
+            return
+        }
+        Terminal.out("")
+        Terminal.out(Self.stoppedLine(abandoned: abandoned))
+        if let restore { Terminal.out("Put the plain route back with:  kubectl apply -f \(restore)") }
+    }
+
+    static func stoppedLine(abandoned: Int) -> String {
+        switch abandoned {
+        case 0: return "stopped"
+        case 1: return "stopped (1 request abandoned)"
+        default: return "stopped (\(abandoned) requests abandoned)"
         }
     }
 

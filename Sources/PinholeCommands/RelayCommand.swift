@@ -11,26 +11,38 @@ import PinholeTunnel
 
 /// `relay`: run on a VM the cluster can reach.
 public struct RelayCommand: AsyncParsableCommand {
+    private static let reservation = RelayConfiguration.describe(RelayConfiguration.defaultReservation)
+
+    // Help lines are kept under 80 columns by hand: ArgumentParser re-wraps a longer
+    // line wherever it reaches the edge, which broke sentences and commands apart.
     public static let configuration = CommandConfiguration(
         commandName: "relay",
         abstract: "Carry public HTTP requests to Pinhole agents over TLS.",
+        usage: "relay (--domain D | --tunnel-ports A-B) [--token T] [options]",
         discussion: """
-            Run this on a machine the cluster (and browsers) can reach. Agents on developers' laptops \
-            dial --agent-port over TLS; public requests arrive on --public-port and go to the agent \
-            whose tunnel they name:
+            Run this on a machine the cluster (and browsers) can reach. Agents on
+            developers' laptops dial --agent-port over TLS; public requests arrive
+            on --public-port and go to the agent whose tunnel they name:
 
-              with --domain D     a tunnel NAME is http://NAME.D:PUBLIC-PORT (point *.D at this machine)
-              without a domain    each tunnel gets its own port from --tunnel-ports (default: the 100
-                                  ports after --public-port)
+              --domain D          tunnel NAME is http://NAME.D:PUBLIC-PORT;
+                                  point *.D at this machine
+              --tunnel-ports A-B  each tunnel gets a port of its own (default:
+                                  the 100 ports after --public-port)
 
-            On first start without --cert/--key the relay creates a self-signed certificate in certs/ \
-            and prints its sha256 fingerprint and the exact agent command line to use. Open the public \
-            port(s) and the agent port in the VM's firewall.
+            A tunnel whose agent disconnects keeps its name and its port for
+            \(reservation), so the agent comes back at the same address. Until then
+            no other tunnel gets that port.
+
+            On first start without --cert/--key the relay creates a self-signed
+            certificate in certs/ and prints its sha256 fingerprint and the
+            exact agent command line. Open the public port(s) and the agent
+            port in the VM's firewall.
 
             Examples:
               relay --domain tunnels.example.com --public-port 80 --token "$TOKEN"
               relay --public-host 203.0.113.7 --tunnel-ports 20000-20099
-            """
+            """,
+        version: PinholeVersion.current
     )
 
     @Option(help: "Address to listen on.")
@@ -54,12 +66,17 @@ public struct RelayCommand: AsyncParsableCommand {
     var publicHost: String?
 
     @Option(
-        help: ArgumentHelp("Without --domain: give each tunnel its own public port from this range.", valueName: "A-B"))
+        help: ArgumentHelp(
+            "Without --domain: give each tunnel its own public port from this range. A disconnected tunnel keeps"
+                + " its port for \(Self.reservation).",
+            valueName: "A-B"))
     var tunnelPorts: String?
 
     @Option(
         name: .customLong("token"),
-        help: ArgumentHelp("A token agents may use (repeatable). Also PINHOLE_TOKENS=tok1,tok2.", valueName: "token"))
+        help: ArgumentHelp(
+            "A token agents may use, 16 characters or more (repeatable). Also PINHOLE_TOKENS=tok1,tok2.",
+            valueName: "token"))
     var tokens: [String] = []
 
     @Option(help: ArgumentHelp("A file with one token per line.", valueName: "file"))
@@ -103,21 +120,80 @@ public struct RelayCommand: AsyncParsableCommand {
         if tunnelPorts != nil, domain != nil {
             throw ValidationError("--tunnel-ports and --domain are alternatives; give one")
         }
-        _ = try portRange()
+        _ = try normalisedDomain()
+        for (flag, port) in [("--public-port", publicPort), ("--agent-port", agentPort)]
+        where !(0...65535).contains(port) {
+            throw ValidationError("\(flag) \(port) is not a port; give a number from 1 to 65535 (0 picks a free one)")
+        }
+        if publicPort == agentPort, publicPort != 0 {
+            throw ValidationError("--public-port and --agent-port are both \(publicPort); give them different ports")
+        }
+        if let range = try portRange() {
+            let given = tunnelPorts.map { "--tunnel-ports \($0)" }
+            let named =
+                given
+                ?? "the default --tunnel-ports, \(range.lowerBound)-\(range.upperBound) (the 100 ports after --public-port),"
+            if range.contains(publicPort) {
+                throw ValidationError("\(named) includes --public-port \(publicPort); give a range without it")
+            }
+            if range.contains(agentPort) {
+                throw ValidationError(
+                    "\(named) includes --agent-port \(agentPort); "
+                        + (given == nil
+                            ? "give --tunnel-ports A-B without it, or another --agent-port"
+                            : "give a range without it"))
+            }
+        }
         if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
         if idleTimeout < 0 { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if maxTunnels < 1 { throw ValidationError("--max-tunnels must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level \(logLevel) is not a log level")
+            throw ValidationError("--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error")
         }
+        try validateTokens()
+    }
+
+    /// Tokens the operator gave must be long enough; a generated one always is.
+    private func validateTokens() throws {
+        for token in tokens {
+            if let problem = TokenStrength.problem(token, from: "--token") { throw ValidationError(problem) }
+        }
+        let environment = ProcessInfo.processInfo.environment["PINHOLE_TOKENS"]
+        let fromFile: [String]
+        do {
+            fromFile = try RelayTokens.operatorTokens(given: [], file: tokenFile, environment: nil)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        for token in fromFile {
+            if let problem = TokenStrength.problem(token, from: "--token-file \(tokenFile ?? "")") {
+                throw ValidationError(problem)
+            }
+        }
+        for token in (try? RelayTokens.operatorTokens(given: [], file: nil, environment: environment)) ?? [] {
+            if let problem = TokenStrength.problem(token, from: "PINHOLE_TOKENS") { throw ValidationError(problem) }
+        }
+    }
+
+    /// `--domain` in lower case without a leading or trailing dot, or an error saying
+    /// what is wrong with it.
+    private func normalisedDomain() throws -> String? {
+        guard let domain else { return nil }
+        let normalised = domain.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        if let problem = DNS1123.subdomainViolation(normalised) {
+            throw ValidationError("--domain \(domain): \(problem)")
+        }
+        return normalised
     }
 
     private func portRange() throws -> ClosedRange<Int>? {
         guard let tunnelPorts else { return domain == nil ? (publicPort + 1)...(publicPort + 100) : nil }
-        let parts = tunnelPorts.split(separator: "-").map { Int($0) }
+        let parts = tunnelPorts.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
         guard parts.count == 2, let low = parts[0], let high = parts[1], low <= high else {
             throw ValidationError("--tunnel-ports takes a range such as 20000-20099")
         }
+        guard low >= 1, high <= 65535 else { throw ValidationError("--tunnel-ports must lie within 1-65535") }
         return low...high
     }
 
@@ -140,6 +216,7 @@ public struct RelayCommand: AsyncParsableCommand {
     private func serve(logger: Logger) async throws {
         let (tokenList, tokenNote) = try resolveTokens()
         let reachable = LocalAddresses.reachable()
+        let domain = try normalisedDomain()
         var dnsNames = domain.map { [$0, "*.\($0)"] } ?? []
         var ipAddresses: [String] = []
         if let publicHost {
@@ -165,7 +242,7 @@ public struct RelayCommand: AsyncParsableCommand {
             threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
         let relay = Relay(configuration: configuration, group: group, logger: logger)
         let addresses = try await relay.start()
-        printBanner(relay: relay, addresses: addresses, loaded: loaded, tokenNote: tokenNote)
+        printBanner(relay: relay, addresses: addresses, loaded: loaded, tokenNote: tokenNote, domain: domain)
         try await runUntilInterrupted { await relay.run() }
         await relay.shutdown()
     }
@@ -179,8 +256,9 @@ public struct RelayCommand: AsyncParsableCommand {
         return (resolved.tokens, resolved.banner)
     }
 
-    private func printBanner(relay: Relay, addresses: Relay.Addresses, loaded: RelayIdentity.Loaded, tokenNote: String)
-    {
+    private func printBanner(
+        relay: Relay, addresses: Relay.Addresses, loaded: RelayIdentity.Loaded, tokenNote: String, domain: String?
+    ) {
         let host = relay.advertisedHost
         Terminal.out("pinhole relay")
         if let domain {

@@ -23,25 +23,60 @@ enum Terminal {
     }
 }
 
-/// Runs `body` until it returns or the process gets SIGINT/SIGTERM, which cancel it
-/// (so the command can say goodbye properly instead of dying mid-line).
-func runUntilInterrupted(_ body: @escaping @Sendable () async throws -> Void) async throws {
+/// Runs `body` until it returns or the process gets SIGINT/SIGTERM. On the signal,
+/// `stopping` runs first (to answer what is in flight), then `body` is cancelled, so
+/// the command can say goodbye properly instead of dying mid-line. Returns what
+/// `stopping` returned, or nil when `body` ended by itself. A second signal, for
+/// someone who does not want to wait, exits at once.
+@discardableResult
+func runUntilInterrupted<Result: Sendable>(
+    _ body: @escaping @Sendable () async throws -> Void, stopping: @escaping @Sendable () async -> Result
+) async throws -> Result? {
+    let policy = NIOLockedValueBox(InterruptPolicy())
     let signals = AsyncStream<Int32> { continuation in
         for number in [SIGINT, SIGTERM] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
+            source.setEventHandler {
+                switch policy.withLockedValue({ $0.received() }) {
+                case .stopCleanly: continuation.yield(number)
+                case .exitNow: exit(128 + number)
+                }
+            }
             source.resume()
             SignalSources.keep(source)
         }
     }
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await body() }
+    return try await withThrowingTaskGroup(of: Result?.self) { group in
         group.addTask {
-            for await _ in signals { return }
+            try await body()
+            return nil
+        }
+        group.addTask {
+            for await _ in signals { return await stopping() }
+            return nil
         }
         defer { group.cancelAll() }
-        try await group.next()
+        return try await group.next() ?? nil
+    }
+}
+
+func runUntilInterrupted(_ body: @escaping @Sendable () async throws -> Void) async throws {
+    try await runUntilInterrupted(body, stopping: {})
+}
+
+/// What a SIGINT or SIGTERM means: the first asks for a clean stop (answer what is in
+/// flight, say goodbye); any later one comes from someone who will not wait, and exits.
+struct InterruptPolicy {
+    enum Action: Equatable {
+        case stopCleanly, exitNow
+    }
+
+    private var count = 0
+
+    mutating func received() -> Action {
+        count += 1
+        return count == 1 ? .stopCleanly : .exitNow
     }
 }
 

@@ -55,7 +55,7 @@ public final class Relay: Sendable {
         } catch {
             throw .certificate(error.description)
         }
-        let publicChannel = try await bind("public HTTP", port: configuration.publicPort) {
+        let publicChannel = try await bind("public HTTP", flag: "--public-port", port: configuration.publicPort) {
             try await PublicServer.bind(
                 host: self.configuration.bindHost, port: self.configuration.publicPort, group: self.group,
                 router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout,
@@ -68,7 +68,7 @@ public final class Relay: Sendable {
             ensurePortListener: { [self] port, loop in ensurePortListener(port, childLoop: loop) },
             advertisedHost: advertisedHost,
             publicPort: publicChannel.localAddress?.port ?? configuration.publicPort)
-        let agentChannel = try await bind("agents", port: configuration.agentPort) {
+        let agentChannel = try await bind("agents", flag: "--agent-port", port: configuration.agentPort) {
             try await ServerBootstrap(group: self.group)
                 .serverChannelOption(ChannelOptions.backlog, value: 1024)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -123,14 +123,16 @@ public final class Relay: Sendable {
     }
 
     private func bind(
-        _ what: String, port: Int, _ body: @Sendable () async throws -> any Channel
+        _ what: String, flag: String, port: Int, _ body: @Sendable () async throws -> any Channel
     ) async throws(RelayError) -> any Channel {
         do {
             let channel = try await body()
             listeners.withLockedValue { $0.append(channel) }
             return channel
         } catch {
-            throw .bindFailed(what: what, host: configuration.bindHost, port: port, reason: "\(error)")
+            throw .bindFailed(
+                what: what, host: configuration.bindHost, port: port, flag: flag,
+                reason: ConnectionErrorText.describe(error))
         }
     }
 
@@ -144,7 +146,7 @@ public final class Relay: Sendable {
         return portListeners.withLockedValue { futures in
             if let existing = futures[port] { return existing }
             let binding = loop.makeFutureWithTask {
-                _ = try await self.bind("a tunnel", port: port) {
+                _ = try await self.bind("a tunnel", flag: "--tunnel-ports", port: port) {
                     try await PublicServer.bind(
                         host: self.configuration.bindHost, port: port, group: self.group, childGroup: childLoop,
                         router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout,
@@ -153,9 +155,10 @@ public final class Relay: Sendable {
             }
             futures[port] = binding
             binding.whenFailure { [portListeners, registry] _ in
-                // Let a later registration try this port again, and the name another port.
+                // Skip this port for a while (another program has it), and let a later
+                // registration try it again after that.
                 _ = portListeners.withLockedValue { $0.removeValue(forKey: port) }
-                registry.releasePort(port)
+                registry.portUnavailable(port)
             }
             return binding
         }

@@ -24,7 +24,8 @@ public struct RelayConfiguration: Sendable {
     public var maxTunnels: Int = 1000
     public var keepaliveInterval: TimeAmount = .seconds(15)
     /// How long a disconnected agent's name (and port) stays reserved for it.
-    public var reservation: TimeAmount = .minutes(10)
+    public var reservation: TimeAmount = Self.defaultReservation
+    public static let defaultReservation: TimeAmount = .minutes(10)
     /// How long a connecting agent has to finish TLS and send its hello.
     public var handshakeTimeout: TimeAmount = .seconds(10)
     /// No timeout by default: a request may sit at a breakpoint for as long as it takes.
@@ -72,17 +73,26 @@ public struct RelayConfiguration: Sendable {
     }
 }
 
+extension RelayConfiguration {
+    /// A duration as a person says it: "10 min", "90 s".
+    public static func describe(_ amount: TimeAmount) -> String {
+        let seconds = amount.nanoseconds / 1_000_000_000
+        return seconds >= 60 && seconds % 60 == 0 ? "\(seconds / 60) min" : "\(seconds) s"
+    }
+}
+
 /// Relay failures with a message a person can act on.
 public enum RelayError: Error, Sendable, CustomStringConvertible {
     case configuration(String)
-    case bindFailed(what: String, host: String, port: Int, reason: String)
+    /// A listener could not bind; `flag` is the option that sets its port.
+    case bindFailed(what: String, host: String, port: Int, flag: String, reason: String)
     case certificate(String)
 
     public var description: String {
         switch self {
         case .configuration(let message): return message
-        case .bindFailed(let what, let host, let port, let reason):
-            return "cannot listen for \(what) on \(host):\(port): \(reason)"
+        case .bindFailed(let what, let host, let port, let flag, let reason):
+            return "cannot listen for \(what) on \(host):\(port): \(reason); choose another \(flag)"
         case .certificate(let message): return message
         }
     }

@@ -19,6 +19,8 @@ struct RelayServices: Sendable {
     let advertisedHost: String
     /// The shared public port as bound (the configuration may say 0).
     let publicPort: Int
+    /// How many dedicated ports one registration may try before giving up.
+    var portAttempts: Int { configuration.tunnelPorts?.count ?? 1 }
 }
 
 /// Runs the relay's side of the handshake on a new agent connection: waits for the
@@ -109,6 +111,17 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
                 return
             }
         }
+        register(hello, aliases: aliases, owner: owner, context: context, attemptsLeft: services.portAttempts)
+    }
+
+    /// Registers the tunnel and, for a dedicated port, makes sure it listens. A port that
+    /// another program holds is skipped (the registry then offers the next one), up to
+    /// `attemptsLeft` times, so one busy port does not refuse every agent.
+    private func register(
+        _ hello: AgentHello, aliases: [ServiceAlias], owner: TokenDigest, context: ChannelHandlerContext,
+        attemptsLeft: Int
+    ) {
+        guard context.channel.isActive else { return }
         switch services.registry.register(name: hello.name, aliases: aliases, owner: owner) {
         case .refused(let reason, let message):
             refuse(reason, message, context: context)
@@ -119,11 +132,17 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
                 ?? context.eventLoop.makeSucceededVoidFuture()
             ready.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
                 switch result {
-                case .success: self.accept(entry, hello: hello, context: context)
+                case .success:
+                    self.accept(entry, hello: hello, context: context)
+                case .failure(let error) where attemptsLeft > 1:
+                    self.services.logger.info(
+                        "tunnel port unavailable, trying another",
+                        metadata: ["port": "\(entry.port ?? 0)", "error": "\(error)"])
+                    self.register(
+                        hello, aliases: aliases, owner: owner, context: context, attemptsLeft: attemptsLeft - 1)
                 case .failure(let error):
                     self.refuse(
-                        .tooManyTunnels, "the relay cannot listen on port \(entry.port ?? 0): \(error)",
-                        context: context)
+                        .noFreePort, "the relay cannot listen on port \(entry.port ?? 0): \(error)", context: context)
                 }
             }
         }

@@ -16,6 +16,17 @@ public enum RelayTokens {
     public static func resolve(
         given: [String], file: String?, environment: String?, directory: String
     ) throws(RelayError) -> Resolved {
+        let list = try operatorTokens(given: given, file: file, environment: environment)
+        if !list.isEmpty { return Resolved(tokens: list, banner: "<your token>") }
+        return try stored(in: directory.isEmpty ? "." : directory)
+    }
+
+    /// The tokens the operator gave, from all three places; reading them changes nothing.
+    public static func operatorTokens(
+        given: [String], file: String?, environment: String?
+    ) throws(RelayError)
+        -> [String]
+    {
         var list = given
         if let file {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
@@ -28,8 +39,7 @@ public enum RelayTokens {
         if let environment {
             list += environment.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init)
         }
-        if !list.isEmpty { return Resolved(tokens: list, banner: "<your token>") }
-        return try stored(in: directory.isEmpty ? "." : directory)
+        return list
     }
 
     /// The token kept in `directory/relay.token`, made now if there is none.

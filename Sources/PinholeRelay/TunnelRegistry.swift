@@ -40,6 +40,9 @@ final class TunnelRegistry: Sendable {
         /// once no port is left that was never used.
         var portOfName: [String: Int] = [:]
         var nameOfPort: [Int: String] = [:]
+        /// Ports in the range that another program held when the relay tried to listen
+        /// on them, skipped until then; after that they are tried again.
+        var busyUntil: [Int: NIODeadline] = [:]
         var nextGeneration: UInt64 = 1
         /// Entries that have aliases; zero lets a lookup skip the alias search.
         var aliasCount = 0
@@ -80,10 +83,15 @@ final class TunnelRegistry: Sendable {
             }
             var port: Int?
             if let tunnelPorts {
+                state.busyUntil = state.busyUntil.filter { $0.value > now }
+                let busy = state.busyUntil
+                let usable = { (port: Int) in busy[port] == nil }
                 if let kept = state.portOfName[name] {
                     port = kept
-                } else if let free = tunnelPorts.first(where: { state.nameOfPort[$0] == nil })
-                    ?? tunnelPorts.first(where: { state.nameOfPort[$0].map { state.entries[$0] == nil } ?? false })
+                } else if let free = tunnelPorts.first(where: { state.nameOfPort[$0] == nil && usable($0) })
+                    ?? tunnelPorts.first(where: {
+                        usable($0) && (state.nameOfPort[$0].map { state.entries[$0] == nil } ?? false)
+                    })
                 {
                     if let previous = state.nameOfPort[free] { state.portOfName[previous] = nil }
                     port = free
@@ -91,7 +99,7 @@ final class TunnelRegistry: Sendable {
                     state.nameOfPort[free] = name
                 } else if domain == nil {
                     return .refused(
-                        .tooManyTunnels, "every port in \(tunnelPorts.lowerBound)-\(tunnelPorts.upperBound) is taken")
+                        .noFreePort, Self.noFreePortMessage(tunnelPorts, state: state, reservation: reservation))
                 }
             }
             let entry = Entry(
@@ -104,13 +112,37 @@ final class TunnelRegistry: Sendable {
         }
     }
 
-    /// The relay could not listen on `port`: forget whose it was, so that name gets
-    /// another port next time instead of failing on this one again.
-    func releasePort(_ port: Int) {
+    /// The relay could not listen on `port` (another program holds it): forget whose it
+    /// was, and skip it for a reservation period, so the name gets another port when it
+    /// registers again instead of failing on this one.
+    func portUnavailable(_ port: Int) {
+        let until = NIODeadline.now() + reservation
         state.withLockedValue { state in
+            state.busyUntil[port] = until
             guard let name = state.nameOfPort.removeValue(forKey: port) else { return }
             if state.portOfName[name] == port { state.portOfName[name] = nil }
         }
+    }
+
+    /// Why no port is left, counted by cause, and what to do about it.
+    private static func noFreePortMessage(_ range: ClosedRange<Int>, state: State, reservation: TimeAmount) -> String {
+        var connected = 0
+        var held = 0
+        for port in range {
+            guard let name = state.nameOfPort[port], let entry = state.entries[name] else { continue }
+            if entry.link != nil { connected += 1 } else { held += 1 }
+        }
+        let busy = range.filter { state.busyUntil[$0] != nil }.count
+        var causes: [String] = []
+        if connected > 0 { causes.append("\(connected) by connected \(connected == 1 ? "tunnel" : "tunnels")") }
+        if held > 0 {
+            causes.append(
+                "\(held) held for \(held == 1 ? "a tunnel" : "tunnels") whose agent disconnected (a tunnel keeps "
+                    + "its port for \(RelayConfiguration.describe(reservation)), to come back at the same address)")
+        }
+        if busy > 0 { causes.append("\(busy) by other programs") }
+        return "every port in \(range.lowerBound)-\(range.upperBound) is in use: "
+            + causes.joined(separator: ", ") + "; widen --tunnel-ports, or wait for a held port to be freed"
     }
 
     /// The agent's connection is ready to carry requests.
@@ -163,7 +195,8 @@ final class TunnelRegistry: Sendable {
     func target(forPort port: Int, host: String) throws(ExchangeError) -> TunnelTarget? {
         let entry = state.withLockedValue { state in state.nameOfPort[port].flatMap { state.entries[$0] } }
         guard let entry else { return nil }
-        guard let link = entry.link else { throw .agentNotConnected(host: Self.hostname(host)) }
+        // The port is what names this tunnel, so the 503 names it too, as the 502 does.
+        guard let link = entry.link else { throw .agentNotConnected(host: "\(Self.hostname(host)):\(port)") }
         return link.target
     }
 

@@ -11,7 +11,7 @@ enum OpenSSLErrorQueue {
         if ERR_peek_error() != 0 { ERR_clear_error() }
     }
 
-    /// Drains the queue into one line such as "wrong version number (SSL routines)".
+    /// Drains the queue into one line such as "wrong version number".
     static func drain(fallback: String = "no further detail from OpenSSL") -> String {
         text(of: drainReasons(), fallback: fallback)
     }
@@ -32,17 +32,13 @@ enum OpenSSLErrorQueue {
         return reasons
     }
 
+    /// OpenSSL's reason alone: the library name it can add ("SSL routines") means
+    /// nothing to the person reading, and a parenthesis inside a message's own reads badly.
     private static func describe(_ code: UInt) -> String {
-        let reason = ERR_reason_error_string(code).map { String(cString: $0) }
-        let library = ERR_lib_error_string(code).map { String(cString: $0) }
-        switch (reason, library) {
-        case (let reason?, let library?): return "\(reason) (\(library))"
-        case (let reason?, nil): return reason
-        default:
-            var text = [CChar](repeating: 0, count: 256)
-            ERR_error_string_n(code, &text, text.count)
-            return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
+        if let reason = ERR_reason_error_string(code) { return String(cString: reason) }
+        var text = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &text, text.count)
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Throws `TLSError.openSSL` unless `result` is 1, OpenSSL's usual success value.

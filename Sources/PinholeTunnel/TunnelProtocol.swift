@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import PinholeCore
 
 /// The agent–relay wire protocol (see docs/PROTOCOL.md): TLS with ALPN `pinhole/1`,
 /// one handshake message each way, then HTTP/2 with the relay as the client.
@@ -27,7 +28,9 @@ public struct AgentHello: Codable, Sendable, Equatable {
     /// The agent's software, for the relay's log.
     public var software: String
 
-    public init(token: String, name: String, aliases: [String] = [], software: String = "pinhole-agent") {
+    public init(
+        token: String, name: String, aliases: [String] = [], software: String = PinholeVersion.agentSoftware
+    ) {
         self.version = TunnelProtocol.version
         self.token = token
         self.name = name
@@ -42,6 +45,8 @@ public enum RefusalReason: String, Codable, Sendable {
     case nameTaken = "name_taken"
     case aliasTaken = "alias_taken"
     case tooManyTunnels = "too_many_tunnels"
+    /// A relay of a port per tunnel has no port left to give (all held, or in use by others).
+    case noFreePort = "no_free_port"
     case invalidRequest = "invalid_request"
     case unsupportedVersion = "unsupported_version"
 }
@@ -126,7 +131,25 @@ public enum HandshakeFraming {
         do {
             return try JSONDecoder().decode(type, from: Data(bytes.readableBytesView))
         } catch {
-            throw Failure(description: "malformed handshake message: \(error)")
+            throw Failure(description: "malformed handshake message: \(Self.describe(error))")
+        }
+    }
+
+    /// A decoding failure in words: JSONDecoder's own descriptions are Swift dumps
+    /// (`keyNotFound(CodingKeys(stringValue: ...`), which must not reach a message.
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "it cannot be read" }
+        switch error {
+        case .keyNotFound(let key, _): return "the field '\(key.stringValue)' is missing"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return field.isEmpty ? "it has the wrong shape" : "the field '\(field)' has the wrong type"
+        case .dataCorrupted(let context):
+            if let field = context.codingPath.last?.stringValue {
+                return "the field '\(field)' has a value not allowed"
+            }
+            return "it is not valid JSON"
+        @unknown default: return "it cannot be read"
         }
     }
 }

@@ -83,7 +83,7 @@ final class TestAgent: Sendable {
         relay: TestRelay?, target: TargetAddress, name: String = "demo", token: String = TestRelay.token,
         trust: TLSTrust? = nil, aliases: [String] = [], keepalive: TimeAmount = .seconds(15),
         requestTimeout: TimeAmount? = nil, maxConcurrentStreams: Int? = nil, agentPort: Int? = nil,
-        handshakeTimeout: TimeAmount? = nil
+        handshakeTimeout: TimeAmount? = nil, relayHost: String = "127.0.0.1", connectTimeout: TimeAmount? = nil
     ) -> TestAgent {
         let log = EventLog<AgentEvent?>()
         var configuration: AgentConfiguration
@@ -92,7 +92,7 @@ final class TestAgent: Sendable {
                 target: target,
                 mode: .relay(
                     .init(
-                        host: "127.0.0.1", port: agentPort ?? relay.addresses.agentPort, token: token,
+                        host: relayHost, port: agentPort ?? relay.addresses.agentPort, token: token,
                         trust: trust ?? .pinned(relay.identity.fingerprint), name: name, aliases: aliases)))
         } else {
             configuration = AgentConfiguration(
@@ -103,6 +103,7 @@ final class TestAgent: Sendable {
         configuration.reconnectCap = .milliseconds(500)
         if let maxConcurrentStreams { configuration.http2.maxConcurrentStreams = maxConcurrentStreams }
         if let handshakeTimeout { configuration.handshakeTimeout = handshakeTimeout }
+        if let connectTimeout { configuration.connectTimeout = connectTimeout }
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger,
             events: { log.append($0) })

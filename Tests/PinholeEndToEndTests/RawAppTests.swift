@@ -17,7 +17,7 @@ struct RawAppTests {
         return (app, port)
     }
 
-    @Test("each answer arrives as the app meant it, or as a 502 that says what was wrong")
+    @Test("each answer arrives as the app meant it, or as a 502 that says exactly what was wrong")
     func rawAnswers() async throws {
         let (app, port) = try await startApp()
         defer { app.terminate() }
@@ -48,6 +48,23 @@ struct RawAppTests {
         let garbage = try await curl(relay.curl("demo", "/garbage", ["-w", "\n%{http_code}"]))
         #expect(garbage.output.hasSuffix("\n502"))
         #expect(garbage.output.contains("sent a status line that is not HTTP/1.x"), "\(garbage.output)")
+
+        // What went wrong at the app, said exactly: a bad status code, a raw newline, no answer at all.
+        let target = "http://127.0.0.1:\(port)"
+        let expected = [
+            "/bad-status":
+                "pinhole: invalid response on the way: \(target) sent a status line whose status code is not "
+                + "three digits: 'HTTP/1.1 abc OK'",
+            "/raw-newline":
+                "pinhole: invalid response on the way: \(target) sent a status line that is not HTTP/1.x: "
+                + "'oops\\nsecond line\\r\\n'",
+            "/no-answer": "pinhole: \(target) accepted the request and closed the connection without answering",
+        ]
+        for (path, body) in expected {
+            let answer = try await curl(relay.curl("demo", path, ["-w", "%{http_code}"]))
+            #expect(answer.output == body + "\n502", "\(path)")
+            MessageHygiene.check(body, secret: TestRelay.token)
+        }
     }
 
     @Test("a WebSocket passes through relay and agent, and through the embedded relay, byte for byte both ways")

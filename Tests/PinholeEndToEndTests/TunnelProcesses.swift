@@ -10,6 +10,8 @@ struct TunnelProcesses {
     let agent: ChildProcess
     let host: String
 
+    static let token = "bulk-token-0123456789"
+
     /// Starts both on loopback, the agent tunnelling to `appPort` as "bulk"; extra flags
     /// go to each command line.
     static func start(
@@ -21,7 +23,7 @@ struct TunnelProcesses {
             binaries + "/relay",
             [
                 "--bind", "127.0.0.1", "--public-port", "0", "--agent-port", "0", "--domain", "tunnels.test", "--token",
-                "bulk",
+                token,
             ] + relayArguments,
             currentDirectory: directory)
         let banner = try await relay.waitForOutput { $0.contains("On your laptop") }
@@ -31,10 +33,11 @@ struct TunnelProcesses {
         let agent = try ChildProcess(
             binaries + "/agent",
             [
-                String(appPort), "--relay", "127.0.0.1:\(agentPort)", "--token", "bulk", "--pin", pin, "--name", "bulk",
+                String(appPort), "--relay", "127.0.0.1:\(agentPort)", "--token", token, "--pin", pin, "--name", "bulk",
                 "--log-format", "json", "--quiet",
             ] + agentArguments)
-        try await agent.waitForOutput { $0.contains(#""event":"tunnel_ready""#) }
+        // JSON by default; a test may ask for text (the last --log-format wins).
+        try await agent.waitForOutput { $0.contains(#""event":"tunnel_ready""#) || $0.contains("  authority  ") }
         return TunnelProcesses(
             relay: relay, agent: agent, host: "bulk.tunnels.test:\(publicPort)")
     }

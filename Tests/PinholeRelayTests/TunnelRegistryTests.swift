@@ -37,17 +37,41 @@ struct TunnelRegistryTests {
             domain: nil, tunnelPorts: 5000...5001, maxTunnels: 10, reservation: .seconds(60))
         #expect(register("a", in: registry) == .success(5000))
         #expect(register("b", in: registry) == .success(5001))
-        #expect(register("c", in: registry) == .failure(Refused(message: "every port in 5000-5001 is taken")))
+        #expect(
+            register("c", in: registry)
+                == .failure(
+                    Refused(
+                        message: "every port in 5000-5001 is in use: 2 held for tunnels whose agent disconnected "
+                            + "(a tunnel keeps its port for 1 min, to come back at the same address); "
+                            + "widen --tunnel-ports, or wait for a held port to be freed")))
         #expect(register("a", in: registry) == .success(5000), "a reconnecting gets its port back")
     }
 
-    @Test("a port the relay could not listen on is released: its name gets another next time")
-    func releasedPortIsReassigned() {
+    @Test("a port another program holds is skipped: its name gets the next one, and no one gets it for a while")
+    func busyPortIsSkipped() {
         let registry = TunnelRegistry(
             domain: nil, tunnelPorts: 5000...5002, maxTunnels: 10, reservation: .seconds(60))
         #expect(register("a", in: registry) == .success(5000))
-        registry.releasePort(5000)
-        #expect(register("b", in: registry) == .success(5000))
-        #expect(register("a", in: registry) == .success(5001))
+        registry.portUnavailable(5000)
+        #expect(register("a", in: registry) == .success(5001), "the same name, on its next attempt")
+        #expect(register("b", in: registry) == .success(5002))
+        #expect(
+            register("c", in: registry)
+                == .failure(
+                    Refused(
+                        message: "every port in 5000-5002 is in use: 2 held for tunnels whose agent disconnected "
+                            + "(a tunnel keeps its port for 1 min, to come back at the same address), "
+                            + "1 by other programs; widen --tunnel-ports, or wait for a held port to be freed")))
+    }
+
+    @Test("refusals say which reason: no free port is not too many tunnels")
+    func refusalReasons() {
+        let registry = TunnelRegistry(domain: nil, tunnelPorts: 5000...5000, maxTunnels: 10, reservation: .seconds(60))
+        #expect(register("a", in: registry) == .success(5000))
+        guard case .refused(let reason, _) = registry.register(name: "b", aliases: [], owner: owner) else {
+            Issue.record("b was not refused")
+            return
+        }
+        #expect(reason == .noFreePort)
     }
 }

@@ -6,6 +6,10 @@ until killed.
   /chunked  HTTP/1.1 chunked, in pieces, with a trailer
   /keep     HTTP/1.1 with Content-Length; the connection stays open
   /garbage  not HTTP at all
+  /bad-status   HTTP/1.1 with a status code that is not a number
+  /raw-newline  not HTTP, with a bare newline in the first bytes
+  /no-answer    closes the connection without a byte
+  /hang         prints "hang" to stdout and never answers (until the client goes)
   /reject   413 at once, before the request body; then reads the body to its end
   /ws       a WebSocket handshake (101, Sec-WebSocket-Accept), then echoes every byte
             until the client closes, or until it has echoed "close-now" (then the app
@@ -41,6 +45,21 @@ class Handler(socketserver.StreamRequestHandler):
                 # Like a careful server: stop writing, read what still comes, then close
                 # (closing with bytes unread would reset the connection under the answer).
                 self.connection.shutdown(socket.SHUT_WR)
+                while self.rfile.read(65536):
+                    pass
+                return
+            if path == "/bad-status":
+                self.wfile.write(b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n")
+                self.wfile.flush()
+                return
+            if path == "/raw-newline":
+                self.wfile.write(b"oops\nsecond line\r\n")
+                self.wfile.flush()
+                return
+            if path == "/no-answer":
+                return
+            if path == "/hang":
+                print("hang", flush=True)
                 while self.rfile.read(65536):
                     pass
                 return

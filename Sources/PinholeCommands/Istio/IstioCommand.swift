@@ -8,27 +8,37 @@ import PinholeIstio
 public struct IstioCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "agent istio",
-        abstract: "Print the Istio resources that send a service's debug traffic to a tunnel.",
+        abstract: "Print the Istio resources for a tunnel, without starting one.",
+        usage: "agent istio --service S [--namespace NS] (--authority H[:P] | --restore)",
+        // Lines under 80 columns by hand, so no command is broken where it cannot be pasted.
         discussion: """
-            Nothing is started: the resources are printed (or written with --istio-out) for the \
-            tunnel whose public address you give with --authority, as pods in the cluster reach it.
+            Nothing is started: the resources are printed (or written with
+            --istio-out) for the tunnel whose public address you give with
+            --authority, as pods in the cluster reach it.
 
-            The VirtualService takes the name of the service. If the service already has a \
-            VirtualService under another name, Istio uses only one of the two for sidecars: merge \
-            the pinhole-debug rule into yours instead of applying this one.
+            The VirtualService takes the name of the service. If the service
+            already has a VirtualService under another name, Istio uses only one
+            of the two for sidecars: merge the pinhole-debug rule into yours
+            instead of applying this one.
 
             Examples:
               # Requests carrying 'x-user: debug' are redirected to the tunnel:
-              agent istio --service checkout --namespace shop --authority dev.tunnel.example.com:8080 | kubectl apply -f -
+              agent istio --service checkout --namespace shop \\
+                --authority dev.tunnel.example.com:8080 | kubectl apply -f -
 
-              # Copy 10% of all requests to the laptop through a relay on a dedicated port:
-              agent istio --istio mirror --mirror-percent 10 --service checkout --namespace shop \\
+              # Copy 10% of all requests to the laptop, through a relay port:
+              agent istio --istio mirror --mirror-percent 10 \\
+                --service checkout --namespace shop \\
                 --authority 203.0.113.7:20001 | kubectl apply -f -
 
-              # When done: put the plain route back, then remove what Pinhole added:
-              agent istio --service checkout --namespace shop --restore | kubectl apply -f -
-              kubectl delete serviceentry,destinationrule -n shop -l app.kubernetes.io/managed-by=pinhole
-            """
+              # When done: put the plain route back, then remove what Pinhole
+              # added:
+              agent istio --service checkout --namespace shop --restore \\
+                | kubectl apply -f -
+              kubectl delete serviceentry,destinationrule -n shop \\
+                -l app.kubernetes.io/managed-by=pinhole
+            """,
+        version: PinholeVersion.current
     )
 
     @OptionGroup public var istio: IstioOptions

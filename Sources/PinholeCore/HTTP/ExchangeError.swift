@@ -16,6 +16,10 @@ public enum ExchangeError: Error, Sendable, Equatable {
     case tunnelLost(host: String, reason: String)
     /// The target closed the connection before the response was complete.
     case targetClosedEarly(target: String)
+    /// The agent reached the target, which closed the connection without answering.
+    case targetClosedWithoutAnswer(target: String)
+    /// The agent was stopped (Ctrl-C) while the request was in flight.
+    case agentStopped
     /// No response within the configured request timeout.
     case timedOut(seconds: Int)
     /// The client started a request head and did not finish it in time.
@@ -32,8 +36,9 @@ public enum ExchangeError: Error, Sendable, Equatable {
         switch self {
         case .malformedRequest: return .badRequest
         case .noRoute: return .notFound
-        case .agentNotConnected: return .serviceUnavailable
-        case .targetUnreachable, .tunnelLost, .targetClosedEarly, .protocolViolation: return .badGateway
+        case .agentNotConnected, .agentStopped: return .serviceUnavailable
+        case .targetUnreachable, .tunnelLost, .targetClosedEarly, .targetClosedWithoutAnswer, .protocolViolation:
+            return .badGateway
         case .timedOut: return .gatewayTimeout
         case .headTimedOut: return .requestTimeout
         }
@@ -58,6 +63,10 @@ public enum ExchangeError: Error, Sendable, Equatable {
             return "pinhole: the tunnel for \(host) went down during the request (\(reason))"
         case .targetClosedEarly(let target):
             return "pinhole: \(target) closed the connection before the response was complete"
+        case .targetClosedWithoutAnswer(let target):
+            return "pinhole: \(target) accepted the request and closed the connection without answering"
+        case .agentStopped:
+            return "pinhole: the agent stopped"
         case .timedOut(let seconds):
             return "pinhole: no response within \(seconds) s (--request-timeout)"
         case .headTimedOut(let seconds):

@@ -151,6 +151,23 @@ enum HTTP1Syntax {
     static func text<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
         String(decoding: bytes, as: UTF8.self)
     }
+
+    /// Bytes a peer sent, for an error message: control characters escaped (`\r`, `\n`,
+    /// `\u{1B}`), so a raw newline cannot end the message's line or its quotes.
+    static func quoted<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> String {
+        var result = ""
+        for scalar in text(bytes).unicodeScalars {
+            switch scalar {
+            case "\r": result += "\\r"
+            case "\n": result += "\\n"
+            case "\t": result += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                result += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
 }
 
 /// Finds the end of a head or trailer section as bytes arrive. It remembers how far it

@@ -56,7 +56,7 @@ struct HTTP1ResponseParser {
                 let view = input.readableBytesView
                 guard view.prefix(7).elementsEqual(Self.versionPrefix.prefix(view.count)) else {
                     throw HTTP1SyntaxError(
-                        description: "a status line that is not HTTP/1.x: '\(HTTP1Syntax.text(view.prefix(32)))'")
+                        description: "a status line that is not HTTP/1.x: '\(HTTP1Syntax.quoted(view.prefix(32)))'")
                 }
                 guard let section = try scanner.take(from: &input) else { return nil }
                 guard let event = try readHead(section, bodyAllowed: bodyAllowed, mayUpgrade: mayUpgrade) else {
@@ -168,12 +168,18 @@ struct HTTP1ResponseParser {
             guard offset < line.count, line[start + offset] &- UInt8(ascii: "0") < 10 else { return nil }
             return Int(line[start + offset] &- UInt8(ascii: "0"))
         }
-        guard line.count >= 12, line.starts(with: versionPrefix), let minor = digit(7), minor <= 1,
-            line[start + 8] == UInt8(ascii: " "), let hundreds = digit(9), let tens = digit(10),
-            let ones = digit(11), line.count == 12 || line[start + 12] == UInt8(ascii: " ")
+        guard line.count >= 9, line.starts(with: versionPrefix), let minor = digit(7), minor <= 1,
+            line[start + 8] == UInt8(ascii: " ")
         else {
             throw HTTP1SyntaxError(
-                description: "a status line that is not HTTP/1.x: '\(HTTP1Syntax.text(line.prefix(64)))'")
+                description: "a status line that is not HTTP/1.x: '\(HTTP1Syntax.quoted(line.prefix(64)))'")
+        }
+        guard let hundreds = digit(9), let tens = digit(10), let ones = digit(11),
+            line.count == 12 || line[start + 12] == UInt8(ascii: " ")
+        else {
+            throw HTTP1SyntaxError(
+                description: "a status line whose status code is not three digits: "
+                    + "'\(HTTP1Syntax.quoted(line.prefix(64)))'")
         }
         return (minor, hundreds * 100 + tens * 10 + ones)
     }

@@ -22,7 +22,16 @@ public struct TargetAddress: Sendable, Equatable, CustomStringConvertible {
                     input: text, reason: "only http:// targets are supported (the agent speaks plain HTTP to your app)")
             }
             rest = rest[schemeEnd.upperBound...]
-            if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+            if let slash = rest.firstIndex(where: { "/?#".contains($0) }) {
+                let path = rest[slash...]
+                guard path == "/" else {
+                    throw TargetAddressError(
+                        input: text,
+                        reason: "a target is only scheme, host and port; the path '\(path)' would be ignored, "
+                            + "since each request keeps its own path (give http://\(rest[..<slash]))")
+                }
+                rest = rest[..<slash]
+            }
         }
         if let port = Int(rest) {
             self.init(host: "localhost", port: port)

@@ -64,7 +64,7 @@ final class TargetExchange: ExchangeUpstream {
         case .unreachable(let reason):
             error = .targetUnreachable(target: target.description, reason: reason)
         case .closedBeforeResponse:
-            error = .targetUnreachable(target: target.description, reason: "the connection closed before a response")
+            error = .targetClosedWithoutAnswer(target: target.description)
         case .closedDuringResponse:
             error = .targetClosedEarly(target: target.description)
         case .invalidResponse(let syntax):

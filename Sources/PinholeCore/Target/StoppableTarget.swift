@@ -1,0 +1,138 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// A target that can be stopped: `stop()` answers every request still in flight with a
+/// 503 "pinhole: the agent stopped" and refuses new ones, so a Ctrl-C never leaves a
+/// client with an empty reply. It sits between the downstream and the real target,
+/// passing everything through and keeping a list of the exchanges not yet finished.
+public final class StoppableTarget: ExchangeTarget {
+    private struct State {
+        var live: [ObjectIdentifier: (loop: any EventLoop, exchange: NIOLoopBound<StoppableExchange>)] = [:]
+        var stopped = false
+    }
+
+    private let inner: any ExchangeTarget
+    private let state = NIOLockedValueBox(State())
+
+    public init(_ inner: any ExchangeTarget) {
+        self.inner = inner
+    }
+
+    public func startExchange(
+        _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop
+    ) throws(ExchangeError) -> any ExchangeUpstream {
+        let exchange = StoppableExchange(downstream: downstream, target: self)
+        let key = ObjectIdentifier(exchange)
+        let bound = NIOLoopBound(exchange, eventLoop: eventLoop)
+        let admitted = state.withLockedValue { state -> Bool in
+            guard !state.stopped else { return false }
+            state.live[key] = (eventLoop, bound)
+            return true
+        }
+        guard admitted else { throw .agentStopped }
+        do {
+            exchange.upstream = try inner.startExchange(
+                head, downstream: StoppableExchange.Answer(exchange), on: eventLoop)
+        } catch {
+            finished(exchange)
+            throw error
+        }
+        return exchange
+    }
+
+    /// Answers every exchange in flight with `ExchangeError.agentStopped`, refuses any
+    /// new one, and returns how many were abandoned. When it returns, each answer has
+    /// been handed to its connection.
+    public func stop() async -> Int {
+        let live = state.withLockedValue { state in
+            state.stopped = true
+            defer { state.live.removeAll() }
+            return Array(state.live.values)
+        }
+        for (loop, exchange) in live {
+            try? await loop.submit { exchange.value.abandon() }.get()
+        }
+        // One more turn of each loop: writes that the answers queued (an HTTP/2 stream
+        // flushes its frames in a task of its own) go out before the caller closes up.
+        let loops = Dictionary(live.map { (ObjectIdentifier($0.loop), $0.loop) }) { first, _ in first }
+        for loop in loops.values { try? await loop.submit {}.get() }
+        return live.count
+    }
+
+    fileprivate func finished(_ exchange: StoppableExchange) {
+        let key = ObjectIdentifier(exchange)
+        _ = state.withLockedValue { $0.live.removeValue(forKey: key) }
+    }
+}
+
+/// One exchange through a `StoppableTarget`, as its downstream sees it: the request
+/// passes through to the real target's upstream, and the answer comes back through
+/// `Answer`. The references are dropped as it ends, which breaks the cycle they make
+/// while it runs.
+final class StoppableExchange: ExchangeUpstream {
+    /// The real target's downstream (a separate object, since both protocols have an
+    /// `isWritable` meaning opposite directions).
+    final class Answer: ExchangeDownstream {
+        private let exchange: StoppableExchange
+
+        init(_ exchange: StoppableExchange) {
+            self.exchange = exchange
+        }
+
+        func exchangeReceivedHead(_ head: ProxyResponseHead) { exchange.downstream?.exchangeReceivedHead(head) }
+        func exchangeReceivedBody(_ body: ByteBuffer) { exchange.downstream?.exchangeReceivedBody(body) }
+
+        func exchangeReceivedEnd(trailers: HTTPHeaders?) {
+            exchange.end()?.exchangeReceivedEnd(trailers: trailers)
+        }
+
+        func exchangeFailed(_ error: ExchangeError) {
+            exchange.end()?.exchangeFailed(error)
+        }
+
+        func exchangeUpstreamWritabilityChanged() { exchange.downstream?.exchangeUpstreamWritabilityChanged() }
+        var isWritable: Bool { exchange.downstream?.isWritable ?? true }
+    }
+
+    fileprivate var downstream: (any ExchangeDownstream)?
+    var upstream: (any ExchangeUpstream)?
+    private let target: StoppableTarget
+
+    init(downstream: any ExchangeDownstream, target: StoppableTarget) {
+        self.downstream = downstream
+        self.target = target
+    }
+
+    /// The agent is stopping: the target is let go, and the caller hears why.
+    func abandon() {
+        let upstream = self.upstream
+        self.upstream = nil
+        guard let downstream = end() else { return }
+        upstream?.cancel()
+        downstream.exchangeFailed(.agentStopped)
+    }
+
+    /// The answer is complete (or failed): forgets the downstream and returns it, if the
+    /// exchange was still running. The upstream stays, for request body that may still
+    /// follow an early answer; it lets go of `Answer` itself when it finishes.
+    fileprivate func end() -> (any ExchangeDownstream)? {
+        let downstream = self.downstream
+        self.downstream = nil
+        target.finished(self)
+        return downstream
+    }
+
+    func sendBody(_ body: ByteBuffer) { upstream?.sendBody(body) }
+    func sendEnd(trailers: HTTPHeaders?) { upstream?.sendEnd(trailers: trailers) }
+
+    func cancel() {
+        let upstream = self.upstream
+        self.upstream = nil
+        _ = end()
+        upstream?.cancel()
+    }
+
+    func downstreamWritabilityChanged() { upstream?.downstreamWritabilityChanged() }
+    var isWritable: Bool { upstream?.isWritable ?? false }
+}
