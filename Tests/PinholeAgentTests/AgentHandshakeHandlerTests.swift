@@ -73,7 +73,7 @@ struct AgentHandshakeHandlerTests {
     @Test("the relay closing mid-handshake is a connection problem worth retrying")
     func closedDuringHandshake() throws {
         try channel.close().wait()
-        #expect(throws: ConnectionLost.self) { try answered.futureResult.wait() }
+        #expect(throws: RelayTrouble.ClosedDuringHandshake.self) { try answered.futureResult.wait() }
     }
 
     @Test("bytes that are not an answer fail the handshake and close")

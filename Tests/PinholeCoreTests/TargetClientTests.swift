@@ -112,8 +112,7 @@ extension TargetClientTests {
         #expect(try await heads() == ["GET", "GET", "GET"])
         #expect(
             try await send(.POST)
-                == .failure(
-                    .targetUnreachable(target: address.description, reason: "the connection closed before a response")))
+                == .failure(.targetClosedWithoutAnswer(target: address.description)))
         #expect(try await heads() == ["GET", "GET", "GET", "POST"], "the POST went once")
     }
 }
