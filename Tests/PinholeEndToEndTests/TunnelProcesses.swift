@@ -9,6 +9,8 @@ struct TunnelProcesses {
     let relay: ChildProcess
     let agent: ChildProcess
     let host: String
+    /// The relay's working directory (its generated certificate is in certs/).
+    let directory: String
 
     /// Starts both on loopback, the agent tunnelling to `appPort` as "bulk"; extra flags
     /// go to each command line.
@@ -36,7 +38,7 @@ struct TunnelProcesses {
             ] + agentArguments)
         try await agent.waitForOutput { $0.contains(#""event":"tunnel_ready""#) }
         return TunnelProcesses(
-            relay: relay, agent: agent, host: "bulk.tunnels.test:\(publicPort)")
+            relay: relay, agent: agent, host: "bulk.tunnels.test:\(publicPort)", directory: directory)
     }
 
     private static func capture(_ pattern: String, in text: String) -> String? {
