@@ -77,6 +77,26 @@ struct GRPCTests {
         }
     }
 
+    @Test("an app's RST_STREAM reaches the client with its code", arguments: Path.allCases)
+    func appReset(path: Path) async throws {
+        let app = try await GRPCApp.start()
+        let pinhole = try await path.start(appPort: app.port)
+        defer {
+            pinhole.stop()
+            app.stop()
+        }
+        // grpcio resets (INTERNAL_ERROR) a call that lacks `te: trailers`.
+        let nghttp = try ChildProcess(
+            "nghttp",
+            [
+                "-v", "-H", ":authority: \(pinhole.authority ?? pinhole.address)", "-H", "content-type: application/grpc",
+                "-d", "/dev/null", "http://\(pinhole.address)/pinhole.test.Echo/Unary",
+            ])
+        let (_, output) = await nghttp.waitForExit()
+        #expect(output.contains("recv RST_STREAM frame"), "\(output)")
+        #expect(output.contains("error_code=INTERNAL_ERROR(0x02)"), "\(output)")
+    }
+
     @Test("the app down: UNAVAILABLE with the words of the 502", arguments: Path.allCases)
     func appDown(path: Path) async throws {
         let app = try await GRPCApp.start()
@@ -86,8 +106,9 @@ struct GRPCTests {
         defer { pinhole.stop() }
         let (status, output) = try await pinhole.run(["unavailable"])
         #expect(status == 0, "\(output)")
-        #expect(
-            output.contains("UNAVAILABLE: pinhole: the agent could not reach h2c://127.0.0.1:\(app.port)"), "\(output)")
+        // The relay path's agent was given the bare port (localhost), the embedded one an address.
+        #expect(output.contains("UNAVAILABLE: pinhole: the agent could not reach h2c://"), "\(output)")
+        #expect(output.contains(":\(app.port): connection refused"), "\(output)")
     }
 
     @Test("no agent connected: UNAVAILABLE naming the host, from the relay")

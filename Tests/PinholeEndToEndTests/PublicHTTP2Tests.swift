@@ -88,7 +88,7 @@ struct PublicHTTP2Tests {
         let directory = try makeTemporaryDirectory("h2c-app")
         try "served over h2c\n".write(toFile: directory + "/file.txt", atomically: true, encoding: .utf8)
         let port = try await ServerBootstrapProbe.bind()
-        let server = try ChildProcess("nghttpd", ["--no-tls", "-a", "127.0.0.1", "-d", directory, "\(port)"])
+        let server = try ChildProcess("nghttpd", ["--no-tls", "-v", "-a", "127.0.0.1", "-d", directory, "\(port)"])
         defer { server.terminate() }
         try await server.waitForOutput { $0.contains("listen 127.0.0.1:\(port)") }
         let relay = try await TestRelay.start()

@@ -20,12 +20,13 @@ struct PublicTLSTests {
         let nghttp = try ChildProcess(
             "nghttp",
             [
-                "-v", "-H", ":authority: \(authority)", "-H", "content-type: application/grpc", "-d", "/dev/null",
+                "-v", "-H", ":authority: \(authority)", "-H", "content-type: application/grpc", "-H", "te: trailers",
+                "-d", "/dev/null",
                 "https://\(pinhole.address)/pinhole.test.Echo/Unary",
             ])
         let (_, nghttpOutput) = await nghttp.waitForExit()
         #expect(nghttpOutput.contains("The negotiated protocol: h2"), "\(nghttpOutput)")
-        #expect(nghttpOutput.contains("grpc-status"), "\(nghttpOutput)")
+        #expect(nghttpOutput.contains("recv (stream_id=13) grpc-status: "), "\(nghttpOutput)")
 
         let host = authority.split(separator: ":").first.map(String.init) ?? authority
         let port = authority.split(separator: ":").last.map(String.init) ?? ""
