@@ -86,11 +86,12 @@ struct GRPCTests {
             app.stop()
         }
         // grpcio resets (INTERNAL_ERROR) a call that lacks `te: trailers`.
+        let url = "http://\(pinhole.address)/pinhole.test.Echo/Unary"
         let nghttp = try ChildProcess(
             "nghttp",
             [
-                "-v", "-H", ":authority: \(pinhole.authority ?? pinhole.address)", "-H", "content-type: application/grpc",
-                "-d", "/dev/null", "http://\(pinhole.address)/pinhole.test.Echo/Unary",
+                "-v", "-H", ":authority: \(pinhole.authority ?? pinhole.address)", "-H",
+                "content-type: application/grpc", "-d", "/dev/null", url,
             ])
         let (_, output) = await nghttp.waitForExit()
         #expect(output.contains("recv RST_STREAM frame"), "\(output)")
