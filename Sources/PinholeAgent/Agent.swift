@@ -25,7 +25,7 @@ public final class Agent: Sendable {
         self.logger = logger
         self.events = events
         switch configuration.target.appProtocol {
-        case .http1: self.target = TargetClient(address: configuration.target)
+        case .http1: self.target = HTTP1AppTarget(client: TargetClient(address: configuration.target))
         case .h2c: self.target = H2CAppTarget(address: configuration.target)
         }
     }

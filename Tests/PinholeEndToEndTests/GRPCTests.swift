@@ -112,6 +112,18 @@ struct GRPCTests {
         #expect(output.contains(":\(app.port): connection refused"), "\(output)")
     }
 
+    @Test("a gRPC call to an agent that speaks HTTP/1.1 to its app: INTERNAL, naming --app-protocol h2c")
+    func http1App() async throws {
+        let app = try await GRPCApp.start()
+        let pinhole = try await GRPCPath.embedded(target: "127.0.0.1:\(app.port)")
+        defer {
+            pinhole.stop()
+            app.stop()
+        }
+        let (status, output) = try await pinhole.run(["needs_h2c"])
+        #expect(status == 0, "\(output)")
+    }
+
     @Test("no agent connected: UNAVAILABLE naming the host, from the relay")
     func agentGone() async throws {
         let app = try await GRPCApp.start()

@@ -5,7 +5,7 @@ sending AUTHORITY as :authority when given, and prints "ok CASE ..." per case, o
   python3 grpc_client.py ADDRESS [--authority A] [--tls CERT] CASE...
 
 Cases: unary server_stream client_stream bidi error deadline cancel concurrent
-bulk_down bulk_up unavailable. `cancel` starts a call, then cancels it when a line
+bulk_down bulk_up unavailable needs_h2c. `cancel` starts a call, then cancels it when a line
 arrives on stdin.
 """
 import argparse
@@ -145,6 +145,16 @@ def case_unavailable(channel):
         check(error.code() == grpc.StatusCode.UNAVAILABLE, f"status {error.code()}")
         check(error.details().startswith("pinhole: "), f"message {error.details()!r}")
         return f"UNAVAILABLE: {error.details()}"
+    raise Failure("the call succeeded")
+
+
+def case_needs_h2c(channel):
+    try:
+        method(channel, "Unary", "uu")(b"x", timeout=30)
+    except grpc.RpcError as error:
+        check(error.code() == grpc.StatusCode.INTERNAL, f"status {error.code()}")
+        check("--app-protocol h2c" in error.details(), f"message {error.details()!r}")
+        return f"INTERNAL: {error.details()}"
     raise Failure("the call succeeded")
 
 
