@@ -66,7 +66,8 @@ public final class Agent: Sendable {
                 requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout, logger: logger,
                 scheme: scheme,
                 pipeline: PublicHTTP2.setup(
-                    router: router, requestTimeout: configuration.requestTimeout, scheme: scheme, logger: logger,
+                    router: router, requestTimeout: configuration.requestTimeout,
+                    idleTimeout: configuration.idleTimeout, scheme: scheme, logger: logger,
                     first: beforeHTTP, onComplete: onComplete),
                 onComplete: onComplete)
         } catch {

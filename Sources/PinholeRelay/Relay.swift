@@ -139,7 +139,8 @@ public final class Relay: Sendable {
             requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout, logger: logger,
             scheme: scheme,
             pipeline: PublicHTTP2.setup(
-                router: router, requestTimeout: configuration.requestTimeout, scheme: scheme, logger: logger,
+                router: router, requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout,
+                scheme: scheme, logger: logger,
                 first: PublicTLS.first(publicTLS.withLockedValue { $0 })))
     }
 

@@ -70,6 +70,21 @@ struct PublicHTTP2Tests {
         }
     }
 
+    @Test("an HTTP/2 connection that carries nothing is closed with GOAWAY (--idle-timeout 1)")
+    func idleConnection() async throws {
+        let app = try await LocalApp.start()
+        let tunnel = try await TunnelProcesses.start(appPort: app.port, relayArguments: ["--idle-timeout", "1"])
+        defer {
+            tunnel.stop()
+            Task { await app.stop() }
+        }
+        let port = try #require(tunnel.host.split(separator: ":").last.map(String.init))
+        let client = try ChildProcess(try testPython(), [testScript("h2_idle_client.py"), port, tunnel.host])
+        let (status, output) = await client.waitForExit()
+        #expect(status == 0, "\(output)")
+        #expect(output == "answered 200\ngoaway\nclosed\n", "\(output)")
+    }
+
     @Test("a gRPC request over HTTP/1.1 gets 505 saying it needs HTTP/2")
     func grpcOverHTTP1() async throws {
         try await withTunnel { relay in

@@ -69,3 +69,18 @@ struct GRPCAndPrefaceTests {
         #expect(!head("application/json").isGRPC)
     }
 }
+
+@Suite("Idle public HTTP/2 connections")
+struct PublicHTTP2IdleCheckTests {
+    @Test("closed only after a whole interval with no stream open and none opened")
+    func idle() {
+        var check = PublicHTTP2IdleCheck()
+        check.streamOpened()
+        let afterAStream = check.intervalEnded(activeStreams: 0)
+        let withAStreamOpen = check.intervalEnded(activeStreams: 1)
+        let quiet = check.intervalEnded(activeStreams: 0)
+        #expect(!afterAStream, "a stream came and went in the interval")
+        #expect(!withAStreamOpen, "a stream is open (a request at a breakpoint)")
+        #expect(quiet)
+    }
+}

@@ -17,9 +17,11 @@ public enum PublicHTTP2 {
     }
 
     /// A pipeline setup for `PublicServer.bind` serving both protocols. `first` adds
-    /// handlers that go before the protocol choice (TLS).
+    /// handlers that go before the protocol choice (TLS). An HTTP/2 connection that
+    /// carries no stream for `idleTimeout` (see `PublicHTTP2IdleCheck`) is closed.
     public static func setup(
-        router: any PublicRouter, requestTimeout: TimeAmount?, scheme: String = "http", logger: Logger?,
+        router: any PublicRouter, requestTimeout: TimeAmount?,
+        idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout, scheme: String = "http", logger: Logger?,
         configuration: HTTP2Configuration = PublicHTTP2.configuration,
         first: (@Sendable (any Channel) throws -> Void)? = nil,
         onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
@@ -31,11 +33,16 @@ public enum PublicHTTP2 {
                 let localPort = context.channel.localAddress?.port ?? 0
                 let route = StreamRoute.publicSide(
                     router: router, clientAddress: clientAddress, scheme: scheme, localPort: localPort)
+                let idleness = PublicHTTP2IdleWatch()
                 let handler = HTTP2ConnectionHandler(
                     role: .server, eventLoop: context.eventLoop, configuration: configuration
                 ) { stream in
-                    AgentStreamResponder(
+                    idleness.streamOpened()
+                    return AgentStreamResponder(
                         stream: stream, route: route, requestTimeout: requestTimeout, onComplete: onComplete)
+                }
+                if let idleTimeout {
+                    idleness.start(connection: handler.connection, channel: context.channel, interval: idleTimeout)
                 }
                 return [handler, PublicHTTP2ErrorHandler(logger: logger)]
             }
