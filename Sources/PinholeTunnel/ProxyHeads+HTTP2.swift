@@ -46,8 +46,18 @@ extension ProxyRequestHead {
         // bytes: nghttp2 has already refused any name that is not a lowercase token.
         var headers: [(String, String)] = []
         headers.reserveCapacity(fields.count)
+        // HTTP/2 clients may split Cookie into one field per pair; an HTTP/1.1 app
+        // expects one line (RFC 9113 §8.2.3), so they are joined with "; ".
+        var cookieIndex: Int?
         for (name, value) in fields {
             switch name {
+            case "cookie":
+                if let cookieIndex {
+                    headers[cookieIndex].1 += "; " + value
+                } else {
+                    cookieIndex = headers.count
+                    headers.append((name, value))
+                }
             case ":method": method = value
             case ":path": path = value
             case ":authority": authority = value

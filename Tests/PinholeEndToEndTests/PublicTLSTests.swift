@@ -1,4 +1,5 @@
 import Foundation
+import PinholeTLS
 import PinholeTestSupport
 import Testing
 
@@ -39,5 +40,27 @@ struct PublicTLSTests {
         // Over HTTP/1.1 a gRPC request is refused as needing HTTP/2: the TLS and the
         // routing worked, and the answer says what to change.
         #expect(https.output == "1.1 505", "\(https.output)")
+    }
+
+    @Test("the embedded relay with --public-cert/--public-key: grpcio over TLS, nghttp negotiates h2")
+    func embedded() async throws {
+        let directory = try makeTemporaryDirectory("public-tls")
+        let identity = try CertificateGenerator.selfSigned(
+            CertificateRequest(commonName: "localhost", ipAddresses: ["127.0.0.1"]))
+        try identity.write(certificatePath: directory + "/cert.pem", keyPath: directory + "/key.pem")
+        let app = try await GRPCApp.start()
+        var pinhole = try await GRPCPath.embedded(
+            target: "h2c://127.0.0.1:\(app.port)",
+            arguments: ["--public-cert", directory + "/cert.pem", "--public-key", directory + "/key.pem"])
+        pinhole.certificate = directory + "/cert.pem"
+        defer {
+            pinhole.stop()
+            app.stop()
+        }
+        let (status, output) = try await pinhole.run(["unary", "server_stream", "error"])
+        #expect(status == 0, "\(output)")
+        let nghttp = try ChildProcess("nghttp", ["-v", "https://\(pinhole.address)/"])
+        let (_, nghttpOutput) = await nghttp.waitForExit()
+        #expect(nghttpOutput.contains("The negotiated protocol: h2"), "\(nghttpOutput)")
     }
 }

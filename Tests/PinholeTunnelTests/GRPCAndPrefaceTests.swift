@@ -84,3 +84,16 @@ struct PublicHTTP2IdleCheckTests {
         #expect(quiet)
     }
 }
+
+@Suite("HTTP/2 request fields for HTTP/1.1")
+struct HTTP2CookieTests {
+    @Test("split cookie fields are joined into one, in order")
+    func cookies() throws {
+        let head = try ProxyRequestHead(http2: [
+            (":method", "GET"), (":scheme", "http"), (":authority", "a"), (":path", "/"), ("cookie", "a=1"),
+            ("accept", "*/*"), ("cookie", "b=2"),
+        ])
+        #expect(head.headers["cookie"] == ["a=1; b=2"])
+        #expect(head.headers["accept"] == ["*/*"])
+    }
+}
