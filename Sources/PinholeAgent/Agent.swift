@@ -25,7 +25,12 @@ public final class Agent: Sendable {
         self.group = group
         self.logger = logger
         self.events = events
-        self.target = StoppableTarget(TargetClient(address: configuration.target))
+        let app: any ExchangeTarget
+        switch configuration.target.appProtocol {
+        case .http1: app = HTTP1AppTarget(client: TargetClient(address: configuration.target))
+        case .h2c: app = H2CAppTarget(address: configuration.target)
+        }
+        self.target = StoppableTarget(app)
     }
 
     /// Answers every request still in flight with a 503 "pinhole: the agent stopped" and
@@ -47,12 +52,33 @@ public final class Agent: Sendable {
 
     private func runEmbedded(bindHost: String, publicPort: Int, publicHost: String?) async throws {
         let events = self.events
+        let onComplete: @Sendable (ExchangeRecord) -> Void = { events(.request($0)) }
+        let router = SingleTargetRouter(target: target)
+        let scheme = configuration.publicTLS == nil ? "http" : "https"
+        let beforeHTTP: (@Sendable (any Channel) throws -> Void)?
+        if let identity = configuration.publicTLS {
+            let tls: TLSContext
+            do {
+                tls = try TLSContext(
+                    server: TLSServerConfiguration(identity: identity, applicationProtocols: ["h2", "http/1.1"]))
+            } catch {
+                throw AgentError.bindFailed(host: bindHost, port: publicPort, reason: error.description)
+            }
+            beforeHTTP = { channel in try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls)) }
+        } else {
+            beforeHTTP = nil
+        }
         let channel: any Channel
         do {
             channel = try await PublicServer.bind(
-                host: bindHost, port: publicPort, group: group, router: SingleTargetRouter(target: target),
+                host: bindHost, port: publicPort, group: group, router: router,
                 requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout, logger: logger,
-                onComplete: { events(.request($0)) })
+                scheme: scheme,
+                pipeline: PublicHTTP2.setup(
+                    router: router, requestTimeout: configuration.requestTimeout,
+                    idleTimeout: configuration.idleTimeout, scheme: scheme, logger: logger,
+                    first: beforeHTTP, onComplete: onComplete),
+                onComplete: onComplete)
         } catch {
             throw AgentError.bindFailed(host: bindHost, port: publicPort, reason: ConnectionErrorText.describe(error))
         }
@@ -66,7 +92,7 @@ public final class Agent: Sendable {
             hosts = LocalAddresses.reachable()
             if hosts.isEmpty { hosts = ["127.0.0.1"] }
         }
-        let tunnels = hosts.map { RelayAnswer.Tunnel(name: "embedded", host: $0, port: port) }
+        let tunnels = hosts.map { RelayAnswer.Tunnel(name: "embedded", host: $0, port: port, scheme: scheme) }
         let first = tunnels[0]
         events(
             .tunnelReady(

@@ -40,7 +40,9 @@ public struct AgentCommand: AsyncParsableCommand {
         version: PinholeVersion.current
     )
 
-    @Argument(help: ArgumentHelp("Your app: PORT, HOST:PORT or http://HOST:PORT.", valueName: "target"))
+    @Argument(
+        help: ArgumentHelp(
+            "Your app: PORT, HOST:PORT, http://HOST:PORT, or h2c://HOST:PORT for HTTP/2 (gRPC).", valueName: "target"))
     var target = "http://localhost:3000"
 
     @Option(help: ArgumentHelp("Dial this relay instead of embedding one.", valueName: "host:port"))
@@ -74,6 +76,16 @@ public struct AgentCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Embedded relay: serve the public port over TLS with this certificate chain (PEM), offering ALPN h2 and "
+                + "http/1.1.",
+            valueName: "file"))
+    var publicCert: String?
+
+    @Option(help: ArgumentHelp("Embedded relay: the private key (PEM) for --public-cert.", valueName: "file"))
+    var publicKey: String?
+
+    @Option(
+        help: ArgumentHelp(
             "Embedded relay: close a public connection that has carried no request for this many seconds;"
                 + " 0 = never (default: 3900, longer than the hour Envoy keeps idle connections).",
             valueName: "seconds"))
@@ -100,11 +112,12 @@ public struct AgentCommand: AsyncParsableCommand {
     public init() {}
 
     public func validate() throws {
-        do {
-            _ = try TargetAddress(parsing: target)
-        } catch {
-            throw ValidationError(error.description)
+        let address = try targetAddress()
+        if let appProtocol = istio.appProtocol, address.appProtocol != appProtocol, target.contains("://") {
+            throw ValidationError(
+                "--app-protocol \(appProtocol.rawValue) contradicts the target \(target); give one or the other")
         }
+        try istioOptions(for: address).validate()
         guard AgentOutput.Format(rawValue: logFormat) != nil else {
             throw ValidationError("--log-format takes text or json")
         }
@@ -116,6 +129,11 @@ public struct AgentCommand: AsyncParsableCommand {
         } else {
             if idleTimeout != nil {
                 throw ValidationError("--idle-timeout is for the embedded relay; with --relay, give it to the relay")
+            }
+            if publicCert != nil || publicKey != nil {
+                throw ValidationError(
+                    "--public-cert and --public-key are for the embedded relay; with --relay, give the relay --public-tls"
+                )
             }
             _ = try relayEndpoint()
             if pin != nil && ca != nil { throw ValidationError("--pin and --ca are alternatives; give one") }
@@ -132,10 +150,32 @@ public struct AgentCommand: AsyncParsableCommand {
                 do { _ = try CertificateFingerprint(parsing: pin) } catch { throw ValidationError("--pin: \(error)") }
             }
         }
+        if (publicCert == nil) != (publicKey == nil) {
+            throw ValidationError("--public-cert and --public-key go together; give both")
+        }
         if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
         if let idleTimeout, idleTimeout < 0 {
             throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds")
         }
+    }
+
+    /// The target, with `--app-protocol` applied.
+    private func targetAddress() throws -> TargetAddress {
+        var address: TargetAddress
+        do {
+            address = try TargetAddress(parsing: target)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        if let appProtocol = istio.appProtocol { address.appProtocol = appProtocol }
+        return address
+    }
+
+    /// The Istio flags, knowing the app's protocol from the target too (`h2c://`).
+    private func istioOptions(for address: TargetAddress) -> IstioOptions {
+        var options = istio
+        options.appProtocol = address.appProtocol
+        return options
     }
 
     private var resolvedToken: String? { token ?? ProcessInfo.processInfo.environment["PINHOLE_TOKEN"] }
@@ -155,15 +195,24 @@ public struct AgentCommand: AsyncParsableCommand {
             handler.logLevel = .warning
             return handler
         }
-        let targetAddress = try TargetAddress(parsing: target)
+        let targetAddress = try targetAddress()
         var configuration = AgentConfiguration(target: targetAddress, mode: try mode(target: targetAddress))
         configuration.keepaliveInterval = .seconds(Int64(keepalive))
         configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
         if let idleTimeout { configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(Int64(idleTimeout)) }
+        if let publicCert, let publicKey {
+            do {
+                configuration.publicTLS = try TLSIdentity.load(certificatePath: publicCert, keyPath: publicKey)
+            } catch {
+                Terminal.error("agent: --public-cert/--public-key: \(error.description)")
+                throw ExitCode.failure
+            }
+        }
 
         let output = AgentOutput(
             format: AgentOutput.Format(rawValue: logFormat) ?? .text, quiet: quiet, target: targetAddress.description,
-            istio: IstioFiles(options: istio))
+            istio: IstioFiles(options: istioOptions(for: targetAddress)))
+        for warning in istioOptions(for: targetAddress).warnings { Terminal.error("agent: warning: \(warning)") }
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
             logger: Logger(label: "pinhole.agent"),

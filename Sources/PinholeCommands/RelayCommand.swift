@@ -88,6 +88,22 @@ public struct RelayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Private key (PEM) for --cert.", valueName: "file"))
     var key = "certs/relay.key"
 
+    @Flag(
+        help: ArgumentHelp(
+            "Serve the public port(s) over TLS, with ALPN h2 and http/1.1, using --cert/--key (or --public-cert/"
+                + "--public-key). Without it they speak plain HTTP/1.1 and HTTP/2 (h2c)."))
+    var publicTls = false
+
+    @Option(
+        help: ArgumentHelp(
+            "Certificate chain (PEM) for the public port(s), when it should not be the agents' one; implies "
+                + "--public-tls.",
+            valueName: "file"))
+    var publicCert: String?
+
+    @Option(help: ArgumentHelp("Private key (PEM) for --public-cert.", valueName: "file"))
+    var publicKey: String?
+
     @Option(help: "Most tunnels this relay accepts.")
     var maxTunnels = 1000
 
@@ -143,6 +159,9 @@ public struct RelayCommand: AsyncParsableCommand {
                             ? "give --tunnel-ports A-B without it, or another --agent-port"
                             : "give a range without it"))
             }
+        }
+        if (publicCert == nil) != (publicKey == nil) {
+            throw ValidationError("--public-cert and --public-key go together; give both (or neither, to use --cert)")
         }
         if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
         if idleTimeout < 0 { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
@@ -237,6 +256,15 @@ public struct RelayCommand: AsyncParsableCommand {
         configuration.keepaliveInterval = .seconds(Int64(keepalive))
         configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
         configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(Int64(idleTimeout))
+        if let publicCert, let publicKey {
+            do {
+                configuration.publicTLS = try TLSIdentity.load(certificatePath: publicCert, keyPath: publicKey)
+            } catch {
+                throw RelayError.certificate("--public-cert/--public-key: \(error.description)")
+            }
+        } else if publicTls {
+            configuration.publicTLS = loaded.identity
+        }
 
         let group =
             threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
@@ -260,13 +288,14 @@ public struct RelayCommand: AsyncParsableCommand {
         relay: Relay, addresses: Relay.Addresses, loaded: RelayIdentity.Loaded, tokenNote: String, domain: String?
     ) {
         let host = relay.advertisedHost
+        let scheme = relay.configuration.publicScheme
         Terminal.out("pinhole relay")
         if let domain {
             Terminal.out(
-                "  public   http://NAME.\(domain):\(addresses.publicPort)  (point *.\(domain) at this machine)")
+                "  public   \(scheme)://NAME.\(domain):\(addresses.publicPort)  (point *.\(domain) at this machine)")
         } else if let range = try? portRange() {
             Terminal.out(
-                "  public   http://\(host):\(range.lowerBound)-\(range.upperBound)  (a port per tunnel; shared port \(addresses.publicPort))"
+                "  public   \(scheme)://\(host):\(range.lowerBound)-\(range.upperBound)  (a port per tunnel; shared port \(addresses.publicPort))"
             )
         }
         Terminal.out("  agents   \(bind):\(addresses.agentPort)  (TLS, ALPN \(TunnelProtocol.applicationProtocol))")

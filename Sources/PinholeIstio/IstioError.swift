@@ -18,6 +18,8 @@ public enum IstioError: Error, Sendable, Equatable {
     case mirrorPercentOutOfRange(Double)
     /// Mode `none` was asked to render resources.
     case nothingToRender
+    /// A redirect was asked for a gRPC service, whose clients never follow one.
+    case redirectWithGRPC
     /// Yams refused to serialise the resources (a bug in Pinhole, not in the input).
     case encodingFailed(reason: String)
 }
@@ -50,6 +52,9 @@ extension IstioError: CustomStringConvertible {
                 + "(Envoy's resolution is 0.0001), e.g. 100 to mirror every request"
         case .nothingToRender:
             return "Istio mode 'none' produces no resources; choose redirect, mirror or route to render some"
+        case .redirectWithGRPC:
+            return "redirect mode cannot work for a gRPC service: gRPC clients do not follow redirects; "
+                + "use route (the default for gRPC) or mirror"
         case .encodingFailed(let reason):
             return "could not write the Istio resources as YAML (\(reason)); this is a bug in Pinhole, please report it"
         }

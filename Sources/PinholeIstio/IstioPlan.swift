@@ -12,6 +12,22 @@ public enum IstioMode: String, Sendable, CaseIterable {
     case none
 }
 
+/// What the debugged service speaks inside the mesh. HTTP/2 kinds make the tunnel's
+/// ServiceEntry port say so, so the caller's sidecar keeps HTTP/2 (and gRPC's trailers)
+/// all the way to the relay instead of downgrading to HTTP/1.1.
+public enum ServiceProtocol: String, Sendable, CaseIterable {
+    case http, http2, grpc
+
+    /// The ServiceEntry port's `protocol` for a plain-text tunnel.
+    public var portProtocol: String {
+        switch self {
+        case .http: return "HTTP"
+        case .http2: return "HTTP2"
+        case .grpc: return "GRPC"
+        }
+    }
+}
+
 /// The `networking.istio.io` version written into `apiVersion`. The spec fields Pinhole
 /// uses are identical in all three; `v1` is served from Istio 1.22 on.
 public enum IstioAPIVersion: String, Sendable, CaseIterable {
@@ -40,6 +56,7 @@ public struct IstioPlan: Sendable, Equatable {
     public let redirectCode: Int
     public let mirrorPercent: Double
     public let apiVersion: IstioAPIVersion
+    public let serviceProtocol: ServiceProtocol
     public let tunnel: TunnelEndpoint
 
     public init(
@@ -51,8 +68,10 @@ public struct IstioPlan: Sendable, Equatable {
         redirectCode: Int = IstioPlan.defaultRedirectCode,
         mirrorPercent: Double = 100,
         apiVersion: IstioAPIVersion = .v1,
+        serviceProtocol: ServiceProtocol = .http,
         tunnel: TunnelEndpoint
     ) throws(IstioError) {
+        if mode == .redirect, serviceProtocol == .grpc { throw .redirectWithGRPC }
         try Self.checkService(service)
         try Self.checkNamespace(namespace)
         try Self.checkServicePort(servicePort)
@@ -66,6 +85,7 @@ public struct IstioPlan: Sendable, Equatable {
         self.redirectCode = redirectCode
         self.mirrorPercent = mirrorPercent
         self.apiVersion = apiVersion
+        self.serviceProtocol = serviceProtocol
         self.tunnel = tunnel
     }
 

@@ -156,6 +156,21 @@ public enum IstioRenderer {
         )
     }
 
+    /// The tunnel's ServiceEntry port. Plain HTTP is named by the scheme, as before. An
+    /// HTTP/2 or gRPC service's port says so (`GRPC`, `HTTP2`, named `grpc`/`http2`), so
+    /// the sidecar speaks HTTP/2 to the relay; over https, the DestinationRule adds the TLS.
+    private static func tunnelPort(_ plan: IstioPlan) -> ServiceEntrySpec.Port {
+        let tunnel = plan.tunnel
+        switch plan.serviceProtocol {
+        case .http:
+            let https = tunnel.scheme == .https
+            return .init(number: tunnel.port, name: tunnel.scheme.rawValue, protocol: https ? "HTTPS" : "HTTP")
+        case .http2, .grpc:
+            let name = plan.serviceProtocol.rawValue + (tunnel.scheme == .https ? "-tls" : "")
+            return .init(number: tunnel.port, name: name, protocol: plan.serviceProtocol.portProtocol)
+        }
+    }
+
     /// The ServiceEntry that makes the tunnel a mesh host, plus TLS origination for https.
     private static func tunnelService(_ plan: IstioPlan) -> [IstioResource] {
         let tunnel = plan.tunnel
@@ -163,7 +178,7 @@ public enum IstioRenderer {
         let entry = ServiceEntrySpec(
             hosts: [plan.tunnelServiceHost],
             location: "MESH_EXTERNAL",
-            ports: [.init(number: tunnel.port, name: tunnel.scheme.rawValue, protocol: https ? "HTTPS" : "HTTP")],
+            ports: [tunnelPort(plan)],
             // STATIC requires IP endpoints; DNS resolves a name endpoint when Envoy connects.
             resolution: tunnel.isIPAddress ? "STATIC" : "DNS",
             endpoints: [.init(address: tunnel.host)]

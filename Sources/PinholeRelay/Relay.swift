@@ -26,6 +26,8 @@ public final class Relay: Sendable {
     /// Agent connections, closed on shutdown so agents notice at once and reconnect elsewhere.
     private let agentConnections = ChannelSet()
     private let portListeners = NIOLockedValueBox<[Int: EventLoopFuture<Void>]>([:])
+    /// The public side's TLS, made by `start()` from `configuration.publicTLS`.
+    private let publicTLS = NIOLockedValueBox<TLSContext?>(nil)
 
     public init(configuration: RelayConfiguration, group: any EventLoopGroup, logger: Logger) {
         self.configuration = configuration
@@ -55,11 +57,17 @@ public final class Relay: Sendable {
         } catch {
             throw .certificate(error.description)
         }
+        let publicTLS: TLSContext?
+        do {
+            publicTLS = try configuration.publicTLS.map { identity throws(TLSError) in
+                try TLSContext(server: TLSServerConfiguration(identity: identity, applicationProtocols: PublicTLS.alpn))
+            }
+        } catch {
+            throw .certificate("--public-tls: \(error.description)")
+        }
+        self.publicTLS.withLockedValue { $0 = publicTLS }
         let publicChannel = try await bind("public HTTP", flag: "--public-port", port: configuration.publicPort) {
-            try await PublicServer.bind(
-                host: self.configuration.bindHost, port: self.configuration.publicPort, group: self.group,
-                router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout,
-                idleTimeout: self.configuration.idleTimeout, logger: self.logger)
+            try await self.bindPublic(port: self.configuration.publicPort, childGroup: nil)
         }
         let services = RelayServices(
             configuration: configuration, registry: registry,
@@ -122,6 +130,20 @@ public final class Relay: Sendable {
         agentConnections.closeAll()
     }
 
+    /// A public listener: HTTP/1.1 and HTTP/2 on one port, behind TLS with `--public-tls`.
+    private func bindPublic(port: Int, childGroup: (any EventLoopGroup)?) async throws -> any Channel {
+        let router = RelayRouter(registry: registry)
+        let scheme = configuration.publicScheme
+        return try await PublicServer.bind(
+            host: configuration.bindHost, port: port, group: group, childGroup: childGroup, router: router,
+            requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout, logger: logger,
+            scheme: scheme,
+            pipeline: PublicHTTP2.setup(
+                router: router, requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout,
+                scheme: scheme, logger: logger,
+                first: PublicTLS.first(publicTLS.withLockedValue { $0 })))
+    }
+
     private func bind(
         _ what: String, flag: String, port: Int, _ body: @Sendable () async throws -> any Channel
     ) async throws(RelayError) -> any Channel {
@@ -147,10 +169,7 @@ public final class Relay: Sendable {
             if let existing = futures[port] { return existing }
             let binding = loop.makeFutureWithTask {
                 _ = try await self.bind("a tunnel", flag: "--tunnel-ports", port: port) {
-                    try await PublicServer.bind(
-                        host: self.configuration.bindHost, port: port, group: self.group, childGroup: childLoop,
-                        router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout,
-                        idleTimeout: self.configuration.idleTimeout, logger: self.logger)
+                    try await self.bindPublic(port: port, childGroup: childLoop)
                 }
             }
             futures[port] = binding

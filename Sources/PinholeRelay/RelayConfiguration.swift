@@ -33,6 +33,12 @@ public struct RelayConfiguration: Sendable {
     /// How long a public connection may carry no request before the relay closes it (nil: never).
     public var idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout
     public var http2 = HTTP2Configuration()
+    /// With an identity, the public port(s) speak TLS with it, offering ALPN `h2` and
+    /// `http/1.1` (`--public-tls`); without, plain HTTP/1.1 and h2c.
+    public var publicTLS: TLSIdentity?
+
+    /// The scheme public clients use: `https` behind `publicTLS`.
+    public var publicScheme: String { publicTLS == nil ? "http" : "https" }
 
     public init(
         bindHost: String = "0.0.0.0", publicPort: Int = 8080, agentPort: Int = 4443, domain: String? = nil,

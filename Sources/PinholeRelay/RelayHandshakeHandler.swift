@@ -200,11 +200,13 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
 
     private func assignedTunnel(_ entry: TunnelRegistry.Entry) -> RelayAnswer.Tunnel {
         let configuration = services.configuration
+        let scheme = configuration.publicScheme
         if let domain = configuration.domain {
-            return RelayAnswer.Tunnel(name: entry.name, host: "\(entry.name).\(domain)", port: services.publicPort)
+            return RelayAnswer.Tunnel(
+                name: entry.name, host: "\(entry.name).\(domain)", port: services.publicPort, scheme: scheme)
         }
         return RelayAnswer.Tunnel(
-            name: entry.name, host: services.advertisedHost, port: entry.port ?? services.publicPort)
+            name: entry.name, host: services.advertisedHost, port: entry.port ?? services.publicPort, scheme: scheme)
     }
 
     private func send(_ answer: RelayAnswer, context: ChannelHandlerContext) throws {

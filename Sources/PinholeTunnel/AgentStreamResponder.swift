@@ -3,10 +3,24 @@ import NIOHTTP1
 import PinholeCore
 import PinholeHTTP2
 
-/// The agent's side of one tunnelled request: the relay opened an HTTP/2 stream, and
-/// this forwards it to the target as the downstream of a target exchange.
+/// Where the requests of incoming HTTP/2 streams go.
+public enum StreamRoute: Sendable {
+    /// To one target: the agent's app (streams the relay opened through the tunnel).
+    case target(any ExchangeTarget)
+    /// A public HTTP/2 client's streams: `router` picks the target by `:authority` as it
+    /// does by Host for HTTP/1.1, and the request gets X-Forwarded-* fields.
+    case publicSide(router: any PublicRouter, clientAddress: String?, scheme: String, localPort: Int)
+}
+
+/// One incoming HTTP/2 stream forwarded as the downstream of an exchange: at the agent,
+/// a stream the relay opened through the tunnel, sent on to the app; on the public side
+/// (relay or embedded), a public HTTP/2 client's stream, sent on to the tunnel or app.
+///
+/// Failures before the response reach a gRPC call as `grpc-status` (see
+/// `ExchangeError.grpcTrailersOnly`), others as a plain status and body; a reset on
+/// the way passes on as a reset with the same code.
 public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream {
-    private let target: any ExchangeTarget
+    private let route: StreamRoute
     private let requestTimeout: TimeAmount?
     private var timeout: Scheduled<Void>?
     private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
@@ -16,17 +30,26 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private var responseStarted = false
     private var responseEnded = false
     private var status = 0
+    /// The call's `grpc-status`, once the response's headers or trailers carried one.
+    private var grpcStatus: Int?
     private var credit = ReceiveCredit()
     /// Request trailers, passed on with the end of the request.
     private var trailers: HTTPHeaders?
     private let startedAt = NIODeadline.now()
 
-    public init(
+    public convenience init(
         stream: HTTP2Stream, target: any ExchangeTarget, requestTimeout: TimeAmount? = nil,
         onComplete: (@Sendable (ExchangeRecord) -> Void)?
     ) {
+        self.init(stream: stream, route: .target(target), requestTimeout: requestTimeout, onComplete: onComplete)
+    }
+
+    public init(
+        stream: HTTP2Stream, route: StreamRoute, requestTimeout: TimeAmount? = nil,
+        onComplete: (@Sendable (ExchangeRecord) -> Void)?
+    ) {
         self.stream = stream
-        self.target = target
+        self.route = route
         self.requestTimeout = requestTimeout
         self.onComplete = onComplete
     }
@@ -39,7 +62,20 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             do {
                 var head = try ProxyRequestHead(http2: fields)
                 head.mayHaveBody = !stream.headersEndedStream
-                request = head
+                let target: any ExchangeTarget
+                switch route {
+                case .target(let only):
+                    request = head
+                    target = only
+                case .publicSide(let router, let clientAddress, let scheme, let localPort):
+                    head.scheme = scheme
+                    head.clientProtocol = .http2
+                    // HTTP/2 has no Upgrade; a client's own tunnel field means nothing here.
+                    head.upgrade = nil
+                    head.appendForwardingFields(clientAddress: clientAddress, scheme: scheme)
+                    request = head
+                    target = try router.target(forHost: head.authority, localPort: localPort)
+                }
                 upstream = try target.startExchange(head, downstream: self, on: stream.connection.eventLoop)
                 if let requestTimeout, !responseStarted {
                     timeout = stream.connection.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) {
@@ -91,7 +127,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         responseStarted = true
         timeout?.cancel()
         status = Int(head.status.code)
-        let hasBody = head.hasBody(for: request)
+        if request.isGRPC, let value = head.headers.first(name: "grpc-status") { grpcStatus = Int(value) }
+        let hasBody = head.hasBody(for: request) && !head.endsWithHead
         stream.sendHeaders(head.http2Headers, endStream: !hasBody)
         if !hasBody {
             finish()
@@ -105,6 +142,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     public func exchangeReceivedEnd(trailers: HTTPHeaders?) {
         guard !responseEnded, let stream else { return }
+        if request?.isGRPC == true, let value = trailers?.first(name: "grpc-status") { grpcStatus = Int(value) }
         stream.finish(trailers: trailers)
         finish()
         // The response is complete: the relay can answer its client while this loop
@@ -114,9 +152,18 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     public func exchangeFailed(_ error: ExchangeError) {
         guard !responseEnded, let stream else { return }
-        if responseStarted {
+        if case .streamReset(let code, _) = error {
+            // A reset on the way (the app's, or the agent's) passes on as itself: a gRPC
+            // client reads CANCEL, REFUSED_STREAM and the rest as distinct statuses.
+            stream.reset(HTTP2ErrorCode(rawValue: code))
+            if !responseStarted { status = Int(error.status.code) }
+        } else if responseStarted {
             // Headers are out: all we can do is cut the stream, so the caller sees it incomplete.
             stream.reset(.internalError)
+        } else if request?.isGRPC == true {
+            stream.sendHeaders(error.grpcTrailersOnly, endStream: true)
+            status = 200
+            grpcStatus = error.grpcStatus
         } else {
             let body = error.body
             stream.sendHeaders([
@@ -138,7 +185,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         responseEnded = true
         timeout?.cancel()
         if let onComplete, let request {
-            onComplete(ExchangeRecord(request: request, status: status, startedAt: startedAt))
+            onComplete(ExchangeRecord(request: request, status: status, startedAt: startedAt, grpcStatus: grpcStatus))
         }
     }
 }

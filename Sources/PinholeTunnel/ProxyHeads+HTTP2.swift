@@ -6,17 +6,31 @@ import PinholeHTTP2
 // How requests and responses travel as HTTP/2 streams through the tunnel (see
 // docs/PROTOCOL.md): pseudo-headers, and a protocol switch as `TunnelUpgrade` fields.
 
+/// Request fields that exist only inside the tunnel, dropped as the agent reads them.
+public enum TunnelFields {
+    /// Present (`HTTP/2`) when the public client spoke HTTP/2, for the agent's request log.
+    public static let clientProtocol = "pinhole-client-protocol"
+}
+
 extension ProxyRequestHead {
-    /// The request as HTTP/2 headers, pseudo-headers first (names are lowercased as they are sent).
+    /// The request as it crosses the tunnel: HTTP/2 headers, pseudo-headers first (names
+    /// are lowercased as they are sent), then the tunnel's own fields.
     public var http2Headers: HTTP2Headers {
+        var fields = appHTTP2Headers
+        if let upgrade { fields.add(name: TunnelUpgrade.requestField, value: upgrade) }
+        if clientProtocol == .http2 { fields.add(name: TunnelFields.clientProtocol, value: clientProtocol.rawValue) }
+        return fields
+    }
+
+    /// The request as an HTTP/2 app gets it: no tunnel fields.
+    public var appHTTP2Headers: HTTP2Headers {
         var fields = HTTP2Headers()
-        fields.reserveCapacity(headers.count + 4)
+        fields.reserveCapacity(headers.count + 6)
         fields.add(name: ":method", value: method.rawValue)
         fields.add(name: ":scheme", value: scheme)
         fields.add(name: ":authority", value: authority)
         fields.add(name: ":path", value: path)
         fields.append(http1: headers)
-        if let upgrade { fields.add(name: TunnelUpgrade.requestField, value: upgrade) }
         return fields
     }
 
@@ -27,18 +41,30 @@ extension ProxyRequestHead {
         var authority: String?
         var scheme = "http"
         var upgrade: String?
+        var clientProtocol = ClientProtocol.http1
         // An array, not HTTPHeaders.add, which would recheck each name for non-ASCII
         // bytes: nghttp2 has already refused any name that is not a lowercase token.
         var headers: [(String, String)] = []
         headers.reserveCapacity(fields.count)
+        // HTTP/2 clients may split Cookie into one field per pair; an HTTP/1.1 app
+        // expects one line (RFC 9113 §8.2.3), so they are joined with "; ".
+        var cookieIndex: Int?
         for (name, value) in fields {
             switch name {
+            case "cookie":
+                if let cookieIndex {
+                    headers[cookieIndex].1 += "; " + value
+                } else {
+                    cookieIndex = headers.count
+                    headers.append((name, value))
+                }
             case ":method": method = value
             case ":path": path = value
             case ":authority": authority = value
             case ":scheme": scheme = value
             case "host": authority = authority ?? value
             case TunnelUpgrade.requestField: upgrade = value
+            case TunnelFields.clientProtocol: clientProtocol = ClientProtocol(rawValue: value) ?? .http1
             default:
                 if !name.hasPrefix(":") { headers.append((name, value)) }
             }
@@ -48,7 +74,7 @@ extension ProxyRequestHead {
         }
         self.init(
             method: HTTPMethod(rawValue: method), path: path, authority: authority, scheme: scheme,
-            headers: HTTPHeaders(headers), upgrade: upgrade)
+            headers: HTTPHeaders(headers), upgrade: upgrade, clientProtocol: clientProtocol)
     }
 }
 

@@ -3,35 +3,66 @@ import NIOHTTP1
 import PinholeCore
 import PinholeHTTP2
 
-/// The relay's side of one tunnelled request: an HTTP/2 stream it opens to the agent,
-/// acting as the upstream of the public connection's exchange.
+/// Who answers at the far end of an outgoing stream: it decides the fields sent, and
+/// the words a failure is reported in.
+enum StreamPeer {
+    /// The agent, through the tunnel, for requests to `host`.
+    case agent(host: String)
+    /// An HTTP/2 (h2c) app, from the agent.
+    case app(target: String)
+}
+
+/// One request as an HTTP/2 stream this side opens: the relay's to the agent, or the
+/// agent's to an h2c app. It is the upstream of the exchange.
 final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     private var downstream: (any ExchangeDownstream)?
     private var stream: HTTP2Stream?
-    private let host: String
+    private let peer: StreamPeer
+    private var responseStarted = false
     private var ended = false
     /// Whether the whole request (its end) has been handed to the stream.
     private var requestEnded = false
     private var credit = ReceiveCredit()
     private var trailers: HTTPHeaders?
 
-    private init(downstream: any ExchangeDownstream, host: String) {
+    private init(downstream: any ExchangeDownstream, peer: StreamPeer) {
         self.downstream = downstream
-        self.host = host
+        self.peer = peer
     }
 
     /// Opens the stream. Must run on the connection's event loop.
     static func start(
-        _ head: ProxyRequestHead, downstream: any ExchangeDownstream, connection: HTTP2Connection
+        _ head: ProxyRequestHead, downstream: any ExchangeDownstream, connection: HTTP2Connection,
+        peer: StreamPeer? = nil
     ) throws(ExchangeError) -> TunnelStreamUpstream {
-        let upstream = TunnelStreamUpstream(downstream: downstream, host: head.authority)
+        let peer = peer ?? .agent(host: head.authority)
+        let upstream = TunnelStreamUpstream(downstream: downstream, peer: peer)
         do {
+            let headers: HTTP2Headers
+            if case .app = peer { headers = head.appHTTP2Headers } else { headers = head.http2Headers }
             upstream.stream = try connection.openStream(
-                headers: head.http2Headers, endStream: !head.mayHaveBody, delegate: upstream)
+                headers: headers, endStream: !head.mayHaveBody, delegate: upstream)
         } catch {
-            throw .tunnelLost(host: head.authority, reason: error.description)
+            throw upstream.failure(error)
         }
         return upstream
+    }
+
+    /// What `error` on the stream means to the exchange.
+    private func failure(_ error: HTTP2Error?) -> ExchangeError {
+        let reason = error?.description ?? "the stream ended without a response"
+        switch (peer, error) {
+        case (.agent(let host), .streamReset(_, let code)?):
+            return .streamReset(
+                code: code.rawValue, reason: "the agent for \(host) reset the request's stream (\(code))")
+        case (.app(let target), .streamReset(_, let code)?):
+            return .streamReset(code: code.rawValue, reason: "\(target) reset the request's stream (\(code))")
+        case (.agent(let host), _):
+            return .tunnelLost(host: host, reason: reason)
+        case (.app(let target), _):
+            return responseStarted
+                ? .targetClosedEarly(target: target) : .targetUnreachable(target: target, reason: reason)
+        }
     }
 
     // MARK: ExchangeUpstream (called by the public side)
@@ -67,7 +98,10 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
         switch part {
         case .headers(let fields):
             do {
-                downstream.exchangeReceivedHead(try ProxyResponseHead(http2: fields))
+                var head = try ProxyResponseHead(http2: fields)
+                head.endsWithHead = stream.headersEndedStream
+                responseStarted = true
+                downstream.exchangeReceivedHead(head)
             } catch {
                 fail(error)
             }
@@ -95,7 +129,7 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {
         self.stream = nil
         guard !ended else { return }
-        fail(.tunnelLost(host: host, reason: error?.description ?? "the stream ended without a response"))
+        fail(failure(error))
     }
 
     func streamWritabilityChanged(_ stream: HTTP2Stream) {

@@ -9,6 +9,8 @@ struct TunnelProcesses {
     let relay: ChildProcess
     let agent: ChildProcess
     let host: String
+    /// The relay's working directory (its generated certificate is in certs/).
+    let directory: String
 
     static let token = "bulk-token-0123456789"
 
@@ -27,9 +29,9 @@ struct TunnelProcesses {
             ] + relayArguments,
             currentDirectory: directory)
         let banner = try await relay.waitForOutput { $0.contains("On your laptop") }
-        let agentPort = try #require(Self.capture(#"agents   127\.0\.0\.1:(\d+)"#, in: banner))
-        let publicPort = try #require(Self.capture(#"tunnels\.test:(\d+)"#, in: banner).flatMap { Int($0) })
-        let pin = try #require(Self.capture(#"pin      (sha256:[0-9a-f]+)"#, in: banner))
+        let agentPort = try #require(capture(#"agents   127\.0\.0\.1:(\d+)"#, in: banner))
+        let publicPort = try #require(capture(#"tunnels\.test:(\d+)"#, in: banner).flatMap { Int($0) })
+        let pin = try #require(capture(#"pin      (sha256:[0-9a-f]+)"#, in: banner))
         let agent = try ChildProcess(
             binaries + "/agent",
             [
@@ -39,15 +41,7 @@ struct TunnelProcesses {
         // JSON by default; a test may ask for text (the last --log-format wins).
         try await agent.waitForOutput { $0.contains(#""event":"tunnel_ready""#) || $0.contains("  authority  ") }
         return TunnelProcesses(
-            relay: relay, agent: agent, host: "bulk.tunnels.test:\(publicPort)")
-    }
-
-    private static func capture(_ pattern: String, in text: String) -> String? {
-        guard let regex = try? NSRegularExpression(pattern: pattern),
-            let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
-            let range = Range(match.range(at: 1), in: text)
-        else { return nil }
-        return String(text[range])
+            relay: relay, agent: agent, host: "bulk.tunnels.test:\(publicPort)", directory: directory)
     }
 
     func curl(_ path: String, _ extra: [String] = []) -> [String] {

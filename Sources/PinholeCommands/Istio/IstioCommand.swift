@@ -101,6 +101,7 @@ public struct IstioCommand: ParsableCommand {
 
     public func run() throws {
         let yaml = try render()
+        for warning in istio.warnings { Terminal.error("agent istio: warning: \(warning)") }
         guard let path = istio.outputPath else {
             print(yaml, terminator: "")
             return

@@ -22,6 +22,8 @@ extension IstioMode: ExpressibleByArgument {
 }
 
 extension IstioAPIVersion: ExpressibleByArgument {}
+extension ServiceProtocol: ExpressibleByArgument {}
+extension TargetAddress.AppProtocol: ExpressibleByArgument {}
 extension TunnelEndpoint.Scheme: ExpressibleByArgument {}
 
 /// The flags that decide which Istio resources the agent writes. Shared by the agent
@@ -35,6 +37,22 @@ public struct IstioOptions: ParsableArguments {
         )
     )
     public var mode: IstioMode?
+
+    @Option(
+        help: ArgumentHelp(
+            "How the agent talks to your app: http1 (HTTP/1.1, the default) or h2c (HTTP/2 without TLS, for gRPC "
+                + "servers; the same as a TARGET written h2c://HOST:PORT). With h2c the mesh keeps HTTP/2 to the "
+                + "tunnel, and --istio defaults to route.",
+            valueName: "protocol"))
+    public var appProtocol: TargetAddress.AppProtocol?
+
+    @Option(
+        help: ArgumentHelp(
+            "What the service speaks in the mesh: grpc, http2 or http. Default: http2 with --app-protocol h2c, else "
+                + "http. grpc and http2 keep HTTP/2 from the caller's sidecar to the tunnel, and make route the "
+                + "default --istio (gRPC clients do not follow redirects).",
+            valueName: "protocol"))
+    public var serviceProtocol: ServiceProtocol?
 
     @Option(help: ArgumentHelp("The Kubernetes Service to debug (its metadata.name).", valueName: "name"))
     public var service: String?
@@ -90,9 +108,24 @@ public struct IstioOptions: ParsableArguments {
 
     public init() {}
 
-    /// `--istio`, or its default: redirect when a service is named, none otherwise.
+    /// `--service-protocol`, or its default: http2 for an h2c app, http otherwise.
+    public var resolvedServiceProtocol: ServiceProtocol {
+        serviceProtocol ?? (appProtocol == .h2c ? .http2 : .http)
+    }
+
+    /// `--istio`, or its default: none without a service; route when the mesh speaks
+    /// HTTP/2 (gRPC clients do not follow redirects); redirect otherwise.
     public var resolvedMode: IstioMode {
-        mode ?? (service == nil ? .none : .redirect)
+        mode ?? (service == nil ? .none : resolvedServiceProtocol == .http ? .redirect : .route)
+    }
+
+    /// Things that work but may surprise, for the command to print.
+    public var warnings: [String] {
+        guard resolvedMode == .redirect, resolvedServiceProtocol == .http2 else { return [] }
+        return [
+            "--istio redirect with an HTTP/2 service: only clients that follow redirects reach you; "
+                + "--istio route works for every client"
+        ]
     }
 
     /// Where the agent writes the resources; nil when there are none to write.
@@ -126,6 +159,11 @@ public struct IstioOptions: ParsableArguments {
             try check("--mirror-percent") { () throws(IstioError) in try IstioPlan.checkMirrorPercent(mirrorPercent) }
             try requireMode([.mirror], for: "--mirror-percent", because: "only it copies requests")
         }
+        if mode == .redirect, resolvedServiceProtocol == .grpc {
+            throw ValidationError(
+                "--istio redirect cannot work with --service-protocol grpc: gRPC clients do not follow redirects; "
+                    + "use --istio route (the default for gRPC) or mirror")
+        }
         if outputPath != nil, mode == .none {
             throw ValidationError("--istio-out has nothing to write with --istio none; add --service NAME")
         }
@@ -144,12 +182,14 @@ public struct IstioOptions: ParsableArguments {
         let (namespace, servicePort, matchHeader, apiVersion) = (namespace, servicePort, matchHeader, apiVersion)
         let redirectCode = redirectCode ?? IstioPlan.defaultRedirectCode
         let mirrorPercent = mirrorPercent ?? 100
+        let serviceProtocol = resolvedServiceProtocol
         return { tunnel throws(IstioError) in
             try IstioPlan(
                 mode: mode, service: service, namespace: namespace, servicePort: servicePort,
                 headerMatch: try matchHeader.map { text throws(IstioError) in try HeaderMatch(parsing: text) }
                     ?? .default,
-                redirectCode: redirectCode, mirrorPercent: mirrorPercent, apiVersion: apiVersion, tunnel: tunnel)
+                redirectCode: redirectCode, mirrorPercent: mirrorPercent, apiVersion: apiVersion,
+                serviceProtocol: serviceProtocol, tunnel: tunnel)
         }
     }
 

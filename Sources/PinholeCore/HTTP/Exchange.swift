@@ -54,19 +54,32 @@ public struct ExchangeRecord: Sendable {
     public var status: Int
     public var duration: TimeAmount
     public var startedAt: NIODeadline
+    /// The protocol the client spoke to the public side: "HTTP/1.1" or "HTTP/2".
+    public var `protocol`: String
+    /// For a gRPC call, its method (`/pkg.Service/Method`).
+    public var grpcMethod: String?
+    /// For a gRPC call, the `grpc-status` it ended with, when one was seen.
+    public var grpcStatus: Int?
 
-    public init(method: String, path: String, status: Int, duration: TimeAmount, startedAt: NIODeadline) {
+    public init(
+        method: String, path: String, status: Int, duration: TimeAmount, startedAt: NIODeadline,
+        protocol: String = "HTTP/1.1", grpcMethod: String? = nil, grpcStatus: Int? = nil
+    ) {
         self.method = method
         self.path = path
         self.status = status
         self.duration = duration
         self.startedAt = startedAt
+        self.protocol = `protocol`
+        self.grpcMethod = grpcMethod
+        self.grpcStatus = grpcStatus
     }
 
     /// The record of `request`, answered with `status`, ending now.
-    public init(request: ProxyRequestHead, status: Int, startedAt: NIODeadline) {
+    public init(request: ProxyRequestHead, status: Int, startedAt: NIODeadline, grpcStatus: Int? = nil) {
         self.init(
             method: request.method.rawValue, path: request.path, status: status, duration: .now() - startedAt,
-            startedAt: startedAt)
+            startedAt: startedAt, protocol: request.clientProtocol.rawValue,
+            grpcMethod: request.isGRPC ? request.path : nil, grpcStatus: grpcStatus)
     }
 }

@@ -26,6 +26,11 @@ public enum ExchangeError: Error, Sendable, Equatable {
     case headTimedOut(seconds: Int)
     /// Something on the way answered in a way HTTP does not allow.
     case protocolViolation(String)
+    /// An HTTP/2 stream on the way was reset with `code` (an RFC 9113 error code);
+    /// `reason` says by whom, in words. HTTP/2 downstreams pass the reset on.
+    case streamReset(code: UInt32, reason: String)
+    /// The request needs HTTP/2 end to end (gRPC) and arrived over HTTP/1.1.
+    case http2Required(String)
 
     /// `timedOut` for a `--request-timeout` of `timeout`.
     public static func timedOut(after timeout: TimeAmount) -> ExchangeError {
@@ -37,8 +42,10 @@ public enum ExchangeError: Error, Sendable, Equatable {
         case .malformedRequest: return .badRequest
         case .noRoute: return .notFound
         case .agentNotConnected, .agentStopped: return .serviceUnavailable
-        case .targetUnreachable, .tunnelLost, .targetClosedEarly, .targetClosedWithoutAnswer, .protocolViolation:
+        case .targetUnreachable, .tunnelLost, .targetClosedEarly, .targetClosedWithoutAnswer, .protocolViolation,
+            .streamReset:
             return .badGateway
+        case .http2Required: return .httpVersionNotSupported
         case .timedOut: return .gatewayTimeout
         case .headTimedOut: return .requestTimeout
         }
@@ -73,6 +80,10 @@ public enum ExchangeError: Error, Sendable, Equatable {
             return "pinhole: the request head did not arrive within \(seconds) s"
         case .protocolViolation(let reason):
             return "pinhole: invalid response on the way: \(reason)"
+        case .streamReset(_, let reason):
+            return "pinhole: \(reason)"
+        case .http2Required(let reason):
+            return "pinhole: \(reason)"
         }
     }
 }

@@ -21,10 +21,12 @@ public struct ProxyRequestHead: Sendable, Equatable {
     /// app agrees (101), the exchange's bodies become the two directions of the new
     /// protocol's bytes.
     public var upgrade: String?
+    /// The protocol the client spoke to the public side (for the request log).
+    public var clientProtocol: ClientProtocol
 
     public init(
         method: HTTPMethod, path: String, authority: String, scheme: String, headers: HTTPHeaders,
-        mayHaveBody: Bool = true, upgrade: String? = nil
+        mayHaveBody: Bool = true, upgrade: String? = nil, clientProtocol: ClientProtocol = .http1
     ) {
         self.method = method
         self.path = path
@@ -33,6 +35,24 @@ public struct ProxyRequestHead: Sendable, Equatable {
         self.headers = headers
         self.mayHaveBody = mayHaveBody
         self.upgrade = upgrade
+        self.clientProtocol = clientProtocol
+    }
+
+    /// A gRPC call: `content-type: application/grpc` or `application/grpc+FORMAT`.
+    /// (gRPC-Web, `application/grpc-web…`, is made for HTTP/1.1 and is an ordinary request.)
+    public var isGRPC: Bool {
+        guard let type = headers.first(name: "content-type")?.lowercased(), type.hasPrefix("application/grpc") else {
+            return false
+        }
+        let rest = type.dropFirst("application/grpc".count)
+        return rest.isEmpty || rest.hasPrefix("+") || rest.hasPrefix(";")
+    }
+
+    /// Appends X-Forwarded-For (when the client's address is known), -Proto and -Host.
+    public mutating func appendForwardingFields(clientAddress: String?, scheme: String) {
+        if let clientAddress { headers.appendForwarded("x-forwarded-for", clientAddress) }
+        headers.appendForwarded("x-forwarded-proto", scheme)
+        headers.appendForwarded("x-forwarded-host", authority)
     }
 
     /// The request a public client sent (its hop-by-hop fields already left out by the
@@ -58,16 +78,27 @@ public struct ProxyRequestHead: Sendable, Equatable {
         var headers = head.headers
         // "Content-Length: 0" would end the stream for nghttp2 before the new protocol's bytes.
         if upgrade != nil { headers.remove(name: "content-length") }
-        if let clientAddress { headers.appendForwarded("x-forwarded-for", clientAddress) }
-        headers.appendForwarded("x-forwarded-proto", scheme)
-        headers.appendForwarded("x-forwarded-host", authority)
         self.init(
             method: head.method, path: path, authority: authority, scheme: scheme, headers: headers,
             mayHaveBody: head.hasBody || upgrade != nil, upgrade: upgrade)
+        // gRPC ends every call with trailers, which only HTTP/2 carries to gRPC clients;
+        // an HTTP/1.1 gRPC request is a client set up wrongly, and is told so.
+        if isGRPC {
+            throw .http2Required(
+                "a gRPC request (content-type \(headers.first(name: "content-type") ?? "")) needs HTTP/2 end to end, "
+                    + "and this one came over HTTP/1.1; connect with HTTP/2 (prior knowledge, or TLS with ALPN h2)")
+        }
+        appendForwardingFields(clientAddress: clientAddress, scheme: scheme)
     }
 
     /// Whether a response to this request can carry a body.
     public var allowsResponseBody: Bool { method != .HEAD }
+}
+
+/// The protocol a client spoke to the public side.
+public enum ClientProtocol: String, Sendable, Equatable {
+    case http1 = "HTTP/1.1"
+    case http2 = "HTTP/2"
 }
 
 /// A response as it crosses the proxy, without hop-by-hop fields.
@@ -76,11 +107,19 @@ public struct ProxyResponseHead: Sendable, Equatable {
     public var headers: HTTPHeaders
     /// With a 101: the protocol the app switched to.
     public var upgrade: String?
+    /// The response ended with its head (an HTTP/2 HEADERS frame with END_STREAM). An
+    /// HTTP/2 downstream ends its stream there too, which keeps a gRPC Trailers-Only
+    /// response one frame: clients read its `grpc-status` only then.
+    public var endsWithHead: Bool
 
-    public init(status: HTTPResponseStatus, headers: HTTPHeaders = HTTPHeaders(), upgrade: String? = nil) {
+    public init(
+        status: HTTPResponseStatus, headers: HTTPHeaders = HTTPHeaders(), upgrade: String? = nil,
+        endsWithHead: Bool = false
+    ) {
         self.status = status
         self.headers = headers
         self.upgrade = upgrade
+        self.endsWithHead = endsWithHead
     }
 
     /// Whether a body follows, given the request it answers (RFC 9110 §6.4.1). After a

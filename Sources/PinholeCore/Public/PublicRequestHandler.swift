@@ -39,6 +39,8 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     private var input = ByteBuffer()
     private var writer = HTTP1MessageWriter(allocator: ByteBufferAllocator())
     private var timers = ScheduledTimers()
+    /// `http`, or `https` behind TLS: what X-Forwarded-Proto and the tunnel's `:scheme` say.
+    private let scheme: String
 
     /// `headTimeout`: a request head, once begun, must be complete within this time; a
     /// client that trickles heads (slowloris) would otherwise hold its connection for
@@ -46,9 +48,10 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     public init(
         router: any PublicRouter, requestTimeout: TimeAmount? = nil, headTimeout: TimeAmount = .seconds(30),
         idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout, logger: Logger? = nil,
-        onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
+        scheme: String = "http", onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) {
         self.router = router
+        self.scheme = scheme
         self.logger = logger
         self.machine = Machine(headTimeout: headTimeout, idleTimeout: idleTimeout, requestTimeout: requestTimeout)
         self.onComplete = onComplete
@@ -132,7 +135,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
 
     private func receivedHead(_ head: PublicRequestHead) {
         do {
-            let proxyHead = try ProxyRequestHead(publicRequest: head, clientAddress: clientAddress)
+            let proxyHead = try ProxyRequestHead(publicRequest: head, clientAddress: clientAddress, scheme: scheme)
             perform(
                 machine.requestHeadReceived(
                     proxyHead, version: head.version, keepAlive: head.keepAlive, expectsContinue: head.expectsContinue))

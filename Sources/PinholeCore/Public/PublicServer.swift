@@ -3,16 +3,24 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// Binds public HTTP/1.1 listeners: the relay's public port(s) and the agent's
-/// embedded relay use the same pipeline.
+/// Builds an accepted public connection's pipeline, given the handler that serves
+/// HTTP/1.1 on it. Other protocols (TLS, HTTP/2) live in modules this one must not
+/// import, so the relay and the agent pass this in; without it, connections speak
+/// HTTP/1.1 only. Runs on the connection's event loop.
+public typealias PublicPipelineSetup = @Sendable (_ channel: any Channel, _ http1: PublicRequestHandler) throws -> Void
+
+/// Binds public listeners: the relay's public port(s) and the agent's embedded relay
+/// use the same pipeline.
 public enum PublicServer {
     /// `childGroup` picks each accepted connection's event loop (default: `group`);
-    /// `logger` hears, at debug level, why connections end on errors.
+    /// `logger` hears, at debug level, why connections end on errors; `scheme` is
+    /// `https` when `pipeline` puts TLS first.
     public static func bind(
         host: String, port: Int, group: any EventLoopGroup, childGroup: (any EventLoopGroup)? = nil,
         router: any PublicRouter,
         requestTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
-        logger: Logger? = nil, onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
+        logger: Logger? = nil, scheme: String = "http", pipeline: PublicPipelineSetup? = nil,
+        onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) async throws -> any Channel {
         try await ServerBootstrap(group: group, childGroup: childGroup ?? group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
@@ -22,10 +30,14 @@ public enum PublicServer {
                     try PublicSocketOptions.apply(to: channel)
                     // PublicRequestHandler reads and writes HTTP/1.1 itself (outgoing headers
                     // come from the target or nghttp2, which already validated them).
-                    try channel.pipeline.syncOperations.addHandler(
-                        PublicRequestHandler(
-                            router: router, requestTimeout: requestTimeout, idleTimeout: idleTimeout, logger: logger,
-                            onComplete: onComplete))
+                    let http1 = PublicRequestHandler(
+                        router: router, requestTimeout: requestTimeout, idleTimeout: idleTimeout, logger: logger,
+                        scheme: scheme, onComplete: onComplete)
+                    if let pipeline {
+                        try pipeline(channel, http1)
+                    } else {
+                        try channel.pipeline.syncOperations.addHandler(http1)
+                    }
                 }
             }
             .bind(host: host, port: port).get()
