@@ -4,7 +4,7 @@ import Testing
 
 /// A real gRPC app and client (Python grpcio) through Pinhole: relay and agent over TLS,
 /// and the agent's embedded relay, the agent speaking h2c to the app.
-@Suite("gRPC through the tunnel (grpcio)", .timeLimit(.minutes(5)))
+@Suite("gRPC through the tunnel (grpcio)", .serialized, .timeLimit(.minutes(5)))
 struct GRPCTests {
     enum Path: String, CaseIterable, CustomTestStringConvertible {
         case relayAndAgent = "relay + agent"
