@@ -113,7 +113,10 @@ public struct AgentCommand: AsyncParsableCommand {
 
     public func validate() throws {
         let address = try targetAddress()
-        if let appProtocol = istio.appProtocol, address.appProtocol != appProtocol, target.contains("://") {
+        let written = try? TargetAddress(parsing: target)
+        if let appProtocol = istio.appProtocol, let written, written.appProtocol != appProtocol,
+            target.contains("://")
+        {
             throw ValidationError(
                 "--app-protocol \(appProtocol.rawValue) contradicts the target \(target); give one or the other")
         }

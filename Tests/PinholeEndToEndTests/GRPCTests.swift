@@ -1,10 +1,12 @@
 import Foundation
+import PinholeAgent
+import PinholeCore
 import PinholeTestSupport
 import Testing
 
 /// A real gRPC app and client (Python grpcio) through Pinhole: relay and agent over TLS,
 /// and the agent's embedded relay, the agent speaking h2c to the app.
-@Suite("gRPC through the tunnel (grpcio)", .timeLimit(.minutes(5)))
+@Suite("gRPC through the tunnel (grpcio)", .serialized, .timeLimit(.minutes(5)))
 struct GRPCTests {
     enum Path: String, CaseIterable, CustomTestStringConvertible {
         case relayAndAgent = "relay + agent"
@@ -122,6 +124,35 @@ struct GRPCTests {
         }
         let (status, output) = try await pinhole.run(["needs_h2c"])
         #expect(status == 0, "\(output)")
+    }
+
+    @Test("the agent's request log: HTTP/2, the gRPC method and its grpc-status, through the relay")
+    func records() async throws {
+        let app = try await GRPCApp.start()
+        let relay = try await TestRelay.start()
+        let agent = TestAgent.start(
+            relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port, appProtocol: .h2c))
+        defer {
+            app.stop()
+            Task {
+                await agent.stop()
+                await relay.stop()
+            }
+        }
+        _ = try await agent.tunnel()
+        let path = GRPCPath(
+            address: "127.0.0.1:\(relay.addresses.publicPort)", authority: "demo.\(TestRelay.domain)", processes: [])
+        let (status, output) = try await path.run(["unary", "error"])
+        #expect(status == 0, "\(output)")
+        let events = try await agent.events { events in
+            events.filter { if case .request = $0 { return true } else { return false } }.count >= 2
+        }
+        let records = events.compactMap { event -> ExchangeRecord? in
+            if case .request(let record) = event { return record } else { return nil }
+        }
+        #expect(records.map(\.protocol) == ["HTTP/2", "HTTP/2"])
+        #expect(records.map(\.grpcMethod) == ["/pinhole.test.Echo/Unary", "/pinhole.test.Echo/Fail"])
+        #expect(records.map(\.grpcStatus) == [0, 9])
     }
 
     @Test("no agent connected: UNAVAILABLE naming the host, from the relay")

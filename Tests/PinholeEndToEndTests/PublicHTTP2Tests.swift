@@ -5,7 +5,7 @@ import Testing
 
 /// HTTP/2 clients no one here wrote, against the public port, through the tunnel; and
 /// HTTP/1.1 clients to an app that speaks only HTTP/2.
-@Suite("Public HTTP/2 (h2c) through the tunnel", .timeLimit(.minutes(3)))
+@Suite("Public HTTP/2 (h2c) through the tunnel", .serialized, .timeLimit(.minutes(3)))
 struct PublicHTTP2Tests {
     private func withTunnel(_ body: (TestRelay) async throws -> Void) async throws {
         let (relay, agent, app) = try await startTunnel()
