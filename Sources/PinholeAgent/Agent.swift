@@ -24,7 +24,10 @@ public final class Agent: Sendable {
         self.group = group
         self.logger = logger
         self.events = events
-        self.target = TargetClient(address: configuration.target)
+        self.target = TargetClient(
+            address: configuration.target,
+            responseFields: configuration.marksResponses
+                ? [(AgentConfiguration.tunnelHeaderName, configuration.tunnelName)] : [])
     }
 
     public func run() async throws {

@@ -48,6 +48,9 @@ public struct AgentConfiguration: Sendable {
     /// relay that accepts and then says nothing (hung, or not a relay) is retried.
     public var handshakeTimeout: TimeAmount = .seconds(10)
     public var http2 = HTTP2Configuration()
+    /// Whether each response of the target carries `x-pinhole-tunnel: NAME`, so the caller
+    /// (and browser devtools) can see it was answered through this tunnel.
+    public var marksResponses = true
 
     public init(target: TargetAddress, mode: Mode) {
         self.target = target
@@ -66,6 +69,20 @@ public struct AgentConfiguration: Sendable {
         label = label.trimmingCharacters(in: CharacterSet(charactersIn: "-"))
         if label.isEmpty || !(label.first?.isLetter ?? false) { label = "dev" + label }
         return "\(label)-\(suffix)"
+    }
+}
+
+extension AgentConfiguration {
+    /// The response field naming the tunnel that answered.
+    public static let tunnelHeaderName = "x-pinhole-tunnel"
+
+    /// The name responses carry: the tunnel's, or for the embedded relay the stable name
+    /// this machine, user and target would have on a relay.
+    public var tunnelName: String {
+        switch mode {
+        case .relay(let endpoint): return endpoint.name
+        case .embedded: return Self.defaultName(target: target)
+        }
     }
 }
 

@@ -93,6 +93,11 @@ public struct AgentCommand: AsyncParsableCommand {
     @Flag(help: "Print no line per request.")
     var quiet = false
 
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Add x-pinhole-tunnel: NAME to each response of your app, so callers can see who answered.")
+    var tunnelHeader = true
+
     @OptionGroup(title: "Istio")
     var istio: IstioOptions
 
@@ -155,6 +160,7 @@ public struct AgentCommand: AsyncParsableCommand {
         var configuration = AgentConfiguration(target: targetAddress, mode: try mode(target: targetAddress))
         configuration.keepaliveInterval = .seconds(Int64(keepalive))
         configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
+        configuration.marksResponses = tunnelHeader
         if let idleTimeout { configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(Int64(idleTimeout)) }
 
         let output = AgentOutput(

@@ -31,7 +31,8 @@ final class IstioFiles: Sendable {
         do {
             let endpoint = try TunnelEndpoint(
                 host: tunnel.host, port: tunnel.port, scheme: tunnel.url.hasPrefix("https") ? .https : .http)
-            let plan = try makePlan(endpoint)
+            var plan = try makePlan(endpoint)
+            plan.ownership = ResourceOwnership(tunnel: tunnel.name ?? tunnel.authority)
             try IstioRenderer.render(plan).write(toFile: path, atomically: true, encoding: .utf8)
             try IstioRenderer.renderRestore(plan).write(toFile: restorePath, atomically: true, encoding: .utf8)
             let summary: String

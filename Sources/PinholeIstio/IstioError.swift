@@ -18,6 +18,12 @@ public enum IstioError: Error, Sendable, Equatable {
     case mirrorPercentOutOfRange(Double)
     /// Mode `none` was asked to render resources.
     case nothingToRender
+    /// A duration flag that Go's duration syntax (which Istio uses) cannot read.
+    case invalidDuration(flag: String, value: String)
+    /// A duration below the 1 ms Istio's CRD accepts.
+    case durationTooShort(flag: String, value: String)
+    /// A retry count outside 0...100.
+    case retriesOutOfRange(Int)
     /// Yams refused to serialise the resources (a bug in Pinhole, not in the input).
     case encodingFailed(reason: String)
 }
@@ -50,6 +56,12 @@ extension IstioError: CustomStringConvertible {
                 + "(Envoy's resolution is 0.0001), e.g. 100 to mirror every request"
         case .nothingToRender:
             return "Istio mode 'none' produces no resources; choose redirect, mirror or route to render some"
+        case .invalidDuration(let flag, let value):
+            return "\(flag) '\(value)' is not a duration; write a number and a unit, e.g. 30s, 1m30s or 500ms"
+        case .durationTooShort(let flag, let value):
+            return "\(flag) '\(value)' is shorter than the 1ms Istio accepts; leave the flag out for no timeout"
+        case .retriesOutOfRange(let value):
+            return "--debug-retries \(value) is out of range; use 0 (no retries, the default) to 100"
         case .encodingFailed(let reason):
             return "could not write the Istio resources as YAML (\(reason)); this is a bug in Pinhole, please report it"
         }

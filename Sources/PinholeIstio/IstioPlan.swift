@@ -41,6 +41,10 @@ public struct IstioPlan: Sendable, Equatable {
     public let mirrorPercent: Double
     public let apiVersion: IstioAPIVersion
     public let tunnel: TunnelEndpoint
+    /// Timeout and retries of the rules that send traffic to the tunnel.
+    public var debugRules = DebugRulePolicy.breakpointSafe
+    /// Annotations saying who wrote the resources; nil writes none.
+    public var ownership: ResourceOwnership?
 
     public init(
         mode: IstioMode,

@@ -83,7 +83,7 @@ final class TestAgent: Sendable {
         relay: TestRelay?, target: TargetAddress, name: String = "demo", token: String = TestRelay.token,
         trust: TLSTrust? = nil, aliases: [String] = [], keepalive: TimeAmount = .seconds(15),
         requestTimeout: TimeAmount? = nil, maxConcurrentStreams: Int? = nil, agentPort: Int? = nil,
-        handshakeTimeout: TimeAmount? = nil
+        handshakeTimeout: TimeAmount? = nil, marksResponses: Bool = true
     ) -> TestAgent {
         let log = EventLog<AgentEvent?>()
         var configuration: AgentConfiguration
@@ -103,6 +103,7 @@ final class TestAgent: Sendable {
         configuration.reconnectCap = .milliseconds(500)
         if let maxConcurrentStreams { configuration.http2.maxConcurrentStreams = maxConcurrentStreams }
         if let handshakeTimeout { configuration.handshakeTimeout = handshakeTimeout }
+        configuration.marksResponses = marksResponses
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger,
             events: { log.append($0) })

@@ -56,6 +56,15 @@ public struct IstioOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
+            "Match a member of the W3C baggage header instead of --match-header: KEY=VALUE, e.g. user=alice. "
+                + "Every app between the caller and the service must propagate baggage.",
+            valueName: "key=value"
+        )
+    )
+    public var matchBaggage: String?
+
+    @Option(
+        help: ArgumentHelp(
             "HTTP status of the redirect (redirect): 307 (default; keeps method and body), 308, 302, 303 or 301.",
             valueName: "code"
         )
@@ -69,6 +78,24 @@ public struct IstioOptions: ParsableArguments {
         )
     )
     public var mirrorPercent: Double?
+
+    @Option(
+        help: ArgumentHelp(
+            "Timeout of the rules that send traffic to the tunnel (route, mirror), e.g. 5m. "
+                + "Default: none, so a request can wait at a breakpoint.",
+            valueName: "duration"
+        )
+    )
+    public var debugTimeout: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Retries of the rules that send traffic to the tunnel (route, mirror). Default: 0; "
+                + "Istio retries twice otherwise, and a request held at a breakpoint could be sent again.",
+            valueName: "count"
+        )
+    )
+    public var debugRetries: Int?
 
     @Option(
         name: .customLong("istio-api"),
@@ -118,6 +145,14 @@ public struct IstioOptions: ParsableArguments {
             try check("--match-header") { () throws(IstioError) in _ = try HeaderMatch(parsing: matchHeader) }
             try requireMode([.redirect, .route], for: "--match-header", because: "only they select requests by header")
         }
+        if let matchBaggage {
+            if matchHeader != nil {
+                throw ValidationError("--match-header and --match-baggage are alternatives; give one")
+            }
+            try check("--match-baggage") { () throws(IstioError) in _ = try HeaderMatch(baggage: matchBaggage) }
+            try requireMode(
+                [.redirect, .route], for: "--match-baggage", because: "only they select requests by header")
+        }
         if let redirectCode {
             try check("--redirect-code") { () throws(IstioError) in try IstioPlan.checkRedirectCode(redirectCode) }
             try requireMode([.redirect], for: "--redirect-code", because: "only it answers with a redirect")
@@ -125,6 +160,14 @@ public struct IstioOptions: ParsableArguments {
         if let mirrorPercent {
             try check("--mirror-percent") { () throws(IstioError) in try IstioPlan.checkMirrorPercent(mirrorPercent) }
             try requireMode([.mirror], for: "--mirror-percent", because: "only it copies requests")
+        }
+        if let debugTimeout {
+            try check("--debug-timeout") { () throws(IstioError) in try DebugRulePolicy.checkTimeout(debugTimeout) }
+            try requireMode([.route, .mirror], for: "--debug-timeout", because: "only they send traffic to the tunnel")
+        }
+        if let debugRetries {
+            try check("--debug-retries") { () throws(IstioError) in try DebugRulePolicy.checkRetries(debugRetries) }
+            try requireMode([.route, .mirror], for: "--debug-retries", because: "only they send traffic to the tunnel")
         }
         if outputPath != nil, mode == .none {
             throw ValidationError("--istio-out has nothing to write with --istio none; add --service NAME")
@@ -141,16 +184,26 @@ public struct IstioOptions: ParsableArguments {
     public func planMaker() -> (@Sendable (TunnelEndpoint) throws(IstioError) -> IstioPlan)? {
         let mode = resolvedMode
         guard mode != .none, let service else { return nil }
-        let (namespace, servicePort, matchHeader, apiVersion) = (namespace, servicePort, matchHeader, apiVersion)
+        let (namespace, servicePort, apiVersion) = (namespace, servicePort, apiVersion)
+        let (matchHeader, matchBaggage) = (matchHeader, self.matchBaggage)
         let redirectCode = redirectCode ?? IstioPlan.defaultRedirectCode
         let mirrorPercent = mirrorPercent ?? 100
+        let (debugTimeout, debugRetries) = (debugTimeout, debugRetries ?? 0)
         return { tunnel throws(IstioError) in
-            try IstioPlan(
+            var plan = try IstioPlan(
                 mode: mode, service: service, namespace: namespace, servicePort: servicePort,
-                headerMatch: try matchHeader.map { text throws(IstioError) in try HeaderMatch(parsing: text) }
-                    ?? .default,
+                headerMatch: try Self.headerMatch(header: matchHeader, baggage: matchBaggage),
                 redirectCode: redirectCode, mirrorPercent: mirrorPercent, apiVersion: apiVersion, tunnel: tunnel)
+            plan.debugRules = try DebugRulePolicy(timeout: debugTimeout, retries: debugRetries)
+            return plan
         }
+    }
+
+    /// `--match-header`, or `--match-baggage` as its regex, or the default `x-user=debug`.
+    static func headerMatch(header: String?, baggage: String?) throws(IstioError) -> HeaderMatch {
+        if let header { return try HeaderMatch(parsing: header) }
+        if let baggage { return try HeaderMatch(baggage: baggage) }
+        return .default
     }
 
     private func check(_ flag: String, _ body: () throws(IstioError) -> Void) throws {

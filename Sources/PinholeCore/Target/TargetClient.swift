@@ -10,17 +10,25 @@ import NIOPosix
 public final class TargetClient: ExchangeTarget {
     public let address: TargetAddress
     private let connectTimeout: TimeAmount
+    /// Fields added to every response of the target (`x-pinhole-tunnel`), replacing any the
+    /// target sent under the same names.
+    private let responseFields: [(name: String, value: String)]
     private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<TargetPool>]>([:])
 
-    public init(address: TargetAddress, connectTimeout: TimeAmount = .seconds(5)) {
+    public init(
+        address: TargetAddress, connectTimeout: TimeAmount = .seconds(5),
+        responseFields: [(name: String, value: String)] = []
+    ) {
         self.address = address
         self.connectTimeout = connectTimeout
+        self.responseFields = responseFields
     }
 
     public func startExchange(
         _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop
     ) throws(ExchangeError) -> any ExchangeUpstream {
-        let exchange = TargetExchange(head: head, downstream: downstream, target: address)
+        let exchange = TargetExchange(
+            head: head, downstream: downstream, target: address, responseFields: responseFields)
         pool(for: eventLoop).assign(exchange, mayRetry: true)
         return exchange
     }

@@ -6,6 +6,7 @@ final class TargetExchange: ExchangeUpstream {
     let head: ProxyRequestHead
     private(set) var downstream: (any ExchangeDownstream)?
     let target: TargetAddress
+    private let responseFields: [(name: String, value: String)]
     private(set) var connection: TargetConnection?
 
     /// Body parts that arrived before a connection was ready (an array: empty, it costs
@@ -22,10 +23,14 @@ final class TargetExchange: ExchangeUpstream {
     /// Before a connection is ready, accept this much body; then report unwritable.
     private static let pendingLimit = 64 * 1024
 
-    init(head: ProxyRequestHead, downstream: any ExchangeDownstream, target: TargetAddress) {
+    init(
+        head: ProxyRequestHead, downstream: any ExchangeDownstream, target: TargetAddress,
+        responseFields: [(name: String, value: String)] = []
+    ) {
         self.head = head
         self.downstream = downstream
         self.target = target
+        self.responseFields = responseFields
     }
 
     var isWritable: Bool {
@@ -87,6 +92,12 @@ final class TargetExchange: ExchangeUpstream {
     func receivedHead(_ head: ProxyResponseHead) {
         guard !finished else { return }
         responseStarted = true
+        guard !responseFields.isEmpty else {
+            downstream?.exchangeReceivedHead(head)
+            return
+        }
+        var head = head
+        for field in responseFields { head.headers.replaceOrAdd(name: field.name, value: field.value) }
         downstream?.exchangeReceivedHead(head)
     }
 
