@@ -22,14 +22,20 @@ public struct AgentConfiguration: Sendable {
         public var name: String
         /// Kubernetes Services to route here too (`service` or `service.namespace`).
         public var aliases: [String]
+        /// The service this agent shares with other developers on the relay, and how.
+        public var service: ServiceShare?
 
-        public init(host: String, port: Int, token: String, trust: TLSTrust, name: String, aliases: [String] = []) {
+        public init(
+            host: String, port: Int, token: String, trust: TLSTrust, name: String, aliases: [String] = [],
+            service: ServiceShare? = nil
+        ) {
             self.host = host
             self.port = port
             self.token = token
             self.trust = trust
             self.name = name
             self.aliases = aliases
+            self.service = service
         }
 
         public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
@@ -92,6 +98,9 @@ public enum AgentEvent: Sendable {
     case request(ExchangeRecord)
     case disconnected(reason: String)
     case reconnecting(attempt: Int, delay: TimeAmount, reason: String)
+    /// The relay said who shares the agent's service now (on joining, and whenever a
+    /// developer joins or leaves).
+    case serviceMembers(ServiceMembers)
 }
 
 /// Where the public reaches the tunnel.

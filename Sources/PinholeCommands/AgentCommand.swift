@@ -197,6 +197,7 @@ public struct AgentCommand: AsyncParsableCommand {
         return .relay(
             .init(
                 host: host, port: port, token: resolvedToken ?? "", trust: trust,
-                name: name ?? AgentConfiguration.defaultName(target: target), aliases: aliases))
+                name: name ?? AgentConfiguration.defaultName(target: target), aliases: aliases,
+                service: try istio.serviceShare()))
     }
 }

@@ -104,6 +104,16 @@ public enum IstioRenderer {
     private static let mirrorRuleName = "pinhole-mirror"
     private static let defaultRuleName = "default"
 
+    /// The rule that sends `plan`'s traffic to the tunnel; nil for mode none.
+    static func tunnelRule(_ plan: IstioPlan) -> HTTPRoute? {
+        switch plan.mode {
+        case .redirect: return redirectRule(plan)
+        case .route: return routeRule(plan)
+        case .mirror: return mirrorRule(plan)
+        case .none: return nil
+        }
+    }
+
     private static func redirectRule(_ plan: IstioPlan) -> HTTPRoute {
         let tunnel = plan.tunnel
         return HTTPRoute(
@@ -143,7 +153,7 @@ public enum IstioRenderer {
         )
     }
 
-    private static func defaultRoute(_ plan: IstioPlan) -> HTTPRoute {
+    static func defaultRoute(_ plan: IstioPlan) -> HTTPRoute {
         defaultRoute(service: plan.service, port: plan.servicePort)
     }
 
@@ -156,7 +166,7 @@ public enum IstioRenderer {
 
     // MARK: Resources
 
-    private static func virtualService(_ plan: IstioPlan, rules: [HTTPRoute]) -> IstioResource {
+    static func virtualService(_ plan: IstioPlan, rules: [HTTPRoute]) -> IstioResource {
         IstioResource(
             apiVersion: plan.apiVersion,
             kind: .virtualService,
@@ -168,7 +178,7 @@ public enum IstioRenderer {
     }
 
     /// The ServiceEntry that makes the tunnel a mesh host, plus TLS origination for https.
-    private static func tunnelService(_ plan: IstioPlan) -> [IstioResource] {
+    static func tunnelService(_ plan: IstioPlan) -> [IstioResource] {
         let tunnel = plan.tunnel
         let https = tunnel.scheme == .https
         let entry = ServiceEntrySpec(

@@ -9,7 +9,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private let target: any ExchangeTarget
     private let requestTimeout: TimeAmount?
     private var timeout: Scheduled<Void>?
-    private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
+    private var onComplete: (@Sendable (ExchangeRecord) -> Void)?
     private var stream: HTTP2Stream?
     private var upstream: (any ExchangeUpstream)?
     private var request: ProxyRequestHead?
@@ -40,6 +40,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                 var head = try ProxyRequestHead(http2: fields)
                 head.mayHaveBody = !stream.headersEndedStream
                 request = head
+                // The relay's control streams are not requests of the app's, for its log.
+                if head.scheme == TunnelControl.scheme { onComplete = nil }
                 upstream = try target.startExchange(head, downstream: self, on: stream.connection.eventLoop)
                 if let requestTimeout, !responseStarted {
                     timeout = stream.connection.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) {

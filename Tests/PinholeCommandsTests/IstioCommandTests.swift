@@ -195,7 +195,7 @@ struct IstioOptionsTests {
             (["--service", "checkout", "--redirect-code", "200"], "redirect code 200"),
             (["--service", "c", "--istio", "mirror", "--mirror-percent", "0"], "mirror percentage 0"),
             (["--service", "c", "--istio", "mirror", "--mirror-percent", "101"], "mirror percentage 101"),
-            (["--service", "c", "--istio", "mirror", "--match-header", "a=b"], "no effect with --istio mirror"),
+            (["--service", "c", "--istio", "none", "--match-header", "a=b"], "no effect with --istio none"),
             (["--service", "c", "--istio", "route", "--redirect-code", "302"], "no effect with --istio route"),
             (["--service", "c", "--mirror-percent", "50"], "no effect with --istio redirect"),
             (["--istio-out", "x.yaml"], "nothing to write"),

@@ -47,7 +47,8 @@ public struct IstioOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Which requests go to your laptop (redirect, route): NAME=VALUE, NAME^=PREFIX or NAME~REGEX. "
+            "Which requests go to your laptop (redirect, route; mirror when several developers share the service): "
+                + "NAME=VALUE, NAME^=PREFIX or NAME~REGEX. "
                 + "Default: x-user=debug, so `curl -H 'x-user: debug' …` reaches you and nothing else does.",
             valueName: "match"
         )
@@ -143,7 +144,9 @@ public struct IstioOptions: ParsableArguments {
         try check("--service-port") { () throws(IstioError) in try IstioPlan.checkServicePort(servicePort) }
         if let matchHeader {
             try check("--match-header") { () throws(IstioError) in _ = try HeaderMatch(parsing: matchHeader) }
-            try requireMode([.redirect, .route], for: "--match-header", because: "only they select requests by header")
+            try requireMode(
+                [.redirect, .route, .mirror], for: "--match-header",
+                because: "they select requests by header (mirror: once several developers share the service)")
         }
         if let matchBaggage {
             if matchHeader != nil {
@@ -151,7 +154,8 @@ public struct IstioOptions: ParsableArguments {
             }
             try check("--match-baggage") { () throws(IstioError) in _ = try HeaderMatch(baggage: matchBaggage) }
             try requireMode(
-                [.redirect, .route], for: "--match-baggage", because: "only they select requests by header")
+                [.redirect, .route, .mirror], for: "--match-baggage",
+                because: "they select requests by header (mirror: once several developers share the service)")
         }
         if let redirectCode {
             try check("--redirect-code") { () throws(IstioError) in try IstioPlan.checkRedirectCode(redirectCode) }
