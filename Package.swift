@@ -80,6 +80,7 @@ let package = Package(
                 "PinholeTLS",
                 "PinholeHTTP2",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -30,7 +30,11 @@ public final class Agent: Sendable {
         case .http1: app = HTTP1AppTarget(client: TargetClient(address: configuration.target))
         case .h2c: app = H2CAppTarget(address: configuration.target)
         }
-        self.target = StoppableTarget(app)
+        let marked =
+            configuration.marksResponses
+            ? ResponseMarkingTarget(app, fields: [(AgentConfiguration.tunnelHeaderName, configuration.tunnelName)])
+            : app
+        self.target = StoppableTarget(marked)
     }
 
     /// Answers every request still in flight with a 503 "pinhole: the agent stopped" and
@@ -158,7 +162,8 @@ public final class Agent: Sendable {
     private func connect(to endpoint: AgentConfiguration.RelayEndpoint, tls: TLSContext) async throws -> any Channel {
         let loop = group.next()
         let answered = loop.makePromise(of: RelayAnswer.Tunnel.self)
-        let hello = AgentHello(token: endpoint.token, name: endpoint.name, aliases: endpoint.aliases)
+        var hello = AgentHello(token: endpoint.token, name: endpoint.name, aliases: endpoint.aliases)
+        hello.service = endpoint.service
         let (target, configuration, events) = (self.target, self.configuration, self.events)
         let connecting = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
@@ -222,6 +227,7 @@ public final class Agent: Sendable {
         events: @escaping @Sendable (AgentEvent) -> Void
     ) -> HTTP2ConnectionHandler {
         let onComplete: @Sendable (ExchangeRecord) -> Void = { events(.request($0)) }
+        let target = ControlRoutingTarget(app: target) { events(.serviceMembers($0)) }
         let handler = HTTP2ConnectionHandler(
             role: .server, eventLoop: context.eventLoop, configuration: configuration.http2
         ) { stream in

@@ -24,14 +24,20 @@ public struct AgentConfiguration: Sendable {
         public var name: String
         /// Kubernetes Services to route here too (`service` or `service.namespace`).
         public var aliases: [String]
+        /// The service this agent shares with other developers on the relay, and how.
+        public var service: ServiceShare?
 
-        public init(host: String, port: Int, token: String, trust: TLSTrust, name: String, aliases: [String] = []) {
+        public init(
+            host: String, port: Int, token: String, trust: TLSTrust, name: String, aliases: [String] = [],
+            service: ServiceShare? = nil
+        ) {
             self.host = host
             self.port = port
             self.token = token
             self.trust = trust
             self.name = name
             self.aliases = aliases
+            self.service = service
         }
 
         public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
@@ -55,6 +61,9 @@ public struct AgentConfiguration: Sendable {
     /// Embedded relay: with an identity, the public port speaks TLS with it, offering
     /// ALPN `h2` and `http/1.1` (`--public-cert`/`--public-key`).
     public var publicTLS: TLSIdentity?
+    /// Whether each response of the target carries `x-pinhole-tunnel: NAME`, so the caller
+    /// (and browser devtools) can see it was answered through this tunnel.
+    public var marksResponses = true
 
     public init(target: TargetAddress, mode: Mode) {
         self.target = target
@@ -76,6 +85,20 @@ public struct AgentConfiguration: Sendable {
     }
 }
 
+extension AgentConfiguration {
+    /// The response field naming the tunnel that answered.
+    public static let tunnelHeaderName = "x-pinhole-tunnel"
+
+    /// The name responses carry: the tunnel's, or for the embedded relay the stable name
+    /// this machine, user and target would have on a relay.
+    public var tunnelName: String {
+        switch mode {
+        case .relay(let endpoint): return endpoint.name
+        case .embedded: return Self.defaultName(target: target)
+        }
+    }
+}
+
 /// What the agent reports while it runs; the command turns these into terminal lines or JSON.
 public enum AgentEvent: Sendable {
     case tunnelReady(TunnelInfo)
@@ -84,6 +107,9 @@ public enum AgentEvent: Sendable {
     case connecting(relay: String)
     case disconnected(reason: String)
     case reconnecting(attempt: Int, delay: TimeAmount, reason: String)
+    /// The relay said who shares the agent's service now (on joining, and whenever a
+    /// developer joins or leaves).
+    case serviceMembers(ServiceMembers)
 }
 
 /// Where the public reaches the tunnel.

@@ -106,6 +106,11 @@ public struct AgentCommand: AsyncParsableCommand {
     @Flag(help: "Print no line per request.")
     var quiet = false
 
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Add x-pinhole-tunnel: NAME to each response of your app, so callers can see who answered.")
+    var tunnelHeader = true
+
     @OptionGroup(title: "Istio")
     var istio: IstioOptions
 
@@ -202,6 +207,7 @@ public struct AgentCommand: AsyncParsableCommand {
         var configuration = AgentConfiguration(target: targetAddress, mode: try mode(target: targetAddress))
         configuration.keepaliveInterval = .seconds(Int64(keepalive))
         configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
+        configuration.marksResponses = tunnelHeader
         if let idleTimeout { configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(Int64(idleTimeout)) }
         if let publicCert, let publicKey {
             do {
@@ -252,6 +258,7 @@ public struct AgentCommand: AsyncParsableCommand {
         return .relay(
             .init(
                 host: host, port: port, token: resolvedToken ?? "", trust: trust,
-                name: name ?? AgentConfiguration.defaultName(target: target), aliases: aliases))
+                name: name ?? AgentConfiguration.defaultName(target: target), aliases: aliases,
+                service: try istio.serviceShare()))
     }
 }

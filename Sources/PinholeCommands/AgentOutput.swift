@@ -4,6 +4,7 @@ import NIOCore
 import PinholeAgent
 import PinholeCore
 import PinholeIstio
+import PinholeTunnel
 
 /// Turns agent events into what the person (or a script) reads: a short header, then
 /// one line per request, like ngrok's console; or JSON lines with `--log-format json`.
@@ -52,6 +53,9 @@ final class AgentOutput: Sendable {
             } else {
                 Terminal.out("          tunnel lost: \(reason)")
             }
+        case .serviceMembers(let members):
+            guard let written = istio?.write(members: members) else { return }
+            istioChanged(written, members: members)
         case .reconnecting(let attempt, let delay, let reason):
             let seconds = Double(delay.nanoseconds) / 1e9
             if format == .json {
@@ -75,6 +79,7 @@ final class AgentOutput: Sendable {
             if !tunnel.alternatives.isEmpty { object["alternatives"] = tunnel.alternatives }
             if let istioFile {
                 object["istio_file"] = istioFile.resources; object["istio_restore_file"] = istioFile.restore
+                if !istioFile.otherDevelopers.isEmpty { object["istio_developers"] = istioFile.otherDevelopers }
             }
             Terminal.json(object)
             return
@@ -99,11 +104,30 @@ final class AgentOutput: Sendable {
         Terminal.out("  target     \(target)")
         if let istioFile {
             Terminal.out("  istio      wrote \(istioFile.resources) (\(istioFile.summary))")
+            if !istioFile.otherDevelopers.isEmpty {
+                Terminal.out(
+                    "             shared with \(istioFile.otherDevelopers.joined(separator: ", ")) (one rule each)")
+            }
             Terminal.out("             apply:     kubectl apply -f \(istioFile.resources)")
             Terminal.out("             when done: kubectl apply -f \(istioFile.restore)")
         }
         Terminal.out("")
         if !quiet { Terminal.out("time      method  path                                      status   duration") }
+    }
+
+    /// A developer joined or left the service: the file was rewritten and must be applied again.
+    private func istioChanged(_ written: IstioFiles.Written, members: ServiceMembers) {
+        let names = members.members.map(\.tunnel.name)
+        if format == .json {
+            Terminal.json([
+                "event": "istio_changed", "service": members.service, "namespace": members.namespace,
+                "developers": names, "istio_file": written.resources, "istio_restore_file": written.restore,
+            ])
+            return
+        }
+        let who = names.count > 1 ? "shared by \(names.joined(separator: ", "))" : "only yours again"
+        Terminal.out("  istio      \(members.service).\(members.namespace) is \(who): rewrote \(written.resources)")
+        Terminal.out("             apply:     kubectl apply -f \(written.resources)")
     }
 
     private func request(_ record: ExchangeRecord) {
@@ -145,7 +169,14 @@ final class AgentOutput: Sendable {
         }
         Terminal.out("")
         Terminal.out(Self.stoppedLine(abandoned: abandoned))
-        if let restore { Terminal.out("Put the plain route back with:  kubectl apply -f \(restore)") }
+        if let shared = istio?.lastWritten?.otherDevelopers, !shared.isEmpty {
+            // The restore file would remove the other developers' rules too.
+            Terminal.out(
+                "Others share the service (\(shared.joined(separator: ", "))): apply the file their "
+                    + "agents rewrite now, not the restore file")
+        } else if let restore {
+            Terminal.out("Put the plain route back with:  kubectl apply -f \(restore)")
+        }
     }
 
     static func stoppedLine(abandoned: Int) -> String {

@@ -20,6 +20,12 @@ public enum IstioError: Error, Sendable, Equatable {
     case nothingToRender
     /// A redirect was asked for a gRPC service, whose clients never follow one.
     case redirectWithGRPC
+    /// A duration flag that Go's duration syntax (which Istio uses) cannot read.
+    case invalidDuration(flag: String, value: String)
+    /// A duration below the 1 ms Istio's CRD accepts.
+    case durationTooShort(flag: String, value: String)
+    /// A retry count outside 0...100.
+    case retriesOutOfRange(Int)
     /// Yams refused to serialise the resources (a bug in Pinhole, not in the input).
     case encodingFailed(reason: String)
 }
@@ -55,6 +61,12 @@ extension IstioError: CustomStringConvertible {
         case .redirectWithGRPC:
             return "redirect mode cannot work for a gRPC service: gRPC clients do not follow redirects; "
                 + "use route (the default for gRPC) or mirror"
+        case .invalidDuration(let flag, let value):
+            return "\(flag) '\(value)' is not a duration; write a number and a unit, e.g. 30s, 1m30s or 500ms"
+        case .durationTooShort(let flag, let value):
+            return "\(flag) '\(value)' is shorter than the 1ms Istio accepts; leave the flag out for no timeout"
+        case .retriesOutOfRange(let value):
+            return "--debug-retries \(value) is out of range; use 0 (no retries, the default) to 100"
         case .encodingFailed(let reason):
             return "could not write the Istio resources as YAML (\(reason)); this is a bug in Pinhole, please report it"
         }

@@ -58,6 +58,13 @@ public struct IstioPlan: Sendable, Equatable {
     public let apiVersion: IstioAPIVersion
     public let serviceProtocol: ServiceProtocol
     public let tunnel: TunnelEndpoint
+    /// Timeout and retries of the rules that send traffic to the tunnel.
+    public var debugRules = DebugRulePolicy.breakpointSafe
+    /// Annotations saying who wrote the resources; nil writes none.
+    public var ownership: ResourceOwnership?
+    /// The tunnel's name when several developers share the service: their tunnels then
+    /// need a ServiceEntry each.
+    public var sharedTunnelName: String?
 
     public init(
         mode: IstioMode,
@@ -123,8 +130,8 @@ extension IstioPlan {
     /// The ServiceEntry host that stands for the tunnel inside the mesh (mirror and route).
     /// It has a dot so that Istio takes it as a full name rather than expanding it with the
     /// namespace, and so that no cluster DNS answers for it by accident.
-    public var tunnelServiceHost: String { service + ".pinhole" }
+    public var tunnelServiceHost: String { (sharedTunnelName.map { $0 + "." } ?? "") + service + ".pinhole" }
 
     /// The name of the ServiceEntry (and, for https, DestinationRule) for the tunnel.
-    public var tunnelResourceName: String { service + "-pinhole" }
+    public var tunnelResourceName: String { service + "-pinhole" + (sharedTunnelName.map { "-" + $0 } ?? "") }
 }

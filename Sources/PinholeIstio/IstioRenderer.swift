@@ -25,6 +25,9 @@ import Yams
 /// - The redirect always names its scheme and code: Istio defaults to the request's scheme
 ///   (taken from x-forwarded-proto, which a client may carry over) and to 301, which browsers
 ///   cache long after the session ends.
+/// - The rules that send traffic to the tunnel (route's, mirror's) say `retries: {attempts: 0}`
+///   and set no timeout (see `DebugRulePolicy`), so a request held at a breakpoint is neither
+///   cut nor sent twice.
 /// - No `#` header comment: Yams cannot emit comments, and the YAML is never assembled as text.
 public enum IstioRenderer {
     /// The resources for `plan`, as one multi-document YAML stream.
@@ -41,7 +44,8 @@ public enum IstioRenderer {
             service: plan.service,
             namespace: plan.namespace,
             servicePort: plan.servicePort,
-            apiVersion: plan.apiVersion
+            apiVersion: plan.apiVersion,
+            ownership: plan.ownership
         )
     }
 
@@ -50,7 +54,8 @@ public enum IstioRenderer {
         service: String,
         namespace: String = IstioPlan.defaultNamespace,
         servicePort: Int = IstioPlan.defaultServicePort,
-        apiVersion: IstioAPIVersion = .v1
+        apiVersion: IstioAPIVersion = .v1,
+        ownership: ResourceOwnership? = nil
     ) throws(IstioError) -> String {
         try IstioPlan.checkService(service)
         try IstioPlan.checkNamespace(namespace)
@@ -65,7 +70,8 @@ public enum IstioRenderer {
                 kind: .virtualService,
                 name: service,
                 namespace: namespace,
-                spec: spec
+                spec: spec,
+                annotations: ownership?.annotations ?? []
             )
         ])
     }
@@ -98,6 +104,16 @@ public enum IstioRenderer {
     private static let mirrorRuleName = "pinhole-mirror"
     private static let defaultRuleName = "default"
 
+    /// The rule that sends `plan`'s traffic to the tunnel; nil for mode none.
+    static func tunnelRule(_ plan: IstioPlan) -> HTTPRoute? {
+        switch plan.mode {
+        case .redirect: return redirectRule(plan)
+        case .route: return routeRule(plan)
+        case .mirror: return mirrorRule(plan)
+        case .none: return nil
+        }
+    }
+
     private static func redirectRule(_ plan: IstioPlan) -> HTTPRoute {
         let tunnel = plan.tunnel
         return HTTPRoute(
@@ -120,7 +136,9 @@ public enum IstioRenderer {
             rewrite: HTTPRewrite(authority: plan.tunnel.authority),
             route: [
                 HTTPRouteDestination(destination: Destination(host: plan.tunnelServiceHost, port: plan.tunnel.port))
-            ]
+            ],
+            timeout: plan.debugRules.timeout,
+            retries: HTTPRetry(attempts: plan.debugRules.retries)
         )
     }
 
@@ -129,11 +147,13 @@ public enum IstioRenderer {
             name: mirrorRuleName,
             route: [HTTPRouteDestination(destination: Destination(host: plan.service, port: plan.servicePort))],
             mirror: Destination(host: plan.tunnelServiceHost, port: plan.tunnel.port),
-            mirrorPercentage: Percent(value: plan.mirrorPercent)
+            mirrorPercentage: Percent(value: plan.mirrorPercent),
+            timeout: plan.debugRules.timeout,
+            retries: HTTPRetry(attempts: plan.debugRules.retries)
         )
     }
 
-    private static func defaultRoute(_ plan: IstioPlan) -> HTTPRoute {
+    static func defaultRoute(_ plan: IstioPlan) -> HTTPRoute {
         defaultRoute(service: plan.service, port: plan.servicePort)
     }
 
@@ -146,13 +166,14 @@ public enum IstioRenderer {
 
     // MARK: Resources
 
-    private static func virtualService(_ plan: IstioPlan, rules: [HTTPRoute]) -> IstioResource {
+    static func virtualService(_ plan: IstioPlan, rules: [HTTPRoute]) -> IstioResource {
         IstioResource(
             apiVersion: plan.apiVersion,
             kind: .virtualService,
             name: plan.service,
             namespace: plan.namespace,
-            spec: VirtualServiceSpec(hosts: [plan.service], http: rules)
+            spec: VirtualServiceSpec(hosts: [plan.service], http: rules),
+            annotations: plan.ownership?.annotations ?? []
         )
     }
 
@@ -172,7 +193,7 @@ public enum IstioRenderer {
     }
 
     /// The ServiceEntry that makes the tunnel a mesh host, plus TLS origination for https.
-    private static func tunnelService(_ plan: IstioPlan) -> [IstioResource] {
+    static func tunnelService(_ plan: IstioPlan) -> [IstioResource] {
         let tunnel = plan.tunnel
         let https = tunnel.scheme == .https
         let entry = ServiceEntrySpec(
@@ -189,7 +210,8 @@ public enum IstioRenderer {
                 kind: .serviceEntry,
                 name: plan.tunnelResourceName,
                 namespace: plan.namespace,
-                spec: entry
+                spec: entry,
+                annotations: plan.ownership?.annotations ?? []
             )
         ]
         if https {
@@ -202,7 +224,8 @@ public enum IstioRenderer {
                     kind: .destinationRule,
                     name: plan.tunnelResourceName,
                     namespace: plan.namespace,
-                    spec: rule
+                    spec: rule,
+                    annotations: plan.ownership?.annotations ?? []
                 )
             )
         }

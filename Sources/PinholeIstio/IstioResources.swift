@@ -60,6 +60,8 @@ struct IstioResource: YAMLNodeConvertible {
     var name: String
     var namespace: String
     var spec: any YAMLNodeConvertible
+    /// Who wrote it (`ResourceOwnership`), in order; none leaves `annotations` out.
+    var annotations: [(key: String, value: String)] = []
 
     var yamlNode: Node {
         .orderedMapping([
@@ -69,6 +71,8 @@ struct IstioResource: YAMLNodeConvertible {
                 "name": name,
                 "namespace": namespace,
                 "labels": Node.orderedMapping([Self.managedByLabel.key: Self.managedByLabel.value]),
+                "annotations": annotations.isEmpty
+                    ? nil : Node(annotations.map { ($0.key.yamlNode, $0.value.yamlNode) }),
             ]),
             "spec": spec,
         ])
@@ -92,6 +96,8 @@ struct HTTPRoute: YAMLNodeConvertible {
     var route: [HTTPRouteDestination]? = nil
     var mirror: Destination? = nil
     var mirrorPercentage: Percent? = nil
+    var timeout: String? = nil
+    var retries: HTTPRetry? = nil
 
     var yamlNode: Node {
         .orderedMapping([
@@ -102,6 +108,8 @@ struct HTTPRoute: YAMLNodeConvertible {
             "route": route,
             "mirror": mirror,
             "mirrorPercentage": mirrorPercentage,
+            "timeout": timeout,
+            "retries": retries,
         ])
     }
 }
@@ -115,6 +123,13 @@ struct HTTPMatchRequest: YAMLNodeConvertible {
             "headers": Node.orderedMapping([header.name: Node.orderedMapping([header.kind.rawValue: header.value])])
         ])
     }
+}
+
+/// `retries: {attempts: N}`; 0 turns off the retries Istio adds by default.
+struct HTTPRetry: YAMLNodeConvertible {
+    var attempts: Int
+
+    var yamlNode: Node { .orderedMapping(["attempts": attempts]) }
 }
 
 struct HTTPRedirect: YAMLNodeConvertible {

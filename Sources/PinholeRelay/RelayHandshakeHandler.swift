@@ -111,6 +111,14 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
                 return
             }
         }
+        if let share = hello.service {
+            // The shared service is routed here too, whether or not the hello listed it.
+            guard let alias = try? ServiceAlias(service: share.service, namespace: share.namespace) else {
+                refuse(.invalidRequest, "shared service '\(share.serviceKey)' is not a valid name", context: context)
+                return
+            }
+            if !aliases.contains(alias) { aliases.append(alias) }
+        }
         register(hello, aliases: aliases, owner: owner, context: context, attemptsLeft: services.portAttempts)
     }
 
@@ -122,7 +130,7 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         attemptsLeft: Int
     ) {
         guard context.channel.isActive else { return }
-        switch services.registry.register(name: hello.name, aliases: aliases, owner: owner) {
+        switch services.registry.register(name: hello.name, aliases: aliases, owner: owner, share: hello.service) {
         case .refused(let reason, let message):
             refuse(reason, message, context: context)
         case .accepted(let entry, let replaced):
@@ -155,11 +163,12 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             role: .client, eventLoop: context.eventLoop, configuration: services.configuration.http2)
         let channel = context.channel
         let connection = NIOLoopBound(http2.connection, eventLoop: context.eventLoop)
-        let link = TunnelLink(target: TunnelTarget(connection: http2.connection)) {
+        var link = TunnelLink(target: TunnelTarget(connection: http2.connection)) {
             channel.eventLoop.execute {
                 connection.value.goAwayAndClose(debugData: TunnelProtocol.replacedGoAwayData)
             }
         }
+        link.tunnel = tunnel
         let registry = services.registry
         let logger = services.logger
         let (name, generation) = (entry.name, entry.generation)

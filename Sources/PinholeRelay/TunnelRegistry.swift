@@ -6,6 +6,8 @@ import PinholeTunnel
 /// A connected agent's tunnel, as the registry keeps it.
 struct TunnelLink: Sendable {
     let target: TunnelTarget
+    /// What the agent was told (its public address), for the other agents on its service.
+    var tunnel: RelayAnswer.Tunnel? = nil
     /// Tells the agent's connection that another connection took its name over, and
     /// closes it.
     let replace: @Sendable () -> Void
@@ -19,6 +21,8 @@ final class TunnelRegistry: Sendable {
         var name: String
         var owner: TokenDigest
         var aliases: [ServiceAlias]
+        /// The service this tunnel shares with other developers, if it declared one.
+        var share: ServiceShare? = nil
         var port: Int?
         var link: TunnelLink?
         /// Changes with every registration, so a stale connection's close cannot
@@ -33,7 +37,7 @@ final class TunnelRegistry: Sendable {
         case refused(RefusalReason, String)
     }
 
-    private struct State {
+    struct State {
         var entries: [String: Entry] = [:]
         /// Dedicated ports, kept per name so a reconnect gets the same one. A name that
         /// is gone (disconnected past its reservation) gives its port up to a new name
@@ -46,9 +50,11 @@ final class TunnelRegistry: Sendable {
         var nextGeneration: UInt64 = 1
         /// Entries that have aliases; zero lets a lookup skip the alias search.
         var aliasCount = 0
+        /// Numbers the announcements of who shares a service (`ServiceMembers.revision`).
+        var nextRevision: UInt64 = 1
     }
 
-    private let state = NIOLockedValueBox(State())
+    let state = NIOLockedValueBox(State())
     private let domain: String?
     private let tunnelPorts: ClosedRange<Int>?
     private let maxTunnels: Int
@@ -61,7 +67,9 @@ final class TunnelRegistry: Sendable {
         self.reservation = reservation
     }
 
-    func register(name: String, aliases: [ServiceAlias], owner: TokenDigest) -> Registration {
+    func register(
+        name: String, aliases: [ServiceAlias], owner: TokenDigest, share: ServiceShare? = nil
+    ) -> Registration {
         let now = NIODeadline.now()
         return state.withLockedValue { state in
             state.entries = state.entries.filter { $0.value.link != nil || ($0.value.reservedUntil ?? now) > now }
@@ -72,14 +80,8 @@ final class TunnelRegistry: Sendable {
             if existing == nil, state.entries.count >= maxTunnels {
                 return .refused(.tooManyTunnels, "the relay already has its maximum of \(maxTunnels) tunnels")
             }
-            for alias in aliases {
-                let holder = state.entries.values.first { entry in
-                    entry.name != name
-                        && entry.aliases.contains { $0.service == alias.service && $0.namespace == alias.namespace }
-                }
-                if let holder {
-                    return .refused(.aliasTaken, "service '\(alias)' is already routed to tunnel '\(holder.name)'")
-                }
+            if let refusal = Self.aliasConflict(aliases, share: share, name: name, entries: state.entries) {
+                return refusal
             }
             var port: Int?
             if let tunnelPorts {
@@ -103,7 +105,7 @@ final class TunnelRegistry: Sendable {
                 }
             }
             let entry = Entry(
-                name: name, owner: owner, aliases: aliases, port: port, link: nil,
+                name: name, owner: owner, aliases: aliases, share: share, port: port, link: nil,
                 generation: state.nextGeneration, reservedUntil: now + reservation)
             state.nextGeneration += 1
             state.entries[name] = entry
@@ -145,28 +147,35 @@ final class TunnelRegistry: Sendable {
             + causes.joined(separator: ", ") + "; widen --tunnel-ports, or wait for a held port to be freed"
     }
 
-    /// The agent's connection is ready to carry requests.
+    /// The agent's connection is ready to carry requests. The developers on its
+    /// service, if it shares one, are told it joined.
     func attach(name: String, generation: UInt64, link: TunnelLink) -> Bool {
-        state.withLockedValue { state in
-            guard state.entries[name]?.generation == generation else { return false }
+        let announcement = state.withLockedValue { state -> MembersAnnouncement?? in
+            guard state.entries[name]?.generation == generation else { return .none }
             state.entries[name]?.link = link
             state.entries[name]?.reservedUntil = nil
-            return true
+            return .some(state.entries[name]?.share.map { Self.announcement(of: $0, in: &state) })
         }
+        guard case .some(let joined) = announcement else { return false }
+        joined?.send()
+        return true
     }
 
-    /// The agent's connection closed; its name stays reserved for a while.
+    /// The agent's connection closed; its name stays reserved for a while, and the
+    /// developers on its service are told it left.
     func detach(name: String, generation: UInt64) {
         let until = NIODeadline.now() + reservation
-        state.withLockedValue { state in
-            guard state.entries[name]?.generation == generation else { return }
+        let announcement = state.withLockedValue { state -> MembersAnnouncement? in
+            guard state.entries[name]?.generation == generation else { return nil }
             state.entries[name]?.link = nil
             state.entries[name]?.reservedUntil = until
+            return state.entries[name]?.share.map { Self.announcement(of: $0, in: &state) }
         }
+        announcement?.send()
     }
 
     /// The tunnel a Host header names: `NAME.DOMAIN` or a registered service alias.
-    func target(forHost host: String) throws(ExchangeError) -> TunnelTarget? {
+    func target(forHost host: String) throws(ExchangeError) -> (any ExchangeTarget)? {
         // Without a domain and without aliases (a relay of dedicated ports), no Host can
         // name a tunnel: skip the parsing altogether.
         let hasAliases = state.withLockedValue { $0.aliasCount > 0 }
@@ -176,17 +185,31 @@ final class TunnelRegistry: Sendable {
         // aliases and the host could name a Service (names start with a letter).
         let couldBeAlias = hasAliases && (hostname.first?.isLetter ?? false)
         let aliasShapes = couldBeAlias ? ServiceAlias.shapes(ofHost: host) : []
-        let lookup: Entry?? = state.withLockedValue { state in
+        enum Found {
+            case byName(Entry), byAlias(Entry)
+        }
+        let lookup: Found? = state.withLockedValue { state in
             if let domain, hostname.hasSuffix(domain), hostname.utf8.count > domain.utf8.count,
                 hostname.utf8.dropLast(domain.utf8.count).last == UInt8(ascii: ".")
             {
                 let name = String(hostname.dropLast(domain.count + 1))
-                if !name.contains("."), let entry = state.entries[name] { return .some(entry) }
+                if !name.contains("."), let entry = state.entries[name] { return .byName(entry) }
             }
-            guard state.aliasCount > 0, !aliasShapes.isEmpty else { return .none }
-            return .some(state.entries.values.first { $0.aliases.contains { $0.matches(shapes: aliasShapes) } })
+            guard state.aliasCount > 0, !aliasShapes.isEmpty else { return nil }
+            return state.entries.values.first { $0.aliases.contains { $0.matches(shapes: aliasShapes) } }
+                .map(Found.byAlias)
         }
-        guard case .some(let found) = lookup, let entry = found else { return nil }
+        let entry: Entry
+        switch lookup {
+        case nil:
+            return nil
+        case .byName(let named):
+            entry = named
+        case .byAlias(let holder):
+            // A shared service's alias goes to the developer whose match the request carries.
+            if let share = holder.share { return try sharedTarget(for: share, host: hostname) }
+            entry = holder
+        }
         guard let link = entry.link else { throw .agentNotConnected(host: hostname) }
         return link.target
     }

@@ -23,7 +23,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private let route: StreamRoute
     private let requestTimeout: TimeAmount?
     private var timeout: Scheduled<Void>?
-    private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
+    private var onComplete: (@Sendable (ExchangeRecord) -> Void)?
     private var stream: HTTP2Stream?
     private var upstream: (any ExchangeUpstream)?
     private var request: ProxyRequestHead?
@@ -67,6 +67,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                 case .target(let only):
                     request = head
                     target = only
+                    // The relay's control streams are not requests of the app's, for its log.
+                    if head.scheme == TunnelControl.scheme { onComplete = nil }
                 case .publicSide(let router, let clientAddress, let scheme, let localPort):
                     head.scheme = scheme
                     head.clientProtocol = .http2

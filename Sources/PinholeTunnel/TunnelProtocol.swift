@@ -27,6 +27,9 @@ public struct AgentHello: Codable, Sendable, Equatable {
     public var aliases: [String]
     /// The agent's software, for the relay's log.
     public var software: String
+    /// The service this agent shares with other developers, and how it takes its
+    /// traffic. Absent from older agents; a relay that does not know it ignores it.
+    public var service: ServiceShare?
 
     public init(
         token: String, name: String, aliases: [String] = [], software: String = PinholeVersion.agentSoftware
@@ -49,6 +52,8 @@ public enum RefusalReason: String, Codable, Sendable {
     case noFreePort = "no_free_port"
     case invalidRequest = "invalid_request"
     case unsupportedVersion = "unsupported_version"
+    /// Another developer on the same service already takes requests with this match.
+    case matchTaken = "match_taken"
 }
 
 /// The relay's answer: the tunnel it assigned, or one refusal.

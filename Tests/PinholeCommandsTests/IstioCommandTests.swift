@@ -195,16 +195,40 @@ struct IstioOptionsTests {
             (["--service", "checkout", "--redirect-code", "200"], "redirect code 200"),
             (["--service", "c", "--istio", "mirror", "--mirror-percent", "0"], "mirror percentage 0"),
             (["--service", "c", "--istio", "mirror", "--mirror-percent", "101"], "mirror percentage 101"),
-            (["--service", "c", "--istio", "mirror", "--match-header", "a=b"], "no effect with --istio mirror"),
+            (["--service", "c", "--istio", "none", "--match-header", "a=b"], "no effect with --istio none"),
             (["--service", "c", "--istio", "route", "--redirect-code", "302"], "no effect with --istio route"),
             (["--service", "c", "--mirror-percent", "50"], "no effect with --istio redirect"),
             (["--istio-out", "x.yaml"], "nothing to write"),
             (["--service", "c", "--istio", "sideways"], "sideways"),
             (["--service", "c", "--istio-api", "v2"], "v2"),
+            (["--service", "c", "--debug-timeout", "5m"], "no effect with --istio redirect"),
+            (["--service", "c", "--match-baggage", "u=a", "--match-header", "a=b"], "alternatives"),
+            (["--service", "c", "--match-baggage", "user"], "--match-baggage: header match 'user'"),
+            (["--service", "c", "--istio", "route", "--debug-timeout", "0s"], "shorter than the 1ms"),
+            (["--service", "c", "--istio", "route", "--debug-timeout", "5"], "'5' is not a duration"),
+            (["--service", "c", "--istio", "mirror", "--debug-retries=-1"], "--debug-retries -1"),
         ]
     )
     func refusesWithAReadableMessage(arguments: [String], fragment: String) throws {
         let message = try #require(optionsError(arguments))
         #expect(message.contains(fragment), "\(message)")
+    }
+
+    @Test func debugRuleFlagsReachThePlan() throws {
+        let options = try IstioOptions.parse([
+            "--service", "c", "--istio", "route", "--debug-timeout", "10m", "--debug-retries", "1",
+        ])
+        let plan = try #require(try options.plan(tunnel: TunnelEndpoint(authority: "t.example.com")))
+        #expect(plan.debugRules == (try DebugRulePolicy(timeout: "10m", retries: 1)))
+        let defaults = try #require(
+            try IstioOptions.parse(["--service", "c", "--istio", "mirror"])
+                .plan(tunnel: TunnelEndpoint(authority: "t.example.com")))
+        #expect(defaults.debugRules == .breakpointSafe)
+    }
+
+    @Test func matchBaggageBecomesTheBaggageRegex() throws {
+        let options = try IstioOptions.parse(["--service", "c", "--istio", "route", "--match-baggage", "user=alice"])
+        let plan = try #require(try options.plan(tunnel: TunnelEndpoint(authority: "t.example.com")))
+        #expect(plan.headerMatch == (try HeaderMatch(baggage: "user=alice")))
     }
 }

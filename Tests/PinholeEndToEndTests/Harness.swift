@@ -83,7 +83,8 @@ final class TestAgent: Sendable {
         relay: TestRelay?, target: TargetAddress, name: String = "demo", token: String = TestRelay.token,
         trust: TLSTrust? = nil, aliases: [String] = [], keepalive: TimeAmount = .seconds(15),
         requestTimeout: TimeAmount? = nil, maxConcurrentStreams: Int? = nil, agentPort: Int? = nil,
-        handshakeTimeout: TimeAmount? = nil, relayHost: String = "127.0.0.1", connectTimeout: TimeAmount? = nil
+        handshakeTimeout: TimeAmount? = nil, relayHost: String = "127.0.0.1", connectTimeout: TimeAmount? = nil,
+        marksResponses: Bool = true
     ) -> TestAgent {
         let log = EventLog<AgentEvent?>()
         var configuration: AgentConfiguration
@@ -104,6 +105,7 @@ final class TestAgent: Sendable {
         if let maxConcurrentStreams { configuration.http2.maxConcurrentStreams = maxConcurrentStreams }
         if let handshakeTimeout { configuration.handshakeTimeout = handshakeTimeout }
         if let connectTimeout { configuration.connectTimeout = connectTimeout }
+        configuration.marksResponses = marksResponses
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger,
             events: { log.append($0) })

@@ -87,12 +87,14 @@ public struct IstioCommand: ParsableCommand {
                     service: service,
                     namespace: istio.namespace,
                     servicePort: istio.servicePort,
-                    apiVersion: istio.apiVersion
+                    apiVersion: istio.apiVersion,
+                    ownership: ResourceOwnership(tunnel: authority)
                 )
             }
-            guard let plan = try istio.plan(tunnel: try tunnel()) else {
+            guard var plan = try istio.plan(tunnel: try tunnel()) else {
                 throw IstioError.nothingToRender
             }
+            plan.ownership = ResourceOwnership(tunnel: authority)
             return try IstioRenderer.render(plan)
         } catch let error as IstioError {
             throw ValidationError(error.description)

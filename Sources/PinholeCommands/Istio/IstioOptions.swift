@@ -65,12 +65,22 @@ public struct IstioOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Which requests go to your laptop (redirect, route): NAME=VALUE, NAME^=PREFIX or NAME~REGEX. "
+            "Which requests go to your laptop (redirect, route; mirror when several developers share the service): "
+                + "NAME=VALUE, NAME^=PREFIX or NAME~REGEX. "
                 + "Default: x-user=debug, so `curl -H 'x-user: debug' …` reaches you and nothing else does.",
             valueName: "match"
         )
     )
     public var matchHeader: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Match a member of the W3C baggage header instead of --match-header: KEY=VALUE, e.g. user=alice. "
+                + "Every app between the caller and the service must propagate baggage.",
+            valueName: "key=value"
+        )
+    )
+    public var matchBaggage: String?
 
     @Option(
         help: ArgumentHelp(
@@ -87,6 +97,24 @@ public struct IstioOptions: ParsableArguments {
         )
     )
     public var mirrorPercent: Double?
+
+    @Option(
+        help: ArgumentHelp(
+            "Timeout of the rules that send traffic to the tunnel (route, mirror), e.g. 5m. "
+                + "Default: none, so a request can wait at a breakpoint.",
+            valueName: "duration"
+        )
+    )
+    public var debugTimeout: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Retries of the rules that send traffic to the tunnel (route, mirror). Default: 0; "
+                + "Istio retries twice otherwise, and a request held at a breakpoint could be sent again.",
+            valueName: "count"
+        )
+    )
+    public var debugRetries: Int?
 
     @Option(
         name: .customLong("istio-api"),
@@ -149,7 +177,18 @@ public struct IstioOptions: ParsableArguments {
         try check("--service-port") { () throws(IstioError) in try IstioPlan.checkServicePort(servicePort) }
         if let matchHeader {
             try check("--match-header") { () throws(IstioError) in _ = try HeaderMatch(parsing: matchHeader) }
-            try requireMode([.redirect, .route], for: "--match-header", because: "only they select requests by header")
+            try requireMode(
+                [.redirect, .route, .mirror], for: "--match-header",
+                because: "they select requests by header (mirror: once several developers share the service)")
+        }
+        if let matchBaggage {
+            if matchHeader != nil {
+                throw ValidationError("--match-header and --match-baggage are alternatives; give one")
+            }
+            try check("--match-baggage") { () throws(IstioError) in _ = try HeaderMatch(baggage: matchBaggage) }
+            try requireMode(
+                [.redirect, .route, .mirror], for: "--match-baggage",
+                because: "they select requests by header (mirror: once several developers share the service)")
         }
         if let redirectCode {
             try check("--redirect-code") { () throws(IstioError) in try IstioPlan.checkRedirectCode(redirectCode) }
@@ -163,6 +202,14 @@ public struct IstioOptions: ParsableArguments {
             throw ValidationError(
                 "--istio redirect cannot work with --service-protocol grpc: gRPC clients do not follow redirects; "
                     + "use --istio route (the default for gRPC) or mirror")
+        }
+        if let debugTimeout {
+            try check("--debug-timeout") { () throws(IstioError) in try DebugRulePolicy.checkTimeout(debugTimeout) }
+            try requireMode([.route, .mirror], for: "--debug-timeout", because: "only they send traffic to the tunnel")
+        }
+        if let debugRetries {
+            try check("--debug-retries") { () throws(IstioError) in try DebugRulePolicy.checkRetries(debugRetries) }
+            try requireMode([.route, .mirror], for: "--debug-retries", because: "only they send traffic to the tunnel")
         }
         if outputPath != nil, mode == .none {
             throw ValidationError("--istio-out has nothing to write with --istio none; add --service NAME")
@@ -179,18 +226,28 @@ public struct IstioOptions: ParsableArguments {
     public func planMaker() -> (@Sendable (TunnelEndpoint) throws(IstioError) -> IstioPlan)? {
         let mode = resolvedMode
         guard mode != .none, let service else { return nil }
-        let (namespace, servicePort, matchHeader, apiVersion) = (namespace, servicePort, matchHeader, apiVersion)
+        let (namespace, servicePort, apiVersion) = (namespace, servicePort, apiVersion)
+        let (matchHeader, matchBaggage) = (matchHeader, self.matchBaggage)
         let redirectCode = redirectCode ?? IstioPlan.defaultRedirectCode
         let mirrorPercent = mirrorPercent ?? 100
         let serviceProtocol = resolvedServiceProtocol
+        let (debugTimeout, debugRetries) = (debugTimeout, debugRetries ?? 0)
         return { tunnel throws(IstioError) in
-            try IstioPlan(
+            var plan = try IstioPlan(
                 mode: mode, service: service, namespace: namespace, servicePort: servicePort,
-                headerMatch: try matchHeader.map { text throws(IstioError) in try HeaderMatch(parsing: text) }
-                    ?? .default,
+                headerMatch: try Self.headerMatch(header: matchHeader, baggage: matchBaggage),
                 redirectCode: redirectCode, mirrorPercent: mirrorPercent, apiVersion: apiVersion,
                 serviceProtocol: serviceProtocol, tunnel: tunnel)
+            plan.debugRules = try DebugRulePolicy(timeout: debugTimeout, retries: debugRetries)
+            return plan
         }
+    }
+
+    /// `--match-header`, or `--match-baggage` as its regex, or the default `x-user=debug`.
+    static func headerMatch(header: String?, baggage: String?) throws(IstioError) -> HeaderMatch {
+        if let header { return try HeaderMatch(parsing: header) }
+        if let baggage { return try HeaderMatch(baggage: baggage) }
+        return .default
     }
 
     private func check(_ flag: String, _ body: () throws(IstioError) -> Void) throws {

@@ -1,0 +1,120 @@
+import Foundation
+import PinholeTestSupport
+import Testing
+
+/// The built relay and agents as processes, several developers on one service.
+private struct SharedRelay {
+    let relay: ChildProcess
+    let agentPort: String
+    let publicPort: Int
+    let pin: String
+    let directory: String
+
+    static func start() async throws -> SharedRelay {
+        let directory = try makeTemporaryDirectory("shared")
+        let relay = try ChildProcess(
+            builtExecutablesDirectory + "/relay",
+            [
+                "--bind", "127.0.0.1", "--public-port", "0", "--agent-port", "0", "--domain", "tunnels.test",
+                "--token", "team",
+            ],
+            currentDirectory: directory)
+        let banner = try await relay.waitForOutput { $0.contains("On your laptop") }
+        return SharedRelay(
+            relay: relay, agentPort: try #require(capture(#"agents   127\.0\.0\.1:(\d+)"#, in: banner)),
+            publicPort: try #require(capture(#"tunnels\.test:(\d+)"#, in: banner).flatMap { Int($0) }),
+            pin: try #require(capture(#"pin      (sha256:[0-9a-f]+)"#, in: banner)), directory: directory)
+    }
+
+    /// An agent for `name`, on service checkout.shop in route mode, taking `x-user: MATCH`.
+    func agent(_ name: String, appPort: Int, match: String) throws -> ChildProcess {
+        try ChildProcess(
+            builtExecutablesDirectory + "/agent",
+            [
+                String(appPort), "--relay", "127.0.0.1:\(agentPort)", "--token", "team", "--pin", pin, "--name", name,
+                "--service", "checkout", "--namespace", "shop", "--istio", "route", "--match-header", "x-user=\(match)",
+                "--istio-out", file(name), "--log-format", "json", "--quiet",
+            ])
+    }
+
+    func file(_ name: String) -> String { directory + "/\(name).yaml" }
+
+    /// The file without the annotations that say who wrote it and when.
+    func resources(_ name: String) throws -> String {
+        try String(contentsOfFile: file(name), encoding: .utf8).split(separator: "\n")
+            .filter { !$0.contains("pinhole.dev/tunnel:") && !$0.contains("pinhole.dev/created:") }
+            .joined(separator: "\n")
+    }
+
+    /// Which tunnel answered a request for the service's own Host (as a mirrored copy
+    /// carries it), with `x-user: VALUE`: its x-pinhole-tunnel, or the status.
+    func answerer(user: String) async throws -> String {
+        let (_, output) = try await curl([
+            "-sS", "-o", "/dev/null", "-D", "-", "-H", "Host: checkout-shadow:3000", "-H", "x-user: \(user)",
+            "http://127.0.0.1:\(publicPort)/hello",
+        ])
+        let tunnel = output.split(separator: "\r\n").first { $0.lowercased().hasPrefix("x-pinhole-tunnel:") }
+        return tunnel.map { String($0.split(separator: ":")[1]).trimmingCharacters(in: .whitespaces) }
+            ?? String(output.prefix(12))
+    }
+}
+
+/// The number of JSON lines of `event` in `output`.
+private func count(_ event: String, in output: String) -> Int {
+    output.split(separator: "\n").filter { $0.contains(#""event":"\#(event)""#) }.count
+}
+
+@Suite("Several developers, one service", .timeLimit(.minutes(2)))
+struct SharedServiceTests {
+    @Test("two agents converge on one VirtualService, each gets its own requests, a duplicate match is refused")
+    func twoDevelopersShareAService() async throws {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: builtExecutablesDirectory + "/agent"),
+            "build the executables first: swift build")
+        let (appA, appB) = (try await LocalApp.start(), try await LocalApp.start())
+        let shared = try await SharedRelay.start()
+        let alice = try shared.agent("alice", appPort: appA.port, match: "alice")
+        defer {
+            alice.terminate(); shared.relay.terminate()
+            Task {
+                await appA.stop(); await appB.stop()
+            }
+        }
+        try await alice.waitForOutput { $0.contains(#""event":"tunnel_ready""#) }
+        #expect(try shared.resources("alice").contains("name: pinhole-debug"), "alone, the single-developer file")
+
+        let bob = try shared.agent("bob", appPort: appB.port, match: "bob")
+        defer { bob.terminate() }
+        // Alice rewrites her file when bob joins; bob writes the shared one from the start
+        // (or rewrites it, if the relay's announcement came after his tunnel was ready).
+        try await alice.waitForOutput { count("istio_changed", in: $0) >= 1 }
+        try await bob.waitForOutput { $0.contains(#""istio_developers""#) || $0.contains(#""istio_changed""#) }
+        let aliceFile = try shared.resources("alice")
+        #expect(aliceFile == (try shared.resources("bob")), "both agents render the same resources")
+        let ruleNames = aliceFile.split(separator: "\n").filter { $0.hasPrefix("  - name: ") }
+        #expect(ruleNames == ["  - name: pinhole-alice", "  - name: pinhole-bob", "  - name: default"], "\(aliceFile)")
+        #expect(aliceFile.contains("name: checkout-pinhole-alice") && aliceFile.contains("name: checkout-pinhole-bob"))
+        #expect(alice.output.contains(#""developers":["alice","bob"]"#), "\(alice.output)")
+
+        // The service's Host goes to the developer whose match the request carries.
+        #expect(try await shared.answerer(user: "alice") == "alice")
+        #expect(try await shared.answerer(user: "bob") == "bob")
+        #expect(try await shared.answerer(user: "carol") == "HTTP/1.1 404")
+
+        // A third developer asking for alice's match is refused, naming her tunnel.
+        let carol = try shared.agent("carol", appPort: appB.port, match: "alice")
+        let (status, refusal) = await carol.waitForExit()
+        #expect(status != 0)
+        #expect(refusal.contains("x-user=alice") && refusal.contains("'alice'"), "\(refusal)")
+
+        // Bob stops: alice's file goes back to hers alone, and his requests find no one.
+        bob.terminate()
+        try await alice.waitForOutput { count("istio_changed", in: $0) >= 2 }
+        #expect(
+            alice.output.split(separator: "\n").last { $0.contains("istio_changed") }?
+                .contains(#""developers":["alice"]"#) == true, "\(alice.output)")
+        let alone = try shared.resources("alice")
+        #expect(alone.contains("name: pinhole-debug") && !alone.contains("bob"), "\(alone)")
+        #expect(try await shared.answerer(user: "alice") == "alice")
+    }
+}
