@@ -16,7 +16,7 @@ private struct SharedRelay {
             builtExecutablesDirectory + "/relay",
             [
                 "--bind", "127.0.0.1", "--public-port", "0", "--agent-port", "0", "--domain", "tunnels.test",
-                "--token", "team",
+                "--token", "team-token-for-tests",
             ],
             currentDirectory: directory)
         let banner = try await relay.waitForOutput { $0.contains("On your laptop") }
@@ -31,7 +31,7 @@ private struct SharedRelay {
         try ChildProcess(
             builtExecutablesDirectory + "/agent",
             [
-                String(appPort), "--relay", "127.0.0.1:\(agentPort)", "--token", "team", "--pin", pin, "--name", name,
+                String(appPort), "--relay", "127.0.0.1:\(agentPort)", "--token", "team-token-for-tests", "--pin", pin, "--name", name,
                 "--service", "checkout", "--namespace", "shop", "--istio", "route", "--match-header", "x-user=\(match)",
                 "--istio-out", file(name), "--log-format", "json", "--quiet",
             ])
