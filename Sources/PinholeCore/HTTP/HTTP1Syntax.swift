@@ -221,8 +221,9 @@ struct HopByHopFields {
     var lastTransferCoding: ArraySlice<UInt8>?
     /// A coding other than chunked (gzip, say), which HTTP/2 cannot carry.
     var otherTransferCoding: String?
-    /// Lowercase names of fields Connection lists, to be removed once all are read.
-    var connectionOptions: [String] = []
+    /// Lowercase names of fields Connection lists, to be removed once all are read. A
+    /// set: a head may name thousands (see `removeConnectionOptions`).
+    var connectionOptions: Set<String> = []
     /// The Upgrade field's value: the protocols a client would switch to.
     var upgrade: String?
 
@@ -236,7 +237,7 @@ struct HopByHopFields {
                 } else if HopByHop.equalsIgnoringCase(option, "keep-alive") {
                     keepAlive = true
                 } else if HopByHop.fixedName(option) == nil {
-                    connectionOptions.append(HTTP1Syntax.text(option).lowercased())
+                    connectionOptions.insert(HTTP1Syntax.text(option).lowercased())
                 }
             }
         } else if fixed == "upgrade" {
@@ -249,6 +250,14 @@ struct HopByHopFields {
             }
         }
         return true
+    }
+
+    /// Leaves out the fields Connection named, with one set lookup per field. Removing
+    /// them one option at a time scanned every field per option: a 69 KB head naming
+    /// 15,000 options beside 5,000 fields cost 0.2 s of event-loop time.
+    func removeConnectionOptions(from fields: inout [(String, String)]) {
+        guard !connectionOptions.isEmpty else { return }
+        fields.removeAll { connectionOptions.contains($0.0.lowercased()) }
     }
 
     /// Whether the last transfer coding is chunked.
