@@ -20,6 +20,8 @@ public enum ExchangeError: Error, Sendable, Equatable {
     case timedOut(seconds: Int)
     /// The client started a request head and did not finish it in time.
     case headTimedOut(seconds: Int)
+    /// The request head is larger than the tunnel carries (`HeadLimits`).
+    case headTooLarge(limit: Int)
     /// Something on the way answered in a way HTTP does not allow.
     case protocolViolation(String)
 
@@ -36,6 +38,7 @@ public enum ExchangeError: Error, Sendable, Equatable {
         case .targetUnreachable, .tunnelLost, .targetClosedEarly, .protocolViolation: return .badGateway
         case .timedOut: return .gatewayTimeout
         case .headTimedOut: return .requestTimeout
+        case .headTooLarge: return .requestHeaderFieldsTooLarge
         }
     }
 
@@ -62,6 +65,10 @@ public enum ExchangeError: Error, Sendable, Equatable {
             return "pinhole: no response within \(seconds) s (--request-timeout)"
         case .headTimedOut(let seconds):
             return "pinhole: the request head did not arrive within \(seconds) s"
+        case .headTooLarge(let limit):
+            return
+                "pinhole: the request head is larger than \(limit / 1024) KiB, counting each field's name and value"
+                + " plus 32 bytes (as HTTP/2 does)"
         case .protocolViolation(let reason):
             return "pinhole: invalid response on the way: \(reason)"
         }

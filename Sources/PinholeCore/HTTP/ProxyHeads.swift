@@ -64,6 +64,9 @@ public struct ProxyRequestHead: Sendable, Equatable {
         self.init(
             method: head.method, path: path, authority: authority, scheme: scheme, headers: headers,
             mayHaveBody: head.hasBody || upgrade != nil, upgrade: upgrade)
+        guard headerListSize <= HeadLimits.maximumHeaderListSize else {
+            throw .headTooLarge(limit: HeadLimits.maximumHeaderListSize)
+        }
     }
 
     /// Whether a response to this request can carry a body.

@@ -118,7 +118,11 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
                 }
             }
         } catch {
-            perform(machine.requestMalformed(.malformedRequest("the request has \(error.description)")))
+            perform(
+                machine.requestMalformed(
+                    error == .headTooLarge
+                        ? .headTooLarge(limit: HeadLimits.maximumHeaderListSize)
+                        : .malformedRequest("the request has \(error.description)")))
         }
         let headBytesPending = parser.isBetweenRequests && input.readableBytes > 0
         perform(machine.parsingPaused(headBytesPending: headBytesPending, now: context.eventLoop.now))
