@@ -71,7 +71,7 @@ SSH_SESSION_SECONDS = 3600  # `sleep N` of the pty session; we stop it long befo
 # ---------------------------------------------------------------------------
 # Pinhole's command lines -- the only place this script knows them.
 # ---------------------------------------------------------------------------
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"
 PINHOLE_PRODUCTS = {"pinhole": ("relay", "agent"), "pinhole-embedded": ("agent",)}
 IDLE_PRODUCT = "pinhole-idle-tunnels"
 

@@ -59,7 +59,11 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         guard let tunnel = answer.tunnel else {
             let refusal =
                 answer.refusal ?? .init(reason: .invalidRequest, message: "the relay answered without a tunnel")
-            answered.fail(AgentError.refused(refusal.reason, refusal.message))
+            // Throttled is not refused: waiting is the answer (the agent retries with backoff).
+            answered.fail(
+                refusal.reason == .slowDown
+                    ? ConnectionLost(reason: "the relay says: \(refusal.message)")
+                    : AgentError.refused(refusal.reason, refusal.message))
             context.close(promise: nil)
             return
         }

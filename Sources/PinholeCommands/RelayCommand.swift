@@ -65,6 +65,12 @@ public struct RelayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("A file with one token per line.", valueName: "file"))
     var tokenFile: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Token checks one address (IPv6: one /64) may have in any 5 s, however many connections it opens.",
+            valueName: "count"))
+    var tokenChecks = 10
+
     @Option(help: ArgumentHelp("Certificate chain (PEM). Generated on first start when missing.", valueName: "file"))
     var cert = "certs/relay.crt"
 
@@ -107,6 +113,7 @@ public struct RelayCommand: AsyncParsableCommand {
         if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
         if idleTimeout < 0 { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if tokenChecks < 1 { throw ValidationError("--token-checks must be at least 1") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level \(logLevel) is not a log level")
         }
@@ -160,6 +167,7 @@ public struct RelayCommand: AsyncParsableCommand {
         configuration.keepaliveInterval = .seconds(Int64(keepalive))
         configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
         configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(Int64(idleTimeout))
+        configuration.tokenChecksPer5Seconds = tokenChecks
 
         let group =
             threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
@@ -197,7 +205,7 @@ public struct RelayCommand: AsyncParsableCommand {
         Terminal.out("")
         Terminal.out("On your laptop, run:")
         Terminal.out(
-            "  ./agent 3000 --relay \(host):\(addresses.agentPort) --pin \(loaded.identity.fingerprint) --token \(tokenNote)"
+            "  PINHOLE_TOKEN=\(tokenNote) ./agent 3000 --relay \(host):\(addresses.agentPort) --pin \(loaded.identity.fingerprint)"
         )
         Terminal.out("")
     }

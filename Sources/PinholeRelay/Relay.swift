@@ -64,7 +64,8 @@ public final class Relay: Sendable {
         let services = RelayServices(
             configuration: configuration, registry: registry,
             authenticator: TokenAuthenticator(tokens: configuration.tokens),
-            throttle: FailureThrottle(), logger: logger,
+            tokenChecks: TokenCheckBudget(policy: .init(checksPer5Seconds: configuration.tokenChecksPer5Seconds)),
+            logger: logger,
             ensurePortListener: { [self] port, loop in ensurePortListener(port, childLoop: loop) },
             advertisedHost: advertisedHost,
             publicPort: publicChannel.localAddress?.port ?? configuration.publicPort)

@@ -21,7 +21,7 @@ struct TunnelProcesses {
             binaries + "/relay",
             [
                 "--bind", "127.0.0.1", "--public-port", "0", "--agent-port", "0", "--domain", "tunnels.test", "--token",
-                "bulk",
+                "bulk-token-0123456789",
             ] + relayArguments,
             currentDirectory: directory)
         let banner = try await relay.waitForOutput { $0.contains("On your laptop") }
@@ -31,7 +31,8 @@ struct TunnelProcesses {
         let agent = try ChildProcess(
             binaries + "/agent",
             [
-                String(appPort), "--relay", "127.0.0.1:\(agentPort)", "--token", "bulk", "--pin", pin, "--name", "bulk",
+                String(appPort), "--relay", "127.0.0.1:\(agentPort)", "--token", "bulk-token-0123456789", "--pin", pin,
+                "--name", "bulk",
                 "--log-format", "json", "--quiet",
             ] + agentArguments)
         try await agent.waitForOutput { $0.contains(#""event":"tunnel_ready""#) }

@@ -36,7 +36,7 @@ fail() {
     exit 1
 }
 
-"$bin/relay" --bind 127.0.0.1 --public-port 0 --agent-port 0 --domain tunnels.test --token script-token \
+"$bin/relay" --bind 127.0.0.1 --public-port 0 --agent-port 0 --domain tunnels.test --token script-token-0123456789 \
     >relay.out 2>relay.err &
 pids+=($!)
 wait_for relay.out "On your laptop"
@@ -44,7 +44,7 @@ agent_port="$(sed -n 's/^  agents   127\.0\.0\.1:\([0-9]*\).*/\1/p' relay.out)"
 pin="$(sed -n 's/^  pin      \(sha256:[0-9a-f]*\)$/\1/p' relay.out)"
 [ -n "$agent_port" ] && [ -n "$pin" ] || fail "could not read the agent port and pin from the relay's banner"
 
-"$bin/agent" "$app_port" --relay "127.0.0.1:$agent_port" --token script-token --pin "$pin" --name script \
+"$bin/agent" "$app_port" --relay "127.0.0.1:$agent_port" --token script-token-0123456789 --pin "$pin" --name script \
     --log-format json >agent.out 2>agent.err &
 agent_pid=$!
 pids+=("$agent_pid")
