@@ -22,6 +22,8 @@ public final class Relay: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let registry: TunnelRegistry
+    /// Shared by every public listener: the caps count across them.
+    private let publicLimits: PublicLimits
     private let listeners = NIOLockedValueBox<[any Channel]>([])
     /// Agent connections, closed on shutdown so agents notice at once and reconnect elsewhere.
     private let agentConnections = ChannelSet()
@@ -34,6 +36,8 @@ public final class Relay: Sendable {
         self.registry = TunnelRegistry(
             domain: configuration.domain, tunnelPorts: configuration.tunnelPorts,
             maxTunnels: configuration.maxTunnels, reservation: configuration.reservation)
+        self.publicLimits = PublicLimits(
+            inFlight: InFlightLimits(caps: configuration.inFlightCaps), stallTimeout: configuration.stallTimeout)
         if let publicHost = configuration.publicHost {
             advertisedHost = publicHost
         } else if !LocalAddresses.isWildcard(configuration.bindHost) {
@@ -59,7 +63,7 @@ public final class Relay: Sendable {
             try await PublicServer.bind(
                 host: self.configuration.bindHost, port: self.configuration.publicPort, group: self.group,
                 router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout,
-                idleTimeout: self.configuration.idleTimeout, logger: self.logger)
+                idleTimeout: self.configuration.idleTimeout, limits: self.publicLimits, logger: self.logger)
         }
         let services = RelayServices(
             configuration: configuration, registry: registry,
@@ -149,7 +153,7 @@ public final class Relay: Sendable {
                     try await PublicServer.bind(
                         host: self.configuration.bindHost, port: port, group: self.group, childGroup: childLoop,
                         router: RelayRouter(registry: self.registry), requestTimeout: self.configuration.requestTimeout,
-                        idleTimeout: self.configuration.idleTimeout, logger: self.logger)
+                        idleTimeout: self.configuration.idleTimeout, limits: self.publicLimits, logger: self.logger)
                 }
             }
             futures[port] = binding

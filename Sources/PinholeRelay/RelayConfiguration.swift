@@ -32,6 +32,11 @@ public struct RelayConfiguration: Sendable {
     /// How long a public connection may carry no request before the relay closes it (nil: never).
     public var idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout
     public var http2 = HTTP2Configuration()
+    /// Caps on public requests in flight (`--max-in-flight-per-address`,
+    /// `--max-in-flight-per-tunnel`, `--in-flight-wait`; see `InFlightLimits`).
+    public var inFlightCaps = InFlightLimits.Caps()
+    /// `--stall-timeout` (see `PublicLimits`); nil for never.
+    public var stallTimeout: TimeAmount? = PublicLimits.defaultStallTimeout
     /// Token checks one address (IPv4) or /64 (IPv6) may have in any 5 s, however many
     /// connections it opens (`--token-checks`); further hellos are told to slow down.
     public var tokenChecksPer5Seconds = 10
@@ -62,6 +67,9 @@ public struct RelayConfiguration: Sendable {
             throw .configuration(
                 "token \(short + 1) has \(tokens[short].count) characters; tokens need at least "
                     + "\(Self.minimumTokenLength) (leave them out and the relay makes one of 32)")
+        }
+        guard inFlightCaps.perAddress >= 1, inFlightCaps.perTunnel >= 1, inFlightCaps.waitLimit >= .zero else {
+            throw .configuration("the caps on requests in flight must be at least 1, and the wait at least 0")
         }
         guard tokenChecksPer5Seconds >= 1 else {
             throw .configuration("--token-checks must be at least 1")

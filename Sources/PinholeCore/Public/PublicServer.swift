@@ -12,7 +12,8 @@ public enum PublicServer {
         host: String, port: Int, group: any EventLoopGroup, childGroup: (any EventLoopGroup)? = nil,
         router: any PublicRouter,
         requestTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
-        logger: Logger? = nil, onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
+        limits: PublicLimits = PublicLimits(), logger: Logger? = nil,
+        onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) async throws -> any Channel {
         try await ServerBootstrap(group: group, childGroup: childGroup ?? group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
@@ -24,8 +25,8 @@ public enum PublicServer {
                     // come from the target or nghttp2, which already validated them).
                     try channel.pipeline.syncOperations.addHandler(
                         PublicRequestHandler(
-                            router: router, requestTimeout: requestTimeout, idleTimeout: idleTimeout, logger: logger,
-                            onComplete: onComplete))
+                            router: router, requestTimeout: requestTimeout, idleTimeout: idleTimeout,
+                            limits: limits, logger: logger, onComplete: onComplete))
                 }
             }
             .bind(host: host, port: port).get()
