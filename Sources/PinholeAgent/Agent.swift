@@ -82,7 +82,7 @@ public final class Agent: Sendable {
                 client: TLSClientConfiguration(
                     trust: endpoint.trust, applicationProtocols: [TunnelProtocol.applicationProtocol]))
         } catch {
-            throw AgentError.untrustedRelay(error.description)
+            throw AgentError.untrustedRelay(UntrustedText.escaped(error.description))
         }
         var attempt = 0
         while !Task.isCancelled {
@@ -100,7 +100,7 @@ public final class Agent: Sendable {
             } catch let error as AgentError {
                 throw error
             } catch let error as TLSError where Self.isFinal(error) {
-                throw AgentError.untrustedRelay(error.description)
+                throw AgentError.untrustedRelay(UntrustedText.escaped(error.description))
             } catch {
                 if Task.isCancelled { return }
                 reason = ConnectionErrorText.describe(error)

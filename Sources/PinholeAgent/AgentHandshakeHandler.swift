@@ -59,11 +59,13 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         guard let tunnel = answer.tunnel else {
             let refusal =
                 answer.refusal ?? .init(reason: .invalidRequest, message: "the relay answered without a tunnel")
-            // Throttled is not refused: waiting is the answer (the agent retries with backoff).
+            // The relay's words, escaped: they are printed. Throttled is not refused:
+            // waiting is the answer (the agent retries with backoff).
+            let message = UntrustedText.escaped(refusal.message)
             answered.fail(
                 refusal.reason == .slowDown
-                    ? ConnectionLost(reason: "the relay says: \(refusal.message)")
-                    : AgentError.refused(refusal.reason, refusal.message))
+                    ? ConnectionLost(reason: "the relay says: \(message)")
+                    : AgentError.refused(refusal.reason, message))
             context.close(promise: nil)
             return
         }

@@ -179,7 +179,12 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             channel.close(promise: nil)
         }
         keepalive.start(until: channel)
-        logger.info("tunnel up", metadata: ["tunnel": "\(name)", "url": "\(tunnel.url)", "agent": "\(hello.software)"])
+        logger.info(
+            "tunnel up",
+            metadata: [
+                "tunnel": "\(name)", "url": "\(tunnel.url)",
+                "agent": "\(UntrustedText.escaped(hello.software, limit: 100))",
+            ])
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
