@@ -36,7 +36,7 @@ public struct ProxyRequestHead: Sendable, Equatable {
     }
 
     /// The request a public client sent (its hop-by-hop fields already left out by the
-    /// parser), with the X-Forwarded-* fields appended.
+    /// parser), with the X-Forwarded-* fields set.
     init(publicRequest head: PublicRequestHead, clientAddress: String?, scheme: String = "http") throws(ExchangeError) {
         var path = head.target
         var authority = head.host
@@ -58,9 +58,12 @@ public struct ProxyRequestHead: Sendable, Equatable {
         var headers = head.headers
         // "Content-Length: 0" would end the stream for nghttp2 before the new protocol's bytes.
         if upgrade != nil { headers.remove(name: "content-length") }
+        // X-Forwarded-For grows by the address the relay saw: its last element is the one
+        // to trust, the ones before are what the client claimed. Proto and Host say what
+        // the relay itself received, so a client's own values are replaced, not extended.
         if let clientAddress { headers.appendForwarded("x-forwarded-for", clientAddress) }
-        headers.appendForwarded("x-forwarded-proto", scheme)
-        headers.appendForwarded("x-forwarded-host", authority)
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: scheme)
+        headers.replaceOrAdd(name: "x-forwarded-host", value: authority)
         self.init(
             method: head.method, path: path, authority: authority, scheme: scheme, headers: headers,
             mayHaveBody: head.hasBody || upgrade != nil, upgrade: upgrade)
