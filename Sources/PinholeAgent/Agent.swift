@@ -122,14 +122,15 @@ public final class Agent: Sendable {
         let loop = group.next()
         let answered = loop.makePromise(of: RelayAnswer.Tunnel.self)
         let hello = AgentHello(token: endpoint.token, name: endpoint.name, aliases: endpoint.aliases)
-        let (target, configuration, events) = (self.target, self.configuration, self.events)
+        let (target, configuration, events, logger) = (self.target, self.configuration, self.events, self.logger)
         let connecting = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handshake = AgentHandshakeHandler(hello: hello, answered: answered) { context in
+                    let handshake = AgentHandshakeHandler(hello: hello, answered: answered, logger: logger) {
+                        context in
                         Self.makeHTTP2Handler(
                             context: context, target: target, configuration: configuration, events: events)
                     }

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import PinholeCore
 import PinholeHTTP2
@@ -18,17 +19,28 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
     private let makeHTTP2Handler: (ChannelHandlerContext) -> HTTP2ConnectionHandler
     private var buffer = ByteBuffer()
     private var done = false
+    private let logger: Logger
 
     init(
-        hello: AgentHello, answered: EventLoopPromise<RelayAnswer.Tunnel>,
+        hello: AgentHello, answered: EventLoopPromise<RelayAnswer.Tunnel>, logger: Logger,
         makeHTTP2Handler: @escaping (ChannelHandlerContext) -> HTTP2ConnectionHandler
     ) {
+        self.logger = logger
         self.hello = hello
         self.answered = answered
         self.makeHTTP2Handler = makeHTTP2Handler
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .pinnedCertificateExpired(let notAfter) = event as? TLSEvent {
+            // A warning, though a library logs at info or below: the user must hear it,
+            // and the agent's command shows warnings only. The pin still decides.
+            logger.warning(
+                """
+                the relay's pinned certificate expired \(UntrustedText.escaped(notAfter)); the pin is still \
+                trusted, but renew the certificate (and the pin) on the relay
+                """)
+        }
         if case .handshakeCompleted = event as? TLSEvent {
             do {
                 let frame = try HandshakeFraming.encode(hello, allocator: context.channel.allocator)
