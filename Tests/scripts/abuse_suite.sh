@@ -10,33 +10,9 @@ set -euo pipefail
 bin="$(cd "$1" && pwd)"
 short="${2:-}"
 scripts="$(cd "$(dirname "$0")" && pwd)"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
+# shellcheck source=processes.sh
+source "$scripts/processes.sh"
 : >app.out
-: >relay.out
-: >relay.err
-: >agent.out
-: >agent.err
-wait_for() {
-    if ! timeout 30 grep -m1 -q -- "$2" <(tail -n +1 -f "$1"); then
-        echo "timed out waiting for '$2' in $1:" >&2
-        cat "$1" >&2
-        exit 1
-    fi
-}
-fail() {
-    echo "FAIL: $*" >&2
-    echo "--- relay.err (last lines):" >&2
-    tail -n 20 relay.err >&2
-    exit 1
-}
 token=suite-token-0123456789
 
 python3 "$scripts/abuse_app.py" >app.out &
