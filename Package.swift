@@ -201,6 +201,7 @@ let package = Package(
             name: "PinholeAgentTests",
             dependencies: [
                 "PinholeAgent",
+                .product(name: "Logging", package: "swift-log"),
                 "PinholeTunnel",
                 "PinholeTLS",
                 "PinholeHTTP2",

@@ -119,7 +119,7 @@ public final class Agent: Sendable {
                 client: TLSClientConfiguration(
                     trust: endpoint.trust, applicationProtocols: [TunnelProtocol.applicationProtocol]))
         } catch {
-            throw AgentError.untrustedRelay(error.description)
+            throw AgentError.untrustedRelay(UntrustedText.escaped(error.description))
         }
         events(.connecting(relay: endpoint.description))
         var attempt = 0
@@ -141,7 +141,7 @@ public final class Agent: Sendable {
             } catch let error as AgentError {
                 throw error
             } catch let error as TLSError where Self.isFinal(error) {
-                throw AgentError.untrustedRelay(error.description)
+                throw AgentError.untrustedRelay(UntrustedText.escaped(error.description))
             } catch {
                 if Task.isCancelled { return }
                 reason = RelayTrouble.describe(error, relay: endpoint)
@@ -164,14 +164,15 @@ public final class Agent: Sendable {
         let answered = loop.makePromise(of: RelayAnswer.Tunnel.self)
         var hello = AgentHello(token: endpoint.token, name: endpoint.name, aliases: endpoint.aliases)
         hello.service = endpoint.service
-        let (target, configuration, events) = (self.target, self.configuration, self.events)
+        let (target, configuration, events, logger) = (self.target, self.configuration, self.events, self.logger)
         let connecting = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
             .connectTimeout(configuration.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handshake = AgentHandshakeHandler(hello: hello, answered: answered) { context in
+                    let handshake = AgentHandshakeHandler(hello: hello, answered: answered, logger: logger) {
+                        context in
                         Self.makeHTTP2Handler(
                             context: context, target: target, configuration: configuration, events: events)
                     }

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import PinholeCore
 import PinholeHTTP2
@@ -18,17 +19,28 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
     private let makeHTTP2Handler: (ChannelHandlerContext) -> HTTP2ConnectionHandler
     private var buffer = ByteBuffer()
     private var done = false
+    private let logger: Logger
 
     init(
-        hello: AgentHello, answered: EventLoopPromise<RelayAnswer.Tunnel>,
+        hello: AgentHello, answered: EventLoopPromise<RelayAnswer.Tunnel>, logger: Logger,
         makeHTTP2Handler: @escaping (ChannelHandlerContext) -> HTTP2ConnectionHandler
     ) {
+        self.logger = logger
         self.hello = hello
         self.answered = answered
         self.makeHTTP2Handler = makeHTTP2Handler
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .pinnedCertificateExpired(let notAfter) = event as? TLSEvent {
+            // A warning, though a library logs at info or below: the user must hear it,
+            // and the agent's command shows warnings only. The pin still decides.
+            logger.warning(
+                """
+                the relay's pinned certificate expired \(UntrustedText.escaped(notAfter)); the pin is still \
+                trusted, but renew the certificate (and the pin) on the relay
+                """)
+        }
         if case .handshakeCompleted = event as? TLSEvent {
             do {
                 let frame = try HandshakeFraming.encode(hello, allocator: context.channel.allocator)
@@ -59,7 +71,13 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         guard let tunnel = answer.tunnel else {
             let refusal =
                 answer.refusal ?? .init(reason: .invalidRequest, message: "the relay answered without a tunnel")
-            answered.fail(AgentError.refused(refusal.reason, refusal.message))
+            // The relay's words, escaped: they are printed. Throttled is not refused:
+            // waiting is the answer (the agent retries with backoff).
+            let message = UntrustedText.escaped(refusal.message)
+            answered.fail(
+                refusal.reason == .slowDown
+                    ? ConnectionLost(reason: "the relay says: \(message)")
+                    : AgentError.refused(refusal.reason, message))
             context.close(promise: nil)
             return
         }

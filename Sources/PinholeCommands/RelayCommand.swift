@@ -82,6 +82,12 @@ public struct RelayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("A file with one token per line.", valueName: "file"))
     var tokenFile: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Token checks one address (IPv6: one /64) may have in any 5 s, however many connections it opens.",
+            valueName: "count"))
+    var tokenChecks = 10
+
     @Option(help: ArgumentHelp("Certificate chain (PEM). Generated on first start when missing.", valueName: "file"))
     var cert = "certs/relay.crt"
 
@@ -123,6 +129,27 @@ public struct RelayCommand: AsyncParsableCommand {
                 + " outlasts the hour Envoy keeps idle upstream connections, so sidecars never race the close.",
             valueName: "seconds"))
     var idleTimeout = Int(PublicRequestHandler.defaultIdleTimeout.nanoseconds / 1_000_000_000)
+
+    @Option(
+        help: ArgumentHelp(
+            "Requests in flight from one client address (IPv6: one /64), loopback included. Keep it generous:"
+                + " a cluster's sidecars may share one NAT address.", valueName: "count"))
+    var maxInFlightPerAddress = InFlightLimits.Caps().perAddress
+
+    @Option(help: ArgumentHelp("Requests in flight through one tunnel.", valueName: "count"))
+    var maxInFlightPerTunnel = InFlightLimits.Caps().perTunnel
+
+    @Option(
+        help: ArgumentHelp(
+            "How long a request over a cap on requests in flight waits for a place before it gets 503.",
+            valueName: "seconds"))
+    var inFlightWait = 5
+
+    @Option(
+        help: ArgumentHelp(
+            "Cut off a client that sends none of its request body, or reads none of its answer, for this long;"
+                + " 0 = never. Waits on the app (a breakpoint) never count.", valueName: "seconds"))
+    var stallTimeout = Int(PublicLimits.defaultStallTimeout.nanoseconds / 1_000_000_000)
 
     @Option(help: ArgumentHelp("Event-loop threads (default: one per core).", valueName: "count"))
     var threads: Int?
@@ -167,6 +194,12 @@ public struct RelayCommand: AsyncParsableCommand {
         if idleTimeout < 0 { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if maxTunnels < 1 { throw ValidationError("--max-tunnels must be at least 1") }
+        if tokenChecks < 1 { throw ValidationError("--token-checks must be at least 1") }
+        if maxInFlightPerAddress < 1 || maxInFlightPerTunnel < 1 {
+            throw ValidationError("--max-in-flight-per-address and --max-in-flight-per-tunnel must be at least 1")
+        }
+        if inFlightWait < 0 { throw ValidationError("--in-flight-wait must be 0 or a number of seconds") }
+        if stallTimeout < 0 { throw ValidationError("--stall-timeout must be 0 (never) or a number of seconds") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error")
         }
@@ -265,6 +298,11 @@ public struct RelayCommand: AsyncParsableCommand {
         } else if publicTls {
             configuration.publicTLS = loaded.identity
         }
+        configuration.tokenChecksPer5Seconds = tokenChecks
+        configuration.inFlightCaps = InFlightLimits.Caps(
+            perAddress: maxInFlightPerAddress, perTunnel: maxInFlightPerTunnel, waitLimit: .seconds(Int64(inFlightWait))
+        )
+        configuration.stallTimeout = stallTimeout == 0 ? nil : .seconds(Int64(stallTimeout))
 
         let group =
             threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
@@ -304,7 +342,7 @@ public struct RelayCommand: AsyncParsableCommand {
         Terminal.out("")
         Terminal.out("On your laptop, run:")
         Terminal.out(
-            "  ./agent 3000 --relay \(host):\(addresses.agentPort) --pin \(loaded.identity.fingerprint) --token \(tokenNote)"
+            "  PINHOLE_TOKEN=\(tokenNote) ./agent 3000 --relay \(host):\(addresses.agentPort) --pin \(loaded.identity.fingerprint)"
         )
         Terminal.out("")
     }

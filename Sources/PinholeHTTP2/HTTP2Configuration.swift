@@ -12,6 +12,15 @@ public struct HTTP2Configuration: Sendable {
     public var maxFrameSize: Int = 64 * 1024
     /// SETTINGS_MAX_HEADER_LIST_SIZE; a larger header block resets its stream.
     public var maxHeaderListSize: Int = 64 * 1024
+    /// RST_STREAM frames the peer may send at once, then each second, before the
+    /// connection is ended (nghttp2's guard against rapid reset, CVE-2023-44487; it
+    /// applies to the server side, the agent). nghttp2's own 1,000 then 33 a second
+    /// ended tunnels: the relay cancels a stream whenever a public client gives up, and
+    /// 1,200 aborted uploads were enough. These allow far more than public clients can
+    /// make a relay cancel, and still stop a peer that opens and cancels streams in an
+    /// endless loop.
+    public var streamResetBurst: Int = 100_000
+    public var streamResetsPerSecond: Int = 10_000
     /// Completed messages sent together before the end of an event-loop tick (see
     /// `HTTP2Connection.completedMessage`). One write per tick made the relay, the agent
     /// and the target take turns on the same batch (with `wrk -c50` the machine sat 60%

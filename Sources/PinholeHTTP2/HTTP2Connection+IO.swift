@@ -12,6 +12,8 @@ extension HTTP2Connection {
         // Window updates follow what consumers actually take (see `HTTP2Stream.consumed`).
         nghttp2_option_set_no_auto_window_update(option, 1)
         nghttp2_option_set_max_send_header_block_length(option, max(configuration.maxHeaderListSize, 16 * 1024))
+        nghttp2_option_set_stream_reset_rate_limit(
+            option, UInt64(configuration.streamResetBurst), UInt64(configuration.streamResetsPerSecond))
 
         let callbacks = try makeSessionCallbacks()
         defer { nghttp2_session_callbacks_del(callbacks) }

@@ -22,6 +22,8 @@ public final class Relay: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let registry: TunnelRegistry
+    /// Shared by every public listener: the caps count across them.
+    private let publicLimits: PublicLimits
     private let listeners = NIOLockedValueBox<[any Channel]>([])
     /// Agent connections, closed on shutdown so agents notice at once and reconnect elsewhere.
     private let agentConnections = ChannelSet()
@@ -36,6 +38,8 @@ public final class Relay: Sendable {
         self.registry = TunnelRegistry(
             domain: configuration.domain, tunnelPorts: configuration.tunnelPorts,
             maxTunnels: configuration.maxTunnels, reservation: configuration.reservation)
+        self.publicLimits = PublicLimits(
+            inFlight: InFlightLimits(caps: configuration.inFlightCaps), stallTimeout: configuration.stallTimeout)
         if let publicHost = configuration.publicHost {
             advertisedHost = publicHost
         } else if !LocalAddresses.isWildcard(configuration.bindHost) {
@@ -72,7 +76,8 @@ public final class Relay: Sendable {
         let services = RelayServices(
             configuration: configuration, registry: registry,
             authenticator: TokenAuthenticator(tokens: configuration.tokens),
-            throttle: FailureThrottle(), logger: logger,
+            tokenChecks: TokenCheckBudget(policy: .init(checksPer5Seconds: configuration.tokenChecksPer5Seconds)),
+            logger: logger,
             ensurePortListener: { [self] port, loop in ensurePortListener(port, childLoop: loop) },
             advertisedHost: advertisedHost,
             publicPort: publicChannel.localAddress?.port ?? configuration.publicPort)
@@ -136,8 +141,8 @@ public final class Relay: Sendable {
         let scheme = configuration.publicScheme
         return try await PublicServer.bind(
             host: configuration.bindHost, port: port, group: group, childGroup: childGroup, router: router,
-            requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout, logger: logger,
-            scheme: scheme,
+            requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout, limits: publicLimits,
+            logger: logger, scheme: scheme,
             pipeline: PublicHTTP2.setup(
                 router: router, requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout,
                 scheme: scheme, logger: logger,

@@ -39,6 +39,17 @@ public struct RelayConfiguration: Sendable {
 
     /// The scheme public clients use: `https` behind `publicTLS`.
     public var publicScheme: String { publicTLS == nil ? "http" : "https" }
+    /// Caps on public requests in flight (`--max-in-flight-per-address`,
+    /// `--max-in-flight-per-tunnel`, `--in-flight-wait`; see `InFlightLimits`).
+    public var inFlightCaps = InFlightLimits.Caps()
+    /// `--stall-timeout` (see `PublicLimits`); nil for never.
+    public var stallTimeout: TimeAmount? = PublicLimits.defaultStallTimeout
+    /// Token checks one address (IPv4) or /64 (IPv6) may have in any 5 s, however many
+    /// connections it opens (`--token-checks`); further hellos are told to slow down.
+    public var tokenChecksPer5Seconds = 10
+    /// Tokens shorter than this are refused: a relay on the internet must not be
+    /// guessable (the generated ones have 32 characters).
+    public static let minimumTokenLength = 16
 
     public init(
         bindHost: String = "0.0.0.0", publicPort: Int = 8080, agentPort: Int = 4443, domain: String? = nil,
@@ -58,6 +69,17 @@ public struct RelayConfiguration: Sendable {
     private func validate() throws(RelayError) {
         guard !tokens.isEmpty, tokens.allSatisfy({ !$0.isEmpty }) else {
             throw .configuration("the relay needs at least one non-empty agent token")
+        }
+        if let short = tokens.firstIndex(where: { $0.count < Self.minimumTokenLength }) {
+            throw .configuration(
+                "token \(short + 1) has \(tokens[short].count) characters; tokens need at least "
+                    + "\(Self.minimumTokenLength) (leave them out and the relay makes one of 32)")
+        }
+        guard inFlightCaps.perAddress >= 1, inFlightCaps.perTunnel >= 1, inFlightCaps.waitLimit >= .zero else {
+            throw .configuration("the caps on requests in flight must be at least 1, and the wait at least 0")
+        }
+        guard tokenChecksPer5Seconds >= 1 else {
+            throw .configuration("--token-checks must be at least 1")
         }
         for port in [publicPort, agentPort] where !(0...65535).contains(port) {
             throw .configuration("port \(port) is out of range")

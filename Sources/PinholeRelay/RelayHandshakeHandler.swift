@@ -10,7 +10,7 @@ struct RelayServices: Sendable {
     let configuration: RelayConfiguration
     let registry: TunnelRegistry
     let authenticator: TokenAuthenticator
-    let throttle: FailureThrottle
+    let tokenChecks: TokenCheckBudget
     let logger: Logger
     /// Makes sure a dedicated public port is listening (serving its connections on the
     /// given loop) before the agent is told about it.
@@ -24,7 +24,7 @@ struct RelayServices: Sendable {
 }
 
 /// Runs the relay's side of the handshake on a new agent connection: waits for the
-/// agent's hello, checks the token (slowing down repeat offenders), registers the
+/// agent's hello, checks the token (within its address's budget), registers the
 /// tunnel, answers, and then turns the connection into an HTTP/2 client that opens one
 /// stream per public request.
 final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -62,12 +62,7 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         do {
             guard let hello = try HandshakeFraming.decode(AgentHello.self, from: &buffer) else { return }
             state = .checking
-            let delay = services.throttle.delay(for: peer(context))
-            if delay > .zero {
-                context.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.check(hello, context: context) }
-            } else {
-                check(hello, context: context)
-            }
+            check(hello, context: context)
         } catch {
             refuse(.invalidRequest, "\(error)", context: context)
         }
@@ -91,13 +86,22 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
                 context: context)
             return
         }
+        let group = AddressGroup(context.remoteAddress)
+        if case .wait(let wait) = services.tokenChecks.reserve(for: group) {
+            let seconds = max(1, (wait.nanoseconds + 999_999_999) / 1_000_000_000)
+            refuse(
+                .slowDown,
+                "too many token checks from \(group) (at most \(services.configuration.tokenChecksPer5Seconds) in 5 s);"
+                    + " try again in \(seconds) s",
+                context: context)
+            return
+        }
         guard let owner = services.authenticator.owner(of: hello.token) else {
-            services.throttle.recordFailure(for: peer(context))
             services.logger.warning("agent presented a bad token", metadata: ["peer": "\(peer(context))"])
             refuse(.badToken, "the relay does not accept this token", context: context)
             return
         }
-        services.throttle.recordSuccess(for: peer(context))
+        services.tokenChecks.refund(for: group)
         if let problem = DNS1123.labelViolation(hello.name) {
             refuse(.invalidRequest, "the tunnel name '\(hello.name)' is not usable: \(problem)", context: context)
             return
@@ -203,7 +207,12 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             channel.close(promise: nil)
         }
         keepalive.start(until: channel)
-        logger.info("tunnel up", metadata: ["tunnel": "\(name)", "url": "\(tunnel.url)", "agent": "\(hello.software)"])
+        logger.info(
+            "tunnel up",
+            metadata: [
+                "tunnel": "\(name)", "url": "\(tunnel.url)",
+                "agent": "\(UntrustedText.escaped(hello.software, limit: 100))",
+            ])
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 

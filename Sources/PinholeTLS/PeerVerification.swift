@@ -10,6 +10,9 @@ final class PeerVerification {
     /// The host name or IP address the client meant to reach.
     let expectedName: String
     private(set) var failure: TLSError?
+    /// Set when a pinned certificate matched but its validity has ended: the pin still
+    /// decides (it replaces the CA and date checks), but the user should hear of it.
+    private(set) var expiredPinNotAfter: String?
 
     init(trust: TLSTrust, expectedName: String) {
         self.trust = trust
@@ -30,6 +33,7 @@ final class PeerVerification {
                 X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION)
                 return false
             }
+            if leaf.hasExpired { expiredPinNotAfter = leaf.notAfter }
             return true
         }
         if X509_verify_cert(store) == 1 { return true }

@@ -191,6 +191,9 @@ final class TLSConnection {
         }
     }
 
+    /// See `PeerVerification.expiredPinNotAfter`.
+    var expiredPinNotAfter: String? { verification?.expiredPinNotAfter }
+
     private func error(for code: Int32) -> TLSError {
         if let failure = verification?.failure {
             OpenSSLErrorQueue.clear()

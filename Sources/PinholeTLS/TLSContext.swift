@@ -52,6 +52,10 @@ public final class TLSContext: @unchecked Sendable {
             SSL_CTX_set_ciphersuites(
                 pointer, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"),
             "choosing TLS 1.3 cipher suites")
+        // TLS 1.2: forward secrecy and AEAD only. No static RSA key exchange (a stolen
+        // key would decrypt recorded tunnels) and no CBC with SHA-1.
+        try OpenSSLErrorQueue.check(
+            SSL_CTX_set_cipher_list(pointer, "ECDHE+AESGCM:ECDHE+CHACHA20"), "choosing TLS 1.2 cipher suites")
         if isServer {
             // Tunnels are long-lived and never resumed; tickets would only cost bytes.
             _ = SSL_CTX_set_num_tickets(pointer, 0)

@@ -4,6 +4,9 @@ import NIOCore
 public enum TLSEvent: Sendable, Equatable {
     /// The handshake finished; application data may flow. Carries the agreed ALPN id.
     case handshakeCompleted(negotiatedProtocol: String?)
+    /// The pinned certificate matched, but its validity ended at `notAfter`; sent just
+    /// before `handshakeCompleted`. The connection goes on: the pin is what is trusted.
+    case pinnedCertificateExpired(notAfter: String)
 }
 
 /// Drives OpenSSL for one connection, in the client or server role.
@@ -149,6 +152,9 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             state = .active
             writeCiphertext(context: context, promise: nil)
+            if let notAfter = connection.expiredPinNotAfter {
+                context.fireUserInboundEventTriggered(TLSEvent.pinnedCertificateExpired(notAfter: notAfter))
+            }
             context.fireUserInboundEventTriggered(TLSEvent.handshakeCompleted(negotiatedProtocol: negotiated))
             if flushedWriteCount > 0 { encryptPendingWrites(context: context, count: flushedWriteCount, flush: true) }
         }

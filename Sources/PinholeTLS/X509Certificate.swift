@@ -57,6 +57,8 @@ final class X509Certificate {
     var issuer: String { Self.oneLine(X509_get_issuer_name(pointer)) }
     var notBefore: String { Self.timeText(X509_get0_notBefore(pointer)) }
     var notAfter: String { Self.timeText(X509_get0_notAfter(pointer)) }
+    /// Whether the certificate's validity ended before now.
+    var hasExpired: Bool { X509_cmp_current_time(X509_get0_notAfter(pointer)) < 0 }
 
     /// DNS names and IP addresses from subjectAltName, in certificate order.
     var subjectAlternativeNames: [String] {

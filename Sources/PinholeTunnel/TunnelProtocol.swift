@@ -42,8 +42,10 @@ public struct AgentHello: Codable, Sendable, Equatable {
     }
 }
 
-/// Why a relay refused a tunnel. The agent stops on every one of these.
+/// Why a relay refused a tunnel. The agent stops on every one of these but `slowDown`.
 public enum RefusalReason: String, Codable, Sendable {
+    /// Too many token checks from the agent's address: it waits and tries again.
+    case slowDown = "slow_down"
     case badToken = "bad_token"
     case nameTaken = "name_taken"
     case aliasTaken = "alias_taken"

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOEmbedded
 import PinholeHTTP2
@@ -17,7 +18,8 @@ struct AgentHandshakeHandlerTests {
 
     init() throws {
         answered = channel.eventLoop.makePromise()
-        let handler = AgentHandshakeHandler(hello: hello, answered: answered) { context in
+        let handler = AgentHandshakeHandler(hello: hello, answered: answered, logger: Logger(label: "test")) {
+            context in
             HTTP2ConnectionHandler(role: .server, eventLoop: context.eventLoop)
         }
         try channel.pipeline.syncOperations.addHandler(handler)

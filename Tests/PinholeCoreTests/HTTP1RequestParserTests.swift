@@ -83,13 +83,15 @@ struct HTTP1RequestParserTests {
         expectSyntaxError(containing: complaint) { _ = try parse(text) }
     }
 
-    @Test("a head past 80 KiB is refused, whether or not its end has arrived", arguments: [false, true])
+    @Test(
+        "a head past 64 KiB (the tunnel's limit) is refused, whether or not its end has arrived",
+        arguments: [false, true])
     func headLimit(complete: Bool) {
         var parser = HTTP1RequestParser()
         var input = ByteBuffer(string: "GET / HTTP/1.1\r\n")
         input.writeString(String(repeating: "X-Filler: 0123456789abcdef\r\n", count: 3000))
         if complete { input.writeString("\r\n") }
-        expectSyntaxError(containing: "larger than 80 KiB") { _ = try parser.next(from: &input) }
+        expectSyntaxError(containing: "larger than 64 KiB") { _ = try parser.next(from: &input) }
     }
 
     @Test("the same Content-Length twice is passed on once")

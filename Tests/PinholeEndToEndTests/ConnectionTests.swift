@@ -54,7 +54,7 @@ struct ConnectionTests {
         let first = TestAgent.start(relay: relay, target: target, name: "shared")
         _ = try await first.tunnel()
 
-        let intruder = TestAgent.start(relay: relay, target: target, name: "shared", token: "other-token")
+        let intruder = TestAgent.start(relay: relay, target: target, name: "shared", token: "other-token-0123456789")
         guard case .refused(.nameTaken, let message) = await intruder.outcome() as? AgentError else {
             Issue.record("the second token was not refused")
             return

@@ -32,7 +32,7 @@ func startTunnel(
 
 /// A relay in this process, on loopback, routing tunnels as NAME.tunnels.test.
 final class TestRelay: Sendable {
-    static let token = "test-token"
+    static let token = "test-token-0123456789"
     static let domain = "tunnels.test"
 
     let relay: Relay
@@ -41,7 +41,8 @@ final class TestRelay: Sendable {
 
     static func start(
         identity: TLSIdentity? = nil, publicPort: Int = 0, agentPort: Int = 0,
-        keepalive: TimeAmount = .seconds(15), tunnelPorts: ClosedRange<Int>? = nil
+        keepalive: TimeAmount = .seconds(15), tunnelPorts: ClosedRange<Int>? = nil,
+        configure: (inout RelayConfiguration) -> Void = { _ in }
     ) async throws -> TestRelay {
         let identity =
             try identity
@@ -49,8 +50,9 @@ final class TestRelay: Sendable {
         var configuration = try RelayConfiguration(
             bindHost: "127.0.0.1", publicPort: publicPort, agentPort: agentPort,
             domain: tunnelPorts == nil ? domain : nil, publicHost: "127.0.0.1", tunnelPorts: tunnelPorts,
-            tokens: [token, "other-token"], identity: identity)
+            tokens: [token, "other-token-0123456789"], identity: identity)
         configuration.keepaliveInterval = keepalive
+        configure(&configuration)
         let relay = Relay(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger)
         let addresses = try await relay.start()

@@ -31,7 +31,8 @@ private struct SharedRelay {
         try ChildProcess(
             builtExecutablesDirectory + "/agent",
             [
-                String(appPort), "--relay", "127.0.0.1:\(agentPort)", "--token", "team-token-for-tests", "--pin", pin, "--name", name,
+                String(appPort), "--relay", "127.0.0.1:\(agentPort)", "--token", "team-token-for-tests", "--pin", pin,
+                "--name", name,
                 "--service", "checkout", "--namespace", "shop", "--istio", "route", "--match-header", "x-user=\(match)",
                 "--istio-out", file(name), "--log-format", "json", "--quiet",
             ])

@@ -20,7 +20,8 @@ struct SharedServiceRegistryTests {
         let configuration = try RelayConfiguration(domain: "tunnels.test", tokens: [Self.token], identity: identity)
         services = RelayServices(
             configuration: configuration, registry: registry,
-            authenticator: TokenAuthenticator(tokens: configuration.tokens), throttle: FailureThrottle(),
+            authenticator: TokenAuthenticator(tokens: configuration.tokens),
+            tokenChecks: TokenCheckBudget(policy: .init(checksPer5Seconds: 10)),
             logger: Logger(label: "test"),
             ensurePortListener: { _, loop in loop.makeSucceededVoidFuture() }, advertisedHost: "203.0.113.7",
             publicPort: 8080)

@@ -70,6 +70,17 @@ struct TLSInteropTests {
         return paths
     }
 
+    /// A TLS server on 127.0.0.1 that echoes a line per connection.
+    private func lineEchoServer(_ context: TLSContext) async throws -> any Channel {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([TLSHandler(context: context), LineEcho()])
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
     @Test("our client against `openssl s_server -alpn`")
     func clientAgainstSServer() async throws {
         let identity = try CertificateGenerator.selfSigned(
@@ -113,14 +124,7 @@ struct TLSInteropTests {
         let authority = try TestCertificates.authority()
         let leaf = try TestCertificates.leaf(dnsNames: ["relay.pinhole.test"], signedBy: authority)
         let bundle = try TestCertificates.writeBundle(authority)
-        let context = try TestCertificates.serverContext(leaf, protocols: ["pinhole/1"])
-        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers([TLSHandler(context: context), LineEcho()])
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
+        let listener = try await lineEchoServer(try TestCertificates.serverContext(leaf, protocols: ["pinhole/1"]))
         defer { listener.close(promise: nil) }
 
         let client = try ChildProcess(
@@ -139,5 +143,25 @@ struct TLSInteropTests {
         #expect(output.contains("ALPN protocol: pinhole/1"))
         #expect(output.contains("Verify return code: 0 (ok)"))
         #expect(output.contains("echo: ping from s_client"))
+    }
+
+    @Test("TLS 1.2 offers only ECDHE with AEAD: static RSA and CBC with SHA-1 are refused")
+    func tls12Suites() async throws {
+        let identity = try CertificateGenerator.selfSigned(CertificateRequest(commonName: "relay"))
+        let listener = try await lineEchoServer(
+            try TestCertificates.serverContext(identity, protocols: ["pinhole/1"]))
+        defer { listener.close(promise: nil) }
+        let address = "127.0.0.1:\(listener.localAddress!.port!)"
+        for weak in ["AES128-SHA", "AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA"] {
+            let client = try ChildProcess(
+                "openssl", ["s_client", "-connect", address, "-tls1_2", "-cipher", weak, "-alpn", "pinhole/1"])
+            let (status, output) = await client.waitForExit()
+            #expect(status != 0 && output.contains("alert handshake failure"), "\(weak) was accepted: \(output)")
+        }
+        let strong = try ChildProcess(
+            "openssl", ["s_client", "-connect", address, "-tls1_2", "-cipher", "ECDHE+AESGCM", "-alpn", "pinhole/1"])
+        defer { strong.terminate() }
+        let output = try await strong.waitForOutput { $0.contains("Verify return code") }
+        #expect(output.contains("Cipher is ECDHE-"), "\(output)")
     }
 }

@@ -27,6 +27,29 @@ struct TLSVerificationTests {
             try clientError(trust: .pinned(identity.fingerprint), identity: identity, serverName: "203.0.113.9") == nil)
     }
 
+    @Test("a pinned certificate past its validity is still trusted, with a warning event before the handshake's end")
+    func expiredPin() throws {
+        let authority = try TestCertificates.authority()
+        let expired = try TestCertificates.leaf(signedBy: authority, expired: true)
+        let pair = try InMemoryTLSPair(
+            client: try TestCertificates.clientContext(.pinned(expired.fingerprint)),
+            server: try TestCertificates.serverContext(expired), serverName: "relay.pinhole.test")
+        try pair.connect()
+        #expect(pair.clientRecorder.tlsErrors.isEmpty && pair.clientRecorder.handshakeCompleted)
+        guard case .pinnedCertificateExpired(let notAfter) = pair.clientRecorder.events.first else {
+            Issue.record("no warning: \(pair.clientRecorder.events)")
+            return
+        }
+        #expect(notAfter == expired.notAfter)
+
+        let fresh = try TestCertificates.leaf(signedBy: authority)
+        let current = try InMemoryTLSPair(
+            client: try TestCertificates.clientContext(.pinned(fresh.fingerprint)),
+            server: try TestCertificates.serverContext(fresh), serverName: "relay.pinhole.test")
+        try current.connect()
+        #expect(current.clientRecorder.events.count == 1, "no warning for a current certificate")
+    }
+
     @Test("a different certificate than the pinned one is refused, naming both fingerprints")
     func pinMismatch() throws {
         let identity = try CertificateGenerator.selfSigned(CertificateRequest(commonName: "vm"))

@@ -44,6 +44,17 @@ struct ProxyHeadsTests {
         #expect(!request.headers.contains(name: "host"))
     }
 
+    @Test("X-Forwarded-Proto and -Host are the relay's own; X-Forwarded-For keeps the client's list and grows")
+    func forwardedSetByTheRelay() throws {
+        let head = try publicHead(
+            "GET / HTTP/1.1\r\nHost: demo\r\nX-Forwarded-Proto: https\r\nx-forwarded-host: bank.example\r\n"
+                + "X-Forwarded-For: 203.0.113.9\r\n\r\n")
+        let request = try ProxyRequestHead(publicRequest: head, clientAddress: "10.0.0.2")
+        #expect(request.headers["x-forwarded-proto"] == ["http"])
+        #expect(request.headers["x-forwarded-host"] == ["demo"])
+        #expect(request.headers["x-forwarded-for"] == ["203.0.113.9, 10.0.0.2"])
+    }
+
     @Test("an absolute-form target gives the path, and the authority when Host is missing")
     func absoluteForm() throws {
         let head = try publicHead("GET http://greeter.demo:3000?q=1 HTTP/1.1\r\n\r\n")

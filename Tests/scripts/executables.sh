@@ -7,34 +7,8 @@
 set -euo pipefail
 bin="$1"
 app_port="$2"
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
-# Created here, not by the background processes' redirections, so that wait_for
-# never races a file that does not exist yet.
-: >relay.out
-: >relay.err
-: >agent.out
-: >agent.err
-
-# wait_for FILE PATTERN: block until a line matching PATTERN appears in FILE (30 s at most).
-wait_for() {
-    if ! timeout 30 grep -m1 -q -- "$2" <(tail -n +1 -f "$1"); then
-        echo "timed out waiting for '$2' in $1:" >&2
-        cat "$1" >&2
-        exit 1
-    fi
-}
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
+# shellcheck source=processes.sh
+source "$(dirname "$0")/processes.sh"
 
 "$bin/relay" --bind 127.0.0.1 --public-port 0 --agent-port 0 --domain tunnels.test --token script-token-0123456789 \
     >relay.out 2>relay.err &

@@ -24,6 +24,13 @@ public enum ExchangeError: Error, Sendable, Equatable {
     case timedOut(seconds: Int)
     /// The client started a request head and did not finish it in time.
     case headTimedOut(seconds: Int)
+    /// The request head is larger than the tunnel carries (`HeadLimits`).
+    case headTooLarge(limit: Int)
+    /// A cap on requests in flight was met, and no place freed up in time.
+    case tooManyInFlight(InFlightLimits.Limit, waited: TimeAmount)
+    /// The client stopped sending its request body, or reading its answer, for this
+    /// long (`--stall-timeout`).
+    case clientStalled(seconds: Int, reading: Bool)
     /// Something on the way answered in a way HTTP does not allow.
     case protocolViolation(String)
     /// An HTTP/2 stream on the way was reset with `code` (an RFC 9113 error code);
@@ -31,6 +38,11 @@ public enum ExchangeError: Error, Sendable, Equatable {
     case streamReset(code: UInt32, reason: String)
     /// The request needs HTTP/2 end to end (gRPC) and arrived over HTTP/1.1.
     case http2Required(String)
+
+    private static func seconds(_ amount: TimeAmount) -> String {
+        let tenths = amount.nanoseconds / 100_000_000
+        return tenths % 10 == 0 ? "\(tenths / 10)" : "\(tenths / 10).\(tenths % 10)"
+    }
 
     /// `timedOut` for a `--request-timeout` of `timeout`.
     public static func timedOut(after timeout: TimeAmount) -> ExchangeError {
@@ -48,6 +60,9 @@ public enum ExchangeError: Error, Sendable, Equatable {
         case .http2Required: return .httpVersionNotSupported
         case .timedOut: return .gatewayTimeout
         case .headTimedOut: return .requestTimeout
+        case .headTooLarge: return .requestHeaderFieldsTooLarge
+        case .tooManyInFlight: return .serviceUnavailable
+        case .clientStalled: return .requestTimeout
         }
     }
 
@@ -78,6 +93,19 @@ public enum ExchangeError: Error, Sendable, Equatable {
             return "pinhole: no response within \(seconds) s (--request-timeout)"
         case .headTimedOut(let seconds):
             return "pinhole: the request head did not arrive within \(seconds) s"
+        case .headTooLarge(let limit):
+            return
+                "pinhole: the request head is larger than \(limit / 1024) KiB, counting each field's name and value"
+                + " plus 32 bytes (as HTTP/2 does)"
+        case .tooManyInFlight(.perAddress(let cap, let group), let waited):
+            return "pinhole: \(group) already has \(cap) requests in flight, the most one address may have"
+                + " (--max-in-flight-per-address); none ended within \(Self.seconds(waited)) s, try again later"
+        case .tooManyInFlight(.perTunnel(let cap), let waited):
+            return "pinhole: this tunnel already carries \(cap) requests, the most it may (--max-in-flight-per-tunnel);"
+                + " none ended within \(Self.seconds(waited)) s, try again later"
+        case .clientStalled(let seconds, let reading):
+            return "pinhole: the client \(reading ? "read nothing of the answer" : "sent none of the request body")"
+                + " for \(seconds) s (--stall-timeout)"
         case .protocolViolation(let reason):
             return "pinhole: invalid response on the way: \(reason)"
         case .streamReset(_, let reason):

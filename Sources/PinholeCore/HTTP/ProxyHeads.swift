@@ -50,13 +50,16 @@ public struct ProxyRequestHead: Sendable, Equatable {
 
     /// Appends X-Forwarded-For (when the client's address is known), -Proto and -Host.
     public mutating func appendForwardingFields(clientAddress: String?, scheme: String) {
+        // X-Forwarded-For grows by the address the relay saw: its last element is the one
+        // to trust, the ones before are what the client claimed. Proto and Host say what
+        // the relay itself received, so a client's own values are replaced, not extended.
         if let clientAddress { headers.appendForwarded("x-forwarded-for", clientAddress) }
-        headers.appendForwarded("x-forwarded-proto", scheme)
-        headers.appendForwarded("x-forwarded-host", authority)
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: scheme)
+        headers.replaceOrAdd(name: "x-forwarded-host", value: authority)
     }
 
     /// The request a public client sent (its hop-by-hop fields already left out by the
-    /// parser), with the X-Forwarded-* fields appended.
+    /// parser), with the X-Forwarded-* fields set.
     init(publicRequest head: PublicRequestHead, clientAddress: String?, scheme: String = "http") throws(ExchangeError) {
         var path = head.target
         var authority = head.host
@@ -89,6 +92,9 @@ public struct ProxyRequestHead: Sendable, Equatable {
                     + "and this one came over HTTP/1.1; connect with HTTP/2 (prior knowledge, or TLS with ALPN h2)")
         }
         appendForwardingFields(clientAddress: clientAddress, scheme: scheme)
+        guard headerListSize <= HeadLimits.maximumHeaderListSize else {
+            throw .headTooLarge(limit: HeadLimits.maximumHeaderListSize)
+        }
     }
 
     /// Whether a response to this request can carry a body.

@@ -115,8 +115,8 @@ struct HTTP1RequestParser {
             }
             fields.append((HTTP1Syntax.text(name), HTTP1Syntax.text(value)))
         }
-        var headers = HTTPHeaders(fields)
-        for option in hopByHop.connectionOptions { headers.remove(name: option) }
+        hopByHop.removeConnectionOptions(from: &fields)
+        let headers = HTTPHeaders(fields)
 
         let framing: HTTP1BodyReader.Framing
         if hopByHop.hasTransferEncoding {

@@ -38,6 +38,9 @@ extension PublicConnectionStateMachine {
         var request = RequestProgress.bodyArriving
         /// The status to record: the response's, or the error answer's.
         var status = 0
+        /// Set while the request waits in line for a place (see `InFlightLimits`): its
+        /// exchange has not started, and its body is not read yet.
+        var waitingFor: InFlightLimits.Limit?
 
         /// Whether to tell the client to send its body (100 Continue) once the exchange
         /// has started: we stream it on at once. HTTP/1.0 has no interim responses.
@@ -68,6 +71,10 @@ extension PublicConnectionStateMachine {
         case request
         /// A closing connection closes when the client has been quiet this long.
         case linger
+        /// The wait in line for a place among the requests in flight (503 after it).
+        case queue
+        /// `--stall-timeout`'s next look at a client that may have stopped moving.
+        case stall
     }
 
     /// What follows a response's end.
@@ -98,8 +105,9 @@ extension PublicConnectionStateMachine {
         /// downstream; then report `exchangeStarted` or `exchangeRefused`.
         case startExchange(ProxyRequestHead, number: Int)
         /// Keep the upstream just started. With `sendContinue`, answer 100 Continue now;
-        /// with `requestTimeout`, time the wait for the response head.
-        case exchangeUnderWay(sendContinue: Bool, requestTimeout: TimeAmount?)
+        /// with `requestTimeout`, time the wait for the response head; with `stallCheckIn`,
+        /// schedule the stall timer.
+        case exchangeUnderWay(sendContinue: Bool, requestTimeout: TimeAmount?, stallCheckIn: TimeAmount? = nil)
         case sendBody(ByteBuffer)
         case sendEnd(trailers: HTTPHeaders?)
 

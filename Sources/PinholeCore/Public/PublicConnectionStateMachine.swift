@@ -18,7 +18,18 @@ struct PublicConnectionStateMachine {
     private var idleness: ConnectionIdleness
     private let headTimeout: TimeAmount
     private let requestTimeout: TimeAmount?
+    /// `--stall-timeout`: how long the client may be the side not moving (see
+    /// `stallCheckDue`); nil for never.
+    private let stallTimeout: TimeAmount?
+    /// When the request body last moved: the exchange started, bytes arrived, or reads
+    /// resumed after the upstream held them.
+    private var uploadMovedAt = NIODeadline.uptimeNanoseconds(0)
+    /// Since when the client has not taken what we write (the channel is not writable);
+    /// nil while it is.
+    private var downloadBlockedSince: NIODeadline?
     private var requestsStarted = 0
+    /// The wait in line of the request queued now (see `exchangeQueued`).
+    private var queueWait = TimeAmount.zero
     /// Whether a `read` was held back, to be issued once reading may go on.
     private var readHeld = false
     /// Whether a flush is due at the end of this event-loop tick.
@@ -27,9 +38,13 @@ struct PublicConnectionStateMachine {
     /// Pipelined bytes kept while a response goes out; past this, reading stops.
     static let maximumPipelinedBytes = 64 * 1024
 
-    init(headTimeout: TimeAmount, idleTimeout: TimeAmount?, requestTimeout: TimeAmount?) {
+    init(
+        headTimeout: TimeAmount, idleTimeout: TimeAmount?, requestTimeout: TimeAmount?,
+        stallTimeout: TimeAmount? = nil
+    ) {
         self.headTimeout = headTimeout
         self.requestTimeout = requestTimeout
+        self.stallTimeout = stallTimeout
         self.idleness = ConnectionIdleness(firstRequestLimit: headTimeout, limit: idleTimeout)
     }
 
@@ -74,9 +89,12 @@ struct PublicConnectionStateMachine {
     // MARK: Reading requests
 
     /// Bytes arrived from the client.
-    func bytesReceived(_ bytes: ByteBuffer, now: @autoclosure () -> NIODeadline) -> Action {
+    mutating func bytesReceived(_ bytes: ByteBuffer, now: @autoclosure () -> NIODeadline) -> Action {
         switch state {
-        case .initialized, .idle, .headArriving, .awaitingResponse, .streamingResponse:
+        case .awaitingResponse, .streamingResponse:
+            if stallTimeout != nil { uploadMovedAt = now() }
+            return .parse(bytes)
+        case .initialized, .idle, .headArriving:
             return .parse(bytes)
         case .switched:
             return .passThrough(bytes)
@@ -96,7 +114,7 @@ struct PublicConnectionStateMachine {
         case .initialized, .idle, .headArriving:
             return true
         case .awaitingResponse(let exchange), .streamingResponse(let exchange):
-            return exchange.request == .bodyArriving
+            return exchange.request == .bodyArriving && exchange.waitingFor == nil
         case .switched, .closing, .closed:
             return false
         }
@@ -130,16 +148,39 @@ struct PublicConnectionStateMachine {
         return fail(error, cancelUpstream: false, record: false)
     }
 
+    /// Request `number` met a cap on requests in flight (`limit`) and waits in line for
+    /// a place, for at most `wait`: its body is not read meanwhile.
+    mutating func exchangeQueued(number: Int, limit: InFlightLimits.Limit, wait: TimeAmount) -> Action {
+        guard case .awaitingResponse(var exchange) = state, exchange.number == number else { return .none }
+        exchange.waitingFor = limit
+        state = .awaitingResponse(exchange)
+        queueWait = wait
+        return .schedule(.queue, in: wait)
+    }
+
+    /// Request `number` got its place: the handler starts its exchange next.
+    mutating func exchangeAdmitted(number: Int) -> Action {
+        guard case .awaitingResponse(var exchange) = state, exchange.number == number, exchange.waitingFor != nil
+        else { return .none }
+        exchange.waitingFor = nil
+        state = .awaitingResponse(exchange)
+        return .cancel(.queue)
+    }
+
     /// Exchange `number` has its upstream. Unless it ended meanwhile (the target may
     /// answer within the call that starts it), the client may now send its body, and the
     /// wait for the answer is timed if so configured.
-    func exchangeStarted(number: Int) -> Action {
+    mutating func exchangeStarted(number: Int, now: @autoclosure () -> NIODeadline = .now()) -> Action {
         switch state {
         case .awaitingResponse(let exchange) where exchange.number == number:
-            return .exchangeUnderWay(sendContinue: exchange.sendsContinue, requestTimeout: requestTimeout)
+            if stallTimeout != nil { uploadMovedAt = now() }
+            return .exchangeUnderWay(
+                sendContinue: exchange.sendsContinue, requestTimeout: requestTimeout, stallCheckIn: stallTimeout)
         case .streamingResponse(let exchange) where exchange.number == number,
             .switched(let exchange) where exchange.number == number:
-            return .exchangeUnderWay(sendContinue: exchange.sendsContinue, requestTimeout: nil)
+            if stallTimeout != nil { uploadMovedAt = now() }
+            return .exchangeUnderWay(
+                sendContinue: exchange.sendsContinue, requestTimeout: nil, stallCheckIn: stallTimeout)
         default:
             return .none
         }
@@ -219,19 +260,34 @@ struct PublicConnectionStateMachine {
     }
 
     /// Something changed that may let a held read go: the upstream's writability, a
-    /// response's end, a switch, a close.
-    mutating func readMayResume(upstreamWritable: Bool, bufferedBytes: Int) -> Action {
+    /// response's end, a switch, a close, a place in line.
+    mutating func readMayResume(
+        upstreamWritable: Bool, bufferedBytes: Int, now: @autoclosure () -> NIODeadline = .now()
+    ) -> Action {
         guard readHeld, !mustHoldReads(upstreamWritable: upstreamWritable, bufferedBytes: bufferedBytes) else {
             return .none
         }
         readHeld = false
+        // The upload waited on the upstream, not on the client: its clock starts again.
+        if stallTimeout != nil { uploadMovedAt = now() }
         return .read
+    }
+
+    /// The channel's writability changed: while it is not writable, the client is not
+    /// taking the answer as fast as it comes.
+    mutating func downstreamWritabilityChanged(writable: Bool, now: @autoclosure () -> NIODeadline) {
+        guard stallTimeout != nil else { return }
+        if writable {
+            downloadBlockedSince = nil
+        } else if downloadBlockedSince == nil {
+            downloadBlockedSince = now()
+        }
     }
 
     private func mustHoldReads(upstreamWritable: Bool, bufferedBytes: Int) -> Bool {
         switch state {
         case .awaitingResponse(let exchange), .streamingResponse(let exchange):
-            return !upstreamWritable
+            return !upstreamWritable || exchange.waitingFor != nil
                 || (exchange.request == .ended && bufferedBytes >= Self.maximumPipelinedBytes)
         case .switched:
             return !upstreamWritable
@@ -261,7 +317,48 @@ struct PublicConnectionStateMachine {
             return .close
         case .idle:
             return idleCheckDue(now: now, unsentBytes: unsentBytes())
+        case .queue:
+            guard case .awaitingResponse(let exchange) = state, let limit = exchange.waitingFor else { return .none }
+            return fail(.tooManyInFlight(limit, waited: queueWait), cancelUpstream: false)
+        case .stall:
+            return stallCheckDue(now: now)
         }
+    }
+
+    /// `--stall-timeout`: the client is cut off once it has been, for that long, the
+    /// side not moving: a request body it does not send while we would read it, or an
+    /// answer it does not read (the channel not writable). Waits on the other side stop
+    /// the clock: a body held back because the app does not read it (a breakpoint), an
+    /// answer the app has not sent. A WebSocket's quiet client is not stalled; one that
+    /// stops reading is.
+    private mutating func stallCheckDue(now: NIODeadline) -> Action {
+        guard let stallTimeout else { return .none }
+        var stalledSince: NIODeadline?
+        var reading = false
+        switch state {
+        case .awaitingResponse(let exchange), .streamingResponse(let exchange):
+            if exchange.request == .bodyArriving, !exchange.upgradeRequested, exchange.waitingFor == nil, !readHeld {
+                stalledSince = uploadMovedAt
+            }
+        case .switched:
+            break
+        case .initialized, .idle, .headArriving, .closing, .closed:
+            return .none  // no exchange: the next one schedules the timer again
+        }
+        switch state {
+        case .streamingResponse, .switched:
+            if let blocked = downloadBlockedSince, stalledSince.map({ blocked < $0 }) ?? true {
+                stalledSince = blocked
+                reading = true
+            }
+        default:
+            break
+        }
+        guard let stalledSince else { return .schedule(.stall, in: stallTimeout) }
+        let remaining = stalledSince + stallTimeout - now
+        guard remaining <= .zero else { return .schedule(.stall, in: remaining) }
+        let seconds = Int(stallTimeout.nanoseconds / 1_000_000_000)
+        return fail(.clientStalled(seconds: seconds, reading: reading), cancelUpstream: true)
     }
 
     /// The idle clock's look (see `ConnectionIdleness`).

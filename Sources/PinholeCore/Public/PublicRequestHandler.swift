@@ -32,7 +32,17 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// The client's address for X-Forwarded-For: formatting it costs an inet_ntop and a
     /// String, and it cannot change on a connection, so it is done once.
     private lazy var clientAddress: String? = context?.channel.remoteAddress?.ipAddress
-    private var current: PublicExchange?
+    private lazy var clientGroup = AddressGroup(context?.channel.remoteAddress)
+    private let inFlight: InFlightLimits?
+    /// The exchange in flight. When it ends, its place among the requests in flight is
+    /// given back (or its wait in line ends).
+    private var current: PublicExchange? {
+        didSet {
+            guard let previous = oldValue, previous.number != current?.number, let inFlight else { return }
+            if let slot = previous.slot { inFlight.release(slot) }
+            if let ticket = previous.ticket { inFlight.cancel(ticket) }
+        }
+    }
     private var parser = HTTP1RequestParser()
     /// Bytes read and not yet parsed: a head split across reads, or requests pipelined
     /// behind one whose response is still going out.
@@ -47,13 +57,16 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// ever. `logger` hears, at debug level, why connections end on errors.
     public init(
         router: any PublicRouter, requestTimeout: TimeAmount? = nil, headTimeout: TimeAmount = .seconds(30),
-        idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout, logger: Logger? = nil,
-        scheme: String = "http", onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
+        idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout, limits: PublicLimits = PublicLimits(),
+        logger: Logger? = nil, scheme: String = "http", onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) {
         self.router = router
         self.scheme = scheme
         self.logger = logger
-        self.machine = Machine(headTimeout: headTimeout, idleTimeout: idleTimeout, requestTimeout: requestTimeout)
+        self.inFlight = limits.inFlight
+        self.machine = Machine(
+            headTimeout: headTimeout, idleTimeout: idleTimeout, requestTimeout: requestTimeout,
+            stallTimeout: limits.stallTimeout)
         self.onComplete = onComplete
     }
 
@@ -89,6 +102,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        machine.downstreamWritabilityChanged(writable: context.channel.isWritable, now: context.eventLoop.now)
         current?.upstream?.downstreamWritabilityChanged()
         context.fireChannelWritabilityChanged()
     }
@@ -127,7 +141,11 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
                 }
             }
         } catch {
-            perform(machine.requestMalformed(.malformedRequest("the request has \(error.description)")))
+            perform(
+                machine.requestMalformed(
+                    error == .headTooLarge
+                        ? .headTooLarge(limit: HeadLimits.maximumHeaderListSize)
+                        : .malformedRequest("the request has \(error.description)")))
         }
         let headBytesPending = parser.isBetweenRequests && input.readableBytes > 0
         perform(machine.parsingPaused(headBytesPending: headBytesPending, now: context.eventLoop.now))
@@ -144,16 +162,64 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Starts exchange `number` with the target the router picks. The target may
-    /// answer, or fail, within `startExchange`: the exchange is `current` before.
+    /// Starts exchange `number` with the target the router picks, once it has a place
+    /// among the requests in flight.
     private func startExchange(_ head: ProxyRequestHead, number: Int, _ context: ChannelHandlerContext) {
         current = PublicExchange(number: number, head: head, upstream: nil, startedAt: .now())
         let localPort = context.channel.localAddress?.port ?? 0
+        let target: any ExchangeTarget
         do {
-            let target = try router.target(forHost: head.authority, localPort: localPort)
+            target = try router.target(forHost: head.authority, localPort: localPort)
+        } catch {
+            perform(machine.exchangeRefused(number: number, error))
+            return
+        }
+        guard let inFlight else { return begin(head, number: number, target: target, context) }
+        // A tunnel is a class; its identity is what its cap counts by.
+        let tunnel = type(of: target as Any) is AnyClass ? ObjectIdentifier(target as AnyObject) : nil
+        let loop = context.eventLoop
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        let admission = inFlight.admit(address: clientGroup, tunnel: tunnel) { slot in
+            loop.execute { handler.value.admitted(number: number, slot: slot) }
+        }
+        switch admission {
+        case .admitted(let slot):
+            current?.slot = slot
+            begin(head, number: number, target: target, context)
+        case .waiting(let ticket, let limit):
+            current?.ticket = ticket
+            current?.target = target
+            perform(machine.exchangeQueued(number: number, limit: limit, wait: inFlight.caps.waitLimit))
+        case .refused(let limit):
+            perform(machine.exchangeRefused(number: number, .tooManyInFlight(limit, waited: .zero)))
+        }
+    }
+
+    /// A place freed up for request `number`, waiting in line.
+    private func admitted(number: Int, slot: InFlightLimits.Slot) {
+        guard let context, let exchange = current, exchange.number == number, exchange.slot == nil,
+            let target = exchange.target
+        else {
+            inFlight?.release(slot)  // it stopped waiting meanwhile
+            return
+        }
+        current?.slot = slot
+        current?.ticket = nil
+        current?.target = nil
+        perform(machine.exchangeAdmitted(number: number))
+        begin(exchange.head, number: number, target: target, context)
+        parseAvailable(context)
+        resumeReadingIfHeld()
+    }
+
+    /// The target may answer, or fail, within `startExchange`: the exchange is `current` before.
+    private func begin(
+        _ head: ProxyRequestHead, number: Int, target: any ExchangeTarget, _ context: ChannelHandlerContext
+    ) {
+        do {
             let upstream = try target.startExchange(head, downstream: self, on: context.eventLoop)
             if current?.number == number { current?.upstream = upstream }
-            perform(machine.exchangeStarted(number: number))
+            perform(machine.exchangeStarted(number: number, now: context.eventLoop.now))
         } catch {
             perform(machine.exchangeRefused(number: number, error))
         }
@@ -162,7 +228,10 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     private var upstreamIsWritable: Bool { current?.upstream?.isWritable ?? true }
 
     private func resumeReadingIfHeld() {
-        perform(machine.readMayResume(upstreamWritable: upstreamIsWritable, bufferedBytes: input.readableBytes))
+        guard let context else { return }
+        perform(
+            machine.readMayResume(
+                upstreamWritable: upstreamIsWritable, bufferedBytes: input.readableBytes, now: context.eventLoop.now))
     }
 
     // MARK: Carrying out the machine's actions
@@ -187,7 +256,8 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
             if let closeIn { schedule(.linger, in: closeIn, context) }
         case .startExchange(let head, let number):
             startExchange(head, number: number, context)
-        case .exchangeUnderWay(let sendContinue, let requestTimeout):
+        case .exchangeUnderWay(let sendContinue, let requestTimeout, let stallCheckIn):
+            if let stallCheckIn { schedule(.stall, in: stallCheckIn, context) }
             if sendContinue {
                 var interim = context.channel.allocator.buffer(capacity: 32)
                 interim.writeStatusLine(version: .http1_1, status: .continue)
@@ -357,7 +427,7 @@ extension PublicRequestHandler: ExchangeDownstream {
 
 /// One scheduled task per timer of `PublicConnectionStateMachine`.
 private struct ScheduledTimers {
-    private var head, idle, request, linger: Scheduled<Void>?
+    private var head, idle, request, linger, queue, stall: Scheduled<Void>?
 
     subscript(timer: PublicConnectionStateMachine.Timer) -> Scheduled<Void>? {
         get {
@@ -366,6 +436,8 @@ private struct ScheduledTimers {
             case .idle: return idle
             case .request: return request
             case .linger: return linger
+            case .queue: return queue
+            case .stall: return stall
             }
         }
         set {
@@ -374,6 +446,8 @@ private struct ScheduledTimers {
             case .idle: idle = newValue
             case .request: request = newValue
             case .linger: linger = newValue
+            case .queue: queue = newValue
+            case .stall: stall = newValue
             }
         }
     }

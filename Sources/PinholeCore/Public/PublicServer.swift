@@ -19,7 +19,8 @@ public enum PublicServer {
         host: String, port: Int, group: any EventLoopGroup, childGroup: (any EventLoopGroup)? = nil,
         router: any PublicRouter,
         requestTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
-        logger: Logger? = nil, scheme: String = "http", pipeline: PublicPipelineSetup? = nil,
+        limits: PublicLimits = PublicLimits(), logger: Logger? = nil, scheme: String = "http",
+        pipeline: PublicPipelineSetup? = nil,
         onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) async throws -> any Channel {
         try await ServerBootstrap(group: group, childGroup: childGroup ?? group)
@@ -31,8 +32,8 @@ public enum PublicServer {
                     // PublicRequestHandler reads and writes HTTP/1.1 itself (outgoing headers
                     // come from the target or nghttp2, which already validated them).
                     let http1 = PublicRequestHandler(
-                        router: router, requestTimeout: requestTimeout, idleTimeout: idleTimeout, logger: logger,
-                        scheme: scheme, onComplete: onComplete)
+                        router: router, requestTimeout: requestTimeout, idleTimeout: idleTimeout, limits: limits,
+                        logger: logger, scheme: scheme, onComplete: onComplete)
                     if let pipeline {
                         try pipeline(channel, http1)
                     } else {

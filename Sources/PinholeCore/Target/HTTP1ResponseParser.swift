@@ -123,8 +123,8 @@ struct HTTP1ResponseParser {
             }
             fields.append((HTTP1Syntax.text(name), HTTP1Syntax.text(value)))
         }
+        hopByHop.removeConnectionOptions(from: &fields)
         var headers = HTTPHeaders(fields)
-        for option in hopByHop.connectionOptions { headers.remove(name: option) }
         // What follows a 101 is not a body HTTP frames: a length would cut it in HTTP/2.
         if switched { headers.remove(name: "content-length") }
         if hopByHop.hasTransferEncoding, length != nil {

@@ -10,7 +10,9 @@ import PinholeHTTP2
 /// gRPC status codes Pinhole answers with (grpc/doc/statuscodes.md).
 public enum GRPCStatus {
     public static let ok = 0
+    public static let cancelled = 1
     public static let deadlineExceeded = 4
+    public static let resourceExhausted = 8
     public static let unimplemented = 12
     public static let `internal` = 13
     public static let unavailable = 14
@@ -25,6 +27,9 @@ extension ExchangeError {
         case .malformedRequest, .protocolViolation, .http2Required: return GRPCStatus.internal
         case .noRoute: return GRPCStatus.unimplemented
         case .timedOut: return GRPCStatus.deadlineExceeded
+        // Pinhole's own limits: the caller may try again later, or with less.
+        case .headTooLarge, .tooManyInFlight: return GRPCStatus.resourceExhausted
+        case .clientStalled: return GRPCStatus.cancelled
         case .agentNotConnected, .agentStopped, .targetUnreachable, .tunnelLost, .targetClosedEarly,
             .targetClosedWithoutAnswer, .headTimedOut, .streamReset:
             return GRPCStatus.unavailable

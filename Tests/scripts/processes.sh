@@ -1,0 +1,34 @@
+# Sourced by the scripts that run relay and agent as processes: a fresh work directory
+# (the current one from here on), removed on exit with every process in `pids`; the
+# output files, made here so that wait_for never races a redirection that has not
+# created its file yet; wait_for and fail.
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+: >relay.out
+: >relay.err
+: >agent.out
+: >agent.err
+
+# wait_for FILE PATTERN: block until a line matching PATTERN appears in FILE (30 s at most).
+wait_for() {
+    if ! timeout 30 grep -m1 -q -- "$2" <(tail -n +1 -f "$1"); then
+        echo "timed out waiting for '$2' in $1:" >&2
+        cat "$1" >&2
+        exit 1
+    fi
+}
+
+# fail MESSAGE: says what failed, with the relay's last log lines, and exits.
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- relay.err (last lines):" >&2
+    tail -n 20 relay.err >&2
+    exit 1
+}
