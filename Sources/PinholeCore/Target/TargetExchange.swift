@@ -70,6 +70,7 @@ final class TargetExchange: ExchangeUpstream {
     /// Hands the request to `connection`: head, any early body, and the end if known.
     func attach(to connection: TargetConnection) -> (head: ProxyRequestHead, body: [ByteBuffer], end: HTTPHeaders??) {
         self.connection = connection
+        (downstream as? any ExchangeDeliveryObserving)?.exchangeRequestDelivered()
         let body = pending
         if !body.isEmpty { sentBody = true }
         pending.removeAll()
