@@ -84,6 +84,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The agent's request inspector: capture, a JSON API, replay and the page. Core only.
+        .target(
+            name: "PinholeInspector",
+            dependencies: [
+                "PinholeCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "PinholeAgent",
             dependencies: [
