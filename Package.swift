@@ -115,6 +115,7 @@ let package = Package(
                 "PinholeTunnel",
                 "PinholeRelay",
                 "PinholeAgent",
+                "PinholeInspector",
                 "PinholeTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -14,17 +14,20 @@ public final class Agent: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let events: @Sendable (AgentEvent) -> Void
-    private let target: TargetClient
+    private let target: any ExchangeTarget
 
+    /// `wrapTarget` lets the caller see every exchange on its way to the target (the
+    /// inspector wraps it); both the embedded relay and the tunnel use what it returns.
     public init(
         configuration: AgentConfiguration, group: any EventLoopGroup, logger: Logger,
+        wrapTarget: (any ExchangeTarget) -> any ExchangeTarget = { $0 },
         events: @escaping @Sendable (AgentEvent) -> Void
     ) {
         self.configuration = configuration
         self.group = group
         self.logger = logger
         self.events = events
-        self.target = TargetClient(address: configuration.target)
+        self.target = wrapTarget(TargetClient(address: configuration.target))
     }
 
     public func run() async throws {
@@ -174,7 +177,7 @@ public final class Agent: Sendable {
     }
 
     private static func makeHTTP2Handler(
-        context: ChannelHandlerContext, target: TargetClient, configuration: AgentConfiguration,
+        context: ChannelHandlerContext, target: any ExchangeTarget, configuration: AgentConfiguration,
         events: @escaping @Sendable (AgentEvent) -> Void
     ) -> HTTP2ConnectionHandler {
         let onComplete: @Sendable (ExchangeRecord) -> Void = { events(.request($0)) }

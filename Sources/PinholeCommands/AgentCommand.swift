@@ -93,6 +93,13 @@ public struct AgentCommand: AsyncParsableCommand {
     @Flag(help: "Print no line per request.")
     var quiet = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve the request inspector (a page and a JSON API: see, replay, edit and replay requests) here;"
+                + " off turns it off. A taken port moves it to the next free one.",
+            valueName: "addr|off"))
+    var inspect = InspectorOption.defaultValue
+
     @OptionGroup(title: "Istio")
     var istio: IstioOptions
 
@@ -128,6 +135,7 @@ public struct AgentCommand: AsyncParsableCommand {
                 do { _ = try CertificateFingerprint(parsing: pin) } catch { throw ValidationError("--pin: \(error)") }
             }
         }
+        _ = try InspectorOption.parse(inspect)
         if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
         if let idleTimeout, idleTimeout < 0 {
             throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds")
@@ -157,12 +165,18 @@ public struct AgentCommand: AsyncParsableCommand {
         configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
         if let idleTimeout { configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(Int64(idleTimeout)) }
 
+        let format = AgentOutput.Format(rawValue: logFormat) ?? .text
+        let inspectorOption = try InspectorOption.parse(inspect)
+        let inspection = await InspectorOption.start(inspectorOption) {
+            AgentOutput.deadlinePassed($0, format: format)
+        }
+        if let note = inspection.note { Terminal.error(note) }
         let output = AgentOutput(
-            format: AgentOutput.Format(rawValue: logFormat) ?? .text, quiet: quiet, target: targetAddress.description,
-            istio: IstioFiles(options: istio))
+            format: format, quiet: quiet, target: targetAddress.description, istio: IstioFiles(options: istio),
+            inspector: inspection.server?.url)
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
-            logger: Logger(label: "pinhole.agent"),
+            logger: Logger(label: "pinhole.agent"), wrapTarget: { inspection.inspector?.capture($0) ?? $0 },
             events: { output.handle($0) })
         do {
             try await runUntilInterrupted { try await agent.run() }
@@ -170,6 +184,7 @@ public struct AgentCommand: AsyncParsableCommand {
             Terminal.error("agent: \(error)")
             throw ExitCode.failure
         }
+        await inspection.server?.stop()
         output.stopped()
     }
 

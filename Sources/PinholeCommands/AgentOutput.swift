@@ -17,12 +17,15 @@ final class AgentOutput: Sendable {
     private let target: String
     private let istio: IstioFiles?
     private let lastAuthority = NIOLockedValueBox<String?>(nil)
+    /// The request inspector's URL, when it runs.
+    private let inspector: String?
 
-    init(format: Format, quiet: Bool, target: String, istio: IstioFiles?) {
+    init(format: Format, quiet: Bool, target: String, istio: IstioFiles?, inspector: String? = nil) {
         self.format = format
         self.quiet = quiet
         self.target = target
         self.istio = istio
+        self.inspector = inspector
     }
 
     func handle(_ event: AgentEvent) {
@@ -63,6 +66,7 @@ final class AgentOutput: Sendable {
                 "port": tunnel.port, "relay": tunnel.relay, "target": target,
             ]
             if let name = tunnel.name { object["name"] = name }
+            if let inspector { object["inspector"] = inspector }
             if !tunnel.alternatives.isEmpty { object["alternatives"] = tunnel.alternatives }
             if let istioFile {
                 object["istio_file"] = istioFile.resources; object["istio_restore_file"] = istioFile.restore
@@ -83,6 +87,7 @@ final class AgentOutput: Sendable {
         for alternative in tunnel.alternatives { Terminal.out("             \(alternative)") }
         Terminal.out("  authority  \(tunnel.authority)   <- the host:port for an Istio redirect")
         Terminal.out("  target     \(target)")
+        if let inspector { Terminal.out("  inspector  \(inspector)   <- see, replay, edit and replay requests") }
         if let istioFile {
             Terminal.out("  istio      wrote \(istioFile.resources) (\(istioFile.summary))")
             Terminal.out("             apply:     kubectl apply -f \(istioFile.resources)")
