@@ -198,6 +198,7 @@ let package = Package(
             dependencies: [
                 "PinholeRelay",
                 "PinholeAgent",
+                "PinholeInspector",
                 "PinholeCore",
                 "PinholeTunnel",
                 "PinholeTLS",
@@ -235,6 +236,21 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "PinholeInspectorTests",
+            dependencies: [
+                "PinholeInspector",
+                "PinholeAgent",
+                "PinholeCore",
+                "PinholeTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
