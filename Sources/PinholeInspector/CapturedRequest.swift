@@ -29,11 +29,22 @@ public struct CapturedRequest: Sendable {
     public var protocolName: String
     public var requestHeaders: HTTPHeaders
     public var requestBody = CapturedBody()
-    public var requestTrailers: HTTPHeaders?
+    public var requestTrailers: HTTPHeaders? {
+        didSet { requestTrailerBytes = Self.size(of: requestTrailers) }
+    }
     public var status: Int?
-    public var responseHeaders: HTTPHeaders?
+    public var responseHeaders: HTTPHeaders? {
+        didSet { responseHeaderBytes = Self.size(of: responseHeaders) }
+    }
     public var responseBody = CapturedBody()
-    public var responseTrailers: HTTPHeaders?
+    public var responseTrailers: HTTPHeaders? {
+        didSet { responseTrailerBytes = Self.size(of: responseTrailers) }
+    }
+    /// The heads' sizes, counted once as they are set: the ring asks on every change.
+    private var requestHeaderBytes: Int
+    private var requestTrailerBytes = 0
+    private var responseHeaderBytes = 0
+    private var responseTrailerBytes = 0
     public var state = State.pending
     public var error: String?
     public var timing: CapturedTiming
@@ -42,7 +53,10 @@ public struct CapturedRequest: Sendable {
     /// The request was still without an answer when its caller's deadline passed.
     public var deadlinePassed = false
 
-    init(id: Int, head: ProxyRequestHead, replayOf: Int?, wallClock: Double, started: NIODeadline) {
+    init(
+        id: Int, head: ProxyRequestHead, replayOf: Int?, wallClock: Double, started: NIODeadline,
+        deadline: CallerDeadline?
+    ) {
         self.id = id
         self.replayOf = replayOf
         self.wallClock = wallClock
@@ -51,9 +65,10 @@ public struct CapturedRequest: Sendable {
         self.authority = head.authority
         self.scheme = head.scheme
         self.requestHeaders = head.headers
+        self.requestHeaderBytes = Self.size(of: head.headers)
         self.protocolName = Self.protocolOf(head)
         self.timing = CapturedTiming(started: started)
-        self.deadline = CallerDeadline(headers: head.headers)
+        self.deadline = deadline
     }
 
     /// What the request speaks, as far as the agent can tell from its head.
@@ -67,9 +82,8 @@ public struct CapturedRequest: Sendable {
 
     /// Roughly what this record costs in memory: what the ring counts.
     var approximateBytes: Int {
-        256 + Self.size(of: requestHeaders) + Self.size(of: responseHeaders) + Self.size(of: requestTrailers)
-            + Self.size(of: responseTrailers) + requestBody.kept.readableBytes + responseBody.kept.readableBytes
-            + path.utf8.count
+        256 + requestHeaderBytes + requestTrailerBytes + responseHeaderBytes + responseTrailerBytes
+            + requestBody.kept.readableBytes + responseBody.kept.readableBytes + path.utf8.count
     }
 
     private static func size(of headers: HTTPHeaders?) -> Int {

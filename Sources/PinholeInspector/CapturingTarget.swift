@@ -22,8 +22,10 @@ public struct CapturingTarget: ExchangeTarget {
     ) throws(ExchangeError) -> CapturingExchange {
         let started = NIODeadline.now()
         let wallClock = Date().timeIntervalSince1970
+        let deadline = CallerDeadline(headers: head.headers)
         let id = store.begin {
-            CapturedRequest(id: $0, head: head, replayOf: replayOf, wallClock: wallClock, started: started)
+            CapturedRequest(
+                id: $0, head: head, replayOf: replayOf, wallClock: wallClock, started: started, deadline: deadline)
         }
         let capture = CapturingExchange(
             id: id, store: store, bodyLimit: store.limits.bodyBytes, downstream: downstream, started: started)
@@ -34,7 +36,7 @@ public struct CapturingTarget: ExchangeTarget {
             capture.failedToStart(error)
             throw error
         }
-        if let deadline = CallerDeadline(headers: head.headers) {
+        if let deadline {
             capture.watch(deadline, on: eventLoop, watch: deadlines, method: head.method.rawValue, path: head.path)
         }
         return capture
@@ -77,11 +79,15 @@ final class CapturingExchange: ExchangeDownstream, ExchangeUpstream, ExchangeDel
     func sendEnd(trailers: HTTPHeaders?) {
         timing.requestEnded = .now()
         requestTrailers = trailers
-        let (body, timing) = (requestBody, self.timing)
-        store.update(id) {
-            $0.requestBody = body
-            $0.requestTrailers = trailers
-            $0.timing = timing
+        // A request held at the app shows its body and trailers at once; one without
+        // either has nothing new to show until its response.
+        if requestBody.totalBytes > 0 || trailers != nil {
+            let (body, timing) = (requestBody, self.timing)
+            store.update(id) {
+                $0.requestBody = body
+                $0.requestTrailers = trailers
+                $0.timing = timing
+            }
         }
         upstream?.sendEnd(trailers: trailers)
     }

@@ -57,11 +57,10 @@ final class EventFeed {
             return (pending.ids.sorted(), pending.cleared)
         }
         var text = cleared ? "event: cleared\ndata: {}\n\n" : ""
-        let encoder = InspectorJSON.encoder()
         let now = NIODeadline.now()
         for id in ids {
-            if let record = store.record(id), let json = try? encoder.encode(InspectorJSON.summary(record, now: now)) {
-                text += "event: request\ndata: \(String(decoding: json, as: UTF8.self))\n\n"
+            if let record = store.record(id) {
+                text += "event: request\ndata: \(InspectorJSON.summary(record, now: now).json)\n\n"
             } else {
                 text += "event: removed\ndata: {\"id\":\(id)}\n\n"
             }

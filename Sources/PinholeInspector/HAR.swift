@@ -20,10 +20,8 @@ enum HAR {
         var version = "1"
     }
 
-    struct NameValue: Encodable {
-        var name: String
-        var value: String
-    }
+    /// HAR's name/value pairs (headers, cookies, query, form fields): the API's header shape.
+    typealias NameValue = InspectorJSON.Header
 
     struct Entry: Encodable {
         var startedDateTime: String

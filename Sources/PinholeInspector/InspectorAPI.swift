@@ -77,8 +77,14 @@ struct InspectorAPI {
         case (.GET, .page):
             return .now(APIResponse(status: .ok, contentType: "text/html; charset=utf-8", body: InspectorPage.html))
         case (.GET, .list):
-            let records = inspector.store.all()
-            return .now(.json(["requests": records.map { InspectorJSON.summary($0) }]))
+            // `?limit=N`: the newest N (the page's first view of a busy agent).
+            let limit = request.query["limit"].flatMap { Int($0) }
+            let records = limit.map { inspector.store.newest(max($0, 0)) } ?? inspector.store.all()
+            let now = NIODeadline.now()
+            let list = records.map { InspectorJSON.summary($0, now: now).json }.joined(separator: ",")
+            return .now(
+                APIResponse(
+                    status: .ok, contentType: "application/json", body: ByteBuffer(string: "{\"requests\":[\(list)]}")))
         case (.DELETE, .list):
             inspector.store.clear()
             return .now(APIResponse(status: .noContent, contentType: "text/plain", body: ByteBuffer()))

@@ -152,3 +152,71 @@ enum RFC3339 {
             Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), milliseconds)
     }
 }
+
+extension InspectorJSON.Summary {
+    /// The same object as the Encodable form, written by hand: the live feed sends one per
+    /// changed request, many times a second on a busy agent, and JSONEncoder's cost
+    /// (its snake-case keys above all) showed in the benchmark.
+    var json: String {
+        var object = JSONObjectWriter()
+        object.add("authority", string: authority)
+        object.add("bytes_in", number: Double(bytesIn))
+        object.add("bytes_out", number: Double(bytesOut))
+        object.add("client", string: client)
+        object.add("deadline_ms", number: deadlineMs)
+        object.add("deadline_passed", literal: deadlinePassed ? "true" : "false")
+        object.add("deadline_source", string: deadlineSource)
+        object.add("duration_ms", number: durationMs)
+        object.add("elapsed_ms", number: elapsedMs)
+        object.add("error", string: error)
+        object.add("grpc_status", string: grpcStatus)
+        object.add("id", number: Double(id))
+        object.add("method", string: method)
+        object.add("path", string: path)
+        object.add("protocol", string: `protocol`)
+        object.add("replay_of", number: replayOf.map(Double.init))
+        object.add("state", string: state)
+        object.add("status", number: status.map(Double.init))
+        object.add("time", string: time)
+        return object.finish()
+    }
+}
+
+/// A flat JSON object, key by key; nil values are left out, as JSONEncoder does.
+struct JSONObjectWriter {
+    private var text = "{"
+
+    mutating func add(_ key: String, string value: String?) {
+        guard let value else { return }
+        add(key, literal: Self.quote(value))
+    }
+
+    mutating func add(_ key: String, number value: Double?) {
+        guard let value else { return }
+        add(key, literal: value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value))
+    }
+
+    mutating func add(_ key: String, literal: String) {
+        if text.utf8.count > 1 { text += "," }
+        text += "\"" + key + "\":" + literal
+    }
+
+    func finish() -> String { text + "}" }
+
+    static func quote(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -3,7 +3,9 @@
 enum InspectorPageScript {
     static let javascript = #"""
         "use strict";
-        const requests = new Map();   // id -> summary
+        const requests = new Map();   // id -> summary, oldest first
+        const KEEP = 2000;            // the page holds the newest this many; a busy agent keeps more
+        const SHOW = 500;             // and shows the newest this many that pass the filters
         const selected = new Set();   // ids ticked for HAR / compare
         let current = null;           // id shown in the detail view
         let currentDetail = null;
@@ -91,7 +93,7 @@ enum InspectorPageScript {
         }
         function render() {
           const rows = $("rows");
-          const shown = [...requests.values()].filter(matches).sort((a, b) => b.id - a.id);
+          const shown = [...requests.values()].filter(matches).sort((a, b) => b.id - a.id).slice(0, SHOW);
           rows.innerHTML = shown.map((r) => '<tr data-id="' + r.id + '"' + (r.id === current ? ' class="selected"' : "")
             + ">" + rowHTML(r) + "</tr>").join("");
           $("empty").hidden = requests.size > 0;
@@ -100,6 +102,10 @@ enum InspectorPageScript {
         }
         function upsert(r) {
           requests.set(r.id, r);
+          for (const id of requests.keys()) {
+            if (requests.size <= KEEP) break;
+            if (id !== current) requests.delete(id);
+          }
           if (r.id === current) showDetail(r.id, false);
         }
         $("rows").addEventListener("click", (e) => {
@@ -126,7 +132,7 @@ enum InspectorPageScript {
           const events = new EventSource("/api/events");
           events.addEventListener("hello", async () => {
             $("live").textContent = "live"; $("live").classList.remove("off");
-            const list = await api("GET", "/api/requests");
+            const list = await api("GET", "/api/requests?limit=" + KEEP);
             requests.clear();
             for (const r of list.requests) requests.set(r.id, r);
             render();

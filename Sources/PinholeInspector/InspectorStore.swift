@@ -23,15 +23,43 @@ public final class InspectorStore: Sendable {
         }
     }
 
+    /// One record and what it counts for in the ring. A class, so records are changed
+    /// in place and the ring moves pointers when it grows.
+    // Unchecked: slots are reached only through `state`, under its lock.
+    private final class Slot: @unchecked Sendable {
+        var record: CapturedRequest
+        var size: Int
+
+        init(_ record: CapturedRequest) {
+            self.record = record
+            self.size = record.approximateBytes
+        }
+    }
+
     private struct State {
-        var records: [Int: CapturedRequest] = [:]
-        /// Ids are handed out in order, so the ring is the id range `oldest..<nextID`.
+        /// Ids are handed out in order, so the ring holds ids `oldest..<nextID`.
+        var slots = CircularBuffer<Slot>(initialCapacity: 1024)
         var oldest = 1
         var nextID = 1
         var bytes = 0
-        var sizes: [Int: Int] = [:]
         var listeners: [Int: @Sendable (Change) -> Void] = [:]
+        /// `listeners`' values, kept ready: every change hands them out.
+        var listening: [@Sendable (Change) -> Void] = []
         var nextListener = 0
+
+        func slot(_ id: Int) -> Slot? {
+            let offset = id - oldest
+            guard offset >= 0, offset < slots.count else { return nil }
+            return slots[offset: offset]
+        }
+
+        /// Drops the oldest records while over `limit`; the newest always stays.
+        mutating func evict(limit: Int) {
+            while bytes > limit, slots.count > 1 {
+                bytes -= slots.removeFirst().size
+                oldest += 1
+            }
+        }
     }
 
     public let limits: Limits
@@ -46,10 +74,11 @@ public final class InspectorStore: Sendable {
         let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]) in
             let id = state.nextID
             state.nextID += 1
-            let record = make(id)
-            state.records[id] = record
-            Self.account(&state, id: id, size: record.approximateBytes, limit: limits.totalBytes)
-            return (id, Array(state.listeners.values))
+            let slot = Slot(make(id))
+            state.slots.append(slot)
+            state.bytes += slot.size
+            state.evict(limit: limits.totalBytes)
+            return (id, state.listening)
         }
         for listener in listeners { listener(.updated(id: id)) }
         return id
@@ -58,32 +87,29 @@ public final class InspectorStore: Sendable {
     /// Changes a record, if it is still in the ring.
     func update(_ id: Int, _ change: (inout CapturedRequest) -> Void) {
         let listeners = state.withLockedValue { state -> [@Sendable (Change) -> Void] in
-            guard state.records[id] != nil else { return [] }
-            change(&state.records[id]!)
-            Self.account(&state, id: id, size: state.records[id]!.approximateBytes, limit: limits.totalBytes)
-            return Array(state.listeners.values)
+            guard let slot = state.slot(id) else { return [] }
+            change(&slot.record)
+            let size = slot.record.approximateBytes
+            state.bytes += size - slot.size
+            slot.size = size
+            state.evict(limit: limits.totalBytes)
+            return state.listening
         }
         for listener in listeners { listener(.updated(id: id)) }
     }
 
-    private static func account(_ state: inout State, id: Int, size: Int, limit: Int) {
-        state.bytes += size - (state.sizes.updateValue(size, forKey: id) ?? 0)
-        // The newest record always stays, even when it alone is over the limit.
-        while state.bytes > limit, state.oldest < id {
-            let victim = state.oldest
-            state.oldest += 1
-            state.records[victim] = nil
-            state.bytes -= state.sizes.removeValue(forKey: victim) ?? 0
-        }
-    }
-
     public func record(_ id: Int) -> CapturedRequest? {
-        state.withLockedValue { $0.records[id] }
+        state.withLockedValue { $0.slot(id)?.record }
     }
 
     /// All records still kept, oldest first.
     public func all() -> [CapturedRequest] {
-        state.withLockedValue { state in (state.oldest..<state.nextID).compactMap { state.records[$0] } }
+        state.withLockedValue { state in state.slots.map(\.record) }
+    }
+
+    /// The newest `count` records, oldest first.
+    public func newest(_ count: Int) -> [CapturedRequest] {
+        state.withLockedValue { state in state.slots.suffix(count).map(\.record) }
     }
 
     /// What the ring holds now, by its own count.
@@ -91,25 +117,28 @@ public final class InspectorStore: Sendable {
 
     public func clear() {
         let listeners = state.withLockedValue { state -> [@Sendable (Change) -> Void] in
-            state.records.removeAll()
-            state.sizes.removeAll()
+            state.slots.removeAll(keepingCapacity: true)
             state.bytes = 0
             state.oldest = state.nextID
-            return Array(state.listeners.values)
+            return state.listening
         }
         for listener in listeners { listener(.cleared) }
     }
 
-    /// Calls `listener` after each change, on the changing thread, until removed.
+    /// Calls `listener` after each change, on the changing thread, until stopped.
     public func observe(_ listener: @escaping @Sendable (Change) -> Void) -> Int {
         state.withLockedValue { state in
             state.nextListener += 1
             state.listeners[state.nextListener] = listener
+            state.listening = Array(state.listeners.values)
             return state.nextListener
         }
     }
 
     public func stopObserving(_ token: Int) {
-        state.withLockedValue { _ = $0.listeners.removeValue(forKey: token) }
+        state.withLockedValue { state in
+            state.listeners[token] = nil
+            state.listening = Array(state.listeners.values)
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -107,6 +108,25 @@ struct InspectorStoreTests {
         #expect(CallerDeadline(headers: ["grpc-timeout": "123456789S"]) == nil, "more than 8 digits")
         #expect(CallerDeadline(headers: ["x-envoy-expected-rq-timeout-ms": "soon"]) == nil)
         #expect(CallerDeadline(headers: [:]) == nil)
+    }
+
+    @Test("the feed's hand-written summary is the same JSON object as the encoded one")
+    func summaryJSON() throws {
+        let loop = EmbeddedEventLoop()
+        let inspector = Inspector()
+        let scripted = ScriptedTarget()
+        var head = Self.head("/quote\"d\\path\u{1}?q=é")
+        head.headers.add(name: "x-envoy-expected-rq-timeout-ms", value: "1500")
+        let upstream = try inspector.capture(scripted).startExchange(head, downstream: SinkDownstream(), on: loop)
+        upstream.sendEnd(trailers: nil)
+        scripted.upstreams[0].answer(ByteBuffer(string: "ok"))
+        let record = try #require(inspector.store.all().first)
+        let summary = InspectorJSON.summary(record)
+        let encoded = try InspectorJSON.encoder().encode(summary)
+        let expected = try #require(try JSONSerialization.jsonObject(with: encoded) as? NSDictionary)
+        let written = try #require(try JSONSerialization.jsonObject(with: Data(summary.json.utf8)) as? NSDictionary)
+        #expect(written == expected)
+        #expect(written["path"] as? String == "/quote\"d\\path\u{1}?q=é")
     }
 
     @Test("curl commands quote what the shell would expand")

@@ -120,6 +120,19 @@ try:
     wait.until(lambda d: "200" in row_text(replay_id))
     print(f"replay of #{echo_id} listed as #{replay_id}")
 
+    click(f"#rows tr[data-id='{echo_id}'] input[type=checkbox]")
+    click(f"#rows tr[data-id='{replay_id}'] input[type=checkbox]")
+    click("#compare")
+    view = wait.until(EC.presence_of_element_located((By.ID, "compare-view")))
+    assert view.text.count("status 200") == 2, f"the compare view lacks a response: {view.text!r}"
+    print("compare view shows the two responses side by side")
+
+    driver.find_element(By.ID, "f-path").send_keys("/headers")
+    wait.until(lambda d: len(row_ids("")) == len(row_ids("/headers")) == 1)
+    driver.execute_script(
+        "const f = document.getElementById('f-path'); f.value = ''; f.dispatchEvent(new Event('input'));")
+    print("the path filter keeps only matching rows")
+
     headers_id = row_ids("/headers")[0]
     open_detail(headers_id, "/headers")
     click("#edit")
