@@ -30,7 +30,8 @@ public struct CapturingTarget: ExchangeTarget {
         let capture = CapturingExchange(
             id: id, store: store, bodyLimit: store.limits.bodyBytes, downstream: downstream, started: started)
         do throws(ExchangeError) {
-            capture.upstream = try inner.startExchange(head, downstream: capture, on: eventLoop)
+            capture.upstream = try inner.startExchange(
+                head, downstream: CaptureResponseSide(capture), on: eventLoop)
         } catch {
             // The caller hears of it from the throw, not from its downstream.
             capture.failedToStart(error)
@@ -43,9 +44,30 @@ public struct CapturingTarget: ExchangeTarget {
     }
 }
 
+/// What the inner target sees as the exchange's downstream. Its own object, because
+/// both sides ask `isWritable` of the one they talk to, and each must hear about the
+/// other end: the target about the client (so a slow client slows the download), the
+/// client's side about the target.
+final class CaptureResponseSide: ExchangeDownstream, ExchangeDeliveryObserving {
+    private let capture: CapturingExchange
+
+    init(_ capture: CapturingExchange) {
+        self.capture = capture
+    }
+
+    var isWritable: Bool { capture.downstreamIsWritable }
+    func exchangeRequestDelivered() { capture.exchangeRequestDelivered() }
+    func exchangeReceivedHead(_ head: ProxyResponseHead) { capture.exchangeReceivedHead(head) }
+    func exchangeReceivedBody(_ body: ByteBuffer) { capture.exchangeReceivedBody(body) }
+    func exchangeReceivedEnd(trailers: HTTPHeaders?) { capture.exchangeReceivedEnd(trailers: trailers) }
+    func exchangeFailed(_ error: ExchangeError) { capture.exchangeFailed(error) }
+    func exchangeUpstreamWritabilityChanged() { capture.exchangeUpstreamWritabilityChanged() }
+}
+
 /// One exchange, seen from between its downstream and upstream: every call is passed
-/// on unchanged, after a note of it. Lives on the exchange's event loop.
-final class CapturingExchange: ExchangeDownstream, ExchangeUpstream, ExchangeDeliveryObserving {
+/// on unchanged, after a note of it. The downstream talks to it as its upstream; the
+/// target answers it through its `CaptureResponseSide`. Lives on the exchange's event loop.
+final class CapturingExchange: ExchangeUpstream {
     let id: Int
     private let store: InspectorStore
     private let bodyLimit: Int
@@ -102,7 +124,9 @@ final class CapturingExchange: ExchangeDownstream, ExchangeUpstream, ExchangeDel
         upstream?.downstreamWritabilityChanged()
     }
 
-    // MARK: ExchangeDownstream: the target's answers, on their way back
+    // MARK: The target's answers, on their way back (through CaptureResponseSide)
+
+    var downstreamIsWritable: Bool { downstream?.isWritable ?? true }
 
     func exchangeRequestDelivered() {
         timing.delivered = .now()

@@ -28,8 +28,9 @@ struct InspectorStoreTests {
         var downstream: (any ExchangeDownstream)?
         var received = ByteBuffer()
         var ended = false
+        var writable = true
         init(downstream: any ExchangeDownstream) { self.downstream = downstream }
-        var isWritable: Bool { true }
+        var isWritable: Bool { writable }
         func sendBody(_ body: ByteBuffer) { received.writeImmutableBuffer(body) }
         func sendEnd(trailers: HTTPHeaders?) { ended = true }
         func cancel() {}
@@ -45,7 +46,8 @@ struct InspectorStoreTests {
     final class SinkDownstream: ExchangeDownstream {
         var body = ByteBuffer()
         var ended = false
-        var isWritable: Bool { true }
+        var writable = true
+        var isWritable: Bool { writable }
         func exchangeReceivedHead(_ head: ProxyResponseHead) {}
         func exchangeReceivedBody(_ body: ByteBuffer) { self.body.writeImmutableBuffer(body) }
         func exchangeReceivedEnd(trailers: HTTPHeaders?) { ended = true }
@@ -77,6 +79,22 @@ struct InspectorStoreTests {
         #expect(record.requestBody.isTruncated && record.responseBody.isTruncated)
         #expect(record.state == .complete && record.status == 200)
         #expect(record.responseTrailers?.first(name: "grpc-status") == "0")
+    }
+
+    @Test("backpressure passes through: each side hears the other end's writability, not its own")
+    func writability() throws {
+        let loop = EmbeddedEventLoop()
+        let scripted = ScriptedTarget()
+        let sink = SinkDownstream()
+        let upstream = try Inspector().capture(scripted).startExchange(Self.head("/"), downstream: sink, on: loop)
+        let target = scripted.upstreams[0]
+        sink.writable = false
+        #expect(target.downstream?.isWritable == false, "the target would read on while the client does not")
+        #expect(upstream.isWritable == true)
+        sink.writable = true
+        target.writable = false
+        #expect(target.downstream?.isWritable == true)
+        #expect(upstream.isWritable == false, "the client's side would send on while the target does not take it")
     }
 
     @Test("the ring keeps its byte bound, dropping the oldest records first")
