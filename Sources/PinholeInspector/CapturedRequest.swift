@@ -17,7 +17,8 @@ public struct CapturedRequest: Sendable {
         case failed
     }
 
-    public let id: Int
+    /// Given when the store takes the record.
+    public internal(set) var id: Int
     /// The request this one replays, if it is a replay.
     public var replayOf: Int?
     /// Wall-clock start, seconds since 1970, for `time`.

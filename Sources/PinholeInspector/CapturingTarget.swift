@@ -23,10 +23,9 @@ public struct CapturingTarget: ExchangeTarget {
         let started = NIODeadline.now()
         let wallClock = Date().timeIntervalSince1970
         let deadline = CallerDeadline(headers: head.headers)
-        let id = store.begin {
+        let id = store.begin(
             CapturedRequest(
-                id: $0, head: head, replayOf: replayOf, wallClock: wallClock, started: started, deadline: deadline)
-        }
+                id: 0, head: head, replayOf: replayOf, wallClock: wallClock, started: started, deadline: deadline))
         let capture = CapturingExchange(
             id: id, store: store, bodyLimit: store.limits.bodyBytes, downstream: downstream, started: started)
         do throws(ExchangeError) {

@@ -69,12 +69,14 @@ public final class InspectorStore: Sendable {
         self.limits = limits
     }
 
-    /// Adds a new record and returns its id.
-    func begin(_ make: (Int) -> CapturedRequest) -> Int {
+    /// Adds `record` under the next id, and returns that id. The record is built by the
+    /// caller, outside the lock that every event loop's exchanges share.
+    func begin(_ record: CapturedRequest) -> Int {
+        let slot = Slot(record)
         let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]) in
             let id = state.nextID
             state.nextID += 1
-            let slot = Slot(make(id))
+            slot.record.id = id
             state.slots.append(slot)
             state.bytes += slot.size
             state.evict(limit: limits.totalBytes)
