@@ -85,6 +85,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The agent's request inspector: capture, a JSON API, replay and the page. Core only.
+        .target(
+            name: "PinholeInspector",
+            dependencies: [
+                "PinholeCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "PinholeAgent",
             dependencies: [
@@ -105,6 +116,7 @@ let package = Package(
                 "PinholeTunnel",
                 "PinholeRelay",
                 "PinholeAgent",
+                "PinholeInspector",
                 "PinholeTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -188,6 +200,7 @@ let package = Package(
             dependencies: [
                 "PinholeRelay",
                 "PinholeAgent",
+                "PinholeInspector",
                 "PinholeCore",
                 "PinholeTunnel",
                 "PinholeTLS",
@@ -244,6 +257,21 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "PinholeInspectorTests",
+            dependencies: [
+                "PinholeInspector",
+                "PinholeAgent",
+                "PinholeCore",
+                "PinholeTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -17,8 +17,11 @@ public final class Agent: Sendable {
     /// The app, through a wrapper that can answer every request in flight when the agent stops.
     private let target: StoppableTarget
 
+    /// `wrapTarget` lets the caller see every exchange on its way to the target (the
+    /// inspector wraps it); both the embedded relay and the tunnel use what it returns.
     public init(
         configuration: AgentConfiguration, group: any EventLoopGroup, logger: Logger,
+        wrapTarget: (any ExchangeTarget) -> any ExchangeTarget = { $0 },
         events: @escaping @Sendable (AgentEvent) -> Void
     ) {
         self.configuration = configuration
@@ -34,7 +37,9 @@ public final class Agent: Sendable {
             configuration.marksResponses
             ? ResponseMarkingTarget(app, fields: [(AgentConfiguration.tunnelHeaderName, configuration.tunnelName)])
             : app
-        self.target = StoppableTarget(marked)
+        // The inspector's capture sees what the caller gets (the tunnel's mark included);
+        // a stop answers what is still in flight, captured or not.
+        self.target = StoppableTarget(wrapTarget(marked))
     }
 
     /// Answers every request still in flight with a 503 "pinhole: the agent stopped" and

@@ -111,6 +111,13 @@ public struct AgentCommand: AsyncParsableCommand {
         help: "Add x-pinhole-tunnel: NAME to each response of your app, so callers can see who answered.")
     var tunnelHeader = true
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve the request inspector (a page and a JSON API: see, replay, edit and replay requests) here;"
+                + " off turns it off. A taken port moves it to the next free one.",
+            valueName: "addr|off"))
+    var inspect = InspectorOption.defaultValue
+
     @OptionGroup(title: "Istio")
     var istio: IstioOptions
 
@@ -161,6 +168,7 @@ public struct AgentCommand: AsyncParsableCommand {
         if (publicCert == nil) != (publicKey == nil) {
             throw ValidationError("--public-cert and --public-key go together; give both")
         }
+        _ = try InspectorOption.parse(inspect)
         if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
         if let idleTimeout, idleTimeout < 0 {
             throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds")
@@ -218,13 +226,19 @@ public struct AgentCommand: AsyncParsableCommand {
             }
         }
 
+        let format = AgentOutput.Format(rawValue: logFormat) ?? .text
+        let inspectorOption = try InspectorOption.parse(inspect)
+        let inspection = await InspectorOption.start(inspectorOption) {
+            AgentOutput.deadlinePassed($0, format: format)
+        }
+        if let note = inspection.note { Terminal.error(note) }
         let output = AgentOutput(
             format: AgentOutput.Format(rawValue: logFormat) ?? .text, quiet: quiet, target: targetAddress.description,
-            istio: IstioFiles(options: istioOptions(for: targetAddress)))
+            istio: IstioFiles(options: istioOptions(for: targetAddress)), inspector: inspection.server?.url)
         for warning in istioOptions(for: targetAddress).warnings { Terminal.error("agent: warning: \(warning)") }
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,
-            logger: Logger(label: "pinhole.agent"),
+            logger: Logger(label: "pinhole.agent"), wrapTarget: { inspection.inspector?.capture($0) ?? $0 },
             events: { output.handle($0) })
         let abandoned: Int?
         do {
@@ -237,6 +251,7 @@ public struct AgentCommand: AsyncParsableCommand {
             Terminal.error("agent: \(error)")
             throw ExitCode.failure
         }
+        await inspection.server?.stop()
         output.stopped(abandoned: abandoned ?? 0)
     }
 

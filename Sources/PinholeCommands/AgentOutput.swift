@@ -20,12 +20,15 @@ final class AgentOutput: Sendable {
     private let lastAuthority = NIOLockedValueBox<String?>(nil)
     /// Whether the header's title is out already (printed at once when dialling a relay).
     private let titlePrinted = NIOLockedValueBox(false)
+    /// The request inspector's URL, when it runs.
+    private let inspector: String?
 
-    init(format: Format, quiet: Bool, target: String, istio: IstioFiles?) {
+    init(format: Format, quiet: Bool, target: String, istio: IstioFiles?, inspector: String? = nil) {
         self.format = format
         self.quiet = quiet
         self.target = target
         self.istio = istio
+        self.inspector = inspector
     }
 
     func handle(_ event: AgentEvent) {
@@ -76,6 +79,7 @@ final class AgentOutput: Sendable {
                 "port": tunnel.port, "relay": tunnel.relay, "target": target,
             ]
             if let name = tunnel.name { object["name"] = name }
+            if let inspector { object["inspector"] = inspector }
             if !tunnel.alternatives.isEmpty { object["alternatives"] = tunnel.alternatives }
             if let istioFile {
                 object["istio_file"] = istioFile.resources; object["istio_restore_file"] = istioFile.restore
@@ -102,6 +106,7 @@ final class AgentOutput: Sendable {
         for alternative in tunnel.alternatives { Terminal.out("             \(alternative)") }
         Terminal.out("  authority  \(tunnel.authority)   <- the host:port for an Istio redirect")
         Terminal.out("  target     \(target)")
+        if let inspector { Terminal.out("  inspector  \(inspector)   <- see, replay, edit and replay requests") }
         if let istioFile {
             Terminal.out("  istio      wrote \(istioFile.resources) (\(istioFile.summary))")
             if !istioFile.otherDevelopers.isEmpty {

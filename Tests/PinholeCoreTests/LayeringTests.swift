@@ -19,6 +19,11 @@ struct LayeringTests {
         "PinholeIstio": ["COpenSSL", "CNghttp2", "PinholeTLS", "PinholeHTTP2", "PinholeTunnel", "PinholeRelay"],
         "PinholeRelay": ["COpenSSL", "CNghttp2", "PinholeAgent", "PinholeIstio", "PinholeCommands"],
         "PinholeAgent": ["COpenSSL", "CNghttp2", "PinholeIstio", "PinholeCommands"],
+        // The inspector sees exchanges through Core's protocols only: no tunnel, no TLS, no C.
+        "PinholeInspector": [
+            "COpenSSL", "CNghttp2", "PinholeTLS", "PinholeHTTP2", "PinholeTunnel", "PinholeIstio", "Yams",
+            "PinholeRelay", "PinholeAgent", "PinholeCommands",
+        ],
         "PinholeCommands": ["COpenSSL", "CNghttp2"],
     ]
 

@@ -1,0 +1,171 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import PinholeCore
+
+/// One request the agent forwarded, as the inspector keeps it: heads, the first bytes
+/// of each body, trailers, and when each step happened.
+public struct CapturedRequest: Sendable {
+    public enum State: String, Sendable {
+        /// At the app: no response head yet (a breakpoint, perhaps).
+        case pending
+        /// The response head arrived; its body is streaming.
+        case responding
+        case complete
+        /// Pinhole could not finish it: the app was unreachable, cut the response, or the
+        /// client went away.
+        case failed
+    }
+
+    /// Given when the store takes the record.
+    public internal(set) var id: Int
+    /// The request this one replays, if it is a replay.
+    public var replayOf: Int?
+    /// Wall-clock start, seconds since 1970, for `time`.
+    public var wallClock: Double
+    public var method: String
+    public var path: String
+    public var authority: String
+    public var scheme: String
+    public var protocolName: String
+    public var requestHeaders: HTTPHeaders
+    public var requestBody = CapturedBody()
+    public var requestTrailers: HTTPHeaders? {
+        didSet { requestTrailerBytes = Self.size(of: requestTrailers) }
+    }
+    public var status: Int?
+    public var responseHeaders: HTTPHeaders? {
+        didSet { responseHeaderBytes = Self.size(of: responseHeaders) }
+    }
+    public var responseBody = CapturedBody()
+    public var responseTrailers: HTTPHeaders? {
+        didSet { responseTrailerBytes = Self.size(of: responseTrailers) }
+    }
+    /// The heads' sizes, counted once as they are set: the ring asks on every change.
+    private var requestHeaderBytes: Int
+    private var requestTrailerBytes = 0
+    private var responseHeaderBytes = 0
+    private var responseTrailerBytes = 0
+    public var state = State.pending
+    public var error: String?
+    public var timing: CapturedTiming
+    /// The caller's deadline, if it sent one (`x-envoy-expected-rq-timeout-ms`, `grpc-timeout`).
+    public var deadline: CallerDeadline?
+    /// The request was still without an answer when its caller's deadline passed.
+    public var deadlinePassed = false
+
+    init(
+        id: Int, head: ProxyRequestHead, replayOf: Int?, wallClock: Double, started: NIODeadline,
+        deadline: CallerDeadline?
+    ) {
+        self.id = id
+        self.replayOf = replayOf
+        self.wallClock = wallClock
+        self.method = head.method.rawValue
+        self.path = head.path
+        self.authority = head.authority
+        self.scheme = head.scheme
+        self.requestHeaders = head.headers
+        self.requestHeaderBytes = Self.size(of: head.headers)
+        self.protocolName = Self.protocolOf(head)
+        self.timing = CapturedTiming(started: started)
+        self.deadline = deadline
+    }
+
+    /// What the request speaks, as far as the agent can tell from its head.
+    static func protocolOf(_ head: ProxyRequestHead) -> String {
+        if head.upgrade != nil { return "websocket" }
+        if let type = head.headers.first(name: "content-type"), type.lowercased().hasPrefix("application/grpc") {
+            return "grpc"
+        }
+        return "http"
+    }
+
+    /// Roughly what this record costs in memory: what the ring counts.
+    var approximateBytes: Int {
+        256 + requestHeaderBytes + requestTrailerBytes + responseHeaderBytes + responseTrailerBytes
+            + requestBody.kept.readableBytes + responseBody.kept.readableBytes + path.utf8.count
+    }
+
+    private static func size(of headers: HTTPHeaders?) -> Int {
+        guard let headers else { return 0 }
+        var total = 0
+        for (name, value) in headers { total += name.utf8.count + value.utf8.count + 32 }
+        return total
+    }
+
+    /// The client's address, as the relay (or embedded relay) appended it to X-Forwarded-For.
+    public var clientAddress: String? {
+        guard let list = requestHeaders.first(name: "x-forwarded-for") else { return nil }
+        return list.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+}
+
+/// The first bytes of a body, and how many there were in all.
+public struct CapturedBody: Sendable {
+    public var kept = ByteBuffer()
+    public var totalBytes = 0
+
+    public var isTruncated: Bool { totalBytes > kept.readableBytes }
+}
+
+/// When each step of an exchange happened (monotonic clock).
+public struct CapturedTiming: Sendable {
+    public var started: NIODeadline
+    /// The head was written to a connection to the app.
+    public var delivered: NIODeadline?
+    /// The request's body (and end) had all been passed on.
+    public var requestEnded: NIODeadline?
+    public var responseStarted: NIODeadline?
+    public var finished: NIODeadline?
+
+    /// Waiting for a connection to the app.
+    public var queued: TimeAmount? { delivered.map { $0 - started } }
+    /// From the request reaching the app to its response head: the breakpoint's share.
+    public var atApp: TimeAmount? {
+        guard let responseStarted else { return nil }
+        return responseStarted - (delivered ?? started)
+    }
+    /// From the response head to its end.
+    public var streaming: TimeAmount? {
+        guard let responseStarted, let finished else { return nil }
+        return finished - responseStarted
+    }
+    public var duration: TimeAmount? { finished.map { $0 - started } }
+}
+
+/// A deadline the caller announced with the request.
+public struct CallerDeadline: Sendable, Equatable {
+    public var timeout: TimeAmount
+    /// The header it came from.
+    public var source: String
+
+    init?(headers: HTTPHeaders) {
+        if let value = headers.first(name: "x-envoy-expected-rq-timeout-ms"), let milliseconds = Int64(value),
+            milliseconds > 0
+        {
+            self.timeout = .milliseconds(milliseconds)
+            self.source = "x-envoy-expected-rq-timeout-ms"
+        } else if let value = headers.first(name: "grpc-timeout"), let timeout = Self.grpcTimeout(value) {
+            self.timeout = timeout
+            self.source = "grpc-timeout"
+        } else {
+            return nil
+        }
+    }
+
+    /// gRPC's `TimeoutValue TimeoutUnit`: up to eight digits, then H, M, S, m, u or n.
+    static func grpcTimeout(_ text: String) -> TimeAmount? {
+        guard let unit = text.last, text.count >= 2, text.count <= 9, let value = Int64(text.dropLast()), value > 0
+        else { return nil }
+        switch unit {
+        case "H": return .hours(value)
+        case "M": return .minutes(value)
+        case "S": return .seconds(value)
+        case "m": return .milliseconds(value)
+        case "u": return .microseconds(value)
+        case "n": return .nanoseconds(value)
+        default: return nil
+        }
+    }
+}

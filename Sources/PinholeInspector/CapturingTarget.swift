@@ -1,0 +1,223 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import PinholeCore
+
+/// Wraps the agent's target so each exchange is recorded on its way through. Nothing
+/// waits for the inspector: the exchange streams on, and only the first bytes of each
+/// body (up to the store's limit) are copied aside.
+public struct CapturingTarget: ExchangeTarget {
+    public let inner: any ExchangeTarget
+    let store: InspectorStore
+    let deadlines: DeadlineWatch
+
+    public func startExchange(
+        _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop
+    ) throws(ExchangeError) -> any ExchangeUpstream {
+        try start(head, downstream: downstream, on: eventLoop, replayOf: nil)
+    }
+
+    func start(
+        _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop, replayOf: Int?
+    ) throws(ExchangeError) -> CapturingExchange {
+        let started = NIODeadline.now()
+        let wallClock = Date().timeIntervalSince1970
+        let deadline = CallerDeadline(headers: head.headers)
+        let id = store.begin(
+            CapturedRequest(
+                id: 0, head: head, replayOf: replayOf, wallClock: wallClock, started: started, deadline: deadline))
+        let capture = CapturingExchange(
+            id: id, store: store, bodyLimit: store.limits.bodyBytes, downstream: downstream, started: started)
+        do throws(ExchangeError) {
+            capture.upstream = try inner.startExchange(
+                head, downstream: CaptureResponseSide(capture), on: eventLoop)
+        } catch {
+            // The caller hears of it from the throw, not from its downstream.
+            capture.failedToStart(error)
+            throw error
+        }
+        if let deadline {
+            capture.watch(deadline, on: eventLoop, watch: deadlines, method: head.method.rawValue, path: head.path)
+        }
+        return capture
+    }
+}
+
+/// What the inner target sees as the exchange's downstream. Its own object, because
+/// both sides ask `isWritable` of the one they talk to, and each must hear about the
+/// other end: the target about the client (so a slow client slows the download), the
+/// client's side about the target.
+final class CaptureResponseSide: ExchangeDownstream, ExchangeDeliveryObserving {
+    private let capture: CapturingExchange
+
+    init(_ capture: CapturingExchange) {
+        self.capture = capture
+    }
+
+    var isWritable: Bool { capture.downstreamIsWritable }
+    func exchangeRequestDelivered() { capture.exchangeRequestDelivered() }
+    func exchangeReceivedHead(_ head: ProxyResponseHead) { capture.exchangeReceivedHead(head) }
+    func exchangeReceivedBody(_ body: ByteBuffer) { capture.exchangeReceivedBody(body) }
+    func exchangeReceivedEnd(trailers: HTTPHeaders?) { capture.exchangeReceivedEnd(trailers: trailers) }
+    func exchangeFailed(_ error: ExchangeError) { capture.exchangeFailed(error) }
+    func exchangeUpstreamWritabilityChanged() { capture.exchangeUpstreamWritabilityChanged() }
+}
+
+/// One exchange, seen from between its downstream and upstream: every call is passed
+/// on unchanged, after a note of it. The downstream talks to it as its upstream; the
+/// target answers it through its `CaptureResponseSide`. Lives on the exchange's event loop.
+final class CapturingExchange: ExchangeUpstream {
+    let id: Int
+    private let store: InspectorStore
+    private let bodyLimit: Int
+    /// Cleared when the exchange is over, as the sides it joins clear theirs.
+    private var downstream: (any ExchangeDownstream)?
+    var upstream: (any ExchangeUpstream)?
+    private var timing: CapturedTiming
+    private var requestBody = CapturedBody()
+    private var responseBody = CapturedBody()
+    private var requestTrailers: HTTPHeaders?
+    private var over = false
+    private var deadlineTimer: Scheduled<Void>?
+
+    init(id: Int, store: InspectorStore, bodyLimit: Int, downstream: any ExchangeDownstream, started: NIODeadline) {
+        self.id = id
+        self.store = store
+        self.bodyLimit = bodyLimit
+        self.downstream = downstream
+        self.timing = CapturedTiming(started: started)
+    }
+
+    // MARK: ExchangeUpstream: the downstream's calls, on their way to the target
+
+    var isWritable: Bool { upstream?.isWritable ?? true }
+
+    func sendBody(_ body: ByteBuffer) {
+        requestBody.keep(body, limit: bodyLimit)
+        upstream?.sendBody(body)
+    }
+
+    func sendEnd(trailers: HTTPHeaders?) {
+        timing.requestEnded = .now()
+        requestTrailers = trailers
+        // A request held at the app shows its body and trailers at once; one without
+        // either has nothing new to show until its response.
+        if requestBody.totalBytes > 0 || trailers != nil {
+            let (body, timing) = (requestBody, self.timing)
+            store.update(id) {
+                $0.requestBody = body
+                $0.requestTrailers = trailers
+                $0.timing = timing
+            }
+        }
+        upstream?.sendEnd(trailers: trailers)
+    }
+
+    func cancel() {
+        let upstream = self.upstream
+        end(state: .failed, error: "the client went away before the response was complete", trailers: nil)
+        upstream?.cancel()
+    }
+
+    func downstreamWritabilityChanged() {
+        upstream?.downstreamWritabilityChanged()
+    }
+
+    // MARK: The target's answers, on their way back (through CaptureResponseSide)
+
+    var downstreamIsWritable: Bool { downstream?.isWritable ?? true }
+
+    func exchangeRequestDelivered() {
+        timing.delivered = .now()
+    }
+
+    func exchangeReceivedHead(_ head: ProxyResponseHead) {
+        deadlineTimer?.cancel()
+        let now = NIODeadline.now()
+        timing.responseStarted = now
+        let timing = self.timing
+        store.update(id) {
+            $0.status = Int(head.status.code)
+            $0.responseHeaders = head.headers
+            $0.state = .responding
+            $0.timing = timing
+        }
+        downstream?.exchangeReceivedHead(head)
+    }
+
+    func exchangeReceivedBody(_ body: ByteBuffer) {
+        responseBody.keep(body, limit: bodyLimit)
+        downstream?.exchangeReceivedBody(body)
+    }
+
+    func exchangeReceivedEnd(trailers: HTTPHeaders?) {
+        let downstream = self.downstream
+        end(state: .complete, error: nil, trailers: trailers)
+        downstream?.exchangeReceivedEnd(trailers: trailers)
+    }
+
+    func exchangeFailed(_ error: ExchangeError) {
+        let downstream = self.downstream
+        end(state: .failed, error: error.description, trailers: nil, status: Int(error.status.code))
+        downstream?.exchangeFailed(error)
+    }
+
+    func failedToStart(_ error: ExchangeError) {
+        end(state: .failed, error: error.description, trailers: nil, status: Int(error.status.code))
+    }
+
+    func exchangeUpstreamWritabilityChanged() {
+        downstream?.exchangeUpstreamWritabilityChanged()
+    }
+
+    // MARK: The record
+
+    private func end(state: CapturedRequest.State, error: String?, trailers: HTTPHeaders?, status: Int? = nil) {
+        guard !over else { return }
+        over = true
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        downstream = nil
+        upstream = nil
+        timing.finished = .now()
+        let (timing, requestBody, responseBody, requestTrailers) =
+            (self.timing, self.requestBody, self.responseBody, self.requestTrailers)
+        store.update(id) {
+            $0.state = state
+            $0.error = error
+            $0.timing = timing
+            $0.requestBody = requestBody
+            $0.requestTrailers = requestTrailers
+            $0.responseBody = responseBody
+            $0.responseTrailers = trailers
+            // A failure before any response head: the status Pinhole answered with.
+            if $0.status == nil, let status { $0.status = status }
+        }
+    }
+
+    /// Tells `watch` if the request is still without an answer when its caller's
+    /// deadline passes: the caller has given up by then.
+    func watch(
+        _ deadline: CallerDeadline, on eventLoop: any EventLoop, watch: DeadlineWatch, method: String, path: String
+    ) {
+        let id = self.id
+        deadlineTimer = eventLoop.assumeIsolated().scheduleTask(in: deadline.timeout) {
+            guard !self.over, self.timing.responseStarted == nil else { return }
+            watch.report(DeadlineNotice(id: id, method: method, path: path, deadline: deadline))
+            self.store.update(id) { $0.deadlinePassed = true }
+        }
+    }
+}
+
+extension CapturedBody {
+    /// Copies what is still under `limit` of `body`, and counts all of it.
+    mutating func keep(_ body: ByteBuffer, limit: Int) {
+        totalBytes += body.readableBytes
+        let room = limit - kept.readableBytes
+        guard room > 0 else { return }
+        let count = min(room, body.readableBytes)
+        if kept.capacity == 0 { kept = ByteBufferAllocator().buffer(capacity: count) }
+        var slice = body.getSlice(at: body.readerIndex, length: count)!
+        kept.writeBuffer(&slice)
+    }
+}

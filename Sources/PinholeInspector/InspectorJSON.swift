@@ -1,0 +1,222 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The API's JSON. Field names follow the agent's `--log-format json` (`method`, `path`,
+/// `status`, `duration_ms`, `bytes_in`, `bytes_out`, `time`, `protocol`), plus an `id`.
+enum InspectorJSON {
+    struct Summary: Encodable {
+        var id: Int
+        var time: String
+        var method: String
+        var path: String
+        var authority: String
+        var status: Int?
+        var state: String
+        var durationMs: Double?
+        /// Time so far for a request still in flight, for the page's running clock.
+        var elapsedMs: Double
+        var bytesIn: Int
+        var bytesOut: Int
+        var `protocol`: String
+        var replayOf: Int?
+        var error: String?
+        var client: String?
+        var deadlineMs: Double?
+        var deadlineSource: String?
+        var deadlinePassed: Bool
+        var grpcStatus: String?
+    }
+
+    struct Header: Encodable {
+        var name: String
+        var value: String
+    }
+
+    struct Body: Encodable {
+        var size: Int
+        var kept: Int
+        var truncated: Bool
+        var contentType: String?
+        var base64: String
+    }
+
+    struct Message: Encodable {
+        var headers: [Header]
+        var trailers: [Header]?
+        var body: Body
+    }
+
+    struct Timing: Encodable {
+        var queuedMs: Double?
+        var atAppMs: Double?
+        var streamingMs: Double?
+    }
+
+    struct Client: Encodable {
+        var address: String?
+        var forwarded: [Header]
+    }
+
+    struct Detail: Encodable {
+        var summary: Summary
+        var request: Message
+        var response: Message?
+        var timing: Timing
+        var clientInfo: Client
+        var curl: String
+        var replays: [Int]
+
+        enum CodingKeys: String, CodingKey {
+            case request, response, timing, client, curl, replays
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            try summary.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(request, forKey: .request)
+            try container.encodeIfPresent(response, forKey: .response)
+            try container.encode(timing, forKey: .timing)
+            try container.encode(clientInfo, forKey: .client)
+            try container.encode(curl, forKey: .curl)
+            try container.encode(replays, forKey: .replays)
+        }
+    }
+
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    static func milliseconds(_ amount: TimeAmount?) -> Double? {
+        amount.map { (Double($0.nanoseconds) / 1e5).rounded() / 10 }
+    }
+
+    static func summary(_ record: CapturedRequest, now: NIODeadline = .now()) -> Summary {
+        Summary(
+            id: record.id, time: RFC3339.format(record.wallClock), method: record.method, path: record.path,
+            authority: record.authority, status: record.status, state: record.state.rawValue,
+            durationMs: milliseconds(record.timing.duration),
+            elapsedMs: milliseconds((record.timing.finished ?? now) - record.timing.started) ?? 0,
+            bytesIn: record.requestBody.totalBytes, bytesOut: record.responseBody.totalBytes,
+            protocol: record.protocolName, replayOf: record.replayOf, error: record.error,
+            client: record.clientAddress, deadlineMs: milliseconds(record.deadline?.timeout),
+            deadlineSource: record.deadline?.source, deadlinePassed: record.deadlinePassed,
+            grpcStatus: record.responseTrailers?.first(name: "grpc-status")
+                ?? record.responseHeaders?.first(name: "grpc-status"))
+    }
+
+    static func detail(_ record: CapturedRequest, replays: [Int]) -> Detail {
+        let response = record.responseHeaders.map {
+            Message(
+                headers: headers($0), trailers: record.responseTrailers.map(headers),
+                body: body(record.responseBody, type: $0.first(name: "content-type")))
+        }
+        return Detail(
+            summary: summary(record),
+            request: Message(
+                headers: headers(record.requestHeaders), trailers: record.requestTrailers.map(headers),
+                body: body(record.requestBody, type: record.requestHeaders.first(name: "content-type"))),
+            response: response,
+            timing: Timing(
+                queuedMs: milliseconds(record.timing.queued), atAppMs: milliseconds(record.timing.atApp),
+                streamingMs: milliseconds(record.timing.streaming)),
+            clientInfo: Client(
+                address: record.clientAddress,
+                forwarded: headers(record.requestHeaders).filter { $0.name.lowercased().hasPrefix("x-forwarded-") }),
+            curl: Curl.command(for: record), replays: replays)
+    }
+
+    static func headers(_ headers: HTTPHeaders) -> [Header] {
+        headers.map { Header(name: $0.name, value: $0.value) }
+    }
+
+    static func body(_ body: CapturedBody, type: String?) -> Body {
+        Body(
+            size: body.totalBytes, kept: body.kept.readableBytes, truncated: body.isTruncated, contentType: type,
+            base64: Data(body.kept.readableBytesView).base64EncodedString())
+    }
+}
+
+/// RFC 3339 times in UTC with milliseconds, as the JSON log writes them.
+enum RFC3339 {
+    static func format(_ secondsSince1970: Double) -> String {
+        var seconds = time_t(secondsSince1970.rounded(.down))
+        let milliseconds = Int((secondsSince1970 - Double(seconds)) * 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), milliseconds)
+    }
+}
+
+extension InspectorJSON.Summary {
+    /// The same object as the Encodable form, written by hand: the live feed sends one per
+    /// changed request, many times a second on a busy agent, and JSONEncoder's cost
+    /// (its snake-case keys above all) showed in the benchmark.
+    var json: String {
+        var object = JSONObjectWriter()
+        object.add("authority", string: authority)
+        object.add("bytes_in", number: Double(bytesIn))
+        object.add("bytes_out", number: Double(bytesOut))
+        object.add("client", string: client)
+        object.add("deadline_ms", number: deadlineMs)
+        object.add("deadline_passed", literal: deadlinePassed ? "true" : "false")
+        object.add("deadline_source", string: deadlineSource)
+        object.add("duration_ms", number: durationMs)
+        object.add("elapsed_ms", number: elapsedMs)
+        object.add("error", string: error)
+        object.add("grpc_status", string: grpcStatus)
+        object.add("id", number: Double(id))
+        object.add("method", string: method)
+        object.add("path", string: path)
+        object.add("protocol", string: `protocol`)
+        object.add("replay_of", number: replayOf.map(Double.init))
+        object.add("state", string: state)
+        object.add("status", number: status.map(Double.init))
+        object.add("time", string: time)
+        return object.finish()
+    }
+}
+
+/// A flat JSON object, key by key; nil values are left out, as JSONEncoder does.
+struct JSONObjectWriter {
+    private var text = "{"
+
+    mutating func add(_ key: String, string value: String?) {
+        guard let value else { return }
+        add(key, literal: Self.quote(value))
+    }
+
+    mutating func add(_ key: String, number value: Double?) {
+        guard let value else { return }
+        add(key, literal: value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value))
+    }
+
+    mutating func add(_ key: String, literal: String) {
+        if text.utf8.count > 1 { text += "," }
+        text += "\"" + key + "\":" + literal
+    }
+
+    func finish() -> String { text + "}" }
+
+    static func quote(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

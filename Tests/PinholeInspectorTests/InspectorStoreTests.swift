@@ -1,0 +1,154 @@
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import PinholeCore
+import Testing
+
+@testable import PinholeInspector
+
+/// Capture and the ring, without sockets: exchanges driven by hand through the
+/// capturing target, against a target that answers at once.
+@Suite("Inspector capture and ring")
+struct InspectorStoreTests {
+    /// A target whose upstream records what it was sent and answers when told.
+    final class ScriptedTarget: ExchangeTarget, @unchecked Sendable {
+        // Unchecked: the tests use it from one thread only.
+        var upstreams: [ScriptedUpstream] = []
+        func startExchange(
+            _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop
+        ) throws(ExchangeError) -> any ExchangeUpstream {
+            let upstream = ScriptedUpstream(downstream: downstream)
+            upstreams.append(upstream)
+            return upstream
+        }
+    }
+
+    final class ScriptedUpstream: ExchangeUpstream {
+        var downstream: (any ExchangeDownstream)?
+        var received = ByteBuffer()
+        var ended = false
+        var writable = true
+        init(downstream: any ExchangeDownstream) { self.downstream = downstream }
+        var isWritable: Bool { writable }
+        func sendBody(_ body: ByteBuffer) { received.writeImmutableBuffer(body) }
+        func sendEnd(trailers: HTTPHeaders?) { ended = true }
+        func cancel() {}
+        func downstreamWritabilityChanged() {}
+
+        func answer(_ body: ByteBuffer, trailers: HTTPHeaders? = nil) {
+            downstream?.exchangeReceivedHead(ProxyResponseHead(status: .ok))
+            downstream?.exchangeReceivedBody(body)
+            downstream?.exchangeReceivedEnd(trailers: trailers)
+        }
+    }
+
+    final class SinkDownstream: ExchangeDownstream {
+        var body = ByteBuffer()
+        var ended = false
+        var writable = true
+        var isWritable: Bool { writable }
+        func exchangeReceivedHead(_ head: ProxyResponseHead) {}
+        func exchangeReceivedBody(_ body: ByteBuffer) { self.body.writeImmutableBuffer(body) }
+        func exchangeReceivedEnd(trailers: HTTPHeaders?) { ended = true }
+        func exchangeFailed(_ error: ExchangeError) {}
+        func exchangeUpstreamWritabilityChanged() {}
+    }
+
+    static func head(_ path: String) -> ProxyRequestHead {
+        ProxyRequestHead(method: .POST, path: path, authority: "app", scheme: "http", headers: HTTPHeaders())
+    }
+
+    @Test("bodies pass through whole while only the first bytes up to the limit are kept, the rest counted")
+    func bodyLimit() throws {
+        let loop = EmbeddedEventLoop()
+        let inspector = Inspector(limits: .init(bodyBytes: 100))
+        let scripted = ScriptedTarget()
+        let target = inspector.capture(scripted)
+        let sink = SinkDownstream()
+        let upstream = try target.startExchange(Self.head("/big"), downstream: sink, on: loop)
+        for _ in 0..<10 { upstream.sendBody(ByteBuffer(repeating: 0x61, count: 30)) }
+        upstream.sendEnd(trailers: nil)
+        scripted.upstreams[0].answer(ByteBuffer(repeating: 0x62, count: 1000), trailers: ["grpc-status": "0"])
+
+        #expect(scripted.upstreams[0].received.readableBytes == 300, "the target got the whole body")
+        #expect(sink.body.readableBytes == 1000 && sink.ended, "the client got the whole response")
+        let record = try #require(inspector.store.all().first)
+        #expect(record.requestBody.totalBytes == 300 && record.requestBody.kept.readableBytes == 100)
+        #expect(record.responseBody.totalBytes == 1000 && record.responseBody.kept.readableBytes == 100)
+        #expect(record.requestBody.isTruncated && record.responseBody.isTruncated)
+        #expect(record.state == .complete && record.status == 200)
+        #expect(record.responseTrailers?.first(name: "grpc-status") == "0")
+    }
+
+    @Test("backpressure passes through: each side hears the other end's writability, not its own")
+    func writability() throws {
+        let loop = EmbeddedEventLoop()
+        let scripted = ScriptedTarget()
+        let sink = SinkDownstream()
+        let upstream = try Inspector().capture(scripted).startExchange(Self.head("/"), downstream: sink, on: loop)
+        let target = scripted.upstreams[0]
+        sink.writable = false
+        #expect(target.downstream?.isWritable == false, "the target would read on while the client does not")
+        #expect(upstream.isWritable == true)
+        sink.writable = true
+        target.writable = false
+        #expect(target.downstream?.isWritable == true)
+        #expect(upstream.isWritable == false, "the client's side would send on while the target does not take it")
+    }
+
+    @Test("the ring keeps its byte bound, dropping the oldest records first")
+    func ringBound() throws {
+        let loop = EmbeddedEventLoop()
+        let limit = 64 * 1024
+        let inspector = Inspector(limits: .init(bodyBytes: 4096, totalBytes: limit))
+        let scripted = ScriptedTarget()
+        let target = inspector.capture(scripted)
+        for index in 0..<200 {
+            let upstream = try target.startExchange(Self.head("/\(index)"), downstream: SinkDownstream(), on: loop)
+            upstream.sendBody(ByteBuffer(repeating: 0x61, count: 4096))
+            upstream.sendEnd(trailers: nil)
+            scripted.upstreams[index].answer(ByteBuffer(repeating: 0x62, count: 2048))
+            #expect(inspector.store.retainedBytes <= limit)
+        }
+        let kept = inspector.store.all()
+        #expect(kept.count > 5 && kept.count < 200)
+        #expect(kept.last?.path == "/199")
+        #expect(kept.map(\.id) == Array((201 - kept.count)...200), "the newest are kept, in order")
+        #expect(inspector.store.record(1) == nil)
+    }
+
+    @Test("caller deadlines come from x-envoy-expected-rq-timeout-ms or grpc-timeout")
+    func deadlines() {
+        #expect(CallerDeadline(headers: ["x-envoy-expected-rq-timeout-ms": "15000"])?.timeout == .seconds(15))
+        #expect(CallerDeadline(headers: ["grpc-timeout": "250m"])?.timeout == .milliseconds(250))
+        #expect(CallerDeadline(headers: ["grpc-timeout": "2S"])?.source == "grpc-timeout")
+        #expect(CallerDeadline(headers: ["grpc-timeout": "123456789S"]) == nil, "more than 8 digits")
+        #expect(CallerDeadline(headers: ["x-envoy-expected-rq-timeout-ms": "soon"]) == nil)
+        #expect(CallerDeadline(headers: [:]) == nil)
+    }
+
+    @Test("the feed's hand-written summary is the same JSON object as the encoded one")
+    func summaryJSON() throws {
+        let loop = EmbeddedEventLoop()
+        let inspector = Inspector()
+        let scripted = ScriptedTarget()
+        var head = Self.head("/quote\"d\\path\u{1}?q=é")
+        head.headers.add(name: "x-envoy-expected-rq-timeout-ms", value: "1500")
+        let upstream = try inspector.capture(scripted).startExchange(head, downstream: SinkDownstream(), on: loop)
+        upstream.sendEnd(trailers: nil)
+        scripted.upstreams[0].answer(ByteBuffer(string: "ok"))
+        let record = try #require(inspector.store.all().first)
+        let summary = InspectorJSON.summary(record)
+        let encoded = try InspectorJSON.encoder().encode(summary)
+        let expected = try #require(try JSONSerialization.jsonObject(with: encoded) as? NSDictionary)
+        let written = try #require(try JSONSerialization.jsonObject(with: Data(summary.json.utf8)) as? NSDictionary)
+        #expect(written == expected)
+        #expect(written["path"] as? String == "/quote\"d\\path\u{1}?q=é")
+    }
+
+    @Test("curl commands quote what the shell would expand")
+    func curlQuoting() {
+        #expect(Curl.quote("it's $HOME") == #"'it'\''s $HOME'"#)
+    }
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# What the request inspector costs: the agent's CPU per request (user + system, from
+# /proc) at c=50, with the inspector off, on, and on with a page watching the live
+# feed. The agent runs with its embedded relay, as a release build, in front of nginx
+# returning 13 bytes; wrk drives it. Everything on 127.0.0.1. Rounds alternate the
+# modes so drift on a shared machine hits each alike.
+#
+#   bench/inspector.sh                  3 rounds of 5 s per mode
+#   ROUNDS=5 DURATION=10 bench/inspector.sh
+#   bench/inspector.sh --no-build       use the release agent already built
+#
+# Needs nginx, wrk, curl (apt-get install nginx wrk curl). Target (issue 16): with the
+# inspector on, at most 10% more CPU per request than off.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+rounds="${ROUNDS:-3}"
+duration="${DURATION:-5}"
+connections="${CONNECTIONS:-50}"
+modes=(off on on+page)
+
+for tool in nginx wrk curl python3; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
+        echo "missing $tool: apt-get install nginx wrk curl python3" >&2
+        exit 1
+    }
+done
+if [ "${1:-}" != "--no-build" ]; then
+    echo "building the release agent (swift build -c release --product agent)"
+    swift build -c release --product agent >/dev/null
+fi
+agent="$(swift build -c release --show-bin-path)/agent"
+nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
+
+work="$(mktemp -d /tmp/pinhole-inspector-bench.XXXXXX)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_for() {  # URL: until it answers, at most 10 s
+    for _ in $(seq 100); do
+        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing answered at $1" >&2
+    exit 1
+}
+cpu_ticks() {  # PID: user + system clock ticks so far
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+backend_port="$(free_port)"
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    server {
+        listen 127.0.0.1:$backend_port;
+        location / { return 200 "Hello, world!"; }
+    }
+}
+EOF
+"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
+pids+=($!)
+wait_for "http://127.0.0.1:$backend_port/hello"
+
+ticks_per_second="$(getconf CLK_TCK)"
+results="$work/results"
+: >"$results"
+echo "agent $agent, nginx on 127.0.0.1:$backend_port, wrk -t1 -c$connections -d${duration}s, $rounds rounds"
+printf "%-8s %5s %10s %14s\n" mode round "req/s" "CPU µs/req"
+for round in $(seq "$rounds"); do
+    for mode in "${modes[@]}"; do
+        public_port="$(free_port)"
+        inspect_port="$(free_port)"
+        inspect="off"
+        [ "$mode" = off ] || inspect="127.0.0.1:$inspect_port"
+        "$agent" "127.0.0.1:$backend_port" --bind 127.0.0.1 --public-port "$public_port" --quiet \
+            --inspect "$inspect" >"$work/agent.log" 2>&1 &
+        agent_pid=$!
+        pids+=("$agent_pid")
+        wait_for "http://127.0.0.1:$public_port/hello"
+        feed_pid=""
+        if [ "$mode" = on+page ]; then
+            curl -sSN "http://127.0.0.1:$inspect_port/api/events" >/dev/null 2>&1 &
+            feed_pid=$!
+            pids+=("$feed_pid")
+        fi
+        wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$public_port/hello" >/dev/null  # warm-up
+        before="$(cpu_ticks "$agent_pid")"
+        output="$(wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:$public_port/hello")"
+        after="$(cpu_ticks "$agent_pid")"
+        requests="$(echo "$output" | awk '/requests in/ {print $1}')"
+        rate="$(echo "$output" | awk '/Requests\/sec/ {print $2}')"
+        micros="$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$requests" \
+            'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
+        printf "%-8s %5s %10s %14s\n" "$mode" "$round" "$rate" "$micros"
+        echo "$mode $rate $micros" >>"$results"
+        [ -z "$feed_pid" ] || kill "$feed_pid" 2>/dev/null || true
+        kill "$agent_pid"
+        wait "$agent_pid" 2>/dev/null || true
+    done
+done
+
+echo
+echo "medians:"
+python3 - "$results" <<'EOF'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
+medians = {}
+for mode in ("off", "on", "on+page"):
+    rates = [float(r[1]) for r in rows if r[0] == mode]
+    cpu = [float(r[2]) for r in rows if r[0] == mode]
+    medians[mode] = (statistics.median(rates), statistics.median(cpu))
+off = medians["off"][1]
+for mode, (rate, cpu) in medians.items():
+    print(f"  {mode:8} {rate:10.0f} req/s  {cpu:7.1f} µs CPU/req  {cpu / off:5.2f}x off")
+ratio = medians["on"][1] / off
+print(f"target (inspector on ≤ 1.10x the CPU per request of off): {'met' if ratio <= 1.10 else 'NOT met'} ({ratio:.2f}x)")
+EOF
