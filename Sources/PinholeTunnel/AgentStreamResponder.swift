@@ -10,6 +10,15 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private let requestTimeout: TimeAmount?
     private var timeout: Scheduled<Void>?
     private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
+    /// Hears of the request while its answer is awaited, for the request log.
+    private let watch: RequestWatch?
+    private var waiting: RequestWatch.Ticket?
+    private var waitingID: Int?
+    private var bytesIn = 0
+    private var bytesOut = 0
+    /// The response's Content-Length, to say how much of it a cut left out.
+    private var expectedBytesOut: Int?
+    private var outcome = ExchangeRecord.Outcome.complete
     private var stream: HTTP2Stream?
     private var upstream: (any ExchangeUpstream)?
     private var request: ProxyRequestHead?
@@ -23,11 +32,12 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     public init(
         stream: HTTP2Stream, target: any ExchangeTarget, requestTimeout: TimeAmount? = nil,
-        onComplete: (@Sendable (ExchangeRecord) -> Void)?
+        watch: RequestWatch? = nil, onComplete: (@Sendable (ExchangeRecord) -> Void)?
     ) {
         self.stream = stream
         self.target = target
         self.requestTimeout = requestTimeout
+        self.watch = watch
         self.onComplete = onComplete
     }
 
@@ -40,6 +50,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                 var head = try ProxyRequestHead(http2: fields)
                 head.mayHaveBody = !stream.headersEndedStream
                 request = head
+                waiting = watch?.begin(method: head.method.rawValue, path: head.path, startedAt: startedAt)
                 upstream = try target.startExchange(head, downstream: self, on: stream.connection.eventLoop)
                 if let requestTimeout, !responseStarted {
                     timeout = stream.connection.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) {
@@ -53,6 +64,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             }
         case .data(let data):
             let count = data.readableBytes
+            bytesIn += count
             guard let upstream else {
                 stream.consumed(count)
                 return
@@ -71,8 +83,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         timeout?.cancel()
         if !responseEnded {
             // The relay gave up (its client went away, or the tunnel dropped). For a
-            // switched protocol (a WebSocket) that is how it ends: it is logged.
-            if status == 101 { finish() }
+            // switched protocol (a WebSocket) that is how it ends.
+            if status != 101 { outcome = .abandoned(reason: Self.abandonment(error)) }
+            finish()
             upstream?.cancel()
         }
         upstream = nil
@@ -90,8 +103,10 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         guard let stream, let request else { return }
         responseStarted = true
         timeout?.cancel()
+        stopWaiting()
         status = Int(head.status.code)
         let hasBody = head.hasBody(for: request)
+        if hasBody { expectedBytesOut = head.headers.first(name: "content-length").flatMap { Int($0) } }
         stream.sendHeaders(head.http2Headers, endStream: !hasBody)
         if !hasBody {
             finish()
@@ -100,6 +115,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     }
 
     public func exchangeReceivedBody(_ body: ByteBuffer) {
+        bytesOut += body.readableBytes
         stream?.sendData(body)
     }
 
@@ -117,6 +133,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         if responseStarted {
             // Headers are out: all we can do is cut the stream, so the caller sees it incomplete.
             stream.reset(.internalError)
+            outcome = .cutShort(error, expected: expectedBytesOut)
         } else {
             let body = error.body
             stream.sendHeaders([
@@ -125,6 +142,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             ])
             stream.sendData(body, endStream: true)
             status = Int(error.status.code)
+            bytesOut = body.readableBytes
+            outcome = .answeredByPinhole(error)
         }
         finish()
     }
@@ -137,8 +156,31 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         guard !responseEnded else { return }
         responseEnded = true
         timeout?.cancel()
+        stopWaiting()
         if let onComplete, let request {
-            onComplete(ExchangeRecord(request: request, status: status, startedAt: startedAt))
+            onComplete(
+                ExchangeRecord(
+                    request: request, status: status, startedAt: startedAt, bytesIn: bytesIn, bytesOut: bytesOut,
+                    outcome: outcome, waitingID: waitingID))
+        }
+    }
+
+    private func stopWaiting() {
+        guard let ticket = waiting, let watch else { return }
+        waiting = nil
+        waitingID = watch.end(ticket)
+    }
+
+    /// Why the relay ended a stream whose response was not complete, for the log.
+    private static func abandonment(_ error: HTTP2Error?) -> String {
+        switch error {
+        case .streamReset(_, let code) where code == .cancel:
+            // What the relay sends when its client leaves.
+            return "the client went away"
+        case .streamReset, .streamResetLocally, .none:
+            return "the relay ended the request (\(error.map { "\($0)" } ?? "stream closed"))"
+        default:
+            return "tunnel went down"
         }
     }
 }

@@ -7,12 +7,13 @@ import NIOPosix
 /// embedded relay use the same pipeline.
 public enum PublicServer {
     /// `childGroup` picks each accepted connection's event loop (default: `group`);
-    /// `logger` hears, at debug level, why connections end on errors.
+    /// `logger` hears, at debug level, why connections end on errors; `watch` and
+    /// `onComplete`, of each request, for the request log.
     public static func bind(
         host: String, port: Int, group: any EventLoopGroup, childGroup: (any EventLoopGroup)? = nil,
         router: any PublicRouter,
         requestTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
-        logger: Logger? = nil, onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
+        logger: Logger? = nil, watch: RequestWatch? = nil, onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) async throws -> any Channel {
         try await ServerBootstrap(group: group, childGroup: childGroup ?? group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
@@ -25,7 +26,7 @@ public enum PublicServer {
                     try channel.pipeline.syncOperations.addHandler(
                         PublicRequestHandler(
                             router: router, requestTimeout: requestTimeout, idleTimeout: idleTimeout, logger: logger,
-                            onComplete: onComplete))
+                            watch: watch, onComplete: onComplete))
                 }
             }
             .bind(host: host, port: port).get()

@@ -1,0 +1,17 @@
+extension ExchangeError {
+    /// Why Pinhole answered, in a few words for the request log: the part of `message`
+    /// a developer watching the log needs (the target and host are in the header).
+    public var logReason: String {
+        switch self {
+        case .malformedRequest(let reason): return "malformed request: \(reason)"
+        case .noRoute(let host): return "no tunnel for \(host)"
+        case .agentNotConnected: return "agent not connected"
+        case .targetUnreachable(_, let reason): return reason
+        case .tunnelLost(_, let reason): return "tunnel went down (\(reason))"
+        case .targetClosedEarly: return "the app closed the connection"
+        case .timedOut(let seconds): return "timed out after \(seconds) s (--request-timeout)"
+        case .headTimedOut(let seconds): return "request head timed out after \(seconds) s"
+        case .protocolViolation(let reason): return "invalid response: \(reason)"
+        }
+    }
+}
