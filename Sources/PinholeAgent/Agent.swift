@@ -40,12 +40,14 @@ public final class Agent: Sendable {
 
     private func runEmbedded(bindHost: String, publicPort: Int, publicHost: String?) async throws {
         let events = self.events
+        let reports = configuration.reportsRequests
         let channel: any Channel
         do {
             channel = try await PublicServer.bind(
                 host: bindHost, port: publicPort, group: group, router: SingleTargetRouter(target: target),
                 requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout, logger: logger,
-                onComplete: { events(.request($0)) })
+                watch: reports ? makeWatch(on: group.next()) : nil,
+                onComplete: reports ? { @Sendable record in events(.request(record)) } : nil)
         } catch {
             throw AgentError.bindFailed(host: bindHost, port: publicPort, reason: "\(error)")
         }
@@ -71,6 +73,12 @@ public final class Agent: Sendable {
         } onCancel: {
             channel.close(promise: nil)
         }
+    }
+
+    /// Reports requests that wait for the app (see `AgentEvent.waiting`).
+    private func makeWatch(on loop: any EventLoop) -> RequestWatch {
+        let events = self.events
+        return RequestWatch(threshold: configuration.waitingThreshold, on: loop) { events(.waiting($0)) }
     }
 
     // MARK: Relay on a VM
@@ -123,6 +131,7 @@ public final class Agent: Sendable {
         let answered = loop.makePromise(of: RelayAnswer.Tunnel.self)
         let hello = AgentHello(token: endpoint.token, name: endpoint.name, aliases: endpoint.aliases)
         let (target, configuration, events) = (self.target, self.configuration, self.events)
+        let watch = configuration.reportsRequests ? makeWatch(on: loop) : nil
         let connecting = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
@@ -131,7 +140,8 @@ public final class Agent: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let handshake = AgentHandshakeHandler(hello: hello, answered: answered) { context in
                         Self.makeHTTP2Handler(
-                            context: context, target: target, configuration: configuration, events: events)
+                            context: context, target: target, configuration: configuration, watch: watch,
+                            events: events)
                     }
                     try channel.pipeline.syncOperations.addHandlers([
                         TLSHandler(context: tls, serverName: endpoint.host), handshake,
@@ -175,14 +185,16 @@ public final class Agent: Sendable {
 
     private static func makeHTTP2Handler(
         context: ChannelHandlerContext, target: TargetClient, configuration: AgentConfiguration,
-        events: @escaping @Sendable (AgentEvent) -> Void
+        watch: RequestWatch?, events: @escaping @Sendable (AgentEvent) -> Void
     ) -> HTTP2ConnectionHandler {
-        let onComplete: @Sendable (ExchangeRecord) -> Void = { events(.request($0)) }
+        let onComplete: (@Sendable (ExchangeRecord) -> Void)? =
+            configuration.reportsRequests ? { @Sendable record in events(.request(record)) } : nil
         let handler = HTTP2ConnectionHandler(
             role: .server, eventLoop: context.eventLoop, configuration: configuration.http2
         ) { stream in
             AgentStreamResponder(
-                stream: stream, target: target, requestTimeout: configuration.requestTimeout, onComplete: onComplete)
+                stream: stream, target: target, requestTimeout: configuration.requestTimeout, watch: watch,
+                onComplete: onComplete)
         }
         // Through the channel: `context` is the handshake handler's, which leaves the
         // pipeline once the HTTP/2 handler is in, and a removed context reaches nothing.

@@ -48,6 +48,11 @@ public struct AgentConfiguration: Sendable {
     /// relay that accepts and then says nothing (hung, or not a relay) is retried.
     public var handshakeTimeout: TimeAmount = .seconds(10)
     public var http2 = HTTP2Configuration()
+    /// Whether requests are reported (`AgentEvent.request`, `.waiting`); without, they
+    /// cost nothing for the log (`--quiet`).
+    public var reportsRequests = true
+    /// A request whose answer has been awaited this long is reported as `.waiting`.
+    public var waitingThreshold: TimeAmount = .seconds(1)
 
     public init(target: TargetAddress, mode: Mode) {
         self.target = target
@@ -73,6 +78,9 @@ public struct AgentConfiguration: Sendable {
 public enum AgentEvent: Sendable {
     case tunnelReady(TunnelInfo)
     case request(ExchangeRecord)
+    /// A request has waited `waitingThreshold` for the app's answer (held at a
+    /// breakpoint, say); its `.request` follows when it ends, with the same `waitingID`.
+    case waiting(RequestWatch.Waiting)
     case disconnected(reason: String)
     case reconnecting(attempt: Int, delay: TimeAmount, reason: String)
 }

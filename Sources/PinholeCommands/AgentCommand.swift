@@ -156,6 +156,7 @@ public struct AgentCommand: AsyncParsableCommand {
         configuration.keepaliveInterval = .seconds(Int64(keepalive))
         configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
         if let idleTimeout { configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(Int64(idleTimeout)) }
+        configuration.reportsRequests = !quiet
 
         let output = AgentOutput(
             format: AgentOutput.Format(rawValue: logFormat) ?? .text, quiet: quiet, target: targetAddress.description,
@@ -167,6 +168,7 @@ public struct AgentCommand: AsyncParsableCommand {
         do {
             try await runUntilInterrupted { try await agent.run() }
         } catch let error as AgentError {
+            output.failed(error)
             Terminal.error("agent: \(error)")
             throw ExitCode.failure
         }

@@ -23,6 +23,11 @@ final class AgentOutput: Sendable {
         self.quiet = quiet
         self.target = target
         self.istio = istio
+        let terminal = Terminal.standardOutput.isTerminal
+        Terminal.standardOutput.update { log in
+            log.style = format == .json ? .json : .text
+            log.live = format == .text && terminal
+        }
     }
 
     func handle(_ event: AgentEvent) {
@@ -33,10 +38,14 @@ final class AgentOutput: Sendable {
                 return last
             }
             let written = previous == tunnel.authority ? nil : istio?.write(for: tunnel)
+            Terminal.standardOutput.update { $0.tunnel = tunnel.name ?? "embedded" }
             tunnelReady(tunnel, again: previous != nil, istioFile: written)
         case .request(let record):
             guard !quiet else { return }
-            request(record)
+            Terminal.standardOutput.append { line, log in log.append(record, to: &line) }
+        case .waiting(let request):
+            guard !quiet else { return }
+            Terminal.standardOutput.append { line, log in log.append(request, to: &line) }
         case .disconnected(let reason):
             if format == .json {
                 Terminal.json(["event": "disconnected", "reason": reason])
@@ -89,24 +98,14 @@ final class AgentOutput: Sendable {
             Terminal.out("             when done: kubectl apply -f \(istioFile.restore)")
         }
         Terminal.out("")
-        if !quiet { Terminal.out("time      method  path                                      status   duration") }
+        if !quiet { Terminal.out(RequestLogFormat.heading) }
     }
 
-    private func request(_ record: ExchangeRecord) {
-        let milliseconds = Double(record.duration.nanoseconds) / 1e6
-        if format == .json {
-            Terminal.json([
-                "event": "request", "method": record.method, "path": record.path, "status": record.status,
-                "duration_ms": (milliseconds * 10).rounded() / 10,
-            ])
-            return
-        }
-        let path = record.path.count > 40 ? String(record.path.prefix(39)) + "…" : record.path
-        let time = Self.clock()
-        Terminal.out(
-            String(
-                format: "%@  %@ %@ %6d %10@", time, record.method.padding(toLength: 7, withPad: " ", startingAt: 0),
-                path.padding(toLength: 40, withPad: " ", startingAt: 0), record.status, Self.duration(milliseconds)))
+    /// The agent stopped for good: in JSON mode, an event says why (the sentence goes to
+    /// standard error too).
+    func failed(_ error: any Error) {
+        guard format == .json else { return }
+        Terminal.json(["event": "error", "message": "\(error)"])
     }
 
     /// On the way out: how to undo the Istio change.
@@ -120,16 +119,5 @@ final class AgentOutput: Sendable {
             Terminal.out("")
             Terminal.out("stopped. Put the plain route back with:  kubectl apply -f \(restore)")
         }
-    }
-
-    private static func duration(_ milliseconds: Double) -> String {
-        milliseconds >= 1000 ? String(format: "%.2f s", milliseconds / 1000) : String(format: "%.1f ms", milliseconds)
-    }
-
-    private static func clock() -> String {
-        var now = time(nil)
-        var parts = tm()
-        localtime_r(&now, &parts)
-        return String(format: "%02d:%02d:%02d", parts.tm_hour, parts.tm_min, parts.tm_sec)
     }
 }
