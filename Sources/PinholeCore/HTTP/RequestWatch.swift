@@ -60,7 +60,8 @@ public final class RequestWatch: Sendable {
         self.announce = announce
     }
 
-    /// A request began waiting for its answer.
+    /// A request began waiting for its answer (`startedAt`: by `loop`'s clock, which for
+    /// any loop but a test's is `NIODeadline.now()`).
     public func begin(method: String, path: String, startedAt: NIODeadline) -> Ticket {
         let (id, schedule) = state.withLockedValue { state -> (Int, Bool) in
             state.lastID += 1
@@ -87,7 +88,7 @@ public final class RequestWatch: Sendable {
     }
 
     private func sweep() {
-        let now = NIODeadline.now()
+        let now = loop.now
         let (due, next) = state.withLockedValue { state -> ([Waiting], NIODeadline?) in
             var due: [Waiting] = []
             var earliest: NIODeadline?
