@@ -73,6 +73,9 @@ struct RequestLogFormatTests {
         #expect(lost.hasSuffix("  pinhole: tunnel went down (connection reset)\n"), "\(lost)")
         let timedOut = text(record(status: 504, outcome: .answeredByPinhole(.timedOut(seconds: 30))))
         #expect(timedOut.hasSuffix("  pinhole: timed out after 30 s (--request-timeout)\n"), "\(timedOut)")
+        let garbage = text(
+            record(status: 502, outcome: .answeredByPinhole(.protocolViolation("t sent a status line 'SSH-2.0\r\n'"))))
+        #expect(garbage.hasSuffix("  pinhole: invalid response: t sent a status line 'SSH-2.0\\r\\n'\n"), "\(garbage)")
         let appError = text(record(status: 500))
         #expect(appError.hasSuffix(" 13 B\n") && !appError.contains("pinhole"), "\(appError)")
     }

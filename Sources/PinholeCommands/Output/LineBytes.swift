@@ -44,6 +44,19 @@ extension Array where Element == UInt8 {
         return written
     }
 
+    /// `text` with control characters written as escapes (`\n`), so that a reason quoting
+    /// what a peer sent cannot break the line.
+    mutating func append(escapingControls text: String) {
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\n"): append(ascii: "\\n")
+            case UInt8(ascii: "\r"): append(ascii: "\\r")
+            case 0..<0x20, 0x7F: append(UInt8(ascii: "?"))
+            default: append(byte)
+            }
+        }
+    }
+
     /// `value` in decimal, right-aligned in `width` columns.
     mutating func append(_ value: Int, width: Int = 0) {
         var magnitude = value.magnitude

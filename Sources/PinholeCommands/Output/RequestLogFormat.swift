@@ -95,7 +95,7 @@ struct RequestLogFormat: OutputState {
         case .answeredByPinhole(let error):
             separate(&line)
             line.append(ascii: "pinhole: ")
-            line.append(error.logReason)
+            line.append(escapingControls: error.logReason)
         case .cutShort, .abandoned:
             separate(&line)
             Self.appendFailure(record, to: &line)
@@ -117,7 +117,7 @@ struct RequestLogFormat: OutputState {
         case .complete:
             break
         case .answeredByPinhole(let error):
-            line.append(error.logReason)
+            line.append(escapingControls: error.logReason)
         case .cutShort(let error, let expected):
             line.append(ascii: "cut short after ")
             line.append(record.bytesOut)
@@ -128,10 +128,10 @@ struct RequestLogFormat: OutputState {
             line.append(ascii: " bytes")
             if let error {
                 line.append(ascii: ": ")
-                line.append(error.logReason)
+                line.append(escapingControls: error.logReason)
             }
         case .abandoned(let reason):
-            line.append(reason)
+            line.append(escapingControls: reason)
         }
     }
 
