@@ -15,13 +15,22 @@ struct LogClock {
     private var utcSecond = Int.min
     private var utc: [UInt8] = []
 
+    /// Wall-clock minus monotonic time, in nanoseconds; read again once a second, so
+    /// that every line of that second converts its instants the same way.
+    private var offset = 0
+    private var offsetReadAt: NIODeadline?
+
     /// The wall-clock time of `instant`, a monotonic deadline (`NIODeadline.now()` when
-    /// something happened).
-    static func wallTime(of instant: NIODeadline, now: NIODeadline = .now()) -> WallTime {
-        var clock = timespec()
-        clock_gettime(CLOCK_REALTIME, &clock)
-        let ago = now > instant ? Int(now.uptimeNanoseconds - instant.uptimeNanoseconds) : 0
-        let total = Int(clock.tv_sec) * 1_000_000_000 + Int(clock.tv_nsec) - ago
+    /// something happened), given the monotonic time `now`.
+    mutating func wallTime(of instant: NIODeadline, now: NIODeadline = .now()) -> WallTime {
+        if offsetReadAt.map({ now - $0 > .seconds(1) || now < $0 }) ?? true {
+            var clock = timespec()
+            clock_gettime(CLOCK_REALTIME, &clock)
+            let monotonic = NIODeadline.now()
+            offset = Int(clock.tv_sec) * 1_000_000_000 + Int(clock.tv_nsec) - Int(monotonic.uptimeNanoseconds)
+            offsetReadAt = now
+        }
+        let total = Int(instant.uptimeNanoseconds) + offset
         return WallTime(seconds: total / 1_000_000_000, nanoseconds: total % 1_000_000_000)
     }
 

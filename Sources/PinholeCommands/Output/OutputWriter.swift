@@ -122,7 +122,10 @@ final class OutputWriter<State: OutputState>: @unchecked Sendable {
                     condition.unlock()
                     return
                 }
-                if isTerminal && (state.hasLiveLines || liveShown > 0) {
+                if isTerminal && state.hasLiveLines && liveShown == 0 {
+                    redraw = true  // the first request to wait: shown at once
+                    break
+                } else if isTerminal && (state.hasLiveLines || liveShown > 0) {
                     if !condition.wait(until: Date(timeIntervalSinceNow: 1)) || !state.hasLiveLines {
                         redraw = true
                         break

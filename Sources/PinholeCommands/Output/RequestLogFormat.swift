@@ -59,7 +59,7 @@ struct RequestLogFormat: OutputState {
     /// Appends the line for a finished request.
     mutating func append(_ record: ExchangeRecord, now: NIODeadline = .now(), to line: inout [UInt8]) {
         if let id = record.waitingID { waiting.removeAll { $0.id == id } }
-        let started = LogClock.wallTime(of: record.startedAt, now: now)
+        let started = clock.wallTime(of: record.startedAt, now: now)
         switch style {
         case .text:
             appendColumns(started, record.method, record.grpcMethod ?? record.path, to: &line)
@@ -186,7 +186,7 @@ struct RequestLogFormat: OutputState {
     /// line (or JSON event) is appended now. Returns whether anything was appended.
     @discardableResult
     mutating func append(_ request: RequestWatch.Waiting, now: NIODeadline = .now(), to line: inout [UInt8]) -> Bool {
-        let started = LogClock.wallTime(of: request.startedAt, now: now)
+        let started = clock.wallTime(of: request.startedAt, now: now)
         switch style {
         case .text where live:
             waiting.append(request)
@@ -228,7 +228,7 @@ struct RequestLogFormat: OutputState {
         let shown = waiting.prefix(5)
         for request in shown {
             var line: [UInt8] = []
-            appendWaitingLine(request, LogClock.wallTime(of: request.startedAt, now: now), now: now, to: &line)
+            appendWaitingLine(request, clock.wallTime(of: request.startedAt, now: now), now: now, to: &line)
             let text = String(decoding: line, as: UTF8.self)
             output.append(text, clippedTo: width)
             output.append(UInt8(ascii: "\n"))
