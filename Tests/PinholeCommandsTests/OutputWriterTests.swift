@@ -24,21 +24,27 @@ struct OutputWriterTests {
         }
     }
 
-    /// Reads `descriptor` on a thread of its own until `done` holds for what came.
-    private func read(_ descriptor: Int32, until done: @escaping @Sendable (String) -> Bool) async -> String {
-        await withCheckedContinuation { continuation in
-            Thread {
-                var received: [UInt8] = []
-                var chunk = [UInt8](repeating: 0, count: 65536)
-                while true {
-                    let count = chunk.withUnsafeMutableBytes { Foundation.read(descriptor, $0.baseAddress, 65536) }
-                    if count <= 0 { break }
-                    received += chunk[..<count]
-                    if done(String(decoding: received, as: UTF8.self)) { break }
-                }
-                continuation.resume(returning: String(decoding: received, as: UTF8.self))
-            }.start()
-        }
+    /// Starts reading `descriptor` on a thread of its own (now, not when a task gets a
+    /// turn: the test then blocks in `flush`), until `done` holds for what came.
+    private func startReading(
+        _ descriptor: Int32, until done: @escaping @Sendable (String) -> Bool
+    ) -> AsyncStream<
+        String
+    > {
+        let (stream, continuation) = AsyncStream<String>.makeStream()
+        Thread {
+            var received: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { Foundation.read(descriptor, $0.baseAddress, 65536) }
+                if count <= 0 { break }
+                received += chunk[..<count]
+                if done(String(decoding: received, as: UTF8.self)) { break }
+            }
+            continuation.yield(String(decoding: received, as: UTF8.self))
+            continuation.finish()
+        }.start()
+        return stream
     }
 
     @Test("lines come out whole and in order, and flush writes what is left")
@@ -54,7 +60,7 @@ struct OutputWriterTests {
         }
         writer.flush()
         let expected = (0..<2_000).map { "\($0)\n" }.joined()
-        let output = await read(pipe.read) { $0.count >= expected.count }
+        let output = await startReading(pipe.read) { $0.count >= expected.count }.first { _ in true }
         #expect(output == expected)
         writer.stop()
     }
@@ -73,9 +79,9 @@ struct OutputWriterTests {
         }
         #expect(dropped > 0 && dropped < 2_000 - 4096 / 100)
         let notice = "(\(dropped) lines dropped: the output did not keep up)\n"
-        async let output = read(pipe.read) { $0.hasSuffix(notice) }
+        let output = startReading(pipe.read) { $0.hasSuffix(notice) }
         writer.flush(timeout: 60)
-        let received = await output
+        let received = await output.first { _ in true } ?? ""
         #expect(received.hasSuffix(notice))
         #expect(received.components(separatedBy: "lines dropped").count == 2, "said once")
         let lines = received.split(separator: "\n").filter { $0.hasPrefix("x") }

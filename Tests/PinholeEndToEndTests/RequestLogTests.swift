@@ -8,15 +8,6 @@ import Testing
 /// through the embedded relay; and the lines the built agent prints of them.
 @Suite("The request log: waiting requests, reasons, cut responses, columns", .timeLimit(.minutes(2)))
 struct RequestLogTests {
-    private let rawApp = testScript("raw_app.py")
-
-    /// raw_app.py (see its list of paths), and its port.
-    private func startApp() async throws -> (ChildProcess, Int) {
-        let app = try ChildProcess("python3", ["-u", rawApp])
-        let port = try #require(
-            Int(try await app.waitForOutput { $0.hasSuffix("\n") }.trimmingCharacters(in: .whitespacesAndNewlines)))
-        return (app, port)
-    }
 
     /// A public side to reach the app through: a relay and an agent, or an embedded agent.
     private struct Tunnel {
@@ -57,7 +48,7 @@ struct RequestLogTests {
         "a request the app holds is announced while it waits; its record, when it ends, carries the same id",
         arguments: [false, true])
     func waiting(embedded: Bool) async throws {
-        let (app, port) = try await startApp()
+        let (app, port) = try await startRawApp()
         defer { app.terminate() }
         let tunnel = try await Tunnel.start(embedded: embedded, appPort: port)
         let held = Task { try await curl(tunnel.curl("/hold")) }
@@ -78,7 +69,7 @@ struct RequestLogTests {
     @Test(
         "a response the app cuts short is recorded as such; the app's own 500 as the app's", arguments: [false, true])
     func cutShort(embedded: Bool) async throws {
-        let (app, port) = try await startApp()
+        let (app, port) = try await startRawApp()
         defer { app.terminate() }
         let tunnel = try await Tunnel.start(embedded: embedded, appPort: port)
         let cut = try await curl(tunnel.curl("/short"))
@@ -131,7 +122,7 @@ struct RequestLogTests {
 
     @Test("the agent's text lines sit under its headings, long methods and paths included")
     func textLines() async throws {
-        let (app, appPort) = try await startApp()
+        let (app, appPort) = try await startRawApp()
         defer { app.terminate() }
         let (agent, port) = try await startAgent([], appPort: appPort)
         defer { agent.terminate() }
@@ -159,7 +150,7 @@ struct RequestLogTests {
 
     @Test("JSON events: time, byte counts, error and tunnel; a fatal error is an event too")
     func jsonLines() async throws {
-        let (app, appPort) = try await startApp()
+        let (app, appPort) = try await startRawApp()
         defer { app.terminate() }
         let (agent, port) = try await startAgent(["--log-format", "json"], appPort: appPort)
         defer { agent.terminate() }

@@ -42,11 +42,7 @@ struct LogClock {
             var parts = tm()
             localtime_r(&seconds, &parts)
             local.removeAll(keepingCapacity: true)
-            local.append(Int(parts.tm_hour), zeroPaddedTo: 2)
-            local.append(UInt8(ascii: ":"))
-            local.append(Int(parts.tm_min), zeroPaddedTo: 2)
-            local.append(UInt8(ascii: ":"))
-            local.append(Int(parts.tm_sec), zeroPaddedTo: 2)
+            Self.appendTimeOfDay(parts, to: &local)
         }
         line.append(contentsOf: local)
     }
@@ -65,15 +61,20 @@ struct LogClock {
             utc.append(UInt8(ascii: "-"))
             utc.append(Int(parts.tm_mday), zeroPaddedTo: 2)
             utc.append(UInt8(ascii: "T"))
-            utc.append(Int(parts.tm_hour), zeroPaddedTo: 2)
-            utc.append(UInt8(ascii: ":"))
-            utc.append(Int(parts.tm_min), zeroPaddedTo: 2)
-            utc.append(UInt8(ascii: ":"))
-            utc.append(Int(parts.tm_sec), zeroPaddedTo: 2)
+            Self.appendTimeOfDay(parts, to: &utc)
         }
         line.append(contentsOf: utc)
         line.append(UInt8(ascii: "."))
         line.append(time.nanoseconds / 1_000_000, zeroPaddedTo: 3)
         line.append(UInt8(ascii: "Z"))
+    }
+
+    /// `HH:MM:SS`.
+    private static func appendTimeOfDay(_ parts: tm, to line: inout [UInt8]) {
+        line.append(Int(parts.tm_hour), zeroPaddedTo: 2)
+        line.append(UInt8(ascii: ":"))
+        line.append(Int(parts.tm_min), zeroPaddedTo: 2)
+        line.append(UInt8(ascii: ":"))
+        line.append(Int(parts.tm_sec), zeroPaddedTo: 2)
     }
 }
