@@ -61,7 +61,8 @@ public final class Agent: Sendable {
 
     private func runEmbedded(bindHost: String, publicPort: Int, publicHost: String?) async throws {
         let events = self.events
-        let onComplete: @Sendable (ExchangeRecord) -> Void = { events(.request($0)) }
+        let reports = configuration.reportsRequests
+        let onComplete: (@Sendable (ExchangeRecord) -> Void)? = reports ? { @Sendable in events(.request($0)) } : nil
         let router = SingleTargetRouter(target: target)
         let scheme = configuration.publicTLS == nil ? "http" : "https"
         let beforeHTTP: (@Sendable (any Channel) throws -> Void)?
@@ -87,7 +88,7 @@ public final class Agent: Sendable {
                     router: router, requestTimeout: configuration.requestTimeout,
                     idleTimeout: configuration.idleTimeout, scheme: scheme, logger: logger,
                     first: beforeHTTP, onComplete: onComplete),
-                onComplete: onComplete)
+                watch: reports ? makeWatch(on: group.next()) : nil, onComplete: onComplete)
         } catch {
             throw AgentError.bindFailed(host: bindHost, port: publicPort, reason: ConnectionErrorText.describe(error))
         }
@@ -113,6 +114,12 @@ public final class Agent: Sendable {
         } onCancel: {
             channel.close(promise: nil)
         }
+    }
+
+    /// Reports requests that wait for the app (see `AgentEvent.waiting`).
+    private func makeWatch(on loop: any EventLoop) -> RequestWatch {
+        let events = self.events
+        return RequestWatch(threshold: configuration.waitingThreshold, on: loop) { events(.waiting($0)) }
     }
 
     // MARK: Relay on a VM
@@ -170,6 +177,7 @@ public final class Agent: Sendable {
         var hello = AgentHello(token: endpoint.token, name: endpoint.name, aliases: endpoint.aliases)
         hello.service = endpoint.service
         let (target, configuration, events, logger) = (self.target, self.configuration, self.events, self.logger)
+        let watch = configuration.reportsRequests ? makeWatch(on: loop) : nil
         let connecting = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: 128 * 1024, high: 512 * 1024))
@@ -179,7 +187,8 @@ public final class Agent: Sendable {
                     let handshake = AgentHandshakeHandler(hello: hello, answered: answered, logger: logger) {
                         context in
                         Self.makeHTTP2Handler(
-                            context: context, target: target, configuration: configuration, events: events)
+                            context: context, target: target, configuration: configuration, watch: watch,
+                            events: events)
                     }
                     try channel.pipeline.syncOperations.addHandlers([
                         TLSHandler(context: tls, serverName: endpoint.host), handshake,
@@ -230,15 +239,17 @@ public final class Agent: Sendable {
 
     private static func makeHTTP2Handler(
         context: ChannelHandlerContext, target: any ExchangeTarget, configuration: AgentConfiguration,
-        events: @escaping @Sendable (AgentEvent) -> Void
+        watch: RequestWatch?, events: @escaping @Sendable (AgentEvent) -> Void
     ) -> HTTP2ConnectionHandler {
-        let onComplete: @Sendable (ExchangeRecord) -> Void = { events(.request($0)) }
+        let onComplete: (@Sendable (ExchangeRecord) -> Void)? =
+            configuration.reportsRequests ? { @Sendable record in events(.request(record)) } : nil
         let target = ControlRoutingTarget(app: target) { events(.serviceMembers($0)) }
         let handler = HTTP2ConnectionHandler(
             role: .server, eventLoop: context.eventLoop, configuration: configuration.http2
         ) { stream in
             AgentStreamResponder(
-                stream: stream, target: target, requestTimeout: configuration.requestTimeout, onComplete: onComplete)
+                stream: stream, target: target, requestTimeout: configuration.requestTimeout, watch: watch,
+                onComplete: onComplete)
         }
         // Through the channel: `context` is the handshake handler's, which leaves the
         // pipeline once the HTTP/2 handler is in, and a removed context reaches nothing.

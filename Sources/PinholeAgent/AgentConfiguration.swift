@@ -64,6 +64,11 @@ public struct AgentConfiguration: Sendable {
     /// Whether each response of the target carries `x-pinhole-tunnel: NAME`, so the caller
     /// (and browser devtools) can see it was answered through this tunnel.
     public var marksResponses = true
+    /// Whether requests are reported (`AgentEvent.request`, `.waiting`); without, they
+    /// cost nothing for the log (`--quiet`).
+    public var reportsRequests = true
+    /// A request whose answer has been awaited this long is reported as `.waiting`.
+    public var waitingThreshold: TimeAmount = .seconds(1)
 
     public init(target: TargetAddress, mode: Mode) {
         self.target = target
@@ -105,6 +110,9 @@ public enum AgentEvent: Sendable {
     case request(ExchangeRecord)
     /// The agent is about to dial the relay for the first time (`host:port`).
     case connecting(relay: String)
+    /// A request has waited `waitingThreshold` for the app's answer (held at a
+    /// breakpoint, say); its `.request` follows when it ends, with the same `waitingID`.
+    case waiting(RequestWatch.Waiting)
     case disconnected(reason: String)
     case reconnecting(attempt: Int, delay: TimeAmount, reason: String)
     /// The relay said who shares the agent's service now (on joining, and whenever a

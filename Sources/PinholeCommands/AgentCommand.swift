@@ -225,6 +225,7 @@ public struct AgentCommand: AsyncParsableCommand {
                 throw ExitCode.failure
             }
         }
+        configuration.reportsRequests = !quiet
 
         let format = AgentOutput.Format(rawValue: logFormat) ?? .text
         let inspectorOption = try InspectorOption.parse(inspect)
@@ -248,6 +249,7 @@ public struct AgentCommand: AsyncParsableCommand {
                 await agent.abandonRequests()
             }
         } catch let error as AgentError {
+            output.failed(error)
             Terminal.error("agent: \(error)")
             throw ExitCode.failure
         }

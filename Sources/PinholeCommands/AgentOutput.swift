@@ -29,6 +29,11 @@ final class AgentOutput: Sendable {
         self.target = target
         self.istio = istio
         self.inspector = inspector
+        let terminal = Terminal.standardOutput.isTerminal
+        Terminal.standardOutput.update { log in
+            log.style = format == .json ? .json : .text
+            log.live = format == .text && terminal
+        }
     }
 
     func handle(_ event: AgentEvent) {
@@ -39,10 +44,14 @@ final class AgentOutput: Sendable {
                 return last
             }
             let written = previous == tunnel.authority ? nil : istio?.write(for: tunnel)
+            Terminal.standardOutput.update { $0.tunnel = tunnel.name ?? "embedded" }
             tunnelReady(tunnel, again: previous != nil, istioFile: written)
         case .request(let record):
             guard !quiet else { return }
-            request(record)
+            Terminal.standardOutput.append { line, log in log.append(record, to: &line) }
+        case .waiting(let request):
+            guard !quiet else { return }
+            Terminal.standardOutput.append { line, log in log.append(request, to: &line) }
         case .connecting(let relay):
             if format == .json {
                 Terminal.json(["event": "connecting", "relay": relay])
@@ -117,7 +126,7 @@ final class AgentOutput: Sendable {
             Terminal.out("             when done: kubectl apply -f \(istioFile.restore)")
         }
         Terminal.out("")
-        if !quiet { Terminal.out("time      method  path                                      status   duration") }
+        if !quiet { Terminal.out(RequestLogFormat.heading) }
     }
 
     /// A developer joined or left the service: the file was rewritten and must be applied again.
@@ -135,21 +144,11 @@ final class AgentOutput: Sendable {
         Terminal.out("             apply:     kubectl apply -f \(written.resources)")
     }
 
-    private func request(_ record: ExchangeRecord) {
-        let milliseconds = Double(record.duration.nanoseconds) / 1e6
-        if format == .json {
-            Terminal.json([
-                "event": "request", "method": record.method, "path": record.path, "status": record.status,
-                "duration_ms": (milliseconds * 10).rounded() / 10,
-            ])
-            return
-        }
-        let path = record.path.count > 40 ? String(record.path.prefix(39)) + "…" : record.path
-        let time = Self.clock()
-        Terminal.out(
-            String(
-                format: "%@  %@ %@ %6d %10@", time, record.method.padding(toLength: 7, withPad: " ", startingAt: 0),
-                path.padding(toLength: 40, withPad: " ", startingAt: 0), record.status, Self.duration(milliseconds)))
+    /// The agent stopped for good: in JSON mode, an event says why (the sentence goes to
+    /// standard error too).
+    func failed(_ error: any Error) {
+        guard format == .json else { return }
+        Terminal.json(["event": "error", "message": "\(error)"])
     }
 
     /// The first lines of the header, once: a blank line and the title.
@@ -190,16 +189,5 @@ final class AgentOutput: Sendable {
         case 1: return "stopped (1 request abandoned)"
         default: return "stopped (\(abandoned) requests abandoned)"
         }
-    }
-
-    private static func duration(_ milliseconds: Double) -> String {
-        milliseconds >= 1000 ? String(format: "%.2f s", milliseconds / 1000) : String(format: "%.1f ms", milliseconds)
-    }
-
-    private static func clock() -> String {
-        var now = time(nil)
-        var parts = tm()
-        localtime_r(&now, &parts)
-        return String(format: "%02d:%02d:%02d", parts.tm_hour, parts.tm_min, parts.tm_sec)
     }
 }

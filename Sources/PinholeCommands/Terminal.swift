@@ -2,14 +2,27 @@
 import Foundation
 import NIOConcurrencyHelpers
 
-/// Writes whole lines straight to stdout/stderr, unbuffered, so scripts reading
-/// through a pipe see each line (such as `tunnel_ready`) the moment it is printed.
+/// The command's output. Standard output goes through one `OutputWriter`, so that
+/// request lines, written in batches by a thread of their own, and the other lines stay
+/// in order; other lines go out at once (scripts reading through a pipe see each line,
+/// such as `tunnel_ready`, the moment it is printed). Whatever is left is written at exit.
 enum Terminal {
+    static let standardOutput: OutputWriter<RequestLogFormat> = {
+        let writer = OutputWriter(descriptor: STDOUT_FILENO, state: RequestLogFormat())
+        atexit { Terminal.standardOutput.flush() }
+        return writer
+    }()
+
     static func out(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        standardOutput.append(urgent: true) { output, _ in
+            output.append(line)
+            output.append(UInt8(ascii: "\n"))
+        }
     }
 
+    /// To standard error, after what standard output still holds (bounded: see `flush`).
     static func error(_ line: String) {
+        standardOutput.flush()
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
@@ -20,6 +33,11 @@ enum Terminal {
                 withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
         else { return }
         out(String(decoding: data, as: UTF8.self))
+    }
+
+    /// Writes what standard output holds; waits two seconds at most.
+    static func flush() {
+        standardOutput.flush()
     }
 }
 

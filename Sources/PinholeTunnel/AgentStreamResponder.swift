@@ -24,6 +24,15 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private let requestTimeout: TimeAmount?
     private var timeout: Scheduled<Void>?
     private var onComplete: (@Sendable (ExchangeRecord) -> Void)?
+    /// Hears of the request while its answer is awaited, for the request log.
+    private let watch: RequestWatch?
+    private var waiting: RequestWatch.Ticket?
+    private var waitingID: Int?
+    private var bytesIn = 0
+    private var bytesOut = 0
+    /// The response's Content-Length, to say how much of it a cut left out.
+    private var expectedBytesOut: Int?
+    private var outcome = ExchangeRecord.Outcome.complete
     private var stream: HTTP2Stream?
     private var upstream: (any ExchangeUpstream)?
     private var request: ProxyRequestHead?
@@ -39,18 +48,21 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     public convenience init(
         stream: HTTP2Stream, target: any ExchangeTarget, requestTimeout: TimeAmount? = nil,
-        onComplete: (@Sendable (ExchangeRecord) -> Void)?
+        watch: RequestWatch? = nil, onComplete: (@Sendable (ExchangeRecord) -> Void)?
     ) {
-        self.init(stream: stream, route: .target(target), requestTimeout: requestTimeout, onComplete: onComplete)
+        self.init(
+            stream: stream, route: .target(target), requestTimeout: requestTimeout, watch: watch,
+            onComplete: onComplete)
     }
 
     public init(
-        stream: HTTP2Stream, route: StreamRoute, requestTimeout: TimeAmount? = nil,
+        stream: HTTP2Stream, route: StreamRoute, requestTimeout: TimeAmount? = nil, watch: RequestWatch? = nil,
         onComplete: (@Sendable (ExchangeRecord) -> Void)?
     ) {
         self.stream = stream
         self.route = route
         self.requestTimeout = requestTimeout
+        self.watch = watch
         self.onComplete = onComplete
     }
 
@@ -78,6 +90,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                     request = head
                     target = try router.target(forHost: head.authority, localPort: localPort)
                 }
+                waiting = watch?.begin(method: head.method.rawValue, path: head.path, startedAt: startedAt)
                 upstream = try target.startExchange(head, downstream: self, on: stream.connection.eventLoop)
                 if let requestTimeout, !responseStarted {
                     timeout = stream.connection.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) {
@@ -91,6 +104,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             }
         case .data(let data):
             let count = data.readableBytes
+            bytesIn += count
             guard let upstream else {
                 stream.consumed(count)
                 return
@@ -109,8 +123,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         timeout?.cancel()
         if !responseEnded {
             // The relay gave up (its client went away, or the tunnel dropped). For a
-            // switched protocol (a WebSocket) that is how it ends: it is logged.
-            if status == 101 { finish() }
+            // switched protocol (a WebSocket) that is how it ends.
+            if status != 101 { outcome = .abandoned(reason: Self.abandonment(error)) }
+            finish()
             upstream?.cancel()
         }
         upstream = nil
@@ -128,9 +143,11 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         guard let stream, let request else { return }
         responseStarted = true
         timeout?.cancel()
+        stopWaiting()
         status = Int(head.status.code)
         if request.isGRPC, let value = head.headers.first(name: "grpc-status") { grpcStatus = Int(value) }
         let hasBody = head.hasBody(for: request) && !head.endsWithHead
+        if hasBody { expectedBytesOut = head.headers.first(name: "content-length").flatMap { Int($0) } }
         stream.sendHeaders(head.http2Headers, endStream: !hasBody)
         if !hasBody {
             finish()
@@ -139,6 +156,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     }
 
     public func exchangeReceivedBody(_ body: ByteBuffer) {
+        bytesOut += body.readableBytes
         stream?.sendData(body)
     }
 
@@ -159,13 +177,16 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             // client reads CANCEL, REFUSED_STREAM and the rest as distinct statuses.
             stream.reset(HTTP2ErrorCode(rawValue: code))
             if !responseStarted { status = Int(error.status.code) }
+            outcome = responseStarted ? .cutShort(error, expected: expectedBytesOut) : .answeredByPinhole(error)
         } else if responseStarted {
             // Headers are out: all we can do is cut the stream, so the caller sees it incomplete.
             stream.reset(.internalError)
+            outcome = .cutShort(error, expected: expectedBytesOut)
         } else if request?.isGRPC == true {
             stream.sendHeaders(error.grpcTrailersOnly, endStream: true)
             status = 200
             grpcStatus = error.grpcStatus
+            outcome = .answeredByPinhole(error)
         } else {
             let body = error.body
             stream.sendHeaders([
@@ -174,6 +195,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             ])
             stream.sendData(body, endStream: true)
             status = Int(error.status.code)
+            bytesOut = body.readableBytes
+            outcome = .answeredByPinhole(error)
         }
         finish()
     }
@@ -186,8 +209,31 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         guard !responseEnded else { return }
         responseEnded = true
         timeout?.cancel()
+        stopWaiting()
         if let onComplete, let request {
-            onComplete(ExchangeRecord(request: request, status: status, startedAt: startedAt, grpcStatus: grpcStatus))
+            onComplete(
+                ExchangeRecord(
+                    request: request, status: status, startedAt: startedAt, bytesIn: bytesIn, bytesOut: bytesOut,
+                    outcome: outcome, grpcStatus: grpcStatus, waitingID: waitingID))
+        }
+    }
+
+    private func stopWaiting() {
+        guard let ticket = waiting, let watch else { return }
+        waiting = nil
+        waitingID = watch.end(ticket)
+    }
+
+    /// Why the relay ended a stream whose response was not complete, for the log.
+    private static func abandonment(_ error: HTTP2Error?) -> String {
+        switch error {
+        case .streamReset(_, let code) where code == .cancel:
+            // What the relay sends when its client leaves.
+            return "the client went away"
+        case .streamReset, .streamResetLocally, .none:
+            return "the relay ended the request (\(error.map { "\($0)" } ?? "stream closed"))"
+        default:
+            return "tunnel went down"
         }
     }
 }

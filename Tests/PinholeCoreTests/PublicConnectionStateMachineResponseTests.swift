@@ -140,17 +140,19 @@ struct PublicConnectionStateMachineResponseTests {
                 == .finishResponse(trailers: nil, status: 101, then: .closeAfterAnswer))
     }
 
-    @Test("a switched connection that ends is recorded with its 101; one that fails is cut")
+    @Test("a switched connection that ends is recorded with its 101; one that fails is cut, recorded the same")
     func switchedEnds() {
         var machine = D.active()
         _ = D.request(&machine, D.request(upgrade: "websocket"))
         _ = machine.responseHeadReceived(ProxyResponseHead(status: .switchingProtocols), hasBody: true)
-        #expect(machine.channelInactive() == .tearDown(cancelUpstream: true, record: 101))
+        #expect(machine.channelInactive() == .tearDown(cancelUpstream: true, record: .complete(status: 101)))
 
         machine = D.active()
         _ = D.request(&machine, D.request(upgrade: "websocket"))
         _ = machine.responseHeadReceived(ProxyResponseHead(status: .switchingProtocols), hasBody: true)
-        #expect(machine.exchangeFailed(.tunnelLost(host: "a", reason: "reset")) == .cut(cancelUpstream: false))
+        #expect(
+            machine.exchangeFailed(.tunnelLost(host: "a", reason: "reset"))
+                == .cut(cancelUpstream: false, record: .complete(status: 101)))
         #expect(machine.channelInactive() == .tearDown(cancelUpstream: false, record: nil))
     }
 
@@ -181,7 +183,9 @@ struct PublicConnectionStateMachineResponseTests {
         #expect(machine.state == .closing(.answering))
     }
 
-    @Test("an upstream failure before the response head is answered and recorded; after it, the response is cut")
+    @Test(
+        "an upstream failure before the response head is answered and recorded; after it, the response is cut, recorded as such"
+    )
     func failures() {
         let error = ExchangeError.targetClosedEarly(target: "http://127.0.0.1:3000")
         var machine = D.active()
@@ -194,25 +198,26 @@ struct PublicConnectionStateMachineResponseTests {
         machine = D.active()
         _ = D.request(&machine)
         _ = machine.responseHeadReceived(D.ok(["content-length": "10"]), hasBody: true)
-        #expect(machine.exchangeFailed(error) == .cut(cancelUpstream: false))
+        #expect(
+            machine.exchangeFailed(error) == .cut(cancelUpstream: false, record: .cutShort(status: 200, error: error)))
         #expect(machine.state == .closed)
         #expect(machine.responseBodyReceived(ByteBuffer(string: "late")) == .none)
         #expect(machine.responseEndReceived(trailers: nil) == .none)
         #expect(machine.channelInactive() == .tearDown(cancelUpstream: false, record: nil))
     }
 
-    @Test("a connection that ends mid-exchange cancels the upstream, unrecorded")
+    @Test("a connection that ends mid-exchange cancels the upstream; the exchange is recorded as abandoned")
     func endsMidExchange() {
         var machine = D.active()
         _ = D.request(&machine, bodyFollows: true)
-        #expect(machine.channelInactive() == .tearDown(cancelUpstream: true, record: nil))
+        #expect(machine.channelInactive() == .tearDown(cancelUpstream: true, record: .abandoned(status: 0)))
         #expect(machine.state == .closed)
         #expect(machine.exchangeFailed(.tunnelLost(host: "a", reason: "gone")) == .none)
 
         machine = D.active()
         _ = D.request(&machine)
         _ = machine.responseHeadReceived(D.ok(), hasBody: false)
-        #expect(machine.channelInactive() == .tearDown(cancelUpstream: true, record: nil))
+        #expect(machine.channelInactive() == .tearDown(cancelUpstream: true, record: .abandoned(status: 200)))
     }
 
     @Test("an answer that began within startExchange: the exchange goes on, untimed")

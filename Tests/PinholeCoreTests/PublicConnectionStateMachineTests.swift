@@ -220,7 +220,9 @@ struct PublicConnectionStateMachineTests {
         machine = D.active()
         _ = D.request(&machine, bodyFollows: true)
         _ = machine.responseHeadReceived(D.ok(), hasBody: true)
-        #expect(machine.requestMalformed(error) == .cut(cancelUpstream: true), "too late for a 400")
+        #expect(
+            machine.requestMalformed(error) == .cut(cancelUpstream: true, record: .cutShort(status: 200, error: error)),
+            "too late for a 400")
         #expect(machine.state == .closed)
     }
 
@@ -363,7 +365,7 @@ struct PublicConnectionStateMachineTests {
         _ = D.request(&machine)
         #expect(machine.errorCaught() == .close)
         #expect(machine.state != .closed)
-        #expect(machine.channelInactive() == .tearDown(cancelUpstream: true, record: nil))
+        #expect(machine.channelInactive() == .tearDown(cancelUpstream: true, record: .abandoned(status: 0)))
         #expect(machine.channelInactive() == .tearDown(cancelUpstream: false, record: nil))
     }
 }

@@ -17,6 +17,17 @@ func testScript(_ name: String) -> String {
         .appendingPathComponent("scripts").appendingPathComponent(name).path
 }
 
+/// Starts Tests/scripts/raw_app.py (an app that is not SwiftNIO; see its list of
+/// paths) and returns it with the port it listens on.
+func startRawApp() async throws -> (ChildProcess, Int) {
+    let app = try ChildProcess("python3", ["-u", testScript("raw_app.py")])
+    let line = try await app.waitForOutput { $0.hasSuffix("\n") }
+    guard let port = Int(line.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        throw TestFailure("raw_app.py did not print its port: \(line)")
+    }
+    return (app, port)
+}
+
 /// A relay, an agent tunnelling to a fresh local app as `name`, and the app; stop all
 /// three when done.
 func startTunnel(

@@ -7,19 +7,9 @@ import Testing
 /// exact bytes, as servers with other habits than SwiftNIO's do.
 @Suite("An app that is not SwiftNIO: HTTP/1.0, chunks, reuse, garbage", .timeLimit(.minutes(2)))
 struct RawAppTests {
-    private let script = testScript("raw_app.py")
-
-    /// Starts raw_app.py and returns it with the port it listens on.
-    private func startApp() async throws -> (ChildProcess, Int) {
-        let app = try ChildProcess("python3", ["-u", script])
-        let port = try #require(
-            Int(try await app.waitForOutput { $0.hasSuffix("\n") }.trimmingCharacters(in: .whitespacesAndNewlines)))
-        return (app, port)
-    }
-
     @Test("each answer arrives as the app meant it, or as a 502 that says exactly what was wrong")
     func rawAnswers() async throws {
-        let (app, port) = try await startApp()
+        let (app, port) = try await startRawApp()
         defer { app.terminate() }
         let relay = try await TestRelay.start()
         let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: port))
@@ -69,7 +59,7 @@ struct RawAppTests {
 
     @Test("a WebSocket passes through relay and agent, and through the embedded relay, byte for byte both ways")
     func webSocket() async throws {
-        let (app, port) = try await startApp()
+        let (app, port) = try await startRawApp()
         defer { app.terminate() }
         let target = TargetAddress(host: "127.0.0.1", port: port)
         let relay = try await TestRelay.start()
@@ -115,7 +105,7 @@ struct RawAppTests {
 
     @Test("answers that come before the request body end their streams: the tunnel's streams do not run out")
     func earlyAnswersReleaseStreams() async throws {
-        let (app, port) = try await startApp()
+        let (app, port) = try await startRawApp()
         defer { app.terminate() }
         let relay = try await TestRelay.start()
         // Two streams at once at most: two streams left open would stall the tunnel.

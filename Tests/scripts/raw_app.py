@@ -11,6 +11,10 @@ until killed.
   /no-answer    closes the connection without a byte
   /hang         prints "hang" to stdout and never answers (until the client goes)
   /reject   413 at once, before the request body; then reads the body to its end
+  /short    promises 100 bytes, sends 9, and closes
+  /error    the app's own 500
+  /hold     answers only once a request to /release has arrived (each /release lets
+            every /hold waiting then go)
   /ws       a WebSocket handshake (101, Sec-WebSocket-Accept), then echoes every byte
             until the client closes, or until it has echoed "close-now" (then the app
             closes); without Upgrade: websocket, 426
@@ -20,6 +24,11 @@ import hashlib
 import socket
 import socketserver
 import sys
+import threading
+
+# Set by /release: the /hold requests waiting then answer.
+release = threading.Condition()
+released = 0
 
 
 class Handler(socketserver.StreamRequestHandler):
@@ -63,6 +72,25 @@ class Handler(socketserver.StreamRequestHandler):
                 while self.rfile.read(65536):
                     pass
                 return
+            if path == "/short":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n123456789")
+                self.wfile.flush()
+                return
+            if path == "/hold":
+                with release:
+                    seen = released
+                    release.wait_for(lambda: released > seen)
+                self.answer(b"released\n")
+                continue
+            if path == "/release":
+                self.release_held()
+                self.answer(b"ok\n")
+                continue
+            if path == "/error":
+                body = b"the app failed\n"
+                self.wfile.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                self.wfile.flush()
+                continue
             if path == "/old":
                 self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nended by close\n")
                 return
@@ -81,6 +109,17 @@ class Handler(socketserver.StreamRequestHandler):
                 return
             self.wfile.flush()
 
+
+    def answer(self, body):
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.wfile.flush()
+
+    @staticmethod
+    def release_held():
+        global released
+        with release:
+            released += 1
+            release.notify_all()
 
     def web_socket(self, fields):
         if fields.get("upgrade", "").lower() != "websocket" or "sec-websocket-key" not in fields:

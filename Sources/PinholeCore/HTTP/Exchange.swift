@@ -51,35 +51,68 @@ public protocol ExchangeTarget: Sendable {
 public struct ExchangeRecord: Sendable {
     public var method: String
     public var path: String
+    /// The status the client got: the app's, or Pinhole's (see `outcome`); 0 when no
+    /// answer went out at all.
     public var status: Int
     public var duration: TimeAmount
     public var startedAt: NIODeadline
+    /// Request body bytes read from the client.
+    public var bytesIn: Int
+    /// Response body bytes sent toward the client.
+    public var bytesOut: Int
+    public var outcome: Outcome
     /// The protocol the client spoke to the public side: "HTTP/1.1" or "HTTP/2".
     public var `protocol`: String
     /// For a gRPC call, its method (`/pkg.Service/Method`).
     public var grpcMethod: String?
     /// For a gRPC call, the `grpc-status` it ended with, when one was seen.
     public var grpcStatus: Int?
+    /// Set when the request was announced as waiting (see `RequestWatch`): the
+    /// announcement's number, so that the log can match the two.
+    public var waitingID: Int?
+
+    /// How the exchange ended.
+    public enum Outcome: Sendable, Equatable {
+        /// The app's response went out whole.
+        case complete
+        /// Pinhole answered instead of the app (the status is Pinhole's), because of this.
+        case answeredByPinhole(ExchangeError)
+        /// The response began and broke off after `bytesOut` bytes, of `expected` when the
+        /// head announced a length; `error` says why, when known.
+        case cutShort(ExchangeError?, expected: Int?)
+        /// The client went away (or the relay let the request go) before the response was
+        /// complete.
+        case abandoned(reason: String)
+    }
 
     public init(
         method: String, path: String, status: Int, duration: TimeAmount, startedAt: NIODeadline,
-        protocol: String = "HTTP/1.1", grpcMethod: String? = nil, grpcStatus: Int? = nil
+        bytesIn: Int = 0, bytesOut: Int = 0, outcome: Outcome = .complete, protocol: String = "HTTP/1.1",
+        grpcMethod: String? = nil, grpcStatus: Int? = nil, waitingID: Int? = nil
     ) {
         self.method = method
         self.path = path
         self.status = status
         self.duration = duration
         self.startedAt = startedAt
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+        self.outcome = outcome
         self.protocol = `protocol`
         self.grpcMethod = grpcMethod
         self.grpcStatus = grpcStatus
+        self.waitingID = waitingID
     }
 
     /// The record of `request`, answered with `status`, ending now.
-    public init(request: ProxyRequestHead, status: Int, startedAt: NIODeadline, grpcStatus: Int? = nil) {
+    public init(
+        request: ProxyRequestHead, status: Int, startedAt: NIODeadline, bytesIn: Int = 0, bytesOut: Int = 0,
+        outcome: Outcome = .complete, grpcStatus: Int? = nil, waitingID: Int? = nil
+    ) {
         self.init(
             method: request.method.rawValue, path: request.path, status: status, duration: .now() - startedAt,
-            startedAt: startedAt, protocol: request.clientProtocol.rawValue,
-            grpcMethod: request.isGRPC ? request.path : nil, grpcStatus: grpcStatus)
+            startedAt: startedAt, bytesIn: bytesIn, bytesOut: bytesOut, outcome: outcome,
+            protocol: request.clientProtocol.rawValue, grpcMethod: request.isGRPC ? request.path : nil,
+            grpcStatus: grpcStatus, waitingID: waitingID)
     }
 }

@@ -86,6 +86,16 @@ extension PublicConnectionStateMachine {
         case closeAfterAnswer
     }
 
+    /// How an exchange that a cut or the channel's end finishes goes into the request log.
+    enum Recording: Equatable {
+        /// Complete, with this status: a switched protocol ends this way.
+        case complete(status: Int)
+        /// Its response began with `status` and broke off; `error` says why, when known.
+        case cutShort(status: Int, error: ExchangeError?)
+        /// The client went away first; `status` is the response's if one began, else 0.
+        case abandoned(status: Int)
+    }
+
     enum Action: Equatable {
         case none
 
@@ -132,14 +142,15 @@ extension PublicConnectionStateMachine {
         /// `LingeringClose`): any body or pipelined request behind it is not served.
         case answerAndClose(ExchangeError, version: HTTPVersion, record: Int?, cancelUpstream: Bool)
         /// Close now, cutting a response that has begun, so that the client sees it
-        /// incomplete; the exchange is over (its upstream cancelled when asked).
-        case cut(cancelUpstream: Bool)
+        /// incomplete; the exchange is over (its upstream cancelled when asked), and
+        /// recorded as `record` says.
+        case cut(cancelUpstream: Bool, record: Recording)
         /// The answer is written: schedule the linger timer, then end our side.
         case endOutputAndLinger(closeIn: TimeAmount)
         case close
         /// The channel is gone: cancel every timer and let the exchange go (cancelling
         /// its upstream and recording it, when asked).
-        case tearDown(cancelUpstream: Bool, record: Int?)
+        case tearDown(cancelUpstream: Bool, record: Recording?)
 
         // Timers
         case schedule(Timer, in: TimeAmount)

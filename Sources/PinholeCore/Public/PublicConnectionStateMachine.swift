@@ -59,16 +59,16 @@ struct PublicConnectionStateMachine {
         return .schedule(.idle, in: idleness.checkInterval)
     }
 
-    /// The channel has ended. A request in flight is abandoned; a switched protocol ends
-    /// this way, so it is recorded now.
+    /// The channel has ended. A request in flight is abandoned (and recorded so); a
+    /// switched protocol ends this way, so it is recorded now.
     mutating func channelInactive() -> Action {
         let previous = state
         state = .closed
         switch previous {
-        case .awaitingResponse, .streamingResponse:
-            return .tearDown(cancelUpstream: true, record: nil)
+        case .awaitingResponse(let exchange), .streamingResponse(let exchange):
+            return .tearDown(cancelUpstream: true, record: .abandoned(status: exchange.status))
         case .switched(let exchange):
-            return .tearDown(cancelUpstream: true, record: exchange.status)
+            return .tearDown(cancelUpstream: true, record: .complete(status: exchange.status))
         case .initialized, .idle, .headArriving, .closing, .closed:
             return .tearDown(cancelUpstream: false, record: nil)
         }
@@ -470,16 +470,20 @@ struct PublicConnectionStateMachine {
     // MARK: Helpers
 
     /// Ends the exchange in flight with `error`: an error answer (recorded if `record`)
-    /// if no response has started, else a cut, so that the client sees it incomplete.
+    /// if no response has started, else a cut, so that the client sees it incomplete (and
+    /// the log that it was cut short; a switched protocol simply ends).
     private mutating func fail(_ error: ExchangeError, cancelUpstream: Bool, record: Bool = true) -> Action {
         switch state {
         case .awaitingResponse(let exchange):
             state = .closing(.answering)
             let status = record ? Int(error.status.code) : nil
             return .answerAndClose(error, version: exchange.version, record: status, cancelUpstream: cancelUpstream)
-        case .streamingResponse, .switched:
+        case .streamingResponse(let exchange):
             state = .closed
-            return .cut(cancelUpstream: cancelUpstream)
+            return .cut(cancelUpstream: cancelUpstream, record: .cutShort(status: exchange.status, error: error))
+        case .switched(let exchange):
+            state = .closed
+            return .cut(cancelUpstream: cancelUpstream, record: .complete(status: exchange.status))
         case .initialized, .idle, .headArriving, .closing, .closed:
             return .none
         }

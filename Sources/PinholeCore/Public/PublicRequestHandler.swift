@@ -27,6 +27,8 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     private let logger: Logger?
     /// Called once per finished exchange, with its record (see `complete`).
     private let onComplete: (@Sendable (ExchangeRecord) -> Void)?
+    /// Hears of each request while its answer is awaited, for the request log.
+    private let watch: RequestWatch?
     private var machine: Machine
     private var context: ChannelHandlerContext?
     /// The client's address for X-Forwarded-For: formatting it costs an inet_ntop and a
@@ -58,12 +60,14 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     public init(
         router: any PublicRouter, requestTimeout: TimeAmount? = nil, headTimeout: TimeAmount = .seconds(30),
         idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout, limits: PublicLimits = PublicLimits(),
-        logger: Logger? = nil, scheme: String = "http", onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
+        logger: Logger? = nil, scheme: String = "http", watch: RequestWatch? = nil,
+        onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) {
         self.router = router
         self.scheme = scheme
         self.logger = logger
         self.inFlight = limits.inFlight
+        self.watch = watch
         self.machine = Machine(
             headTimeout: headTimeout, idleTimeout: idleTimeout, requestTimeout: requestTimeout,
             stallTimeout: limits.stallTimeout)
@@ -118,7 +122,9 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let logger {
+        // Clients that reset their connections are common: the metadata (strings) is
+        // made only if someone reads it.
+        if let logger, logger.logLevel <= .debug {
             var metadata: Logger.Metadata = [
                 "client": "\(clientAddress ?? "unknown")", "while": "\(machine.state)", "error": "\(error)",
             ]
@@ -165,7 +171,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     /// Starts exchange `number` with the target the router picks, once it has a place
     /// among the requests in flight.
     private func startExchange(_ head: ProxyRequestHead, number: Int, _ context: ChannelHandlerContext) {
-        current = PublicExchange(number: number, head: head, upstream: nil, startedAt: .now())
+        current = PublicExchange(number: number, head: head, startedAt: .now(), watch: watch)
         let localPort = context.channel.localAddress?.port ?? 0
         let target: any ExchangeTarget
         do {
@@ -251,6 +257,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
             }
             parseAvailable(context)
         case .passThrough(let bytes):
+            current?.bytesIn += bytes.readableBytes
             current?.upstream?.sendBody(bytes)
         case .discard(let closeIn):
             if let closeIn { schedule(.linger, in: closeIn, context) }
@@ -266,6 +273,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
             }
             if let requestTimeout { schedule(.request, in: requestTimeout, context) }
         case .sendBody(let body):
+            current?.bytesIn += body.readableBytes
             current?.upstream?.sendBody(body)
         case .sendEnd(let trailers):
             current?.upstream?.sendEnd(trailers: trailers)
@@ -279,11 +287,12 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
             timers.cancel(.request)
             switchProtocols(head, flush: flush, context)
         case .writeResponseBody(let body, let flush):
+            current?.bytesOut += body.readableBytes
             writer.body(body) { context.write(wrapOutboundOut($0), promise: nil) }
             if flush { scheduleFlush(context) }
         case .finishResponse(let trailers, let status, let then):
             timers.cancel(.request)
-            complete(status: status)
+            complete(status: status, .complete)
             writer.end(trailers: trailers)
             switch then {
             case .nextRequest:
@@ -300,14 +309,19 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         case .answerAndClose(let error, let version, let record, let cancelUpstream):
             timers.cancel(.request)
             if cancelUpstream { current?.upstream?.cancel() }
-            if let record { complete(status: record) }
+            current?.bytesOut = error.body.readableBytes
+            if let record { complete(status: record, .answeredByPinhole(error)) }
             current = nil
             writer.answer(error, version: version) { context.write(wrapOutboundOut($0), promise: nil) }
             closeAfterAnswer(context)
-        case .cut(let cancelUpstream):
+        case .cut(let cancelUpstream, let record):
             timers.cancel(.request)
             if cancelUpstream { current?.upstream?.cancel() }
-            current = nil
+            complete(record)
+            // What the response got to (gathered for this tick's flush) goes out first:
+            // the client sees the head and the bytes that came, then the cut.
+            if let gathered = writer.take() { context.write(wrapOutboundOut(gathered), promise: nil) }
+            context.flush()
             context.close(promise: nil)
         case .endOutputAndLinger(let closeIn):
             // The timer first: ending our side may close the channel at once, and so
@@ -319,7 +333,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         case .tearDown(let cancelUpstream, let record):
             timers.cancelAll()
             if cancelUpstream { current?.upstream?.cancel() }
-            if let record { complete(status: record) }
+            if let record { complete(record) }
             current = nil
         case .schedule(let timer, let delay):
             schedule(timer, in: delay, context)
@@ -329,10 +343,23 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
     }
 
     /// Records the exchange in flight, answered with `status`, and lets it go.
-    private func complete(status: Int) {
-        guard let exchange = current else { return }
+    private func complete(status: Int, _ outcome: ExchangeRecord.Outcome) {
+        guard var exchange = current else { return }
         current = nil
-        onComplete?(exchange.record(status: status))
+        exchange.stopWaiting(watch)
+        onComplete?(exchange.record(status: status, outcome: outcome))
+    }
+
+    /// Records the exchange in flight as the machine says, and lets it go.
+    private func complete(_ recording: Machine.Recording) {
+        switch recording {
+        case .complete(let status):
+            complete(status: status, .complete)
+        case .cutShort(let status, let error):
+            complete(status: status, .cutShort(error, expected: current?.expectedBytesOut))
+        case .abandoned(let status):
+            complete(status: status, .abandoned(reason: "the client went away"))
+        }
     }
 
     /// Answers 101 and from then on passes bytes as they are: what the client sent early
@@ -405,6 +432,10 @@ extension PublicRequestHandler: ExchangeDownstream {
 
     public func exchangeReceivedHead(_ head: ProxyResponseHead) {
         let hasBody = current.map { head.hasBody(for: $0.head) } ?? false
+        if current != nil {
+            current?.stopWaiting(watch)
+            if hasBody { current?.expectedBytesOut = head.headers.first(name: "content-length").flatMap { Int($0) } }
+        }
         perform(machine.responseHeadReceived(head, hasBody: hasBody))
     }
 

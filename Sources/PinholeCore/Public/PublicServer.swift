@@ -14,13 +14,14 @@ public typealias PublicPipelineSetup = @Sendable (_ channel: any Channel, _ http
 public enum PublicServer {
     /// `childGroup` picks each accepted connection's event loop (default: `group`);
     /// `logger` hears, at debug level, why connections end on errors; `scheme` is
-    /// `https` when `pipeline` puts TLS first.
+    /// `https` when `pipeline` puts TLS first; `watch` and `onComplete`, of each
+    /// request, are for the request log.
     public static func bind(
         host: String, port: Int, group: any EventLoopGroup, childGroup: (any EventLoopGroup)? = nil,
         router: any PublicRouter,
         requestTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
         limits: PublicLimits = PublicLimits(), logger: Logger? = nil, scheme: String = "http",
-        pipeline: PublicPipelineSetup? = nil,
+        pipeline: PublicPipelineSetup? = nil, watch: RequestWatch? = nil,
         onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) async throws -> any Channel {
         try await ServerBootstrap(group: group, childGroup: childGroup ?? group)
@@ -33,7 +34,7 @@ public enum PublicServer {
                     // come from the target or nghttp2, which already validated them).
                     let http1 = PublicRequestHandler(
                         router: router, requestTimeout: requestTimeout, idleTimeout: idleTimeout, limits: limits,
-                        logger: logger, scheme: scheme, onComplete: onComplete)
+                        logger: logger, scheme: scheme, watch: watch, onComplete: onComplete)
                     if let pipeline {
                         try pipeline(channel, http1)
                     } else {
