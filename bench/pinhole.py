@@ -62,7 +62,7 @@ BACKEND_APP = (f"http://127.0.0.1:{BACKEND_PORT}", ())
 
 def h2c_app(port):
     """An app that speaks HTTP/2 with prior knowledge (nghttpd, a gRPC server)."""
-    return (f"http://127.0.0.1:{port}", ("--app-protocol", "h2c"))
+    return (f"h2c://127.0.0.1:{port}", ())
 
 
 def agent_supports_h2c_apps(bin_dir):

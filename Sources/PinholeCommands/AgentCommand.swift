@@ -232,10 +232,12 @@ public struct AgentCommand: AsyncParsableCommand {
         let inspection = await InspectorOption.start(inspectorOption) {
             AgentOutput.deadlinePassed($0, format: format)
         }
-        if let note = inspection.note { Terminal.error(note) }
+        // A moved inspector, or one that could not start, is said in its header line, so the
+        // header stays the first thing printed (editors' background tasks wait for it).
         let output = AgentOutput(
-            format: AgentOutput.Format(rawValue: logFormat) ?? .text, quiet: quiet, target: targetAddress.description,
-            istio: IstioFiles(options: istioOptions(for: targetAddress)), inspector: inspection.server?.url)
+            format: format, quiet: quiet, target: targetAddress.description,
+            istio: IstioFiles(options: istioOptions(for: targetAddress)), inspector: inspection.server?.url,
+            inspectorMoved: inspection.server.map { $0.portTaken.map { "port \($0) was taken" } } ?? inspection.note)
         for warning in istioOptions(for: targetAddress).warnings { Terminal.error("agent: warning: \(warning)") }
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,

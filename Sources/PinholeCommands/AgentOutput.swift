@@ -22,13 +22,19 @@ final class AgentOutput: Sendable {
     private let titlePrinted = NIOLockedValueBox(false)
     /// The request inspector's URL, when it runs.
     private let inspector: String?
+    /// Why the inspector is not where it was asked to be, for its header line.
+    private let inspectorMoved: String?
 
-    init(format: Format, quiet: Bool, target: String, istio: IstioFiles?, inspector: String? = nil) {
+    init(
+        format: Format, quiet: Bool, target: String, istio: IstioFiles?, inspector: String? = nil,
+        inspectorMoved: String? = nil
+    ) {
         self.format = format
         self.quiet = quiet
         self.target = target
         self.istio = istio
         self.inspector = inspector
+        self.inspectorMoved = inspectorMoved
         let terminal = Terminal.standardOutput.isTerminal
         Terminal.standardOutput.update { log in
             log.style = format == .json ? .json : .text
@@ -89,6 +95,7 @@ final class AgentOutput: Sendable {
             ]
             if let name = tunnel.name { object["name"] = name }
             if let inspector { object["inspector"] = inspector }
+            if let inspectorMoved { object["inspector_moved"] = inspectorMoved }
             if !tunnel.alternatives.isEmpty { object["alternatives"] = tunnel.alternatives }
             if let istioFile {
                 object["istio_file"] = istioFile.resources; object["istio_restore_file"] = istioFile.restore
@@ -115,7 +122,12 @@ final class AgentOutput: Sendable {
         for alternative in tunnel.alternatives { Terminal.out("             \(alternative)") }
         Terminal.out("  authority  \(tunnel.authority)   <- the host:port for an Istio redirect")
         Terminal.out("  target     \(target)")
-        if let inspector { Terminal.out("  inspector  \(inspector)   <- see, replay, edit and replay requests") }
+        if let inspector {
+            let note = inspectorMoved.map { "  (\($0))" } ?? "   <- see, replay, edit and replay requests"
+            Terminal.out("  inspector  \(inspector)\(note)")
+        } else if let inspectorMoved {
+            Terminal.out("  inspector  off: \(inspectorMoved)")
+        }
         if let istioFile {
             Terminal.out("  istio      wrote \(istioFile.resources) (\(istioFile.summary))")
             if !istioFile.otherDevelopers.isEmpty {

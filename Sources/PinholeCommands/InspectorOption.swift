@@ -38,7 +38,7 @@ struct InspectorOption: Sendable, Equatable {
             let note = server.portTaken.map { "inspector: port \($0) is taken; using \(server.port) instead" }
             return (inspector, server, note)
         } catch {
-            return (nil, nil, "inspector: \(error); the agent runs without it (--inspect to pick another address)")
+            return (nil, nil, "\(error); the agent runs without it (--inspect ADDR picks another address)")
         }
     }
 }
