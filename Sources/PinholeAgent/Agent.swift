@@ -63,6 +63,9 @@ public final class Agent: Sendable {
         let events = self.events
         let reports = configuration.reportsRequests
         let onComplete: (@Sendable (ExchangeRecord) -> Void)? = reports ? { @Sendable in events(.request($0)) } : nil
+        // One watch for both protocols of the public port: HTTP/2 calls held at a
+        // breakpoint are announced as HTTP/1.1 requests are.
+        let watch = reports ? makeWatch(on: group.next()) : nil
         let router = SingleTargetRouter(target: target)
         let scheme = configuration.publicTLS == nil ? "http" : "https"
         let beforeHTTP: (@Sendable (any Channel) throws -> Void)?
@@ -87,8 +90,8 @@ public final class Agent: Sendable {
                 pipeline: PublicHTTP2.setup(
                     router: router, requestTimeout: configuration.requestTimeout,
                     idleTimeout: configuration.idleTimeout, scheme: scheme, logger: logger,
-                    first: beforeHTTP, onComplete: onComplete),
-                watch: reports ? makeWatch(on: group.next()) : nil, onComplete: onComplete)
+                    first: beforeHTTP, watch: watch, onComplete: onComplete),
+                watch: watch, onComplete: onComplete)
         } catch {
             throw AgentError.bindFailed(host: bindHost, port: publicPort, reason: ConnectionErrorText.describe(error))
         }

@@ -71,7 +71,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     public func stream(_ stream: HTTP2Stream, received part: HTTP2StreamPart) {
         switch part {
         case .headers(let fields):
-            do {
+            do throws(ExchangeError) {
                 var head = try ProxyRequestHead(http2: fields)
                 head.mayHaveBody = !stream.headersEndedStream
                 let target: any ExchangeTarget
@@ -87,10 +87,17 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                     // HTTP/2 has no Upgrade; a client's own tunnel field means nothing here.
                     head.upgrade = nil
                     head.appendForwardingFields(clientAddress: clientAddress, scheme: scheme)
+                    // The forwarding fields count too: over the tunnel's limit, a 431 now
+                    // rather than a reset on the way (as on the HTTP/1.1 side).
+                    guard head.headerListSize <= HeadLimits.maximumHeaderListSize else {
+                        throw ExchangeError.headTooLarge(limit: HeadLimits.maximumHeaderListSize)
+                    }
                     request = head
                     target = try router.target(forHost: head.authority, localPort: localPort)
                 }
-                waiting = watch?.begin(method: head.method.rawValue, path: head.path, startedAt: startedAt)
+                if onComplete != nil {
+                    waiting = watch?.begin(method: head.method.rawValue, path: head.path, startedAt: startedAt)
+                }
                 upstream = try target.startExchange(head, downstream: self, on: stream.connection.eventLoop)
                 if let requestTimeout, !responseStarted {
                     timeout = stream.connection.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) {

@@ -36,6 +36,8 @@ extension SharedService.Developer {
             headerMatch: HeaderMatch(name: share.match.name, kind: kind, value: share.match.value),
             redirectCode: share.redirectCode ?? IstioPlan.defaultRedirectCode,
             mirrorPercent: share.mirrorPercent ?? 100, apiVersion: local.apiVersion,
+            // The service is one: its protocol is the local agent's (a gRPC service stays GRPC).
+            serviceProtocol: local.serviceProtocol,
             tunnel: TunnelEndpoint(
                 host: tunnel.host, port: tunnel.port, scheme: tunnel.scheme == "https" ? .https : .http))
         plan.debugRules = try DebugRulePolicy(timeout: share.timeout, retries: share.retries ?? 0)

@@ -23,7 +23,7 @@ public enum PublicHTTP2 {
         router: any PublicRouter, requestTimeout: TimeAmount?,
         idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout, scheme: String = "http", logger: Logger?,
         configuration: HTTP2Configuration = PublicHTTP2.configuration,
-        first: (@Sendable (any Channel) throws -> Void)? = nil,
+        first: (@Sendable (any Channel) throws -> Void)? = nil, watch: RequestWatch? = nil,
         onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) -> PublicPipelineSetup {
         { channel, http1 in
@@ -39,7 +39,8 @@ public enum PublicHTTP2 {
                 ) { stream in
                     idleness.streamOpened()
                     return AgentStreamResponder(
-                        stream: stream, route: route, requestTimeout: requestTimeout, onComplete: onComplete)
+                        stream: stream, route: route, requestTimeout: requestTimeout, watch: watch,
+                        onComplete: onComplete)
                 }
                 if let idleTimeout {
                     idleness.start(connection: handler.connection, channel: context.channel, interval: idleTimeout)
