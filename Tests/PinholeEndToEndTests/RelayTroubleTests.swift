@@ -39,14 +39,16 @@ struct RelayTroubleTests {
         let target = TargetAddress(host: "127.0.0.1", port: 9)
         var messages: [String] = []
 
-        // Nothing listens.
-        let closed = try await ServerBootstrapProbe.bind()
+        // Nothing listens (and nothing else can, while `refusing` is bound).
+        let refusing = try RefusingPort()
+        let closed = refusing.port
         let refused = try await firstRetryReason(
             TestAgent.start(relay: relay, target: target, token: Self.secret, agentPort: closed))
         #expect(
             refused
                 == "relay 127.0.0.1:\(closed) refused the connection; is the relay running, "
                 + "and is port \(closed) open in its firewall?")
+        withExtendedLifetime(refusing) {}
         messages.append(refused)
 
         // The relay's public port: it accepts TCP and waits for an HTTP request.

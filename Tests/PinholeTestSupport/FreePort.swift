@@ -1,3 +1,4 @@
+import Glibc
 import NIOCore
 import NIOPosix
 
@@ -10,5 +11,39 @@ public enum ServerBootstrapProbe {
         let port = probe.localAddress!.port!
         try await probe.close()
         return port
+    }
+}
+
+/// A loopback port that refuses connections for as long as this lives: bound, so no
+/// other server (another test's) can take it, and never listening, so a connection to
+/// it is refused. A port merely free a moment ago could be taken in between.
+public final class RefusingPort: Sendable {
+    public let port: Int
+    private let descriptor: Int32
+
+    public init() throws {
+        let socketKind = Int32(SOCK_STREAM.rawValue)
+        let descriptor = socket(AF_INET, socketKind, 0)
+        guard descriptor >= 0 else { throw ChildProcess.Failure(description: "socket() failed: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                Glibc.bind(descriptor, generic, length) == 0 && getsockname(descriptor, generic, &length) == 0
+            }
+        }
+        guard bound else {
+            close(descriptor)
+            throw ChildProcess.Failure(description: "bind() failed: errno \(errno)")
+        }
+        self.descriptor = descriptor
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit {
+        close(descriptor)
     }
 }
