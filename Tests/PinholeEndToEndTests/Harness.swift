@@ -97,7 +97,7 @@ final class TestAgent: Sendable {
         trust: TLSTrust? = nil, aliases: [String] = [], keepalive: TimeAmount = .seconds(15),
         requestTimeout: TimeAmount? = nil, maxConcurrentStreams: Int? = nil, agentPort: Int? = nil,
         handshakeTimeout: TimeAmount? = nil, relayHost: String = "127.0.0.1", connectTimeout: TimeAmount? = nil,
-        marksResponses: Bool = true
+        marksResponses: Bool = true, waitingThreshold: TimeAmount? = nil
     ) -> TestAgent {
         let log = EventLog<AgentEvent?>()
         var configuration: AgentConfiguration
@@ -118,6 +118,7 @@ final class TestAgent: Sendable {
         if let maxConcurrentStreams { configuration.http2.maxConcurrentStreams = maxConcurrentStreams }
         if let handshakeTimeout { configuration.handshakeTimeout = handshakeTimeout }
         if let connectTimeout { configuration.connectTimeout = connectTimeout }
+        if let waitingThreshold { configuration.waitingThreshold = waitingThreshold }
         configuration.marksResponses = marksResponses
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger,

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import PinholeAgent
 import PinholeCore
 import PinholeTestSupport
@@ -17,13 +18,16 @@ struct RequestLogTests {
 
         static func start(embedded: Bool, appPort: Int) async throws -> Tunnel {
             let target = TargetAddress(host: "127.0.0.1", port: appPort)
+            // Longer than the default 1 s: a quick request must never be announced, and these
+            // suites share two cores with the others, which has stretched one past a second.
+            let threshold = TimeAmount.seconds(3)
             if embedded {
-                let agent = TestAgent.start(relay: nil, target: target)
+                let agent = TestAgent.start(relay: nil, target: target, waitingThreshold: threshold)
                 let info = try await agent.tunnel()
                 return Tunnel(agent: agent, relay: nil, url: "http://127.0.0.1:\(info.port)")
             }
             let relay = try await TestRelay.start()
-            let agent = TestAgent.start(relay: relay, target: target)
+            let agent = TestAgent.start(relay: relay, target: target, waitingThreshold: threshold)
             _ = try await agent.tunnel()
             return Tunnel(agent: agent, relay: relay, url: "")
         }
