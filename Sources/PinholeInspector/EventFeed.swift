@@ -5,6 +5,8 @@ import NIOCore
 /// each time it changes, `cleared` when the list was emptied. Changes come from every
 /// event loop; they are gathered and sent together a few times a second, so a busy
 /// agent costs the page a bounded number of writes, and the exchanges one locked insert.
+/// When news is due, the feed asks (`due`) and writes only when told (`flush`): while
+/// the page does not read, the ids wait here, at most one per kept request.
 final class EventFeed {
     private struct Pending {
         var ids = Set<Int>()
@@ -16,13 +18,18 @@ final class EventFeed {
 
     private let store: InspectorStore
     private let eventLoop: any EventLoop
+    private let due: () -> Void
     private let send: (String) -> Void
     private let pending = NIOLockedValueBox(Pending())
     private var listener: Int?
 
-    init(store: InspectorStore, eventLoop: any EventLoop, send: @escaping (String) -> Void) {
+    init(
+        store: InspectorStore, eventLoop: any EventLoop, due: @escaping () -> Void,
+        send: @escaping (String) -> Void
+    ) {
         self.store = store
         self.eventLoop = eventLoop
+        self.due = due
         self.send = send
     }
 
@@ -41,7 +48,7 @@ final class EventFeed {
                 defer { pending.scheduled = true }
                 return !pending.scheduled
             }
-            if schedule { eventLoop.scheduleTask(in: Self.interval) { feed.value.flush() } }
+            if schedule { eventLoop.scheduleTask(in: Self.interval) { feed.value.announce() } }
         }
     }
 
@@ -50,7 +57,13 @@ final class EventFeed {
         listener = nil
     }
 
-    private func flush() {
+    private func announce() {
+        if listener != nil { due() }
+    }
+
+    /// Writes what changed since the last flush. Until then, changes gather without
+    /// scheduling more work.
+    func flush() {
         guard listener != nil else { return }
         let (ids, cleared) = pending.withLockedValue { pending in
             defer { pending = Pending() }
