@@ -27,7 +27,12 @@ public struct CapturedRequest: Sendable {
     public var path: String
     public var authority: String
     public var scheme: String
-    public var protocolName: String
+    /// What the client spoke to the public side, as the log's `protocol`: HTTP/1.1 or HTTP/2.
+    public var clientProtocol: ClientProtocol
+    /// For a gRPC call, its method (the path), as the log's `grpc_method`.
+    public var grpcMethod: String?
+    /// The protocol the request asked to switch to (`websocket`).
+    public var upgrade: String?
     public var requestHeaders: HTTPHeaders
     public var requestBody = CapturedBody()
     public var requestTrailers: HTTPHeaders? {
@@ -67,18 +72,11 @@ public struct CapturedRequest: Sendable {
         self.scheme = head.scheme
         self.requestHeaders = head.headers
         self.requestHeaderBytes = Self.size(of: head.headers)
-        self.protocolName = Self.protocolOf(head)
+        self.clientProtocol = head.clientProtocol
+        self.grpcMethod = head.isGRPC ? head.path : nil
+        self.upgrade = head.upgrade
         self.timing = CapturedTiming(started: started)
         self.deadline = deadline
-    }
-
-    /// What the request speaks, as far as the agent can tell from its head.
-    static func protocolOf(_ head: ProxyRequestHead) -> String {
-        if head.upgrade != nil { return "websocket" }
-        if let type = head.headers.first(name: "content-type"), type.lowercased().hasPrefix("application/grpc") {
-            return "grpc"
-        }
-        return "http"
     }
 
     /// Roughly what this record costs in memory: what the ring counts.

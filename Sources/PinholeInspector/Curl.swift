@@ -1,10 +1,20 @@
 import Foundation
+import PinholeCore
 
 /// A captured request as a `curl` command line that sends it again.
 enum Curl {
     static func command(for record: CapturedRequest) -> String {
         var words = ["curl"]
-        if record.method != "GET" || record.requestBody.totalBytes > 0 { words += ["-X", record.method] }
+        // curl would speak HTTP/1.1, which a gRPC service behind the tunnel refuses.
+        if record.clientProtocol == .http2 {
+            words.append(record.scheme == "https" ? "--http2" : "--http2-prior-knowledge")
+        }
+        // `-X HEAD` would wait for a body that never comes.
+        if record.method == "HEAD" {
+            words.append("--head")
+        } else if record.method != "GET" || record.requestBody.totalBytes > 0 {
+            words += ["-X", record.method]
+        }
         words.append(quote("\(record.scheme)://\(record.authority)\(record.path)"))
         for (name, value) in record.requestHeaders where name.lowercased() != "content-length" {
             words += ["-H", quote("\(name): \(value)")]

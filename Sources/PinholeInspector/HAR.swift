@@ -36,7 +36,8 @@ enum HAR {
     struct Request: Encodable {
         var method: String
         var url: String
-        var httpVersion = "HTTP/1.1"
+        /// What the client spoke: `HTTP/1.1` or `HTTP/2`.
+        var httpVersion: String
         var cookies: [NameValue]
         var headers: [NameValue]
         var queryString: [NameValue]
@@ -55,7 +56,7 @@ enum HAR {
     struct Response: Encodable {
         var status: Int
         var statusText: String
-        var httpVersion = "HTTP/1.1"
+        var httpVersion: String
         var cookies: [NameValue]
         var headers: [NameValue]
         var content: Content
@@ -112,11 +113,13 @@ enum HAR {
             time: queued + wait + receive,
             request: Request(
                 method: record.method, url: "\(record.scheme)://\(record.authority)\(record.path)",
+                httpVersion: record.clientProtocol.rawValue,
                 cookies: cookies(record.requestHeaders[canonicalForm: "cookie"].flatMap { $0.split(separator: ";") }),
                 headers: pairs(record.requestHeaders), queryString: query(record.path), postData: post,
                 bodySize: record.requestBody.totalBytes),
             response: Response(
                 status: status, statusText: HTTPResponseStatus(statusCode: status).reasonPhrase,
+                httpVersion: record.clientProtocol.rawValue,
                 cookies: cookies(responseHeaders["set-cookie"].compactMap { $0.split(separator: ";").first }),
                 headers: pairs(responseHeaders), content: content(record.responseBody, headers: responseHeaders),
                 redirectURL: responseHeaders.first(name: "location") ?? "",

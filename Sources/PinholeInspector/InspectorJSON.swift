@@ -2,8 +2,9 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// The API's JSON. Field names follow the agent's `--log-format json` (`method`, `path`,
-/// `status`, `duration_ms`, `bytes_in`, `bytes_out`, `time`, `protocol`), plus an `id`.
+/// The API's JSON. Fields the agent's `--log-format json` also writes have its names,
+/// types and values (`method`, `path`, `status`, `duration_ms`, `bytes_in`, `bytes_out`,
+/// `time`, `protocol`, `grpc_method`, `grpc_status`, `error`), plus an `id`.
 enum InspectorJSON {
     struct Summary: Encodable {
         var id: Int
@@ -18,14 +19,18 @@ enum InspectorJSON {
         var elapsedMs: Double
         var bytesIn: Int
         var bytesOut: Int
+        /// What the client spoke to the public side: `HTTP/1.1` or `HTTP/2`.
         var `protocol`: String
+        var grpcMethod: String?
+        /// The protocol a switching request asked for (`websocket`).
+        var upgrade: String?
         var replayOf: Int?
         var error: String?
         var client: String?
         var deadlineMs: Double?
         var deadlineSource: String?
         var deadlinePassed: Bool
-        var grpcStatus: String?
+        var grpcStatus: Int?
     }
 
     struct Header: Encodable {
@@ -53,22 +58,20 @@ enum InspectorJSON {
         var streamingMs: Double?
     }
 
-    struct Client: Encodable {
-        var address: String?
-        var forwarded: [Header]
-    }
-
     struct Detail: Encodable {
         var summary: Summary
         var request: Message
         var response: Message?
         var timing: Timing
-        var clientInfo: Client
+        /// The `X-Forwarded-*` fields (the client's address is the summary's `client`).
+        var forwarded: [Header]
+        /// `grpc-message`, percent-decoded.
+        var grpcMessage: String?
         var curl: String
         var replays: [Int]
 
         enum CodingKeys: String, CodingKey {
-            case request, response, timing, client, curl, replays
+            case request, response, timing, forwarded, grpcMessage = "grpc_message", curl, replays
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -77,7 +80,8 @@ enum InspectorJSON {
             try container.encode(request, forKey: .request)
             try container.encodeIfPresent(response, forKey: .response)
             try container.encode(timing, forKey: .timing)
-            try container.encode(clientInfo, forKey: .client)
+            try container.encode(forwarded, forKey: .forwarded)
+            try container.encodeIfPresent(grpcMessage, forKey: .grpcMessage)
             try container.encode(curl, forKey: .curl)
             try container.encode(replays, forKey: .replays)
         }
@@ -101,11 +105,15 @@ enum InspectorJSON {
             durationMs: milliseconds(record.timing.duration),
             elapsedMs: milliseconds((record.timing.finished ?? now) - record.timing.started) ?? 0,
             bytesIn: record.requestBody.totalBytes, bytesOut: record.responseBody.totalBytes,
-            protocol: record.protocolName, replayOf: record.replayOf, error: record.error,
-            client: record.clientAddress, deadlineMs: milliseconds(record.deadline?.timeout),
-            deadlineSource: record.deadline?.source, deadlinePassed: record.deadlinePassed,
-            grpcStatus: record.responseTrailers?.first(name: "grpc-status")
-                ?? record.responseHeaders?.first(name: "grpc-status"))
+            protocol: record.clientProtocol.rawValue, grpcMethod: record.grpcMethod, upgrade: record.upgrade,
+            replayOf: record.replayOf, error: record.error, client: record.clientAddress,
+            deadlineMs: milliseconds(record.deadline?.timeout), deadlineSource: record.deadline?.source,
+            deadlinePassed: record.deadlinePassed, grpcStatus: grpcField("grpc-status", of: record).flatMap { Int($0) })
+    }
+
+    /// A gRPC status field: in the trailers, or in the head of a trailers-only response.
+    static func grpcField(_ name: String, of record: CapturedRequest) -> String? {
+        record.responseTrailers?.first(name: name) ?? record.responseHeaders?.first(name: name)
     }
 
     static func detail(_ record: CapturedRequest, replays: [Int]) -> Detail {
@@ -123,10 +131,34 @@ enum InspectorJSON {
             timing: Timing(
                 queuedMs: milliseconds(record.timing.queued), atAppMs: milliseconds(record.timing.atApp),
                 streamingMs: milliseconds(record.timing.streaming)),
-            clientInfo: Client(
-                address: record.clientAddress,
-                forwarded: headers(record.requestHeaders).filter { $0.name.lowercased().hasPrefix("x-forwarded-") }),
+            forwarded: headers(record.requestHeaders).filter { $0.name.lowercased().hasPrefix("x-forwarded-") },
+            grpcMessage: grpcField("grpc-message", of: record).map(percentDecoded),
             curl: Curl.command(for: record), replays: replays)
+    }
+
+    /// gRPC's percent-encoding of `grpc-message` (%XX, UTF-8), decoded; a malformed escape
+    /// stays as it was sent, as the gRPC spec asks.
+    static func percentDecoded(_ text: String) -> String {
+        var bytes: [UInt8] = []
+        var input = Array(text.utf8)[...]
+        while let byte = input.popFirst() {
+            if byte == UInt8(ascii: "%"), let high = hexValue(input.first), let low = hexValue(input.dropFirst().first)
+            {
+                bytes.append(high << 4 | low)
+                input = input.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8?) -> UInt8? {
+        switch byte {
+        case .some(let digit) where (0x30...0x39).contains(digit): return digit - 0x30
+        case .some(let letter) where (0x61...0x66).contains(letter | 0x20): return (letter | 0x20) - 0x61 + 10
+        default: return nil
+        }
     }
 
     static func headers(_ headers: HTTPHeaders) -> [Header] {
@@ -169,7 +201,8 @@ extension InspectorJSON.Summary {
         object.add("duration_ms", number: durationMs)
         object.add("elapsed_ms", number: elapsedMs)
         object.add("error", string: error)
-        object.add("grpc_status", string: grpcStatus)
+        object.add("grpc_method", string: grpcMethod)
+        object.add("grpc_status", number: grpcStatus.map(Double.init))
         object.add("id", number: Double(id))
         object.add("method", string: method)
         object.add("path", string: path)
@@ -178,6 +211,7 @@ extension InspectorJSON.Summary {
         object.add("state", string: state)
         object.add("status", number: status.map(Double.init))
         object.add("time", string: time)
+        object.add("upgrade", string: upgrade)
         return object.finish()
     }
 }

@@ -64,7 +64,9 @@ enum InspectorPageScript {
           if (header) {
             const headers = headerIndex.get(r.id);
             if (!headers) { loadHeaders(r.id); return false; }
-            const [name, value] = header.split("=", 2);
+            const at = header.indexOf("=");
+            const name = (at < 0 ? header : header.slice(0, at)).trim();
+            const value = at < 0 ? undefined : header.slice(at + 1).trim();
             if (!headers.some(([n, v]) => n === name && (value === undefined || v.toLowerCase().includes(value))))
               return false;
           }
@@ -83,13 +85,24 @@ enum InspectorPageScript {
             if (d.state === "complete" || d.state === "failed") render(); else headerLoading.delete(id);
           } catch (e) { /* gone */ }
         }
+        // The client's protocol, as the log writes it, and what rides on it.
+        function protocolText(r) { return r.protocol + (r.grpc_method ? " gRPC" : "") + (r.upgrade ? " " + r.upgrade : ""); }
+        const GRPC_CODES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+          "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+          "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
+        function grpcStatus(d) {
+          if (d.grpc_status == null) return "";
+          return '<h3>gRPC status</h3><dl id="grpc-status"><dt>grpc-status</dt><dd>' + d.grpc_status + " "
+            + esc(GRPC_CODES[d.grpc_status] || "") + "</dd>"
+            + (d.grpc_message ? "<dt>grpc-message</dt><dd>" + esc(d.grpc_message) + "</dd>" : "") + "</dl>";
+        }
         function rowHTML(r) {
           const replay = r.replay_of != null ? '<span class="tag" title="a replay of #' + r.replay_of + '">↻ #'
             + r.replay_of + "</span>" : "";
           return '<td><input type="checkbox" data-pick="' + r.id + '"' + (selected.has(r.id) ? " checked" : "")
             + "></td><td>" + clock(r.time) + "</td><td>" + esc(r.method) + '</td><td class="path" title="'
             + esc(r.path) + '">' + replay + esc(r.path) + "</td><td>" + statusCell(r) + '</td><td class="num dur">'
-            + durationCell(r) + '</td><td class="num">' + size(r.bytes_out) + "</td><td>" + esc(r.protocol) + "</td>";
+            + durationCell(r) + '</td><td class="num">' + size(r.bytes_out) + "</td><td>" + esc(protocolText(r)) + "</td>";
         }
         function render() {
           const rows = $("rows");
@@ -222,10 +235,8 @@ enum InspectorPageScript {
           const pane = $("detail");
           pane.hidden = false;
           document.querySelector("main").classList.remove("single");
-          const grpc = d.response && (d.response.trailers || []).concat(d.response.headers)
-            .filter((h) => h.name === "grpc-status" || h.name === "grpc-message");
           pane.innerHTML = "<h2>" + esc(d.method) + " " + esc(d.path) + "</h2>"
-            + '<p class="note">#' + d.id + " · " + esc(d.time) + " · " + esc(d.protocol) + " · " + statusCell(d)
+            + '<p class="note">#' + d.id + " · " + esc(d.time) + " · " + esc(protocolText(d)) + " · " + statusCell(d)
             + (d.error ? " · " + esc(d.error) : "")
             + (d.replay_of != null ? ' · replay of <a data-open="' + d.replay_of + '">#' + d.replay_of + "</a>" : "")
             + (d.replays.length ? " · replayed as " + d.replays.map((r) => '<a data-open="' + r + '">#' + r + "</a>").join(", ") : "")
@@ -240,13 +251,13 @@ enum InspectorPageScript {
             + "<div>total<b>" + (ms(d.duration_ms) || "–") + "</b></div></div>"
             + (d.deadline_ms != null ? '<p class="note">the caller\'s deadline: ' + ms(d.deadline_ms) + " ("
               + esc(d.deadline_source) + ")</p>" : "")
-            + "<h3>Client</h3><dl><dt>address</dt><dd>" + esc(d.client.address || "unknown") + "</dd>"
-            + d.client.forwarded.map((h) => "<dt>" + esc(h.name) + "</dt><dd>" + esc(h.value) + "</dd>").join("") + "</dl>"
+            + "<h3>Client</h3><dl><dt>address</dt><dd>" + esc(d.client || "unknown") + "</dd>"
+            + d.forwarded.map((h) => "<dt>" + esc(h.name) + "</dt><dd>" + esc(h.value) + "</dd>").join("") + "</dl>"
             + "<h3>Request headers</h3>" + headerList(d.request.headers)
             + "<h3>Request body</h3>" + renderBody(d.request.body, "req-body")
             + (d.request.trailers ? "<h3>Request trailers</h3>" + headerList(d.request.trailers) : "")
             + (d.response ? "<h3>Response headers</h3>" + headerList(d.response.headers)
-              + (grpc && grpc.length ? "<h3>gRPC status</h3>" + headerList(grpc) : "")
+              + grpcStatus(d)
               + "<h3>Response body</h3>" + renderBody(d.response.body, "resp-body")
               + (d.response.trailers ? "<h3>Response trailers</h3>" + headerList(d.response.trailers) : "")
               : "<h3>Response</h3><p class=\"note\">" + (d.state === "pending" ? "waiting for the app…" : "none") + "</p>");

@@ -105,7 +105,8 @@ extension Inspector {
         }
         return ProxyRequestHead(
             method: HTTPMethod(rawValue: methodName), path: path, authority: original.authority,
-            scheme: original.scheme, headers: headers, mayHaveBody: bodyBytes > 0)
+            scheme: original.scheme, headers: headers, mayHaveBody: bodyBytes > 0,
+            clientProtocol: original.clientProtocol)
     }
 }
 

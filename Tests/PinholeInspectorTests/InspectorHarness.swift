@@ -19,14 +19,17 @@ final class InspectorHarness: Sendable {
     let deadlines: NIOLockedValueBox<[DeadlineNotice]>
     private let agentTask: Task<Void, any Error>
 
-    static func start(limits: InspectorStore.Limits = .init()) async throws -> InspectorHarness {
+    /// `target`, when given, replaces the local app as the agent's target (a gRPC app).
+    static func start(
+        limits: InspectorStore.Limits = .init(), target: TargetAddress? = nil
+    ) async throws -> InspectorHarness {
         let app = try await LocalApp.start()
         let deadlines = NIOLockedValueBox<[DeadlineNotice]>([])
         let inspector = Inspector(limits: limits) { notice in deadlines.withLockedValue { $0.append(notice) } }
         let server = try await InspectorServer.start(inspector: inspector, host: "127.0.0.1", port: 0)
         let ready = AsyncStream<Int>.makeStream()
         let configuration = AgentConfiguration(
-            target: TargetAddress(host: "127.0.0.1", port: app.port),
+            target: target ?? TargetAddress(host: "127.0.0.1", port: app.port),
             mode: .embedded(bindHost: "127.0.0.1", publicPort: 0, publicHost: nil))
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,

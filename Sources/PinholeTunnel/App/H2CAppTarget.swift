@@ -87,8 +87,11 @@ final class AppConnection {
         _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on connection: HTTP2Connection, generation: Int
     ) throws(ExchangeError) -> any ExchangeUpstream {
         do {
-            return try TunnelStreamUpstream.start(
+            let upstream = try TunnelStreamUpstream.start(
                 head, downstream: downstream, connection: connection, peer: .app(target: address.description))
+            // The stream is open on a connection to the app: the inspector's "queued" time ends.
+            (downstream as? any ExchangeDeliveryObserving)?.exchangeRequestDelivered()
+            return upstream
         } catch {
             // Closed or draining: the next request connects again.
             perform(machine.connectionEnded(generation: generation))

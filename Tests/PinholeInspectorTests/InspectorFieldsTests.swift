@@ -1,0 +1,71 @@
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import PinholeCore
+import Testing
+
+@testable import PinholeInspector
+
+/// What the API says of a request, without sockets: the fields shared with the log,
+/// gRPC's percent-encoded messages, curl lines and replays that keep the protocol.
+@Suite("Inspector fields")
+struct InspectorFieldsTests {
+    static func captured(
+        _ head: ProxyRequestHead, trailers: HTTPHeaders? = nil
+    ) throws -> CapturedRequest {
+        let inspector = Inspector()
+        let scripted = InspectorStoreTests.ScriptedTarget()
+        let upstream = try inspector.capture(scripted).startExchange(
+            head, downstream: InspectorStoreTests.SinkDownstream(), on: EmbeddedEventLoop())
+        upstream.sendEnd(trailers: nil)
+        scripted.upstreams[0].answer(ByteBuffer(string: "ok"), trailers: trailers)
+        return try #require(inspector.store.all().first)
+    }
+
+    static let grpcHead = ProxyRequestHead(
+        method: .POST, path: "/pkg.Cart/Check", authority: "app", scheme: "http",
+        headers: ["content-type": "application/grpc"], clientProtocol: .http2)
+
+    @Test("protocol, grpc_method and grpc_status have the log's names, types and values, in both writers")
+    func logFields() throws {
+        let record = try Self.captured(Self.grpcHead, trailers: ["grpc-status": "9", "grpc-message": "a%20b"])
+        let summary = InspectorJSON.summary(record)
+        let written = try object(summary.json)
+        #expect(written["protocol"] as? String == "HTTP/2")
+        #expect(written["grpc_method"] as? String == "/pkg.Cart/Check")
+        #expect(written["grpc_status"] as? Int == 9)
+        let encoded = try JSONSerialization.jsonObject(with: InspectorJSON.encoder().encode(summary)) as? NSDictionary
+        #expect(NSDictionary(dictionary: written) == encoded)
+
+        let plain = try Self.captured(
+            ProxyRequestHead(method: .GET, path: "/", authority: "app", scheme: "http", headers: [:]))
+        let plainSummary = try object(InspectorJSON.summary(plain).json)
+        #expect(plainSummary["protocol"] as? String == "HTTP/1.1")
+        #expect(plainSummary["grpc_method"] == nil && plainSummary["grpc_status"] == nil)
+    }
+
+    @Test("grpc-message is percent-decoded; malformed escapes stay as sent")
+    func grpcMessage() {
+        #expect(InspectorJSON.percentDecoded("100%25 sure, %C3%BCn%C3%AFcode") == "100% sure, ünïcode")
+        #expect(InspectorJSON.percentDecoded("%zz %+1 %4") == "%zz %+1 %4")
+        #expect(InspectorJSON.percentDecoded("%41%62") == "Ab")
+    }
+
+    @Test("curl speaks HTTP/2 for a call that came over HTTP/2, and HEAD is --head")
+    func curlFlags() throws {
+        let grpc = Curl.command(for: try Self.captured(Self.grpcHead))
+        #expect(grpc.hasPrefix("curl --http2-prior-knowledge -X POST "), "\(grpc)")
+        let head = Curl.command(
+            for: try Self.captured(
+                ProxyRequestHead(method: .HEAD, path: "/", authority: "app", scheme: "http", headers: [:])))
+        #expect(head.hasPrefix("curl --head 'http://app/'") && !head.contains("-X"), "\(head)")
+    }
+
+    @Test("a replay keeps the protocol its original came with")
+    func replayProtocol() throws {
+        let head = try Inspector.head(
+            replaying: try Self.captured(Self.grpcHead), changes: ReplayChanges(), bodyBytes: 0)
+        #expect(head.clientProtocol == .http2 && head.isGRPC)
+    }
+}
