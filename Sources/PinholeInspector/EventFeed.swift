@@ -6,40 +6,51 @@ import NIOCore
 /// event loop; they are gathered and sent together a few times a second, so a busy
 /// agent costs the page a bounded number of writes, and the exchanges one locked insert.
 /// When news is due, the feed asks (`due`) and writes only when told (`flush`): while
-/// the page does not read, the ids wait here, at most one per kept request.
+/// the page does not read, the ids wait here. Past `maxPending` of them, they are
+/// dropped and the page is sent `hello` again, which has it load the list afresh.
 final class EventFeed {
     private struct Pending {
         var ids = Set<Int>()
         var cleared = false
+        /// Too much changed while the page was not reading: it reloads the list instead.
+        var reload = false
         var scheduled = false
     }
 
     static let interval = TimeAmount.milliseconds(50)
+    static let hello = "event: hello\ndata: {}\n\n"
 
     private let store: InspectorStore
     private let eventLoop: any EventLoop
     private let due: () -> Void
     private let send: (String) -> Void
     private let pending = NIOLockedValueBox(Pending())
+    private let maxPending: Int
     private var listener: Int?
 
     init(
-        store: InspectorStore, eventLoop: any EventLoop, due: @escaping () -> Void,
+        store: InspectorStore, eventLoop: any EventLoop, maxPending: Int = 10_000, due: @escaping () -> Void,
         send: @escaping (String) -> Void
     ) {
         self.store = store
+        self.maxPending = maxPending
         self.eventLoop = eventLoop
         self.due = due
         self.send = send
     }
 
     func start() {
-        send("retry: 1000\nevent: hello\ndata: {}\n\n")
-        let (pending, eventLoop) = (self.pending, self.eventLoop)
+        send("retry: 1000\n" + Self.hello)
+        let (pending, eventLoop, maxPending) = (self.pending, self.eventLoop, self.maxPending)
         let feed = NIOLoopBound(self, eventLoop: eventLoop)
         listener = store.observe { change in
             let schedule = pending.withLockedValue { pending -> Bool in
                 switch change {
+                case .updated where pending.reload:
+                    break  // the page's reload will show it
+                case .updated where pending.ids.count >= maxPending:
+                    pending.ids.removeAll()
+                    pending.reload = true
                 case .updated(let id): pending.ids.insert(id)
                 case .cleared:
                     pending.ids.removeAll()
@@ -65,9 +76,13 @@ final class EventFeed {
     /// scheduling more work.
     func flush() {
         guard listener != nil else { return }
-        let (ids, cleared) = pending.withLockedValue { pending in
+        let (ids, cleared, reload) = pending.withLockedValue { pending in
             defer { pending = Pending() }
-            return (pending.ids.sorted(), pending.cleared)
+            return (pending.ids.sorted(), pending.cleared, pending.reload)
+        }
+        guard !reload else {
+            send(Self.hello)
+            return
         }
         var text = cleared ? "event: cleared\ndata: {}\n\n" : ""
         let now = NIODeadline.now()

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import Testing
 
@@ -241,4 +242,48 @@ extension InspectorConnectionStateMachine.Action {
 
 extension InspectorConnectionStateMachine.State {
     var isIdle: Bool { if case .idle = self { true } else { false } }
+}
+
+/// The live feed's gathering of changes, on an embedded loop.
+@Suite("Inspector live feed")
+struct EventFeedTests {
+    @Test("news waits while the page does not read; past the bound it becomes one hello that reloads the list")
+    func heldNews() throws {
+        let loop = EmbeddedEventLoop()
+        let inspector = Inspector()
+        let scripted = InspectorStoreTests.ScriptedTarget()
+        let target = inspector.capture(scripted)
+        var due = 0
+        var sent: [String] = []
+        let feed = EventFeed(
+            store: inspector.store, eventLoop: loop, maxPending: 3, due: { due += 1 }, send: { sent.append($0) })
+        feed.start()
+        #expect(sent == ["retry: 1000\n" + EventFeed.hello])
+        func request(_ path: String) throws {
+            let upstream = try target.startExchange(
+                InspectorStoreTests.head(path), downstream: InspectorStoreTests.SinkDownstream(), on: loop)
+            upstream.sendEnd(trailers: nil)
+        }
+
+        try request("/one")
+        loop.advanceTime(by: EventFeed.interval)
+        #expect(due == 1, "the feed did not ask to write")
+        feed.flush()
+        #expect(sent.count == 2 && sent[1].contains(#""path":"/one""#))
+
+        // The page stops reading: the handler does not flush. Changes gather, scheduling nothing more.
+        try request("/two")
+        loop.advanceTime(by: EventFeed.interval)
+        #expect(due == 2)
+        try request("/three")
+        loop.advanceTime(by: EventFeed.interval * 4)
+        #expect(due == 2, "held news scheduled more work")
+        feed.flush()
+        #expect(sent.count == 3 && sent[2].contains("/two") && sent[2].contains("/three"))
+
+        for index in 0..<10 { try request("/many/\(index)") }
+        feed.flush()
+        #expect(sent.count == 4 && sent[3] == EventFeed.hello, "past the bound, the page reloads instead")
+        feed.stop()
+    }
 }
