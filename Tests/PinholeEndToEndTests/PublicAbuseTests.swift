@@ -105,8 +105,12 @@ struct PublicAbuseTests {
         }
         let json = try #require(output.split(separator: "\n").last.map(String.init))
         let result = try JSONDecoder().decode(Result.self, from: Data(json.utf8))
-        #expect(result.counts["HTTP/1.1 408 Request Timeout"] == 40, "\(result.counts)")
-        #expect(result.counts["HTTP/1.1 503 Service Unavailable"] == 60, "\(result.counts)")
+        // 40 hold their places until the stall timeout (408); the others wait 1 s in line
+        // and get 503. On a loaded machine the last heads may arrive after the first
+        // places were freed at 6 s, and then also stall: more 408s, never fewer.
+        let timedOut = result.counts["HTTP/1.1 408 Request Timeout"] ?? 0
+        let refused = result.counts["HTTP/1.1 503 Service Unavailable"] ?? 0
+        #expect(timedOut >= 40 && refused > 0 && timedOut + refused == 100, "\(result.counts)")
         #expect(result.bodies["HTTP/1.1 503 Service Unavailable"]?.contains("--max-in-flight-per-address") ?? false)
         #expect(result.bodies["HTTP/1.1 408 Request Timeout"]?.contains("--stall-timeout") ?? false)
         #expect(result.counts["unanswered"] == 0)
