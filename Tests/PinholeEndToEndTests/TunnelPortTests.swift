@@ -62,8 +62,8 @@ struct TunnelPortTests {
         #expect(
             refusal
                 == "the relay refused the tunnel: every port in \(range.lowerBound)-\(range.upperBound) is in use: "
-                + "1 held for a tunnel whose agent disconnected (a tunnel keeps its port for 10 min, to come back "
-                + "at the same address), 1 by other programs; widen --tunnel-ports, or wait for a held port to be "
+                + "1 held for this token's tunnel whose agent disconnected (its other names may have such a port "
+                + "10 min after it left), 1 by other programs; widen --tunnel-ports, or wait for a held port to be "
                 + "freed")
     }
 }
