@@ -157,7 +157,8 @@ final class TunnelRegistry: Sendable {
         if ownLive >= limits.maxTunnelsPerToken {
             return .refused(
                 .tooManyTunnels,
-                "this token already has \(limits.maxTunnelsPerToken) tunnels on the relay "
+                "this token already has \(limits.maxTunnelsPerToken) "
+                    + "\(limits.maxTunnelsPerToken == 1 ? "tunnel" : "tunnels") on the relay "
                     + "(--max-tunnels-per-token); stop one of its agents, or wait for one to stop")
         }
         return nil
