@@ -169,11 +169,12 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
                 let port = entry.port ?? 0
                 let tried = avoiding.union([port])
                 guard tried.count < self.services.portAttempts else {
+                    let others = tried.count - 1
                     self.refuse(
                         .noFreePort,
-                        "the relay cannot listen on port \(port) (\(ConnectionErrorText.describe(error))), nor on "
-                            + "\(tried.count - 1) other \(tried.count == 2 ? "port" : "ports") it tried; "
-                            + "try again later, or ask the relay's operator to free ports in --tunnel-ports",
+                        "the relay cannot listen on port \(port) (\(ConnectionErrorText.describe(error)))"
+                            + (others == 0 ? "" : ", nor on \(others) other \(others == 1 ? "port" : "ports") it tried")
+                            + "; try again later, or ask the relay's operator to free ports in --tunnel-ports",
                         context: context)
                     return
                 }
