@@ -40,7 +40,9 @@ final class RegistryFile: Sendable {
     private let queue = DispatchQueue(label: "pinhole.relay.registry-file")
 
     private struct Writer {
-        var pending: [RegistryRecord]?
+        /// Makes the records of the latest state (built on the writer's thread, not under
+        /// the registry's lock, which every public request takes).
+        var pending: (@Sendable () -> [RegistryRecord])?
         var scheduled: UInt64 = 0
         var written: UInt64 = 0
         var writing = false
@@ -91,10 +93,10 @@ final class RegistryFile: Sendable {
         }
     }
 
-    /// Queues `records` to be written, replacing any not written yet.
-    func schedule(_ records: [RegistryRecord]) {
+    /// Queues the records `snapshot` makes to be written, replacing any not written yet.
+    func schedule(_ snapshot: @escaping @Sendable () -> [RegistryRecord]) {
         let start = writer.withLockedValue { writer -> Bool in
-            writer.pending = records
+            writer.pending = snapshot
             writer.scheduled += 1
             guard !writer.writing else { return false }
             writer.writing = true
@@ -116,7 +118,7 @@ final class RegistryFile: Sendable {
 
     private func drain() {
         while true {
-            let next = writer.withLockedValue { writer -> (UInt64, [RegistryRecord])? in
+            let next = writer.withLockedValue { writer -> (UInt64, @Sendable () -> [RegistryRecord])? in
                 guard let pending = writer.pending else {
                     writer.writing = false
                     return nil
@@ -124,9 +126,9 @@ final class RegistryFile: Sendable {
                 writer.pending = nil
                 return (writer.scheduled, pending)
             }
-            guard let (version, records) = next else { return }
+            guard let (version, snapshot) = next else { return }
             do {
-                try write(records)
+                try write(snapshot())
             } catch {
                 // Warning, though a library logs at info or below: the operator must hear
                 // that names may not keep their owners across a restart.

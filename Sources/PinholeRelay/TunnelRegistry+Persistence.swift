@@ -16,18 +16,21 @@ extension TunnelRegistry {
         var unused = 0
     }
 
-    /// The records the registry file should hold now. Called under the lock.
-    func records(of state: State, now: Date) -> [RegistryRecord] {
-        state.entries.values.map { entry in
+    /// The records the registry file should hold for `entries`.
+    static func records(of entries: [String: Entry], now: Date) -> [RegistryRecord] {
+        entries.values.map { entry in
             RegistryRecord(
                 name: entry.name, owner: entry.owner.hex, port: entry.port, aliases: entry.aliases.map(\.description),
                 share: entry.share, lastUsed: entry.phase.isLive ? now : entry.lastUsed, connected: entry.phase.isLive)
         }
     }
 
-    /// Queues the state to be written to the registry file, if there is one. Called under the lock.
+    /// Queues the state to be written to the registry file, if there is one. Called under
+    /// the lock, which it holds only to copy the entries (copy on write: no copy at all).
     func save(_ state: State, now: Date) {
-        file?.schedule(records(of: state, now: now))
+        guard let file else { return }
+        let entries = state.entries
+        file.schedule { Self.records(of: entries, now: now) }
     }
 
     /// Succeeds once every change so far is on disk.
@@ -92,6 +95,6 @@ extension TunnelRegistry {
 
     /// Writes the registry file now (at start, proving it can be written; at shutdown).
     func writeNow(now: Date = Date()) throws(RelayError) {
-        try file?.writeNow(state.withLockedValue { records(of: $0, now: now) })
+        try file?.writeNow(Self.records(of: state.withLockedValue { $0.entries }, now: now))
     }
 }
