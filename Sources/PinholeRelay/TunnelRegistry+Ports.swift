@@ -12,8 +12,9 @@ extension TunnelRegistry {
     }
 
     /// The port `name` gets: its own if it has one, else one nobody owns, else one of
-    /// its token's names that has been away past the reservation. Ports other programs
-    /// held lately come last, and `avoiding` (held during this very hello) never.
+    /// its token's names that has been away past the reservation (in the other order
+    /// once the token holds `maxTunnelsPerToken` ports). Ports other programs held
+    /// lately come last, and `avoiding` (held during this very hello) never.
     func choosePort(
         for name: String, owner: TokenDigest, avoiding: Set<Int>, state: inout State, now: Date
     ) -> PortChoice {
@@ -32,9 +33,15 @@ extension TunnelRegistry {
             return now.timeIntervalSince(since) >= reservation
         }
         let busy = state.busySince
+        let fresh = { (port: Int) in nameOfPort[port] == nil && busy[port] == nil && available(port) }
+        let reusable = { (port: Int) in nameOfPort[port] != nil && busy[port] == nil && available(port) }
+        // A token holding its share of ports (its tunnel quota) reuses its own before it
+        // takes another: away names keep their ports for long, and one token cycling
+        // through names must not leave none for the others.
+        let held = nameOfPort.values.filter { entries[$0]?.owner == owner }.count
+        let order = held >= limits.maxTunnelsPerToken ? [reusable, fresh] : [fresh, reusable]
         let chosen =
-            tunnelPorts.first { nameOfPort[$0] == nil && busy[$0] == nil && available($0) }
-            ?? tunnelPorts.first { busy[$0] == nil && available($0) }
+            tunnelPorts.first(where: order[0]) ?? tunnelPorts.first(where: order[1])
             ?? tunnelPorts.first(where: available)
         guard let chosen else {
             if domain != nil { return .port(nil) }

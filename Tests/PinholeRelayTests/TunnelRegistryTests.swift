@@ -86,6 +86,16 @@ struct TunnelRegistryTests {
         #expect(relay.port("a", owner: alice) == .success(5000), "a reconnecting gets its port back")
     }
 
+    @Test("a token holding its quota of ports reuses its own away names' ports before taking fresh ones")
+    func portsPerToken() {
+        let relay = driver(ports: 5000...5003, reservation: .zero) { $0.maxTunnelsPerToken = 2 }
+        #expect(relay.visit("a", owner: alice) == .success(5000))
+        #expect(relay.visit("b", owner: alice) == .success(5001))
+        #expect(relay.visit("c", owner: alice) == .success(5000), "a's port: alice holds her two already")
+        #expect(relay.visit("x", owner: bob) == .success(5002))
+        #expect(relay.visit("y", owner: bob) == .success(5003), "ports were left for bob")
+    }
+
     @Test("another token never gets an away name, nor its port, however long it has lapsed in memory")
     func anotherTokenGetsNothing() {
         let relay = driver(ports: 5000...5000, reservation: .zero)
