@@ -42,6 +42,9 @@ def relay_argv(bin_dir, public_port, agent_port, tunnel_ports, cert, key):
         "--tunnel-ports", f"{first}-{last}",
         "--public-host", "127.0.0.1",
         "--token", TOKEN,
+        # pinhole-idle-tunnels registers its hundreds of tunnels with this one token.
+        "--max-tunnels-per-token", "1000",
+        "--max-names-per-token", "1000",
         "--cert", str(cert),
         "--key", str(key),
     ]

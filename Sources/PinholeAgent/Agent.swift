@@ -138,11 +138,15 @@ public final class Agent: Sendable {
         }
         events(.connecting(relay: endpoint.description))
         var attempt = 0
+        // Whether the relay said it is full on the last try: the next full is not said again.
+        var waitingForRoom = false
         while !Task.isCancelled {
             let reason: String
+            var full = false
             do {
                 let channel = try await connect(to: endpoint, tls: tls)
                 attempt = 0
+                waitingForRoom = false
                 let ending = await waitUntilClosed(channel)
                 // Stopped (Ctrl-C): closing the connection was our doing, not a loss.
                 if Task.isCancelled { return }
@@ -155,6 +159,9 @@ public final class Agent: Sendable {
                 events(.disconnected(reason: reason))
             } catch let error as AgentError {
                 throw error
+            } catch let error as RelayFull {
+                reason = error.description
+                full = true
             } catch let error as TLSError where Self.isFinal(error) {
                 throw AgentError.untrustedRelay(UntrustedText.escaped(error.description))
             } catch {
@@ -163,7 +170,10 @@ public final class Agent: Sendable {
             }
             attempt += 1
             let delay = Backoff.delay(attempt: attempt, cap: configuration.reconnectCap)
-            events(.reconnecting(attempt: attempt, delay: delay, reason: reason))
+            if !(full && waitingForRoom) {
+                events(.reconnecting(attempt: attempt, delay: delay, reason: reason))
+            }
+            waitingForRoom = full
             do {
                 try await Task.sleep(nanoseconds: UInt64(delay.nanoseconds))
             } catch {

@@ -71,13 +71,14 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         guard let tunnel = answer.tunnel else {
             let refusal =
                 answer.refusal ?? .init(reason: .invalidRequest, message: "the relay answered without a tunnel")
-            // The relay's words, escaped: they are printed. Throttled is not refused:
-            // waiting is the answer (the agent retries with backoff).
+            // The relay's words, escaped: they are printed. Throttled or full is not
+            // refused: waiting is the answer (the agent retries with backoff).
             let message = UntrustedText.escaped(refusal.message)
-            answered.fail(
-                refusal.reason == .slowDown
-                    ? ConnectionLost(reason: "the relay says: \(message)")
-                    : AgentError.refused(refusal.reason, message))
+            switch refusal.reason {
+            case .slowDown: answered.fail(ConnectionLost(reason: "the relay says: \(message)"))
+            case .tooManyTunnels: answered.fail(RelayFull(message: message))
+            default: answered.fail(AgentError.refused(refusal.reason, message))
+            }
             context.close(promise: nil)
             return
         }
@@ -110,6 +111,15 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             answered.fail(error)
         }
         context.close(promise: nil)
+    }
+}
+
+/// The relay has no room for the tunnel now (its own limit, or the token's): the agent
+/// waits and tries again, and says so once.
+struct RelayFull: Error, CustomStringConvertible {
+    let message: String
+    var description: String {
+        "the relay has no room for this tunnel now: \(message); waiting for room, and trying again quietly"
     }
 }
 

@@ -11,7 +11,7 @@ import PinholeTunnel
 
 /// `relay`: run on a VM the cluster can reach.
 public struct RelayCommand: AsyncParsableCommand {
-    private static let reservation = RelayConfiguration.describe(RelayConfiguration.defaultReservation)
+    private static let forgetAfter = RelayConfiguration.describe(RelayConfiguration.defaultForgetAfter)
 
     // Help lines are kept under 80 columns by hand: ArgumentParser re-wraps a longer
     // line wherever it reaches the edge, which broke sentences and commands apart.
@@ -29,9 +29,10 @@ public struct RelayCommand: AsyncParsableCommand {
               --tunnel-ports A-B  each tunnel gets a port of its own (default:
                                   the 100 ports after --public-port)
 
-            A tunnel whose agent disconnects keeps its name and its port for
-            \(reservation), so the agent comes back at the same address. Until then
-            no other tunnel gets that port.
+            A tunnel's name, aliases and port belong to the token that registered
+            them, across restarts (kept in registry.json beside --cert), until unused
+            for --forget-after (\(forgetAfter)): the agent comes back at the same
+            address, and no other token gets them.
 
             On first start without --cert/--key the relay creates a self-signed
             certificate in certs/ and prints its sha256 fingerprint and the
@@ -67,8 +68,8 @@ public struct RelayCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Without --domain: give each tunnel its own public port from this range. A disconnected tunnel keeps"
-                + " its port for \(Self.reservation).",
+            "Without --domain: give each tunnel its own public port from this range. A tunnel keeps its port"
+                + " until unused for --forget-after.",
             valueName: "A-B"))
     var tunnelPorts: String?
 
@@ -110,8 +111,26 @@ public struct RelayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Private key (PEM) for --public-cert.", valueName: "file"))
     var publicKey: String?
 
-    @Option(help: "Most tunnels this relay accepts.")
+    @Option(help: ArgumentHelp("Most tunnels connected at once; more agents wait for room.", valueName: "count"))
     var maxTunnels = 1000
+
+    @Option(help: ArgumentHelp("Most tunnels one token has connected at once; more wait for room.", valueName: "count"))
+    var maxTunnelsPerToken = 32
+
+    @Option(
+        help: ArgumentHelp(
+            "Most names one token owns, connected or not; a new one past it forgets the token's longest unused.",
+            valueName: "count"))
+    var maxNamesPerToken = 128
+
+    @Option(help: ArgumentHelp("Most service aliases one tunnel may ask for.", valueName: "count"))
+    var maxAliases = 16
+
+    @Option(
+        help: ArgumentHelp(
+            "Days a tunnel's name, aliases and port stay its token's once unused; 0 = for ever.",
+            valueName: "days"))
+    var forgetAfter = Int(RelayConfiguration.defaultForgetAfter.nanoseconds / 1_000_000_000 / 86_400)
 
     @Option(
         help: ArgumentHelp(
@@ -193,7 +212,15 @@ public struct RelayCommand: AsyncParsableCommand {
         if keepalive < 1 { throw ValidationError("--keepalive must be at least 1 second") }
         if idleTimeout < 0 { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if maxTunnels < 1 { throw ValidationError("--max-tunnels must be at least 1") }
+        if maxTunnels < 1 || maxTunnelsPerToken < 1 {
+            throw ValidationError("--max-tunnels and --max-tunnels-per-token must be at least 1")
+        }
+        if maxNamesPerToken < maxTunnelsPerToken {
+            throw ValidationError(
+                "--max-names-per-token must be at least --max-tunnels-per-token (\(maxTunnelsPerToken))")
+        }
+        if maxAliases < 0 { throw ValidationError("--max-aliases must be 0 or more") }
+        if forgetAfter < 0 { throw ValidationError("--forget-after must be 0 (for ever) or a number of days") }
         if tokenChecks < 1 { throw ValidationError("--token-checks must be at least 1") }
         if maxInFlightPerAddress < 1 || maxInFlightPerTunnel < 1 {
             throw ValidationError("--max-in-flight-per-address and --max-in-flight-per-tunnel must be at least 1")
@@ -286,6 +313,11 @@ public struct RelayCommand: AsyncParsableCommand {
             bindHost: bind, publicPort: publicPort, agentPort: agentPort, domain: domain, publicHost: publicHost,
             tunnelPorts: try portRange(), tokens: tokenList, identity: loaded.identity)
         configuration.maxTunnels = maxTunnels
+        configuration.maxTunnelsPerToken = maxTunnelsPerToken
+        configuration.maxNamesPerToken = maxNamesPerToken
+        configuration.maxAliases = maxAliases
+        configuration.forgetAfter = forgetAfter == 0 ? nil : .hours(Int64(forgetAfter) * 24)
+        configuration.registryPath = Self.registryPath(beside: cert)
         configuration.keepaliveInterval = .seconds(Int64(keepalive))
         configuration.requestTimeout = requestTimeout.map { .seconds(Int64($0)) }
         configuration.idleTimeout = idleTimeout == 0 ? nil : .seconds(Int64(idleTimeout))
@@ -311,6 +343,12 @@ public struct RelayCommand: AsyncParsableCommand {
         printBanner(relay: relay, addresses: addresses, loaded: loaded, tokenNote: tokenNote, domain: domain)
         try await runUntilInterrupted { await relay.run() }
         await relay.shutdown()
+    }
+
+    /// The registry file: in the folder of the certificate, which the relay owns.
+    static func registryPath(beside certificate: String) -> String {
+        let folder = (certificate as NSString).deletingLastPathComponent
+        return (folder.isEmpty ? "." : folder) + "/" + RelayConfiguration.registryFileName
     }
 
     /// Tokens from --token, --token-file and PINHOLE_TOKENS; when there are none, the

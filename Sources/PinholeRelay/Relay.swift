@@ -37,7 +37,11 @@ public final class Relay: Sendable {
         self.logger = logger
         self.registry = TunnelRegistry(
             domain: configuration.domain, tunnelPorts: configuration.tunnelPorts,
-            maxTunnels: configuration.maxTunnels, reservation: configuration.reservation)
+            limits: TunnelRegistry.Limits(
+                maxTunnels: configuration.maxTunnels, maxTunnelsPerToken: configuration.maxTunnelsPerToken,
+                maxNamesPerToken: configuration.maxNamesPerToken, reservation: configuration.reservation,
+                forgetAfter: configuration.forgetAfter),
+            file: configuration.registryPath.map { RegistryFile(path: $0, logger: logger) })
         self.publicLimits = PublicLimits(
             inFlight: InFlightLimits(caps: configuration.inFlightCaps), stallTimeout: configuration.stallTimeout)
         if let publicHost = configuration.publicHost {
@@ -53,6 +57,9 @@ public final class Relay: Sendable {
     public var connectedTunnels: Int { registry.connectedCount }
 
     public func start() async throws(RelayError) -> Addresses {
+        try configuration.validate()
+        let authenticator = TokenAuthenticator(tokens: configuration.tokens)
+        try restoreRegistry(owners: authenticator.owners)
         let tls: TLSContext
         do {
             tls = try TLSContext(
@@ -75,7 +82,7 @@ public final class Relay: Sendable {
         }
         let services = RelayServices(
             configuration: configuration, registry: registry,
-            authenticator: TokenAuthenticator(tokens: configuration.tokens),
+            authenticator: authenticator,
             tokenChecks: TokenCheckBudget(policy: .init(checksPer5Seconds: configuration.tokenChecksPer5Seconds)),
             logger: logger,
             ensurePortListener: { [self] port, loop in ensurePortListener(port, childLoop: loop) },
@@ -133,6 +140,25 @@ public final class Relay: Sendable {
         }
         for channel in channels { try? await channel.close() }
         agentConnections.closeAll()
+        do {
+            try registry.writeNow()
+        } catch {
+            logger.warning("registry not saved", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Takes back who owns which name, alias and port from the registry file, and writes
+    /// it at once: a folder the relay cannot write to stops the start, not a later hello.
+    private func restoreRegistry(owners: Set<TokenDigest>) throws(RelayError) {
+        guard let file = registry.file else { return }
+        let restored = try registry.restore(file.load(), owners: owners)
+        try registry.writeNow()
+        logger.info(
+            "registry restored",
+            metadata: [
+                "path": "\(file.path)", "names": "\(restored.names)", "forgotten-unused": "\(restored.unused)",
+                "forgotten-token-gone": "\(restored.ownerGone)", "ports-dropped": "\(restored.portsDropped)",
+            ])
     }
 
     /// A public listener: HTTP/1.1 and HTTP/2 on one port, behind TLS with `--public-tls`.

@@ -21,9 +21,26 @@ public struct RelayConfiguration: Sendable {
     /// Tokens agents may present. Never logged.
     public var tokens: [String]
     public var identity: TLSIdentity
+    /// Tunnels connected (or connecting) at once, in all (`--max-tunnels`) and per token
+    /// (`--max-tunnels-per-token`); an agent over either waits and retries.
     public var maxTunnels: Int = 1000
+    public var maxTunnelsPerToken: Int = 32
+    /// Names one token may own at once, connected or not (`--max-names-per-token`); a
+    /// new name past it makes the relay forget the token's longest unused one.
+    public var maxNamesPerToken: Int = 128
+    /// Service aliases one hello may ask for (`--max-aliases`).
+    public var maxAliases: Int = 16
+    /// How long a name, its aliases and its dedicated port stay their token's once
+    /// unused (`--forget-after`); nil for ever.
+    public var forgetAfter: TimeAmount? = Self.defaultForgetAfter
+    public static let defaultForgetAfter: TimeAmount = .hours(30 * 24)
+    /// Where the registry (who owns which name, alias and port) is kept across restarts;
+    /// nil keeps it in memory only. The command puts it beside `--cert`.
+    public var registryPath: String?
+    public static let registryFileName = "registry.json"
     public var keepaliveInterval: TimeAmount = .seconds(15)
-    /// How long a disconnected agent's name (and port) stays reserved for it.
+    /// How long a disconnected agent's port and aliases stay out of reach of its token's
+    /// other names (other tokens never get them; see `forgetAfter`).
     public var reservation: TimeAmount = Self.defaultReservation
     public static let defaultReservation: TimeAmount = .minutes(10)
     /// How long a connecting agent has to finish TLS and send its hello.
@@ -66,7 +83,8 @@ public struct RelayConfiguration: Sendable {
         try validate()
     }
 
-    private func validate() throws(RelayError) {
+    /// Also run by `Relay.start()`, for fields set after `init`.
+    func validate() throws(RelayError) {
         guard !tokens.isEmpty, tokens.allSatisfy({ !$0.isEmpty }) else {
             throw .configuration("the relay needs at least one non-empty agent token")
         }
@@ -77,6 +95,16 @@ public struct RelayConfiguration: Sendable {
         }
         guard inFlightCaps.perAddress >= 1, inFlightCaps.perTunnel >= 1, inFlightCaps.waitLimit >= .zero else {
             throw .configuration("the caps on requests in flight must be at least 1, and the wait at least 0")
+        }
+        guard maxTunnels >= 1, maxTunnelsPerToken >= 1, maxAliases >= 0 else {
+            throw .configuration(
+                "--max-tunnels and --max-tunnels-per-token must be at least 1, --max-aliases 0 or more")
+        }
+        guard maxNamesPerToken >= maxTunnelsPerToken else {
+            throw .configuration("--max-names-per-token must be at least --max-tunnels-per-token")
+        }
+        if let forgetAfter, forgetAfter <= .zero {
+            throw .configuration("--forget-after must be at least 1 day (or 0 for never)")
         }
         guard tokenChecksPer5Seconds >= 1 else {
             throw .configuration("--token-checks must be at least 1")
@@ -102,9 +130,11 @@ public struct RelayConfiguration: Sendable {
 }
 
 extension RelayConfiguration {
-    /// A duration as a person says it: "10 min", "90 s".
+    /// A duration as a person says it: "30 days", "10 min", "90 s".
     public static func describe(_ amount: TimeAmount) -> String {
         let seconds = amount.nanoseconds / 1_000_000_000
+        let day: Int64 = 24 * 3600
+        if seconds >= day && seconds % day == 0 { return seconds == day ? "1 day" : "\(seconds / day) days" }
         return seconds >= 60 && seconds % 60 == 0 ? "\(seconds / 60) min" : "\(seconds) s"
     }
 }

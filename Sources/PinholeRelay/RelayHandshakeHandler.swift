@@ -19,8 +19,9 @@ struct RelayServices: Sendable {
     let advertisedHost: String
     /// The shared public port as bound (the configuration may say 0).
     let publicPort: Int
-    /// How many dedicated ports one registration may try before giving up.
-    var portAttempts: Int { configuration.tunnelPorts?.count ?? 1 }
+    /// How many dedicated ports one hello may try before it is refused: a few, so a
+    /// range that other programs hold costs one hello a few binds, not one each.
+    var portAttempts: Int { min(configuration.tunnelPorts?.count ?? 1, 8) }
 }
 
 /// Runs the relay's side of the handshake on a new agent connection: waits for the
@@ -106,6 +107,14 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             refuse(.invalidRequest, "the tunnel name '\(hello.name)' is not usable: \(problem)", context: context)
             return
         }
+        guard hello.aliases.count <= services.configuration.maxAliases else {
+            refuse(
+                .invalidRequest,
+                "the hello asks for \(hello.aliases.count) aliases; this relay takes at most "
+                    + "\(services.configuration.maxAliases) per tunnel (--max-aliases)",
+                context: context)
+            return
+        }
         var aliases: [ServiceAlias] = []
         for text in hello.aliases {
             do {
@@ -123,44 +132,63 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             }
             if !aliases.contains(alias) { aliases.append(alias) }
         }
-        register(hello, aliases: aliases, owner: owner, context: context, attemptsLeft: services.portAttempts)
+        register(hello, aliases: aliases, owner: owner, context: context, avoiding: [])
     }
 
-    /// Registers the tunnel and, for a dedicated port, makes sure it listens. A port that
-    /// another program holds is skipped (the registry then offers the next one), up to
-    /// `attemptsLeft` times, so one busy port does not refuse every agent.
+    /// Registers the tunnel and, for a dedicated port, makes sure it listens, and that the
+    /// registry file has it, before the agent hears it was accepted. A port another
+    /// program holds is avoided (the registry then offers another), up to
+    /// `portAttempts` ports; then this hello alone is refused, saying why.
     private func register(
         _ hello: AgentHello, aliases: [ServiceAlias], owner: TokenDigest, context: ChannelHandlerContext,
-        attemptsLeft: Int
+        avoiding: Set<Int>
     ) {
         guard context.channel.isActive else { return }
-        switch services.registry.register(name: hello.name, aliases: aliases, owner: owner, share: hello.service) {
-        case .refused(let reason, let message):
-            refuse(reason, message, context: context)
-        case .accepted(let entry, let replaced):
-            replaced?.replace()
-            let ready =
-                entry.port.map { services.ensurePortListener($0, context.eventLoop) }
-                ?? context.eventLoop.makeSucceededVoidFuture()
-            ready.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
-                switch result {
-                case .success:
-                    self.accept(entry, hello: hello, context: context)
-                case .failure(let error) where attemptsLeft > 1:
-                    self.services.logger.info(
-                        "tunnel port unavailable, trying another",
-                        metadata: ["port": "\(entry.port ?? 0)", "error": "\(error)"])
-                    self.register(
-                        hello, aliases: aliases, owner: owner, context: context, attemptsLeft: attemptsLeft - 1)
-                case .failure(let error):
-                    self.refuse(
-                        .noFreePort, "the relay cannot listen on port \(entry.port ?? 0): \(error)", context: context)
+        let registry = services.registry
+        let registration = registry.register(
+            name: hello.name, aliases: aliases, owner: owner, share: hello.service, avoiding: avoiding)
+        guard case .accepted(let entry, let generation) = registration else {
+            if case .refused(let reason, let message) = registration { refuse(reason, message, context: context) }
+            return
+        }
+        // From now on this connection's close (refused or not, attached or not) ends its
+        // registration; a stale generation's close changes nothing.
+        context.channel.closeFuture.whenComplete { [name = entry.name] _ in
+            registry.detach(name: name, generation: generation)
+        }
+        let listening =
+            entry.port.map { services.ensurePortListener($0, context.eventLoop) }
+            ?? context.eventLoop.makeSucceededVoidFuture()
+        listening.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success:
+                registry.flushed(on: context.eventLoop).assumeIsolated().whenComplete { _ in
+                    self.accept(entry, generation: generation, hello: hello, context: context)
                 }
+            case .failure(let error):
+                let port = entry.port ?? 0
+                let tried = avoiding.union([port])
+                guard tried.count < self.services.portAttempts else {
+                    let others = tried.count - 1
+                    self.refuse(
+                        .noFreePort,
+                        "the relay cannot listen on port \(port) (\(ConnectionErrorText.describe(error)))"
+                            + (others == 0 ? "" : ", nor on \(others) other \(others == 1 ? "port" : "ports") it tried")
+                            + "; try again later, or ask the relay's operator to free ports in --tunnel-ports",
+                        context: context)
+                    return
+                }
+                self.services.logger.info(
+                    "tunnel port unavailable, trying another",
+                    metadata: ["port": "\(port)", "error": "\(ConnectionErrorText.describe(error))"])
+                self.register(hello, aliases: aliases, owner: owner, context: context, avoiding: tried)
             }
         }
     }
 
-    private func accept(_ entry: TunnelRegistry.Entry, hello: AgentHello, context: ChannelHandlerContext) {
+    private func accept(
+        _ entry: TunnelRegistry.Entry, generation: UInt64, hello: AgentHello, context: ChannelHandlerContext
+    ) {
         guard context.channel.isActive else { return }
         let tunnel = assignedTunnel(entry)
         let http2 = HTTP2ConnectionHandler(
@@ -175,17 +203,20 @@ final class RelayHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         link.tunnel = tunnel
         let registry = services.registry
         let logger = services.logger
-        let (name, generation) = (entry.name, entry.generation)
+        let name = entry.name
         // Claim the name before the agent hears it was accepted: a newer connection of the
-        // same agent may have registered since (this runs a loop hop after registering),
-        // and an agent told "accepted" but never attached would stay connected, answer
-        // PINGs, and never get a request.
-        guard registry.attach(name: name, generation: generation, link: link) else {
+        // same agent may have registered since (this runs after a port bind and a file
+        // write), and an agent told "accepted" but never attached would stay connected,
+        // answer PINGs, and never get a request. The connection this one replaces is
+        // told only now, once this one carries the tunnel.
+        switch registry.attach(name: name, generation: generation, link: link) {
+        case .superseded:
             refuse(.nameTaken, "a newer connection with this name and token took the tunnel over", context: context)
             return
+        case .attached(let replaced):
+            replaced?.replace()
         }
         channel.closeFuture.whenComplete { _ in
-            registry.detach(name: name, generation: generation)
             logger.info("agent disconnected", metadata: ["tunnel": "\(name)"])
         }
         do {

@@ -11,6 +11,11 @@ struct TokenDigest: Hashable, Sendable {
         hasher.update(token)
         hex = hasher.finalize()
     }
+
+    /// A digest as the registry file keeps it.
+    init(hex: String) {
+        self.hex = hex
+    }
 }
 
 /// Checks agent tokens in constant time: every allowed digest is compared in full,
@@ -21,6 +26,9 @@ struct TokenAuthenticator: Sendable {
     init(tokens: [String]) {
         allowed = tokens.map(TokenDigest.init(token:))
     }
+
+    /// Every token's digest: the owners the registry may keep names for.
+    var owners: Set<TokenDigest> { Set(allowed) }
 
     func owner(of token: String) -> TokenDigest? {
         let candidate = TokenDigest(token: token)

@@ -9,36 +9,10 @@ import PinholeTunnel
 // connected developers may hold the same match.
 
 extension TunnelRegistry {
-    /// Why `aliases` cannot be registered for `name`, if they cannot: another tunnel
-    /// routes one of them and does not share it, or shares it with the same match.
-    static func aliasConflict(
-        _ aliases: [ServiceAlias], share: ServiceShare?, name: String, entries: [String: Entry]
-    ) -> Registration? {
-        for alias in aliases {
-            let holders = entries.values.filter { entry in
-                entry.name != name
-                    && entry.aliases.contains { $0.service == alias.service && $0.namespace == alias.namespace }
-            }
-            for holder in holders.sorted(by: { $0.name < $1.name }) {
-                guard let share, let theirs = holder.share, theirs.serviceKey == share.serviceKey else {
-                    return .refused(.aliasTaken, "service '\(alias)' is already routed to tunnel '\(holder.name)'")
-                }
-                // A developer who left (disconnected) no longer holds a match.
-                if holder.link != nil, theirs.match == share.match {
-                    return .refused(
-                        .matchTaken,
-                        "requests with \(share.match) on \(share.serviceKey) already go to tunnel '\(holder.name)'; "
-                            + "choose another --match-header value")
-                }
-            }
-        }
-        return nil
-    }
-
     /// The connected developers on `share`'s service, as an announcement for each of them.
     /// Called under the registry's lock.
     static func announcement(of share: ServiceShare, in state: inout State) -> MembersAnnouncement {
-        let sharing = state.entries.values.filter { $0.link != nil && $0.share?.serviceKey == share.serviceKey }
+        let sharing = connectedMembers(of: share, in: state)
         let members = sharing.compactMap { entry -> ServiceMembers.Member? in
             guard let tunnel = entry.link?.tunnel, let share = entry.share else { return nil }
             return ServiceMembers.Member(tunnel: tunnel, share: share)
@@ -51,15 +25,21 @@ extension TunnelRegistry {
             targets: sharing.compactMap { $0.link?.target })
     }
 
+    /// The connected tunnels sharing `share`'s service, by name (found through the alias
+    /// index: every member holds the service's alias).
+    static func connectedMembers(of share: ServiceShare, in state: State) -> [Entry] {
+        (state.aliasHolders[share.service] ?? []).compactMap { name in
+            state.entries[name].flatMap { $0.link != nil && $0.share?.serviceKey == share.serviceKey ? $0 : nil }
+        }
+    }
+
     /// Where a request for a shared service's alias goes: to the one developer connected,
     /// or with several, to the first (by tunnel name) whose match the request carries.
     func sharedTarget(for share: ServiceShare, host: String) throws(ExchangeError) -> any ExchangeTarget {
-        let members = state.withLockedValue { state in
-            state.entries.values.filter { $0.link != nil && $0.share?.serviceKey == share.serviceKey }
-        }
-        .sorted { $0.name < $1.name }
-        .compactMap { entry in entry.link.flatMap { link in entry.share.map { (match: $0.match, target: link.target) } }
-        }
+        let members = state.withLockedValue { Self.connectedMembers(of: share, in: $0) }
+            .compactMap { entry in
+                entry.link.flatMap { link in entry.share.map { (match: $0.match, target: link.target) } }
+            }
         guard let first = members.first else { throw .agentNotConnected(host: host) }
         if members.count == 1 { return first.target }
         return SharedServiceTarget(host: host, members: members)

@@ -1,3 +1,4 @@
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import PinholeCore
@@ -16,7 +17,28 @@ struct TunnelLink: Sendable {
 /// The relay's tunnels: who owns each name, its aliases and port, and whether its
 /// agent is connected. Shared by every event loop, so it is guarded by a lock; each
 /// public request takes it once, briefly, to find its tunnel.
+///
+/// A name, its aliases and its dedicated port belong to the token that registered them
+/// until they have gone unused for `Limits.forgetAfter`, across relay restarts (the
+/// registry is kept in a file, see `RegistryFile`): no other token gets them, connected
+/// or not. The same token's other names may take over an away name's port or aliases
+/// once it has been away for `Limits.reservation`.
 final class TunnelRegistry: Sendable {
+    struct Limits: Sendable {
+        /// Live tunnels (connected or registering) on the relay (`--max-tunnels`).
+        var maxTunnels = 1000
+        /// Live tunnels of one token (`--max-tunnels-per-token`).
+        var maxTunnelsPerToken = 32
+        /// Names one token owns, live or away (`--max-names-per-token`): a new one past
+        /// this forgets the token's longest unused name.
+        var maxNamesPerToken = 128
+        /// How long an away name's port and aliases stay out of reach of its own token's
+        /// other names.
+        var reservation: TimeAmount = RelayConfiguration.defaultReservation
+        /// How long an unused name stays its token's (`--forget-after`); nil for ever.
+        var forgetAfter: TimeAmount? = RelayConfiguration.defaultForgetAfter
+    }
+
     struct Entry {
         var name: String
         var owner: TokenDigest
@@ -24,152 +46,176 @@ final class TunnelRegistry: Sendable {
         /// The service this tunnel shares with other developers, if it declared one.
         var share: ServiceShare? = nil
         var port: Int?
-        var link: TunnelLink?
-        /// Changes with every registration, so a stale connection's close cannot
-        /// detach the agent that replaced it.
-        var generation: UInt64
-        /// While disconnected: until when the name stays reserved for its owner.
-        var reservedUntil: NIODeadline?
+        var phase: TunnelPhase<TunnelLink>
+        /// When a connection for this name last registered or left (wall clock, as kept
+        /// in the registry file).
+        var lastUsed: Date
+
+        var link: TunnelLink? { phase.link }
     }
 
     enum Registration {
-        case accepted(Entry, replaced: TunnelLink?)
+        /// `generation` names this registration in `attach` and `detach`.
+        case accepted(Entry, generation: UInt64)
         case refused(RefusalReason, String)
     }
 
     struct State {
         var entries: [String: Entry] = [:]
-        /// Dedicated ports, kept per name so a reconnect gets the same one. A name that
-        /// is gone (disconnected past its reservation) gives its port up to a new name
-        /// once no port is left that was never used.
-        var portOfName: [String: Int] = [:]
         var nameOfPort: [Int: String] = [:]
         /// Ports in the range that another program held when the relay tried to listen
-        /// on them, skipped until then; after that they are tried again.
-        var busyUntil: [Int: NIODeadline] = [:]
+        /// on them, and since when: tried after every other port, and never for long.
+        var busySince: [Int: Date] = [:]
         var nextGeneration: UInt64 = 1
-        /// Entries that have aliases; zero lets a lookup skip the alias search.
-        var aliasCount = 0
+        /// The names of the tunnels with an alias of each service: a Host is looked up
+        /// here, never by a scan.
+        var aliasHolders: [String: [String]] = [:]
         /// Numbers the announcements of who shares a service (`ServiceMembers.revision`).
         var nextRevision: UInt64 = 1
     }
 
     let state = NIOLockedValueBox(State())
-    private let domain: String?
-    private let tunnelPorts: ClosedRange<Int>?
-    private let maxTunnels: Int
-    private let reservation: TimeAmount
+    let domain: String?
+    let tunnelPorts: ClosedRange<Int>?
+    let limits: Limits
+    /// Where the registry is kept across restarts; nil keeps it in memory only.
+    let file: RegistryFile?
 
-    init(domain: String?, tunnelPorts: ClosedRange<Int>?, maxTunnels: Int, reservation: TimeAmount) {
+    init(domain: String?, tunnelPorts: ClosedRange<Int>?, limits: Limits, file: RegistryFile? = nil) {
         self.domain = domain
         self.tunnelPorts = tunnelPorts
-        self.maxTunnels = maxTunnels
-        self.reservation = reservation
+        self.limits = limits
+        self.file = file
     }
 
+    convenience init(domain: String?, tunnelPorts: ClosedRange<Int>?, maxTunnels: Int, reservation: TimeAmount) {
+        var limits = Limits()
+        limits.maxTunnels = maxTunnels
+        limits.reservation = reservation
+        self.init(domain: domain, tunnelPorts: tunnelPorts, limits: limits)
+    }
+
+    /// Registers `name` for `owner`, avoiding the dedicated ports in `avoiding` (this
+    /// hello found them held by other programs). An existing connection for the name
+    /// keeps serving until the new one is attached.
     func register(
-        name: String, aliases: [ServiceAlias], owner: TokenDigest, share: ServiceShare? = nil
+        name: String, aliases: [ServiceAlias], owner: TokenDigest, share: ServiceShare? = nil,
+        avoiding: Set<Int> = [], now: Date = Date()
     ) -> Registration {
-        let now = NIODeadline.now()
-        return state.withLockedValue { state in
-            state.entries = state.entries.filter { $0.value.link != nil || ($0.value.reservedUntil ?? now) > now }
+        state.withLockedValue { state in
+            forgetUnused(in: &state, now: now)
             let existing = state.entries[name]
             if let existing, existing.owner != owner {
-                return .refused(.nameTaken, "the tunnel name '\(name)' is held by another token; choose another --name")
+                return .refused(
+                    .nameTaken,
+                    "the tunnel name '\(name)' belongs to another token\(keptNote); choose another --name")
             }
-            if existing == nil, state.entries.count >= maxTunnels {
-                return .refused(.tooManyTunnels, "the relay already has its maximum of \(maxTunnels) tunnels")
-            }
-            if let refusal = Self.aliasConflict(aliases, share: share, name: name, entries: state.entries) {
+            if existing?.phase.isLive != true, let refusal = quotaRefusal(owner, in: state) {
                 return refusal
             }
-            var port: Int?
-            if let tunnelPorts {
-                state.busyUntil = state.busyUntil.filter { $0.value > now }
-                let busy = state.busyUntil
-                let usable = { (port: Int) in busy[port] == nil }
-                if let kept = state.portOfName[name] {
-                    port = kept
-                } else if let free = tunnelPorts.first(where: { state.nameOfPort[$0] == nil && usable($0) })
-                    ?? tunnelPorts.first(where: {
-                        usable($0) && (state.nameOfPort[$0].map { state.entries[$0] == nil } ?? false)
-                    })
-                {
-                    if let previous = state.nameOfPort[free] { state.portOfName[previous] = nil }
-                    port = free
-                    state.portOfName[name] = free
-                    state.nameOfPort[free] = name
-                } else if domain == nil {
-                    return .refused(
-                        .noFreePort, Self.noFreePortMessage(tunnelPorts, state: state, reservation: reservation))
-                }
+            let released: [(name: String, alias: ServiceAlias)]
+            switch aliasClaims(aliases, share: share, name: name, owner: owner, state: state, now: now) {
+            case .refused(let reason, let message): return .refused(reason, message)
+            case .free(let toRelease): released = toRelease
             }
-            let entry = Entry(
-                name: name, owner: owner, aliases: aliases, share: share, port: port, link: nil,
-                generation: state.nextGeneration, reservedUntil: now + reservation)
+            let port: Int?
+            switch choosePort(for: name, owner: owner, avoiding: avoiding, state: &state, now: now) {
+            case .refused(let message): return .refused(.noFreePort, message)
+            case .port(let chosen): port = chosen
+            }
+            if existing == nil { makeRoom(for: owner, in: &state) }
+            for (holder, alias) in released { state.entries[holder]?.aliases.removeAll { $0 == alias } }
+            let generation = state.nextGeneration
             state.nextGeneration += 1
+            var entry =
+                existing
+                ?? Entry(name: name, owner: owner, aliases: [], port: nil, phase: .away(since: now), lastUsed: now)
+            entry.aliases = aliases
+            entry.share = share
+            entry.port = port
+            entry.lastUsed = now
+            entry.phase.register(generation: generation)
             state.entries[name] = entry
-            state.aliasCount = state.entries.values.filter { !$0.aliases.isEmpty }.count
-            return .accepted(entry, replaced: existing?.link)
+            Self.indexAliases(&state)
+            save(state, now: now)
+            return .accepted(entry, generation: generation)
         }
     }
 
-    /// The relay could not listen on `port` (another program holds it): forget whose it
-    /// was, and skip it for a reservation period, so the name gets another port when it
-    /// registers again instead of failing on this one.
-    func portUnavailable(_ port: Int) {
-        let until = NIODeadline.now() + reservation
-        state.withLockedValue { state in
-            state.busyUntil[port] = until
-            guard let name = state.nameOfPort.removeValue(forKey: port) else { return }
-            if state.portOfName[name] == port { state.portOfName[name] = nil }
+    /// Why `owner` may not have another live tunnel, if it may not.
+    private func quotaRefusal(_ owner: TokenDigest, in state: State) -> Registration? {
+        var live = 0
+        var ownLive = 0
+        for entry in state.entries.values where entry.phase.isLive {
+            live += 1
+            if entry.owner == owner { ownLive += 1 }
         }
+        if live >= limits.maxTunnels {
+            return .refused(
+                .tooManyTunnels, "the relay already has its maximum of \(limits.maxTunnels) tunnels (--max-tunnels)")
+        }
+        if ownLive >= limits.maxTunnelsPerToken {
+            return .refused(
+                .tooManyTunnels,
+                "this token already has \(limits.maxTunnelsPerToken) "
+                    + "\(limits.maxTunnelsPerToken == 1 ? "tunnel" : "tunnels") on the relay "
+                    + "(--max-tunnels-per-token); stop one of its agents, or wait for one to stop")
+        }
+        return nil
     }
 
-    /// Why no port is left, counted by cause, and what to do about it.
-    private static func noFreePortMessage(_ range: ClosedRange<Int>, state: State, reservation: TimeAmount) -> String {
-        var connected = 0
-        var held = 0
-        for port in range {
-            guard let name = state.nameOfPort[port], let entry = state.entries[name] else { continue }
-            if entry.link != nil { connected += 1 } else { held += 1 }
-        }
-        let busy = range.filter { state.busyUntil[$0] != nil }.count
-        var causes: [String] = []
-        if connected > 0 { causes.append("\(connected) by connected \(connected == 1 ? "tunnel" : "tunnels")") }
-        if held > 0 {
-            causes.append(
-                "\(held) held for \(held == 1 ? "a tunnel" : "tunnels") whose agent disconnected (a tunnel keeps "
-                    + "its port for \(RelayConfiguration.describe(reservation)), to come back at the same address)")
-        }
-        if busy > 0 { causes.append("\(busy) by other programs") }
-        return "every port in \(range.lowerBound)-\(range.upperBound) is in use: "
-            + causes.joined(separator: ", ") + "; widen --tunnel-ports, or wait for a held port to be freed"
+    /// A token about to own one name more than it may forgets its longest unused one.
+    private func makeRoom(for owner: TokenDigest, in state: inout State) {
+        let owned = state.entries.values.filter { $0.owner == owner }
+        guard owned.count >= limits.maxNamesPerToken,
+            let oldest = owned.filter({ !$0.phase.isLive }).min(by: { $0.lastUsed < $1.lastUsed })
+        else { return }
+        forget(oldest.name, in: &state)
     }
 
-    /// The agent's connection is ready to carry requests. The developers on its
-    /// service, if it shares one, are told it joined.
-    func attach(name: String, generation: UInt64, link: TunnelLink) -> Bool {
-        let announcement = state.withLockedValue { state -> MembersAnnouncement?? in
-            guard state.entries[name]?.generation == generation else { return .none }
-            state.entries[name]?.link = link
-            state.entries[name]?.reservedUntil = nil
-            return .some(state.entries[name]?.share.map { Self.announcement(of: $0, in: &state) })
-        }
-        guard case .some(let joined) = announcement else { return false }
-        joined?.send()
-        return true
+    /// Drops the names nobody used for `forgetAfter`, with their ports and aliases.
+    func forgetUnused(in state: inout State, now: Date) {
+        guard let forgetAfter = limits.forgetAfter else { return }
+        let cutoff = now.addingTimeInterval(-Self.seconds(forgetAfter))
+        let unused = state.entries.values.filter { !$0.phase.isLive && $0.lastUsed < cutoff }.map(\.name)
+        for name in unused { forget(name, in: &state) }
+        if !unused.isEmpty { Self.indexAliases(&state) }
     }
 
-    /// The agent's connection closed; its name stays reserved for a while, and the
-    /// developers on its service are told it left.
-    func detach(name: String, generation: UInt64) {
-        let until = NIODeadline.now() + reservation
+    func forget(_ name: String, in state: inout State) {
+        guard let entry = state.entries.removeValue(forKey: name) else { return }
+        if let port = entry.port, state.nameOfPort[port] == name { state.nameOfPort[port] = nil }
+    }
+
+    /// The agent's connection is ready to carry requests. Returns nil when a newer
+    /// registration for the name came since (this connection must be refused), else the
+    /// connection it replaced, if any, which the caller tells and closes. The developers
+    /// on its service, if it shares one, are told it joined.
+    func attach(name: String, generation: UInt64, link: TunnelLink) -> TunnelPhase<TunnelLink>.AttachAction {
+        let (action, announcement) = state.withLockedValue {
+            state -> (TunnelPhase<TunnelLink>.AttachAction, MembersAnnouncement?) in
+            guard var entry = state.entries[name] else { return (.superseded, nil) }
+            let action = entry.phase.attach(generation: generation, link: link)
+            state.entries[name] = entry
+            guard case .attached = action else { return (action, nil) }
+            return (action, entry.share.map { Self.announcement(of: $0, in: &state) })
+        }
+        announcement?.send()
+        return action
+    }
+
+    /// The connection registered as `generation` closed (or was refused); the name stays
+    /// its token's, and the developers on its service are told it left.
+    func detach(name: String, generation: UInt64, now: Date = Date()) {
         let announcement = state.withLockedValue { state -> MembersAnnouncement? in
-            guard state.entries[name]?.generation == generation else { return nil }
-            state.entries[name]?.link = nil
-            state.entries[name]?.reservedUntil = until
-            return state.entries[name]?.share.map { Self.announcement(of: $0, in: &state) }
+            guard var entry = state.entries[name] else { return nil }
+            let hadLink = entry.link != nil
+            entry.phase.detach(generation: generation, now: now)
+            if !entry.phase.isLive { entry.lastUsed = now }
+            state.entries[name] = entry
+            save(state, now: now)
+            guard hadLink, entry.link == nil else { return nil }
+            return entry.share.map { Self.announcement(of: $0, in: &state) }
         }
         announcement?.send()
     }
@@ -178,7 +224,7 @@ final class TunnelRegistry: Sendable {
     func target(forHost host: String) throws(ExchangeError) -> (any ExchangeTarget)? {
         // Without a domain and without aliases (a relay of dedicated ports), no Host can
         // name a tunnel: skip the parsing altogether.
-        let hasAliases = state.withLockedValue { $0.aliasCount > 0 }
+        let hasAliases = state.withLockedValue { !$0.aliasHolders.isEmpty }
         guard domain != nil || hasAliases else { return nil }
         let hostname = Self.hostname(host)
         // Parsed once, outside the lock every event loop shares, and only when there are
@@ -195,9 +241,15 @@ final class TunnelRegistry: Sendable {
                 let name = String(hostname.dropLast(domain.count + 1))
                 if !name.contains("."), let entry = state.entries[name] { return .byName(entry) }
             }
-            guard state.aliasCount > 0, !aliasShapes.isEmpty else { return nil }
-            return state.entries.values.first { $0.aliases.contains { $0.matches(shapes: aliasShapes) } }
-                .map(Found.byAlias)
+            for shape in aliasShapes {
+                for holder in state.aliasHolders[shape.service] ?? [] {
+                    guard let entry = state.entries[holder],
+                        entry.aliases.contains(where: { $0.matches(shapes: aliasShapes) })
+                    else { continue }
+                    return .byAlias(entry)
+                }
+            }
+            return nil
         }
         let entry: Entry
         switch lookup {
@@ -234,6 +286,16 @@ final class TunnelRegistry: Sendable {
         if let colon = name.lastIndex(of: ":") { name = name[..<colon] }
         if name.hasSuffix(".") { name = name.dropLast() }
         return String(name)
+    }
+
+    static func seconds(_ amount: TimeAmount) -> TimeInterval {
+        TimeInterval(amount.nanoseconds) / 1e9
+    }
+
+    /// How long another token's name, alias or port stays out of reach, for refusals.
+    var keptNote: String {
+        guard let forgetAfter = limits.forgetAfter else { return "" }
+        return " (it stays theirs until unused for \(RelayConfiguration.describe(forgetAfter)), --forget-after)"
     }
 }
 

@@ -144,7 +144,7 @@ public enum HandshakeFraming {
 
     /// A decoding failure in words: JSONDecoder's own descriptions are Swift dumps
     /// (`keyNotFound(CodingKeys(stringValue: ...`), which must not reach a message.
-    static func describe(_ error: any Error) -> String {
+    public static func describe(_ error: any Error) -> String {
         guard let error = error as? DecodingError else { return "it cannot be read" }
         switch error {
         case .keyNotFound(let key, _): return "the field '\(key.stringValue)' is missing"

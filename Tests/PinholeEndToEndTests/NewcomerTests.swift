@@ -42,7 +42,7 @@ struct NewcomerTests {
                     "point *.D at this machine",
                     "  relay --domain tunnels.example.com --public-port 80 --token \"$TOKEN\"",
                     "  relay --public-host 203.0.113.7 --tunnel-ports 20000-20099",
-                    "keeps its name and its port for",
+                    "for --forget-after (30 days): the agent comes back at the same",
                     "USAGE: relay (--domain D | --tunnel-ports A-B) [--token T] [options]",
                 ]
             ),

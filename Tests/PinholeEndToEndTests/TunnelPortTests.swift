@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import PinholeAgent
 import PinholeCore
 import PinholeTestSupport
 import Testing
@@ -62,8 +63,35 @@ struct TunnelPortTests {
         #expect(
             refusal
                 == "the relay refused the tunnel: every port in \(range.lowerBound)-\(range.upperBound) is in use: "
-                + "1 held for a tunnel whose agent disconnected (a tunnel keeps its port for 10 min, to come back "
-                + "at the same address), 1 by other programs; widen --tunnel-ports, or wait for a held port to be "
+                + "1 held for this token's tunnel whose agent disconnected (its other names may have such a port "
+                + "10 min after it left), 1 by other programs; widen --tunnel-ports, or wait for a held port to be "
                 + "freed")
+    }
+
+    @Test("a port another program holds refuses that one hello, saying why; once it is free, the next agent gets it")
+    func bindFailureRefusesOneHello() async throws {
+        let port = try await ServerBootstrapProbe.bind()
+        let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: port).get()
+        let app = try await LocalApp.start()
+        defer { Task { await app.stop() } }
+        let relay = try await TestRelay.start(tunnelPorts: port...port)
+        defer { Task { await relay.stop() } }
+        let target = TargetAddress(host: "127.0.0.1", port: app.port)
+
+        let refused = TestAgent.start(relay: relay, target: target, name: "first")
+        guard case .refused(.noFreePort, let message) = await refused.outcome() as? AgentError else {
+            Issue.record("the hello was not refused for its port")
+            return
+        }
+        #expect(message.hasPrefix("the relay cannot listen on port \(port) ("), "\(message)")
+        #expect(message.contains("--tunnel-ports"))
+
+        try await holder.close()
+        let agent = TestAgent.start(relay: relay, target: target, name: "second")
+        defer { Task { await agent.stop() } }
+        #expect(try await agent.tunnel().port == port, "the relay kept serving, and tried the port again")
+        let (_, hello) = try await curl(["-sS", "http://127.0.0.1:\(port)/hello"])
+        #expect(hello == "Hello, world!")
     }
 }
