@@ -26,6 +26,7 @@ final class IstioFiles: Sendable {
     private let path: String
     private let makePlan: @Sendable (TunnelEndpoint) throws(IstioError) -> IstioPlan
     private let state = NIOLockedValueBox(State())
+    private let writing = NIOLock()
 
     init?(options: IstioOptions) {
         guard let path = options.resolvedOutputPath, let makePlan = options.planMaker() else { return nil }
@@ -38,11 +39,8 @@ final class IstioFiles: Sendable {
     /// Renders and writes the files for `tunnel` (with the developers sharing its service,
     /// if the relay already said); on failure prints why and returns nil.
     func write(for tunnel: TunnelInfo) -> Written? {
-        let members = state.withLockedValue { state in
-            state.tunnel = tunnel
-            return state.members
-        }
-        return write(for: tunnel, sharedWith: members)
+        state.withLockedValue { $0.tunnel = tunnel }
+        return writeLatest()
     }
 
     /// Renders and writes the files again for the developers the relay announced, if they
@@ -51,13 +49,24 @@ final class IstioFiles: Sendable {
     func write(members announced: ServiceMembers) -> Written? {
         // Alone, the file is the single-developer one.
         let members = announced.members.count > 1 ? announced.members : nil
-        let tunnel = state.withLockedValue { state -> TunnelInfo? in
-            guard state.members != members else { return nil }
+        let known = state.withLockedValue { state -> Bool in
+            guard state.members != members else { return false }
             state.members = members
-            return state.tunnel
+            return state.tunnel != nil
         }
-        guard let tunnel else { return nil }
-        return write(for: tunnel, sharedWith: members)
+        guard known else { return nil }
+        return writeLatest()
+    }
+
+    /// Renders what the state says now, one writer at a time: the tunnel's event and the
+    /// relay's announcement come on different threads, and whichever writes last must
+    /// write both (else the single-developer file could overwrite the shared one).
+    private func writeLatest() -> Written? {
+        writing.withLock {
+            let (tunnel, members) = state.withLockedValue { ($0.tunnel, $0.members) }
+            guard let tunnel else { return nil }
+            return write(for: tunnel, sharedWith: members)
+        }
     }
 
     private func write(for tunnel: TunnelInfo, sharedWith members: [ServiceMembers.Member]?) -> Written? {
