@@ -171,7 +171,7 @@ public final class Relay: Sendable {
             logger: logger, scheme: scheme,
             pipeline: PublicHTTP2.setup(
                 router: router, requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout,
-                scheme: scheme, logger: logger,
+                limits: publicLimits, scheme: scheme, logger: logger,
                 first: PublicTLS.first(publicTLS.withLockedValue { $0 })))
     }
 
