@@ -143,6 +143,20 @@ struct FairShareUpstreamTests {
         withExtendedLifetime((upload, held)) {}
     }
 
+    @Test("an exchange that holds its downstream weakly (a bridged one, across loops) still answers the stream")
+    func weaklyHeldDownstream() throws {
+        let inFlight = caps(perAddress: 1)
+        let bridged = WeakHoldingTarget()
+        let stream = RecordingDownstream()
+        let upstream = try FairShareTarget(inner: bridged, limits: PublicLimits(inFlight: inFlight), client: client)
+            .startExchange(head(), downstream: stream, on: loop)
+        bridged.downstream?.exchangeReceivedHead(ProxyResponseHead(status: .ok, headers: [:]))
+        bridged.downstream?.exchangeReceivedEnd(trailers: nil)
+        #expect(stream.head?.status == .ok && stream.ended)
+        #expect(inFlight.inFlight(from: client) == 0)
+        withExtendedLifetime(upstream) {}
+    }
+
     @Test("a download the client does not read is cut off; one it reads is not")
     func downloadStall() throws {
         let limits = PublicLimits(stallTimeout: .seconds(3))
@@ -165,4 +179,23 @@ struct FairShareUpstreamTests {
         #expect(exchange.cancelled)
         withExtendedLifetime(download) {}
     }
+}
+
+/// Holds its exchange's downstream weakly, as `startBridged` does.
+private final class WeakHoldingTarget: ExchangeTarget, ExchangeUpstream, @unchecked Sendable {
+    // @unchecked: used only on an embedded event loop, on the test's thread.
+    weak var downstream: (any ExchangeDownstream)?
+    var isWritable: Bool { true }
+
+    func startExchange(
+        _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop
+    ) throws(ExchangeError) -> any ExchangeUpstream {
+        self.downstream = downstream
+        return self
+    }
+
+    func sendBody(_ body: ByteBuffer) {}
+    func sendEnd(trailers: HTTPHeaders?) {}
+    func cancel() {}
+    func downstreamWritabilityChanged() {}
 }

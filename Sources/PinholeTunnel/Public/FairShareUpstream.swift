@@ -45,6 +45,9 @@ final class FairShareUpstream: ExchangeUpstream {
     fileprivate var downstream: (any ExchangeDownstream)?
     /// The body's holder while in line, then the real exchange.
     private var upstream: (any ExchangeUpstream)?
+    /// What the real exchange (and the body's holder) talk to. Held here: a bridged
+    /// exchange (`startBridged`) holds its downstream only weakly.
+    private lazy var listener = FairShareDownstream(self)
     private var waitDeadline: Scheduled<Void>?
     private var stallCheck: Scheduled<Void>?
 
@@ -83,7 +86,7 @@ final class FairShareUpstream: ExchangeUpstream {
         case .admitted(let slot):
             try startAtOnce(machine.admitted(slot, now: loop.now))
         case .waiting(let ticket, let limit):
-            upstream = DeferredUpstream(head: head, downstream: FairShareDownstream(self))
+            upstream = DeferredUpstream(head: head, downstream: listener)
             perform(machine.queued(ticket, limit: limit, wait: inFlight.caps.waitLimit))
         case .refused(let limit):
             if case .refuse(let error) = machine.refused(limit) { throw error }
@@ -110,7 +113,7 @@ final class FairShareUpstream: ExchangeUpstream {
     private func startExchange(stallCheckIn: TimeAmount?) throws(ExchangeError) {
         let real: any ExchangeUpstream
         do {
-            real = try target.startExchange(head, downstream: FairShareDownstream(self), on: loop)
+            real = try target.startExchange(head, downstream: listener, on: loop)
         } catch {
             (upstream as? DeferredUpstream)?.cancel()
             upstream = nil
@@ -240,8 +243,8 @@ final class FairShareUpstream: ExchangeUpstream {
 extension FairShareUpstream: Sendable {}
 
 /// The downstream the real exchange sees: everything goes on to the stream through the
-/// `FairShareUpstream`, which watches. Held weakly, so the real exchange does not keep
-/// the share alive after its stream closed.
+/// `FairShareUpstream`, which watches. It holds the share weakly, so the real exchange
+/// does not keep the share alive after its stream closed.
 private final class FairShareDownstream: ExchangeDownstream, ExchangeDeliveryObserving {
     private weak var share: FairShareUpstream?
 
