@@ -112,6 +112,11 @@ public final class Relay: Sendable {
                 }
                 .bind(host: self.configuration.bindHost, port: self.configuration.agentPort).get()
         }
+        // Ports kept across a restart answer at once: until the tunnel's agent is back, a
+        // request gets the 503 naming it, not a refused connection.
+        // (A port another program holds now is skipped, as on first use.)
+        let held = registry.heldPorts.map { ensurePortListener($0, childLoop: group.next()) }
+        for binding in held { _ = try? await binding.get() }
         let addresses = Addresses(
             publicPort: publicChannel.localAddress?.port ?? 0, agentPort: agentChannel.localAddress?.port ?? 0)
         logger.info(
