@@ -8,6 +8,8 @@
 #   bench/inspector.sh                  3 rounds of 5 s per mode
 #   ROUNDS=5 DURATION=10 bench/inspector.sh
 #   bench/inspector.sh --no-build       use the release agent already built
+#   AGENTS="main=/tmp/main/agent new=.build/release/agent" bench/inspector.sh --no-build
+#                                       two builds in the same rounds, each with its own ratio
 #
 # Needs nginx, wrk, curl (apt-get install nginx wrk curl). Target (issue 16): with the
 # inspector on, at most 10% more CPU per request than off.
@@ -29,7 +31,7 @@ if [ "${1:-}" != "--no-build" ]; then
     echo "building the release agent (swift build -c release --product agent)"
     swift build -c release --product agent >/dev/null
 fi
-agent="$(swift build -c release --show-bin-path)/agent"
+agents="${AGENTS:-this=$(swift build -c release --show-bin-path)/agent}"
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 
 work="$(mktemp -d /tmp/pinhole-inspector-bench.XXXXXX)"
@@ -85,38 +87,42 @@ wait_for "http://127.0.0.1:$backend_port/hello"
 ticks_per_second="$(getconf CLK_TCK)"
 results="$work/results"
 : >"$results"
-echo "agent $agent, nginx on 127.0.0.1:$backend_port, wrk -t1 -c$connections -d${duration}s, $rounds rounds"
-printf "%-8s %5s %10s %14s\n" mode round "req/s" "CPU µs/req"
+echo "agents $agents, nginx on 127.0.0.1:$backend_port, wrk -t1 -c$connections -d${duration}s, $rounds rounds"
+printf "%-8s %-8s %5s %10s %14s\n" agent mode round "req/s" "CPU µs/req"
 for round in $(seq "$rounds"); do
-    for mode in "${modes[@]}"; do
-        public_port="$(free_port)"
-        inspect_port="$(free_port)"
-        inspect="off"
-        [ "$mode" = off ] || inspect="127.0.0.1:$inspect_port"
-        "$agent" "127.0.0.1:$backend_port" --bind 127.0.0.1 --public-port "$public_port" --quiet \
-            --inspect "$inspect" >"$work/agent.log" 2>&1 &
-        agent_pid=$!
-        pids+=("$agent_pid")
-        wait_for "http://127.0.0.1:$public_port/hello"
-        feed_pid=""
-        if [ "$mode" = on+page ]; then
-            curl -sSN "http://127.0.0.1:$inspect_port/api/events" >/dev/null 2>&1 &
-            feed_pid=$!
-            pids+=("$feed_pid")
-        fi
-        wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$public_port/hello" >/dev/null  # warm-up
-        before="$(cpu_ticks "$agent_pid")"
-        output="$(wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:$public_port/hello")"
-        after="$(cpu_ticks "$agent_pid")"
-        requests="$(echo "$output" | awk '/requests in/ {print $1}')"
-        rate="$(echo "$output" | awk '/Requests\/sec/ {print $2}')"
-        micros="$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$requests" \
-            'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
-        printf "%-8s %5s %10s %14s\n" "$mode" "$round" "$rate" "$micros"
-        echo "$mode $rate $micros" >>"$results"
-        [ -z "$feed_pid" ] || kill "$feed_pid" 2>/dev/null || true
-        kill "$agent_pid"
-        wait "$agent_pid" 2>/dev/null || true
+    for named in $agents; do
+        label="${named%%=*}"
+        agent="${named#*=}"
+        for mode in "${modes[@]}"; do
+            public_port="$(free_port)"
+            inspect_port="$(free_port)"
+            inspect="off"
+            [ "$mode" = off ] || inspect="127.0.0.1:$inspect_port"
+            "$agent" "127.0.0.1:$backend_port" --bind 127.0.0.1 --public-port "$public_port" --quiet \
+                --inspect "$inspect" >"$work/agent.log" 2>&1 &
+            agent_pid=$!
+            pids+=("$agent_pid")
+            wait_for "http://127.0.0.1:$public_port/hello"
+            feed_pid=""
+            if [ "$mode" = on+page ]; then
+                curl -sSN "http://127.0.0.1:$inspect_port/api/events" >/dev/null 2>&1 &
+                feed_pid=$!
+                pids+=("$feed_pid")
+            fi
+            wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$public_port/hello" >/dev/null  # warm-up
+            before="$(cpu_ticks "$agent_pid")"
+            output="$(wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:$public_port/hello")"
+            after="$(cpu_ticks "$agent_pid")"
+            requests="$(echo "$output" | awk '/requests in/ {print $1}')"
+            rate="$(echo "$output" | awk '/Requests\/sec/ {print $2}')"
+            micros="$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$requests" \
+                'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
+            printf "%-8s %-8s %5s %10s %14s\n" "$label" "$mode" "$round" "$rate" "$micros"
+            echo "$label $mode $rate $micros" >>"$results"
+            [ -z "$feed_pid" ] || kill "$feed_pid" 2>/dev/null || true
+            kill "$agent_pid"
+            wait "$agent_pid" 2>/dev/null || true
+        done
     done
 done
 
@@ -125,14 +131,16 @@ echo "medians:"
 python3 - "$results" <<'EOF'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
-medians = {}
-for mode in ("off", "on", "on+page"):
-    rates = [float(r[1]) for r in rows if r[0] == mode]
-    cpu = [float(r[2]) for r in rows if r[0] == mode]
-    medians[mode] = (statistics.median(rates), statistics.median(cpu))
-off = medians["off"][1]
-for mode, (rate, cpu) in medians.items():
-    print(f"  {mode:8} {rate:10.0f} req/s  {cpu:7.1f} µs CPU/req  {cpu / off:5.2f}x off")
-ratio = medians["on"][1] / off
-print(f"target (inspector on ≤ 1.10x the CPU per request of off): {'met' if ratio <= 1.10 else 'NOT met'} ({ratio:.2f}x)")
+for label in dict.fromkeys(r[0] for r in rows):
+    medians = {}
+    for mode in ("off", "on", "on+page"):
+        rates = [float(r[2]) for r in rows if r[0] == label and r[1] == mode]
+        cpu = [float(r[3]) for r in rows if r[0] == label and r[1] == mode]
+        medians[mode] = (statistics.median(rates), statistics.median(cpu))
+    off = medians["off"][1]
+    for mode, (rate, cpu) in medians.items():
+        print(f"  {label:8} {mode:8} {rate:10.0f} req/s  {cpu:7.1f} µs CPU/req  {cpu / off:5.2f}x off")
+    ratio = medians["on"][1] / off
+    verdict = "met" if ratio <= 1.10 else "NOT met"
+    print(f"  {label}: target (inspector on ≤ 1.10x the CPU per request of off): {verdict} ({ratio:.2f}x)")
 EOF

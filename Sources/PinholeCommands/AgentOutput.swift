@@ -54,7 +54,7 @@ final class AgentOutput: Sendable {
             tunnelReady(tunnel, again: previous != nil, istioFile: written)
         case .request(let record):
             guard !quiet else { return }
-            Terminal.standardOutput.append { line, log in log.append(record, to: &line) }
+            Terminal.requestLines.append(record)
         case .waiting(let request):
             guard !quiet else { return }
             Terminal.standardOutput.append { line, log in log.append(request, to: &line) }
@@ -176,6 +176,8 @@ final class AgentOutput: Sendable {
 
     /// On the way out: how many requests were cut short, and how to undo the Istio change.
     func stopped(abandoned: Int) {
+        // The abandoned requests' lines first.
+        Terminal.requestLines.drain()
         let restore = istio?.lastWritten?.restore
         if format == .json {
             var object: [String: any Sendable] = ["event": "stopped", "abandoned": abandoned]
