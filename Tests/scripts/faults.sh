@@ -51,40 +51,36 @@ victim_reach=(--resolve "$victim:$public_port:127.0.0.1" -sS --max-time 20)
 start_victim_app
 start_victim_agent
 
-# 6. The agent is killed (-9) mid-download: the client sees the answer cut; the relay
-# serves on; a new agent serves the name again.
+# kill_mid_transfer upload|download: moves $big bytes through the victim tunnel, kills
+# its agent (-9) once under way, and sets `result` to how the transfer ended (see
+# mid_transfer.py); the relay and the other tunnel must carry on, and a new agent
+# must serve the name again.
 big=$((1 << 30))
-: >transfer.out
-python3 "$scripts/mid_transfer.py" "$public_port" "$victim" download "$big" >transfer.out &
-transfer_pid=$!
-wait_for transfer.out '^started'
-kill_victim -9
-wait "$transfer_pid" || fail "mid_transfer.py download failed"
-result="$(tail -n1 transfer.out)"
+kill_mid_transfer() {
+    : >transfer.out
+    python3 "$scripts/mid_transfer.py" "$public_port" "$victim" "$1" "$big" >transfer.out &
+    local transfer_pid=$!
+    wait_for transfer.out '^started'
+    kill_victim -9
+    wait "$transfer_pid" || fail "mid_transfer.py $1 failed"
+    result="$(tail -n1 transfer.out)"
+    relay_alive "agent killed mid-$1"
+    get_hello || fail "GET through the other tunnel after an agent was killed mid-$1"
+    start_victim_agent
+    [ "$(curl "${victim_reach[@]}" "http://$victim:$public_port/hello")" = "Hello, world!" ] ||
+        fail "a new agent does not serve the name after the $1"
+}
+
+# 6. The agent is killed mid-download: the client sees the answer cut.
+kill_mid_transfer download
 [ "$(json_field "$result" 'r["status"]')" = "HTTP/1.1 200 OK" ] || fail "download: $result"
 [ "$(json_field "$result" 'r["ended"] != "complete" and r["moved"] < r["expected"]')" = True ] ||
     fail "the download was not cut: $result"
-relay_alive "agent killed mid-download"
-get_hello || fail "GET through the other tunnel after an agent was killed"
-start_victim_agent
-[ "$(curl "${victim_reach[@]}" "http://$victim:$public_port/hello")" = "Hello, world!" ] ||
-    fail "a new agent does not serve the name"
 echo "agent kill -9 mid-download: the client's answer cut after $(json_field "$result" 'r["moved"]') of $big bytes ($(json_field "$result" 'r["ended"]')); a new agent serves"
 
 # 7. The agent is killed mid-upload, before the app answered: the client gets 502.
-: >transfer.out
-python3 "$scripts/mid_transfer.py" "$public_port" "$victim" upload "$big" >transfer.out &
-transfer_pid=$!
-wait_for transfer.out '^started'
-kill_victim -9
-wait "$transfer_pid" || fail "mid_transfer.py upload failed"
-result="$(tail -n1 transfer.out)"
+kill_mid_transfer upload
 [ "$(json_field "$result" 'r["status"]')" = "HTTP/1.1 502 Bad Gateway" ] || fail "upload: $result"
-relay_alive "agent killed mid-upload"
-get_hello || fail "GET through the other tunnel after an agent was killed mid-upload"
-start_victim_agent
-[ "$(curl "${victim_reach[@]}" "http://$victim:$public_port/hello")" = "Hello, world!" ] ||
-    fail "a new agent does not serve the name after the upload"
 echo "agent kill -9 mid-upload: $(json_field "$result" 'r["status"]') after $(json_field "$result" 'r["moved"]') bytes sent; a new agent serves"
 
 # 8. The app crashes mid-body: the client sees the answer cut; the agent's log says so.
@@ -182,3 +178,24 @@ for mode in ping settings headers; do
     get_hello || fail "GET after the hostile agent's $mode"
     echo "hostile agent, $mode: ended ($(json_field "$result" 'r["ended"]') after $(json_field "$result" 'r["sent"]') frames); the other tunnel served"
 done
+
+# 13. The relay is killed (-9) and started again on its ports, with its certificate:
+# the agent reconnects by itself and the tunnel serves again. (Who owns a name or a
+# dedicated port after the restart is the registry's to keep; see the README.)
+kill -9 "$relay_pid"
+wait "$relay_pid" 2>/dev/null || true
+: >relay2.out
+"$bin/relay" --bind 127.0.0.1 --public-port "$public_port" --agent-port "$agent_port" --domain tunnels.test \
+    --token "$token" >relay2.out 2>relay.err &
+relay_pid=$!
+pids+=("$relay_pid")
+wait_for relay2.out "On your laptop"
+grep -q "pin      $pin" relay2.out || fail "the restarted relay has another certificate: $(cat relay2.out)"
+wait_for agent.out '"event":"reconnecting"'
+deadline=$((SECONDS + 30))
+while [ "$(grep -c '"event":"tunnel_ready"' agent.out)" -lt 2 ]; do
+    [ $SECONDS -lt $deadline ] || fail "the agent did not reconnect to the restarted relay: $(tail -n 3 agent.out)"
+    sleep 0.2
+done
+get_hello || fail "GET after the relay's restart"
+echo "relay kill -9 and restart: the agent reconnected by itself and serves again"
