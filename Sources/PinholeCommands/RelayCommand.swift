@@ -170,6 +170,27 @@ public struct RelayCommand: AsyncParsableCommand {
                 + " 0 = never. Waits on the app (a breakpoint) never count.", valueName: "seconds"))
     var stallTimeout = Int(PublicLimits.defaultStallTimeout.nanoseconds / 1_000_000_000)
 
+    @Option(
+        help: ArgumentHelp(
+            "Public connections open at once, all public ports together; more are closed at once.",
+            valueName: "count"))
+    var maxConnections = ConnectionLimits.Caps.publicDefault.total
+
+    @Option(
+        help: ArgumentHelp(
+            "Public connections open at once from one client address (IPv6: one /64). Keep it generous: a"
+                + " cluster's sidecars may share one NAT address.", valueName: "count"))
+    var maxConnectionsPerAddress = ConnectionLimits.Caps.publicDefault.perAddress
+
+    @Option(
+        help: ArgumentHelp(
+            "Agent connections open at once (handshakes included), counted apart from public ones.",
+            valueName: "count"))
+    var maxAgentConnections = ConnectionLimits.Caps.agentDefault.total
+
+    @Option(help: ArgumentHelp("Agent connections open at once from one address.", valueName: "count"))
+    var maxAgentConnectionsPerAddress = ConnectionLimits.Caps.agentDefault.perAddress
+
     @Option(help: ArgumentHelp("Event-loop threads (default: one per core).", valueName: "count"))
     var threads: Int?
 
@@ -224,6 +245,13 @@ public struct RelayCommand: AsyncParsableCommand {
         if tokenChecks < 1 { throw ValidationError("--token-checks must be at least 1") }
         if maxInFlightPerAddress < 1 || maxInFlightPerTunnel < 1 {
             throw ValidationError("--max-in-flight-per-address and --max-in-flight-per-tunnel must be at least 1")
+        }
+        for (flag, value) in [
+            ("--max-connections", maxConnections), ("--max-connections-per-address", maxConnectionsPerAddress),
+            ("--max-agent-connections", maxAgentConnections),
+            ("--max-agent-connections-per-address", maxAgentConnectionsPerAddress),
+        ] where value < 1 {
+            throw ValidationError("\(flag) must be at least 1")
         }
         if inFlightWait < 0 { throw ValidationError("--in-flight-wait must be 0 or a number of seconds") }
         if stallTimeout < 0 { throw ValidationError("--stall-timeout must be 0 (never) or a number of seconds") }
@@ -335,6 +363,13 @@ public struct RelayCommand: AsyncParsableCommand {
             perAddress: maxInFlightPerAddress, perTunnel: maxInFlightPerTunnel, waitLimit: .seconds(Int64(inFlightWait))
         )
         configuration.stallTimeout = stallTimeout == 0 ? nil : .seconds(Int64(stallTimeout))
+        configuration.agentConnectionCaps = .init(total: maxAgentConnections, perAddress: maxAgentConnectionsPerAddress)
+        // Agents and tunnel ports (a listener each) come first: public clients get what is left.
+        let fitted = FileDescriptorLimit.fit(
+            publicConnections: maxConnections, besides: maxAgentConnections + maxTunnels)
+        if let warning = fitted.warning { Terminal.error("relay: warning: \(warning)") }
+        configuration.publicConnectionCaps = .init(
+            total: fitted.publicConnections, perAddress: min(maxConnectionsPerAddress, fitted.publicConnections))
 
         let group =
             threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton

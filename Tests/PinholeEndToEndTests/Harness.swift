@@ -97,7 +97,8 @@ final class TestAgent: Sendable {
         trust: TLSTrust? = nil, aliases: [String] = [], keepalive: TimeAmount = .seconds(15),
         requestTimeout: TimeAmount? = nil, maxConcurrentStreams: Int? = nil, agentPort: Int? = nil,
         handshakeTimeout: TimeAmount? = nil, relayHost: String = "127.0.0.1", connectTimeout: TimeAmount? = nil,
-        marksResponses: Bool = true, waitingThreshold: TimeAmount? = nil
+        marksResponses: Bool = true, waitingThreshold: TimeAmount? = nil,
+        configure: (inout AgentConfiguration) -> Void = { _ in }
     ) -> TestAgent {
         let log = EventLog<AgentEvent?>()
         var configuration: AgentConfiguration
@@ -120,6 +121,7 @@ final class TestAgent: Sendable {
         if let connectTimeout { configuration.connectTimeout = connectTimeout }
         if let waitingThreshold { configuration.waitingThreshold = waitingThreshold }
         configuration.marksResponses = marksResponses
+        configure(&configuration)
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger,
             events: { log.append($0) })

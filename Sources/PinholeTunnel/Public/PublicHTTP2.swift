@@ -16,17 +16,18 @@ public enum PublicHTTP2 {
         return configuration
     }
 
-    /// A pipeline setup for `PublicServer.bind` serving both protocols. `first` adds
-    /// handlers that go before the protocol choice (TLS). An HTTP/2 connection that
-    /// carries no stream for `idleTimeout` (see `PublicHTTP2IdleCheck`) is closed.
+    /// A pipeline setup for `PublicServer.bind` serving both protocols, routing with the
+    /// router the listener gives each connection. `first` adds handlers that go before
+    /// the protocol choice (TLS). An HTTP/2 connection that carries no stream for
+    /// `idleTimeout` (see `PublicHTTP2IdleCheck`) is closed.
     public static func setup(
-        router: any PublicRouter, requestTimeout: TimeAmount?,
+        requestTimeout: TimeAmount?,
         idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout, scheme: String = "http", logger: Logger?,
         configuration: HTTP2Configuration = PublicHTTP2.configuration,
         first: (@Sendable (any Channel) throws -> Void)? = nil, watch: RequestWatch? = nil,
         onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) -> PublicPipelineSetup {
-        { channel, http1 in
+        { channel, http1, router in
             try first?(channel)
             let sniffer = PublicProtocolHandler(http1: http1) { context in
                 let clientAddress = context.channel.remoteAddress?.ipAddress
