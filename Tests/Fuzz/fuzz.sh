@@ -63,7 +63,21 @@ esac
 objects=()
 for module in "${modules[@]}"; do
     [ -d "$build/$module.build" ] || continue
-    while IFS= read -r object; do objects+=("$object"); done < <(find "$build/$module.build" -name '*.o')
+    # A folder kept from earlier builds may still hold objects of sources since moved or
+    # removed: where the module's output map names objects that exist, only those.
+    while IFS= read -r object; do objects+=("$object"); done < <(python3 - "$build/$module.build" <<'PY'
+import json, os, pathlib, sys
+folder = pathlib.Path(sys.argv[1])
+found = sorted(str(path) for path in folder.rglob("*.o"))
+try:
+    entries = json.load(open(folder / "output-file-map.json")).values()
+    listed = {os.path.realpath(e["object"]) for e in entries if "object" in e}
+except OSError:
+    listed = set()
+kept = [path for path in found if os.path.realpath(path) in listed]
+print("\n".join(kept or found))
+PY
+    )
 done
 # The C modules imported on the way, by the module maps SwiftPM made for them or ours.
 maps=()
