@@ -142,10 +142,11 @@ struct PublicConnectionStateMachine {
         return .answerAndClose(error, version: version, record: nil, cancelUpstream: false)
     }
 
-    /// The router or the target refused exchange `number` at once (no tunnel, no agent).
+    /// The router or the target refused exchange `number` at once (no tunnel, no agent,
+    /// a client not allowed, a cap): answered, and recorded as HTTP/2's refusals are.
     mutating func exchangeRefused(number: Int, _ error: ExchangeError) -> Action {
         guard state.exchangeInFlight?.number == number else { return .none }
-        return fail(error, cancelUpstream: false, record: false)
+        return fail(error, cancelUpstream: false)
     }
 
     /// Request `number` met a cap on requests in flight (`limit`) and waits in line for
