@@ -87,8 +87,12 @@ final class AppConnection {
         _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on connection: HTTP2Connection, generation: Int
     ) throws(ExchangeError) -> any ExchangeUpstream {
         do {
-            return try TunnelStreamUpstream.start(
+            let upstream = try TunnelStreamUpstream.start(
                 head, downstream: downstream, connection: connection, peer: .app(target: address.description))
+            // Its HEADERS are with the app's connection, written this tick: the inspector's
+            // "queued" time ends here, as when an HTTP/1.1 request's head is written.
+            (downstream as? any ExchangeDeliveryObserving)?.exchangeRequestDelivered()
+            return upstream
         } catch {
             // Closed or draining: the next request connects again.
             perform(machine.connectionEnded(generation: generation))
