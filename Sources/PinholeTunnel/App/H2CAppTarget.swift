@@ -18,11 +18,21 @@ public final class H2CAppTarget: ExchangeTarget {
 
     public init(
         address: TargetAddress, connectTimeout: TimeAmount = .seconds(5),
-        configuration: HTTP2Configuration = HTTP2Configuration()
+        configuration: HTTP2Configuration = H2CAppTarget.configuration
     ) {
         self.address = address
         self.connectTimeout = connectTimeout
         self.configuration = configuration
+    }
+
+    /// The app connection's settings: frames go out once per event-loop tick (see
+    /// `HTTP2Configuration.messagesPerWrite`). The requests of one tick then cost the app
+    /// one read; with batches of 8, h2load through the embedded relay measured about 1.5×
+    /// slower, each batch a write of its own.
+    public static var configuration: HTTP2Configuration {
+        var configuration = HTTP2Configuration()
+        configuration.messagesPerWrite = .max
+        return configuration
     }
 
     public func startExchange(
