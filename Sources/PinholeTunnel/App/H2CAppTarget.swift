@@ -57,6 +57,8 @@ final class AppConnection {
     typealias Machine = AppConnectionStateMachine<HTTP2Connection, DeferredUpstream>
 
     private let address: TargetAddress
+    /// The app as errors name it, made once: building it for every request showed in profiles.
+    private let peer: StreamPeer
     private let eventLoop: any EventLoop
     private let connectTimeout: TimeAmount
     private let configuration: HTTP2Configuration
@@ -66,6 +68,7 @@ final class AppConnection {
         address: TargetAddress, eventLoop: any EventLoop, connectTimeout: TimeAmount, configuration: HTTP2Configuration
     ) {
         self.address = address
+        self.peer = .app(target: address.description)
         self.eventLoop = eventLoop
         self.connectTimeout = connectTimeout
         self.configuration = configuration
@@ -98,7 +101,7 @@ final class AppConnection {
     ) throws(ExchangeError) -> any ExchangeUpstream {
         do {
             let upstream = try TunnelStreamUpstream.start(
-                head, downstream: downstream, connection: connection, peer: .app(target: address.description))
+                head, downstream: downstream, connection: connection, peer: peer)
             // Its HEADERS are with the app's connection, written this tick: the inspector's
             // "queued" time ends here, as when an HTTP/1.1 request's head is written.
             (downstream as? any ExchangeDeliveryObserving)?.exchangeRequestDelivered()
