@@ -64,4 +64,46 @@ struct InspectorTunnelTests {
             #expect(!answer.output.contains(TestRelay.token), "\(path) shows the relay token")
         }
     }
+
+    @Test("an h2c app's request (nghttpd) is captured with the moment it reached the app")
+    func h2cAppTiming() async throws {
+        let directory = try makeTemporaryDirectory("inspected-h2c")
+        try "from nghttpd\n".write(toFile: directory + "/file.txt", atomically: true, encoding: .utf8)
+        let port = try await ServerBootstrapProbe.bind()
+        let app = try ChildProcess("nghttpd", ["--no-tls", "-v", "-a", "127.0.0.1", "-d", directory, "\(port)"])
+        defer { app.terminate() }
+        try await app.waitForOutput { $0.contains("listen 127.0.0.1:\(port)") }
+        let relay = try await TestRelay.start()
+        let inspector = Inspector()
+        let configuration = AgentConfiguration(
+            target: TargetAddress(host: "127.0.0.1", port: port, appProtocol: .h2c),
+            mode: .relay(
+                .init(
+                    host: "127.0.0.1", port: relay.addresses.agentPort, token: TestRelay.token,
+                    trust: .pinned(relay.identity.fingerprint), name: "inspected")))
+        let ready = AsyncStream<Void>.makeStream()
+        let agent = Agent(
+            configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger,
+            wrapTarget: { inspector.capture($0) },
+            events: { if case .tunnelReady = $0 { ready.continuation.yield() } })
+        let task = Task { try await agent.run() }
+        defer {
+            task.cancel()
+            Task { await relay.stop() }
+        }
+        var readiness = ready.stream.makeAsyncIterator()
+        await readiness.next()
+
+        let answer = try await curl(relay.curl("inspected", "/file.txt", ["--http2-prior-knowledge"]))
+        #expect(answer.output == "from nghttpd\n")
+        let changes = AsyncStream<Void>.makeStream()
+        let token = inspector.store.observe { _ in changes.continuation.yield() }
+        defer { inspector.store.stopObserving(token) }
+        var changed = changes.stream.makeAsyncIterator()
+        while inspector.store.all().first(where: { $0.state == .complete }) == nil { await changed.next() }
+        let record = try #require(inspector.store.all().first)
+        #expect(record.path == "/file.txt" && record.status == 200)
+        #expect(record.timing.delivered != nil, "the h2c app's stream opened: the request reached the app")
+        #expect(record.timing.queued != nil)
+    }
 }
