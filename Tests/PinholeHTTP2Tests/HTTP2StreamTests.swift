@@ -264,11 +264,16 @@ struct HTTP2StreamTests {
     func resetAfterQueued() throws {
         let serverStreams = ServerStreams()
         let pair = try InMemoryHTTP2Pair(acceptor: serverStreams.accept)
-        let delegate = RecordingDelegate()
-        let stream = try pair.clientConnection.openStream(
-            headers: requestHeaders(method: "GET"), endStream: true, delegate: delegate)
-        try pair.interact()
-        let server = try #require(serverStreams.last)
+        /// A GET, once the server has its stream: the client's delegate and stream, and the server's stream.
+        func request() throws -> (RecordingDelegate, HTTP2Stream, HTTP2Stream) {
+            let delegate = RecordingDelegate()
+            let stream = try pair.clientConnection.openStream(
+                headers: requestHeaders(method: "GET"), endStream: true, delegate: delegate)
+            try pair.interact()
+            return (delegate, stream, try #require(serverStreams.last))
+        }
+
+        let (delegate, stream, server) = try request()
         server.sendHeaders([(":status", "200")])
         server.sendData(ByteBuffer(string: "partial "))
         server.resetAfterQueued(.cancel)
@@ -280,11 +285,7 @@ struct HTTP2StreamTests {
         #expect(delegate.error == .streamReset(streamID: stream.id, code: .cancel))
 
         // A plain reset in the same tick as the HEADERS still drops them (nghttp2's way).
-        let second = RecordingDelegate()
-        let plain = try pair.clientConnection.openStream(
-            headers: requestHeaders(method: "GET"), endStream: true, delegate: second)
-        try pair.interact()
-        let secondServer = try #require(serverStreams.last)
+        let (second, plain, secondServer) = try request()
         secondServer.sendHeaders([(":status", "200")])
         secondServer.reset(.internalError)
         try pair.interact()
@@ -292,11 +293,7 @@ struct HTTP2StreamTests {
         #expect(second.error == .streamReset(streamID: plain.id, code: .internalError))
 
         // Nothing queued after the HEADERS went out: the provider waits, and the reset comes.
-        let third = RecordingDelegate()
-        let idle = try pair.clientConnection.openStream(
-            headers: requestHeaders(method: "GET"), endStream: true, delegate: third)
-        try pair.interact()
-        let thirdServer = try #require(serverStreams.last)
+        let (third, idle, thirdServer) = try request()
         thirdServer.sendHeaders([(":status", "200")])
         try pair.interact()
         #expect(third.headers?[":status"] == "200" && !third.closed)
