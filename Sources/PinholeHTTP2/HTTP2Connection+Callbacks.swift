@@ -78,6 +78,10 @@ extension HTTP2Connection {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
             deferredOperations.append(.submitTrailers(stream))
             return count
+        case .reset(let code):
+            // What was queued has gone (HEADERS included); the reset follows it.
+            deferredOperations.append(.reset(stream, code))
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
         }
     }
 

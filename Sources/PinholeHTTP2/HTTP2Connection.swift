@@ -79,6 +79,7 @@ public final class HTTP2Connection {
         case resumeData(HTTP2Stream)
         case submitTrailers(HTTP2Stream)
         case reset(HTTP2Stream, HTTP2ErrorCode)
+        case resetAfterQueued(HTTP2Stream, HTTP2ErrorCode)
         case consume(HTTP2Stream, Int)
     }
 

@@ -179,15 +179,17 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     public func exchangeFailed(_ error: ExchangeError) {
         guard !responseEnded, let stream else { return }
+        // A cut goes after what the response has queued (its HEADERS may not be written
+        // yet): the caller sees the head and the body so far, then the reset.
         if case .streamReset(let code, _) = error {
             // A reset on the way (the app's, or the agent's) passes on as itself: a gRPC
             // client reads CANCEL, REFUSED_STREAM and the rest as distinct statuses.
-            stream.reset(HTTP2ErrorCode(rawValue: code))
+            stream.resetAfterQueued(HTTP2ErrorCode(rawValue: code))
             if !responseStarted { status = Int(error.status.code) }
             outcome = responseStarted ? .cutShort(error, expected: expectedBytesOut) : .answeredByPinhole(error)
         } else if responseStarted {
-            // Headers are out: all we can do is cut the stream, so the caller sees it incomplete.
-            stream.reset(.internalError)
+            // Headers are on their way: all we can do is cut the stream, so the caller sees it incomplete.
+            stream.resetAfterQueued(.internalError)
             outcome = .cutShort(error, expected: expectedBytesOut)
         } else if request?.isGRPC == true {
             stream.sendHeaders(error.grpcTrailersOnly, endStream: true)

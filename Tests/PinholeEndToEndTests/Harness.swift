@@ -261,3 +261,26 @@ func curl(_ arguments: [String]) async throws -> (status: Int32, output: String)
     let process = try ChildProcess("curl", arguments)
     return await process.waitForExit()
 }
+
+/// nghttpd (nghttp2's own server) as an h2c app on a loopback port, serving `files`
+/// (name: contents) from a directory of their own.
+struct Nghttpd {
+    let process: ChildProcess
+    let port: Int
+
+    static func start(serving files: [String: String]) async throws -> Nghttpd {
+        let directory = try makeTemporaryDirectory("nghttpd")
+        for (name, contents) in files {
+            try contents.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8)
+        }
+        let port = try await ServerBootstrapProbe.bind()
+        let process = try ChildProcess("nghttpd", ["--no-tls", "-v", "-a", "127.0.0.1", "-d", directory, "\(port)"])
+        do {
+            try await process.waitForOutput { $0.contains("listen 127.0.0.1:\(port)") }
+        } catch {
+            process.terminate()
+            throw error
+        }
+        return Nghttpd(process: process, port: port)
+    }
+}

@@ -9,10 +9,13 @@ import PinholeHTTP2
 /// by `:authority`, as a request is by Host.
 public enum PublicHTTP2 {
     /// What each public HTTP/2 connection advertises. Fewer streams than the tunnel's:
-    /// each may hold a window of request body at the relay.
+    /// each may hold a window of request body at the relay. Responses go out once per
+    /// event-loop tick (`messagesPerWrite` unbounded): a client's answers of one tick in
+    /// one write, not a write for every few.
     public static var configuration: HTTP2Configuration {
         var configuration = HTTP2Configuration()
         configuration.maxConcurrentStreams = 256
+        configuration.messagesPerWrite = .max
         return configuration
     }
 
