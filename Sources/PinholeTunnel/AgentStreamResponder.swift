@@ -36,6 +36,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private var stream: HTTP2Stream?
     private var upstream: (any ExchangeUpstream)?
     private var request: ProxyRequestHead?
+    /// Whether the request is a gRPC call, worked out once (`isGRPC` searches the headers).
+    private var isGRPC = false
     private var responseStarted = false
     private var responseEnded = false
     private var status = 0
@@ -95,6 +97,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                     request = head
                     target = try router.target(forHost: head.authority, localPort: localPort)
                 }
+                isGRPC = head.isGRPC
                 if onComplete != nil {
                     waiting = watch?.begin(method: head.method.rawValue, path: head.path, startedAt: startedAt)
                 }
@@ -152,7 +155,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         timeout?.cancel()
         stopWaiting()
         status = Int(head.status.code)
-        if request.isGRPC, let value = head.headers.first(name: "grpc-status") { grpcStatus = Int(value) }
+        if isGRPC, let value = head.headers.first(name: "grpc-status") { grpcStatus = Int(value) }
         let hasBody = head.hasBody(for: request) && !head.endsWithHead
         if hasBody { expectedBytesOut = head.headers.first(name: "content-length").flatMap { Int($0) } }
         stream.sendHeaders(head.http2Headers, endStream: !hasBody)
@@ -169,7 +172,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     public func exchangeReceivedEnd(trailers: HTTPHeaders?) {
         guard !responseEnded, let stream else { return }
-        if request?.isGRPC == true, let value = trailers?.first(name: "grpc-status") { grpcStatus = Int(value) }
+        if isGRPC, let value = trailers?.first(name: "grpc-status") { grpcStatus = Int(value) }
         stream.finish(trailers: trailers)
         finish()
         // The response is complete: the relay can answer its client while this loop
@@ -191,7 +194,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             // Headers are on their way: all we can do is cut the stream, so the caller sees it incomplete.
             stream.resetAfterQueued(.internalError)
             outcome = .cutShort(error, expected: expectedBytesOut)
-        } else if request?.isGRPC == true {
+        } else if isGRPC {
             stream.sendHeaders(error.grpcTrailersOnly, endStream: true)
             status = 200
             grpcStatus = error.grpcStatus
