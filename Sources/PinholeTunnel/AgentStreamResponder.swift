@@ -80,6 +80,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                 switch route {
                 case .target(let only):
                     request = head
+                    isGRPC = head.isGRPC
                     target = only
                     // The relay's control streams are not requests of the app's, for its log.
                     if head.scheme == TunnelControl.scheme { onComplete = nil }
@@ -95,9 +96,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                         throw ExchangeError.headTooLarge(limit: HeadLimits.maximumHeaderListSize)
                     }
                     request = head
+                    isGRPC = head.isGRPC
                     target = try router.target(forHost: head.authority, localPort: localPort)
                 }
-                isGRPC = head.isGRPC
                 if onComplete != nil {
                     waiting = watch?.begin(method: head.method.rawValue, path: head.path, startedAt: startedAt)
                 }
