@@ -26,6 +26,8 @@ public final class HTTP2Connection {
     var session: OpaquePointer?
     var context: ChannelHandlerContext?
     var streams: [Int32: HTTP2Stream] = [:]
+    /// The stream whose header block nghttp2 is delivering (see `beginHeaders`).
+    var headerBlockStream: HTTP2Stream?
     var machine = HTTP2ConnectionStateMachine()
 
     var deferredOperations: [Operation] = []
