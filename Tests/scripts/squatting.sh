@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # bin, app_port and scripts are the suite's.
 # Sourced by abuse_suite.sh after faults.sh: name, alias and port squatting, and a relay
 # killed (-9) and started again with dedicated ports keeping their owners. Starts its own
 # relay of dedicated ports (no --domain) with two tokens, in its own folder (so its
@@ -5,7 +6,7 @@
 # ($app_port), $bin, $scripts and helpers. Runs in that folder, so `fail` shows this
 # relay's log; goes back at the end.
 mkdir squat
-cd squat
+cd squat || fail "no folder squat in $PWD"
 : >relay.out
 : >relay.err
 squat_started=$SECONDS
@@ -187,4 +188,4 @@ ports="$(sed -n 's/.*"event":"tunnel_ready".*"port":\([0-9]*\).*/\1/p' owner2.ou
 serves "$owner_port" || fail "the owner's port after it reconnected: $status $body"
 echo "relay kill -9 and restart: before the owner was back its port answered 503 ($away); the other token was refused its name, its alias and a port ($refusal); the owner reconnected by itself to port $owner_port"
 echo "squatting scenarios: $((SECONDS - squat_started)) s"
-cd ..
+cd .. || fail "cannot leave $PWD"
