@@ -123,4 +123,9 @@ source "$scripts/faults.sh"
 get_hello || fail "GET at the end"
 # Once before the relay's restart (faults.sh, last), once after it.
 [ "$(grep -c '"event":"tunnel_ready"' agent.out)" = 2 ] || fail "the tunnel was re-established during the suite"
+
+# 14-17: name, alias and port squatting, and a relay restart keeping owners
+# (squatting.sh, sourced: a relay of dedicated ports of its own, with two tokens).
+# shellcheck source=squatting.sh
+source "$scripts/squatting.sh"
 echo ok
