@@ -23,17 +23,20 @@ public struct CapturedRequest: Sendable {
     public var replayOf: Int?
     /// Wall-clock start, seconds since 1970, for `time`.
     public var wallClock: Double
-    public var method: String
-    public var path: String
-    public var authority: String
-    public var scheme: String
+    /// The request's head as the agent got it. Kept whole: the fields below read it only
+    /// when the API asks, so a capture builds no strings of its own.
+    public internal(set) var head: ProxyRequestHead
+    public var method: String { head.method.rawValue }
+    public var path: String { head.path }
+    public var authority: String { head.authority }
+    public var scheme: String { head.scheme }
     /// What the client spoke to the public side, as the log's `protocol`: HTTP/1.1 or HTTP/2.
-    public var clientProtocol: ClientProtocol
+    public var clientProtocol: ClientProtocol { head.clientProtocol }
     /// For a gRPC call, its method (the path), as the log's `grpc_method`.
-    public var grpcMethod: String?
+    public var grpcMethod: String? { head.isGRPC ? head.path : nil }
     /// The protocol the request asked to switch to (`websocket`).
-    public var upgrade: String?
-    public var requestHeaders: HTTPHeaders
+    public var upgrade: String? { head.upgrade }
+    public var requestHeaders: HTTPHeaders { head.headers }
     public var requestBody = CapturedBody()
     public var requestTrailers: HTTPHeaders? {
         didSet { requestTrailerBytes = Self.size(of: requestTrailers) }
@@ -66,15 +69,8 @@ public struct CapturedRequest: Sendable {
         self.id = id
         self.replayOf = replayOf
         self.wallClock = wallClock
-        self.method = head.method.rawValue
-        self.path = head.path
-        self.authority = head.authority
-        self.scheme = head.scheme
-        self.requestHeaders = head.headers
+        self.head = head
         self.requestHeaderBytes = Self.size(of: head.headers)
-        self.clientProtocol = head.clientProtocol
-        self.grpcMethod = head.isGRPC ? head.path : nil
-        self.upgrade = head.upgrade
         self.timing = CapturedTiming(started: started)
         self.deadline = deadline
     }
@@ -82,7 +78,7 @@ public struct CapturedRequest: Sendable {
     /// Roughly what this record costs in memory: what the ring counts.
     var approximateBytes: Int {
         256 + requestHeaderBytes + requestTrailerBytes + responseHeaderBytes + responseTrailerBytes
-            + requestBody.kept.readableBytes + responseBody.kept.readableBytes + path.utf8.count
+            + requestBody.storedBytes + responseBody.storedBytes + path.utf8.count
     }
 
     private static func size(of headers: HTTPHeaders?) -> Int {
@@ -101,10 +97,69 @@ public struct CapturedRequest: Sendable {
 
 /// The first bytes of a body, and how many there were in all.
 public struct CapturedBody: Sendable {
-    public var kept = ByteBuffer()
+    /// The kept bytes as they came, joined only when asked (`kept`): most bodies come in
+    /// one piece, which is then kept as it is.
+    private var first = ByteBuffer()
+    private var rest: [ByteBuffer] = []
+    /// How many bytes are kept.
+    public private(set) var keptBytes = 0
+    /// What the kept pieces hold in memory, for the ring's count: a view of a larger
+    /// buffer holds all of that buffer.
+    private(set) var storedBytes = 0
+    /// The last piece is a copy of our own, which later small pieces are appended to.
+    private var lastIsCopy = false
     public var totalBytes = 0
 
-    public var isTruncated: Bool { totalBytes > kept.readableBytes }
+    public init() {}
+
+    public var isTruncated: Bool { totalBytes > keptBytes }
+
+    /// The kept bytes, in one buffer.
+    public var kept: ByteBuffer {
+        guard !rest.isEmpty else { return first }
+        var joined = ByteBufferAllocator().buffer(capacity: keptBytes)
+        joined.writeImmutableBuffer(first)
+        for piece in rest { joined.writeImmutableBuffer(piece) }
+        return joined
+    }
+
+    /// Keeps what is still under `limit` of `body`, and counts all of it. A piece that
+    /// fills at least half of the buffer it lies in is kept as a view of that buffer,
+    /// without a copy; a small piece of a large buffer is copied (after the last copy,
+    /// when there is one), so that it does not hold the rest of that buffer in the ring.
+    mutating func keep(_ body: ByteBuffer, limit: Int) {
+        totalBytes += body.readableBytes
+        let count = min(limit - keptBytes, body.readableBytes)
+        guard count > 0 else { return }
+        keptBytes += count
+        let piece = body.getSlice(at: body.readerIndex, length: count)!
+        if piece.storageCapacity <= 2 * count {
+            append(piece)
+            lastIsCopy = false
+        } else if lastIsCopy {
+            let grown =
+                rest.isEmpty
+                ? Self.append(piece, to: &first) : Self.append(piece, to: &rest[rest.count - 1])
+            storedBytes += grown
+        } else {
+            var copy = ByteBufferAllocator().buffer(capacity: count)
+            copy.writeImmutableBuffer(piece)
+            append(copy)
+            lastIsCopy = true
+        }
+    }
+
+    private mutating func append(_ piece: ByteBuffer) {
+        storedBytes += piece.storageCapacity
+        if first.readableBytes == 0 { first = piece } else { rest.append(piece) }
+    }
+
+    /// Writes `piece` after `copy`, and returns how much more memory `copy` takes now.
+    private static func append(_ piece: ByteBuffer, to copy: inout ByteBuffer) -> Int {
+        let before = copy.storageCapacity
+        copy.writeImmutableBuffer(piece)
+        return copy.storageCapacity - before
+    }
 }
 
 /// When each step of an exchange happened (monotonic clock).
