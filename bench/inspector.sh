@@ -5,21 +5,31 @@
 # returning 13 bytes; wrk drives it. Everything on 127.0.0.1. Rounds alternate the
 # modes so drift on a shared machine hits each alike.
 #
-#   bench/inspector.sh                  3 rounds of 5 s per mode
-#   ROUNDS=5 DURATION=10 bench/inspector.sh
+# The ring is measured warm: before an inspector mode is measured, wrk runs until the
+# ring is full (its first record pushed out), so the measure sees the steady state, where
+# each new record takes the place of the oldest, not the ring growing into fresh memory.
+# RING=cold measures right after a 1 s warm-up instead, while the ring still grows.
+#
+#   bench/inspector.sh                  5 rounds of 5 s per mode
+#   ROUNDS=7 DURATION=10 bench/inspector.sh
+#   MODES="off on" bench/inspector.sh   only some of the modes (off is the reference)
+#   RING=cold bench/inspector.sh        the ring still filling
 #   bench/inspector.sh --no-build       use the release agent already built
 #   AGENTS="main=/tmp/main/agent new=.build/release/agent" bench/inspector.sh --no-build
 #                                       two builds in the same rounds, each with its own ratio
 #
-# Needs nginx, wrk, curl (apt-get install nginx wrk curl). Target (issue 16): with the
-# inspector on, at most 10% more CPU per request than off.
+# Each round gives each mode's ratio to off in that round; the verdict takes the median of
+# those ratios. Needs nginx, wrk, curl (apt-get install nginx wrk curl). Target (issue 16):
+# with the inspector on, at most 10% more CPU per request than off.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-rounds="${ROUNDS:-3}"
+rounds="${ROUNDS:-5}"
 duration="${DURATION:-5}"
 connections="${CONNECTIONS:-50}"
-modes=(off on on+page)
+read -r -a modes <<<"${MODES:-off on on+page}"
+ring="${RING:-warm}"
+warm_limit="${WARM_LIMIT:-90}"  # seconds of warm-up at most before a warm ring is measured
 
 for tool in nginx wrk curl python3; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
@@ -57,6 +67,21 @@ wait_for() {  # URL: until it answers, at most 10 s
 cpu_ticks() {  # PID: user + system clock ticks so far
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
+rss_mib() {  # PID: resident memory in MiB
+    awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"
+}
+fill_ring() {  # PUBLIC_PORT INSPECT_PORT: wrk until request #1 has left the ring; prints the seconds
+    local waited=0
+    while curl -fsS -o /dev/null "http://127.0.0.1:$2/api/requests/1" 2>/dev/null; do
+        if [ "$waited" -ge "$warm_limit" ]; then
+            echo "the ring was not full after ${warm_limit} s of warm-up (WARM_LIMIT)" >&2
+            exit 1
+        fi
+        wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$1/hello" >/dev/null
+        waited=$((waited + 2))
+    done
+    echo "$waited"
+}
 
 backend_port="$(free_port)"
 mkdir -p "$work/nginx"
@@ -87,8 +112,9 @@ wait_for "http://127.0.0.1:$backend_port/hello"
 ticks_per_second="$(getconf CLK_TCK)"
 results="$work/results"
 : >"$results"
-echo "agents $agents, nginx on 127.0.0.1:$backend_port, wrk -t1 -c$connections -d${duration}s, $rounds rounds"
-printf "%-8s %-8s %5s %10s %14s\n" agent mode round "req/s" "CPU µs/req"
+echo "agents $agents, nginx on 127.0.0.1:$backend_port, wrk -t1 -c$connections -d${duration}s, $rounds rounds," \
+    "ring $ring"
+printf "%-8s %-8s %5s %10s %14s %9s %8s\n" agent mode round "req/s" "CPU µs/req" "RSS MiB" "warm s"
 for round in $(seq "$rounds"); do
     for named in $agents; do
         label="${named%%=*}"
@@ -110,6 +136,8 @@ for round in $(seq "$rounds"); do
                 pids+=("$feed_pid")
             fi
             wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$public_port/hello" >/dev/null  # warm-up
+            warmed=0
+            if [ "$mode" != off ] && [ "$ring" = warm ]; then warmed="$(fill_ring "$public_port" "$inspect_port")"; fi
             before="$(cpu_ticks "$agent_pid")"
             output="$(wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:$public_port/hello")"
             after="$(cpu_ticks "$agent_pid")"
@@ -117,8 +145,9 @@ for round in $(seq "$rounds"); do
             rate="$(echo "$output" | awk '/Requests\/sec/ {print $2}')"
             micros="$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$requests" \
                 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
-            printf "%-8s %-8s %5s %10s %14s\n" "$label" "$mode" "$round" "$rate" "$micros"
-            echo "$label $mode $rate $micros" >>"$results"
+            rss="$(rss_mib "$agent_pid")"
+            printf "%-8s %-8s %5s %10s %14s %9s %8s\n" "$label" "$mode" "$round" "$rate" "$micros" "$rss" "$warmed"
+            echo "$label $mode $round $rate $micros" >>"$results"
             [ -z "$feed_pid" ] || kill "$feed_pid" 2>/dev/null || true
             kill "$agent_pid"
             wait "$agent_pid" 2>/dev/null || true
@@ -132,15 +161,18 @@ python3 - "$results" <<'EOF'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
 for label in dict.fromkeys(r[0] for r in rows):
-    medians = {}
-    for mode in ("off", "on", "on+page"):
-        rates = [float(r[2]) for r in rows if r[0] == label and r[1] == mode]
-        cpu = [float(r[3]) for r in rows if r[0] == label and r[1] == mode]
-        medians[mode] = (statistics.median(rates), statistics.median(cpu))
-    off = medians["off"][1]
-    for mode, (rate, cpu) in medians.items():
-        print(f"  {label:8} {mode:8} {rate:10.0f} req/s  {cpu:7.1f} µs CPU/req  {cpu / off:5.2f}x off")
-    ratio = medians["on"][1] / off
-    verdict = "met" if ratio <= 1.10 else "NOT met"
-    print(f"  {label}: target (inspector on ≤ 1.10x the CPU per request of off): {verdict} ({ratio:.2f}x)")
+    mine = [r for r in rows if r[0] == label]
+    off = {r[2]: float(r[4]) for r in mine if r[1] == "off"}
+    for mode in dict.fromkeys(r[1] for r in mine):
+        rates = [float(r[3]) for r in mine if r[1] == mode]
+        cpu = [float(r[4]) for r in mine if r[1] == mode]
+        ratios = [float(r[4]) / off[r[2]] for r in mine if r[1] == mode and r[2] in off]
+        each = " ".join(f"{x:.2f}" for x in ratios)
+        print(f"  {label:8} {mode:8} {statistics.median(rates):8.0f} req/s  {statistics.median(cpu):6.1f} µs CPU/req"
+              f"  median {statistics.median(ratios):.2f}x off (rounds: {each})")
+    ratios = [float(r[4]) / off[r[2]] for r in mine if r[1] == "on" and r[2] in off]
+    if ratios:
+        ratio = statistics.median(ratios)
+        verdict = "met" if ratio <= 1.10 else "NOT met"
+        print(f"  {label}: target (inspector on ≤ 1.10x the CPU per request of off): {verdict} ({ratio:.2f}x)")
 EOF
