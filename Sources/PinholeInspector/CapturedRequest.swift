@@ -77,15 +77,26 @@ public struct CapturedRequest: Sendable {
 
     /// Roughly what this record costs in memory: what the ring counts.
     var approximateBytes: Int {
-        256 + requestHeaderBytes + requestTrailerBytes + responseHeaderBytes + responseTrailerBytes
-            + requestBody.storedBytes + responseBody.storedBytes + path.utf8.count
+        Self.fixedBytes + requestHeaderBytes + requestTrailerBytes + responseHeaderBytes + responseTrailerBytes
+            + requestBody.storedBytes + responseBody.storedBytes + Self.heapBytes(path)
     }
 
+    /// What every record holds apart from its heads and bodies: the record in its slot,
+    /// and the allocations' own headers.
+    private static let fixedBytes = MemoryLayout<CapturedRequest>.stride + 128
+
+    /// A field list's array, each field's pair of strings, and the strings too long to be
+    /// kept inline (more than 15 bytes).
     private static func size(of headers: HTTPHeaders?) -> Int {
         guard let headers else { return 0 }
-        var total = 0
-        for (name, value) in headers { total += name.utf8.count + value.utf8.count + 32 }
+        var total = 32
+        for (name, value) in headers { total += 32 + heapBytes(name) + heapBytes(value) }
         return total
+    }
+
+    private static func heapBytes(_ text: String) -> Int {
+        let count = text.utf8.count
+        return count > 15 ? 32 + count : 0
     }
 
     /// The client's address, as the relay (or embedded relay) appended it to X-Forwarded-For.
@@ -97,68 +108,33 @@ public struct CapturedRequest: Sendable {
 
 /// The first bytes of a body, and how many there were in all.
 public struct CapturedBody: Sendable {
-    /// The kept bytes as they came, joined only when asked (`kept`): most bodies come in
-    /// one piece, which is then kept as it is.
-    private var first = ByteBuffer()
-    private var rest: [ByteBuffer] = []
-    /// How many bytes are kept.
-    public private(set) var keptBytes = 0
-    /// What the kept pieces hold in memory, for the ring's count: a view of a larger
-    /// buffer holds all of that buffer.
-    private(set) var storedBytes = 0
-    /// The last piece is a copy of our own, which later small pieces are appended to.
-    private var lastIsCopy = false
+    public var kept = ByteBuffer()
     public var totalBytes = 0
 
-    public init() {}
+    public var isTruncated: Bool { totalBytes > kept.readableBytes }
 
-    public var isTruncated: Bool { totalBytes > keptBytes }
+    /// What the kept bytes hold in memory, for the ring's count: a view of a larger
+    /// buffer holds all of that buffer.
+    var storedBytes: Int { kept.storageCapacity }
 
-    /// The kept bytes, in one buffer.
-    public var kept: ByteBuffer {
-        guard !rest.isEmpty else { return first }
-        var joined = ByteBufferAllocator().buffer(capacity: keptBytes)
-        joined.writeImmutableBuffer(first)
-        for piece in rest { joined.writeImmutableBuffer(piece) }
-        return joined
-    }
-
-    /// Keeps what is still under `limit` of `body`, and counts all of it. A piece that
-    /// fills at least half of the buffer it lies in is kept as a view of that buffer,
-    /// without a copy; a small piece of a large buffer is copied (after the last copy,
-    /// when there is one), so that it does not hold the rest of that buffer in the ring.
+    /// Keeps what is still under `limit` of `body`, and counts all of it. A first piece
+    /// that fills at least half of the buffer it lies in is kept as a view of that buffer,
+    /// without a copy (most bodies come in one piece); a small piece of a large buffer is
+    /// copied, so that it does not hold the rest of that buffer in the ring, and later
+    /// pieces are appended to a buffer of our own.
     mutating func keep(_ body: ByteBuffer, limit: Int) {
         totalBytes += body.readableBytes
-        let count = min(limit - keptBytes, body.readableBytes)
+        let count = min(limit - kept.readableBytes, body.readableBytes)
         guard count > 0 else { return }
-        keptBytes += count
         let piece = body.getSlice(at: body.readerIndex, length: count)!
-        if piece.storageCapacity <= 2 * count {
-            append(piece)
-            lastIsCopy = false
-        } else if lastIsCopy {
-            let grown =
-                rest.isEmpty
-                ? Self.append(piece, to: &first) : Self.append(piece, to: &rest[rest.count - 1])
-            storedBytes += grown
-        } else {
-            var copy = ByteBufferAllocator().buffer(capacity: count)
-            copy.writeImmutableBuffer(piece)
-            append(copy)
-            lastIsCopy = true
+        if kept.readableBytes == 0 {
+            guard piece.storageCapacity > 2 * count else {
+                kept = piece
+                return
+            }
+            kept = ByteBufferAllocator().buffer(capacity: count)
         }
-    }
-
-    private mutating func append(_ piece: ByteBuffer) {
-        storedBytes += piece.storageCapacity
-        if first.readableBytes == 0 { first = piece } else { rest.append(piece) }
-    }
-
-    /// Writes `piece` after `copy`, and returns how much more memory `copy` takes now.
-    private static func append(_ piece: ByteBuffer, to copy: inout ByteBuffer) -> Int {
-        let before = copy.storageCapacity
-        copy.writeImmutableBuffer(piece)
-        return copy.storageCapacity - before
+        kept.writeImmutableBuffer(piece)
     }
 }
 

@@ -59,16 +59,15 @@ final class CaptureResponseSide: ExchangeDownstream, ExchangeDeliveryObserving {
 
 /// One exchange, seen from between its downstream and upstream: every call is passed
 /// on unchanged, after a note of it. The downstream talks to it as its upstream; the
-/// target answers it through its `CaptureResponseSide`. It is also the exchange's slot in
-/// the store's ring, so a captured exchange costs the ring no object of its own. Lives on
-/// the exchange's event loop, apart from `record`, which it changes only through the
-/// store (under its lock).
-final class CapturingExchange: InspectorStore.Slot, ExchangeUpstream {
-    private(set) var id = 0
+/// target answers it through its `CaptureResponseSide`. Lives on the exchange's event
+/// loop, and goes with it: what stays in the ring is only its small `slot`, which it
+/// changes through the store (under its lock) without looking it up.
+final class CapturingExchange: ExchangeUpstream {
+    let id: Int
+    private let slot: InspectorStore.Slot
+    private let store: InspectorStore
     private let bodyLimit: Int
-    /// Cleared when the exchange is over, as are the sides it joins: a record left in the
-    /// ring holds neither the exchange's peers nor the store.
-    private var store: InspectorStore?
+    /// Cleared when the exchange is over, as the sides it joins clear theirs.
     private var downstream: (any ExchangeDownstream)?
     var upstream: (any ExchangeUpstream)?
     private var timing: CapturedTiming
@@ -83,15 +82,15 @@ final class CapturingExchange: InspectorStore.Slot, ExchangeUpstream {
         downstream: any ExchangeDownstream
     ) {
         let started = NIODeadline.now()
-        self.bodyLimit = store.limits.bodyBytes
-        self.store = store
-        self.downstream = downstream
-        self.timing = CapturedTiming(started: started)
-        super.init(
+        self.slot = InspectorStore.Slot(
             CapturedRequest(
                 id: 0, head: head, replayOf: replayOf, wallClock: store.wallClock(at: started), started: started,
                 deadline: deadline))
-        self.id = store.begin(self)
+        self.id = store.begin(slot)
+        self.store = store
+        self.bodyLimit = store.limits.bodyBytes
+        self.downstream = downstream
+        self.timing = CapturedTiming(started: started)
     }
 
     // MARK: ExchangeUpstream: the downstream's calls, on their way to the target
@@ -109,7 +108,7 @@ final class CapturingExchange: InspectorStore.Slot, ExchangeUpstream {
         // either has nothing new to show until its response.
         if requestBody.totalBytes > 0 || trailers != nil {
             let (body, timing) = (requestBody, self.timing)
-            store?.update(self) {
+            store.update(slot) {
                 $0.requestBody = body
                 $0.requestTrailers = trailers
                 $0.timing = timing
@@ -141,7 +140,7 @@ final class CapturingExchange: InspectorStore.Slot, ExchangeUpstream {
         let now = NIODeadline.now()
         timing.responseStarted = now
         let timing = self.timing
-        store?.update(self) {
+        store.update(slot) {
             $0.status = Int(head.status.code)
             $0.responseHeaders = head.headers
             $0.state = .responding
@@ -186,7 +185,7 @@ final class CapturingExchange: InspectorStore.Slot, ExchangeUpstream {
         upstream = nil
         timing.finished = .now()
         let (timing, requestBody, responseBody) = (self.timing, self.requestBody, self.responseBody)
-        store?.update(self) {
+        store.update(slot) {
             $0.state = state
             $0.error = error
             $0.timing = timing
@@ -196,7 +195,6 @@ final class CapturingExchange: InspectorStore.Slot, ExchangeUpstream {
             // A failure before any response head: the status Pinhole answered with.
             if $0.status == nil, let status { $0.status = status }
         }
-        store = nil
     }
 
     /// Tells `watch` if the request is still without an answer when its caller's
@@ -208,7 +206,7 @@ final class CapturingExchange: InspectorStore.Slot, ExchangeUpstream {
         deadlineTimer = eventLoop.assumeIsolated().scheduleTask(in: deadline.timeout) {
             guard !self.over, self.timing.responseStarted == nil else { return }
             watch.report(DeadlineNotice(id: id, method: method, path: path, deadline: deadline))
-            self.store?.update(self) { $0.deadlinePassed = true }
+            self.store.update(self.slot) { $0.deadlinePassed = true }
         }
     }
 }

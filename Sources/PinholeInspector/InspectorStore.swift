@@ -25,13 +25,13 @@ public final class InspectorStore: Sendable {
     }
 
     /// One record and what it counts for in the ring. A class, so records are changed
-    /// in place and the ring moves pointers when it grows. The capture of an exchange is
-    /// its own slot (a subclass): a request costs the ring no object of its own, and its
-    /// updates need no lookup.
+    /// in place, the ring moves pointers when it grows, and an exchange holds its own
+    /// slot instead of looking it up. Kept small: the ring holds one per record, and
+    /// pushing the oldest out touches it cold.
     // Unchecked: `record` and `size` are reached only under the store's lock (`state`).
-    class Slot: @unchecked Sendable {
-        final var record: CapturedRequest
-        final var size: Int
+    final class Slot: @unchecked Sendable {
+        var record: CapturedRequest
+        var size: Int
 
         init(_ record: CapturedRequest) {
             self.record = record
