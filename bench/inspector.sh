@@ -5,10 +5,12 @@
 # returning 13 bytes; wrk drives it. Everything on 127.0.0.1. Rounds alternate the
 # modes so drift on a shared machine hits each alike.
 #
-# The ring is measured warm: before an inspector mode is measured, wrk runs until the
-# ring is full (its first record pushed out), so the measure sees the steady state, where
+# The ring is measured warm: every agent (each build, each mode) starts once and, with the
+# inspector on, wrk runs until its ring is full (its first record pushed out); the rounds
+# then alternate between the running agents. So the measure sees the steady state, where
 # each new record takes the place of the oldest, not the ring growing into fresh memory.
-# RING=cold measures right after a 1 s warm-up instead, while the ring still grows.
+# RING=cold starts a fresh agent for each measure instead, after a 1 s warm-up: the ring
+# still grows.
 #
 #   bench/inspector.sh                  5 rounds of 5 s per mode
 #   ROUNDS=7 DURATION=10 bench/inspector.sh
@@ -112,45 +114,69 @@ wait_for "http://127.0.0.1:$backend_port/hello"
 ticks_per_second="$(getconf CLK_TCK)"
 results="$work/results"
 : >"$results"
+declare -A public_ports inspect_ports agent_pids feed_pids warm_seconds
+
+start_agent() {  # LABEL AGENT MODE: starts it, warms it (and fills its ring when warm)
+    local key="$1/$3" public_port inspect_port inspect="off"
+    public_port="$(free_port)"
+    inspect_port="$(free_port)"
+    [ "$3" = off ] || inspect="127.0.0.1:$inspect_port"
+    "$2" "127.0.0.1:$backend_port" --bind 127.0.0.1 --public-port "$public_port" --quiet \
+        --inspect "$inspect" >"$work/agent-${1}-${3}.log" 2>&1 &
+    agent_pids[$key]=$!
+    pids+=("$!")
+    public_ports[$key]="$public_port"
+    inspect_ports[$key]="$inspect_port"
+    wait_for "http://127.0.0.1:$public_port/hello"
+    feed_pids[$key]=""
+    if [ "$3" = on+page ]; then
+        curl -sSN "http://127.0.0.1:$inspect_port/api/events" >/dev/null 2>&1 &
+        feed_pids[$key]=$!
+        pids+=("$!")
+    fi
+    wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$public_port/hello" >/dev/null
+    warm_seconds[$key]=0
+    if [ "$3" != off ] && [ "$ring" = warm ]; then
+        warm_seconds[$key]="$(fill_ring "$public_port" "$inspect_port")"
+    fi
+}
+stop_agent() {  # LABEL MODE
+    local key="$1/$2"
+    [ -z "${feed_pids[$key]}" ] || kill "${feed_pids[$key]}" 2>/dev/null || true
+    kill "${agent_pids[$key]}"
+    wait "${agent_pids[$key]}" 2>/dev/null || true
+}
+
 echo "agents $agents, nginx on 127.0.0.1:$backend_port, wrk -t1 -c$connections -d${duration}s, $rounds rounds," \
     "ring $ring"
+if [ "$ring" = warm ]; then
+    # Every agent and mode stays up for the whole run: started and warmed once, then the
+    # rounds alternate between them, each ring staying full.
+    echo "starting the agents and filling their rings"
+    for named in $agents; do
+        for mode in "${modes[@]}"; do start_agent "${named%%=*}" "${named#*=}" "$mode"; done
+    done
+fi
 printf "%-8s %-8s %5s %10s %14s %9s %8s\n" agent mode round "req/s" "CPU µs/req" "RSS MiB" "warm s"
 for round in $(seq "$rounds"); do
     for named in $agents; do
         label="${named%%=*}"
-        agent="${named#*=}"
         for mode in "${modes[@]}"; do
-            public_port="$(free_port)"
-            inspect_port="$(free_port)"
-            inspect="off"
-            [ "$mode" = off ] || inspect="127.0.0.1:$inspect_port"
-            "$agent" "127.0.0.1:$backend_port" --bind 127.0.0.1 --public-port "$public_port" --quiet \
-                --inspect "$inspect" >"$work/agent.log" 2>&1 &
-            agent_pid=$!
-            pids+=("$agent_pid")
-            wait_for "http://127.0.0.1:$public_port/hello"
-            feed_pid=""
-            if [ "$mode" = on+page ]; then
-                curl -sSN "http://127.0.0.1:$inspect_port/api/events" >/dev/null 2>&1 &
-                feed_pid=$!
-                pids+=("$feed_pid")
-            fi
-            wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$public_port/hello" >/dev/null  # warm-up
-            warmed=0
-            if [ "$mode" != off ] && [ "$ring" = warm ]; then warmed="$(fill_ring "$public_port" "$inspect_port")"; fi
+            key="$label/$mode"
+            [ "$ring" = warm ] || start_agent "$label" "${named#*=}" "$mode"
+            agent_pid="${agent_pids[$key]}"
             before="$(cpu_ticks "$agent_pid")"
-            output="$(wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:$public_port/hello")"
+            output="$(wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:${public_ports[$key]}/hello")"
             after="$(cpu_ticks "$agent_pid")"
             requests="$(echo "$output" | awk '/requests in/ {print $1}')"
             rate="$(echo "$output" | awk '/Requests\/sec/ {print $2}')"
             micros="$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$requests" \
                 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
             rss="$(rss_mib "$agent_pid")"
-            printf "%-8s %-8s %5s %10s %14s %9s %8s\n" "$label" "$mode" "$round" "$rate" "$micros" "$rss" "$warmed"
+            printf "%-8s %-8s %5s %10s %14s %9s %8s\n" "$label" "$mode" "$round" "$rate" "$micros" "$rss" \
+                "${warm_seconds[$key]}"
             echo "$label $mode $round $rate $micros" >>"$results"
-            [ -z "$feed_pid" ] || kill "$feed_pid" 2>/dev/null || true
-            kill "$agent_pid"
-            wait "$agent_pid" 2>/dev/null || true
+            [ "$ring" = warm ] || stop_agent "$label" "$mode"
         done
     done
 done
