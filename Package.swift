@@ -288,6 +288,7 @@ let package = Package(
                 "PinholeCommands",
                 "PinholeCore",
                 "PinholeIstio",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from common import (BACKEND_PORT, BIG_BYTES, CONCURRENT, DATA, IDLE_TUNNELS, LABELS, MIB, PATHS, PINHOLE_PATHS,
                     SECTIONS, BenchError, Target, say)
@@ -44,6 +45,9 @@ def parse_args(argv):
     parser.add_argument("--json", metavar="FILE", help="write every raw figure to FILE")
     parser.add_argument("--no-build", action="store_true", help="never run swift build; skip Pinhole rows if not built")
     parser.add_argument("--bin-dir", help="take relay/agent from DIR instead of .build/release (implies no build)")
+    parser.add_argument("--baseline-dir", metavar="DIR",
+                        help="HTTP/2 and gRPC sections: also run relay/agent from DIR (another build), rounds "
+                             "alternating with this build's, and give the ratio of the two")
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
     args.duration = args.duration or (3 if args.quick else 10)
@@ -55,6 +59,10 @@ def parse_args(argv):
         parser.error(f"unknown path(s) {', '.join(unknown) or '(none)'}; choose from {','.join(PATHS + SECTIONS)}")
     args.paths = [p for p in PATHS if p in names]
     args.sections = [s for s in SECTIONS if s in names]
+    if args.baseline_dir:
+        args.baseline_dir = Path(args.baseline_dir).resolve()
+        if not all(os.access(args.baseline_dir / p, os.X_OK) for p in ("relay", "agent")):
+            parser.error(f"--baseline-dir {args.baseline_dir}: no executable relay and agent there")
     return args
 
 

@@ -9,7 +9,7 @@ import statistics
 import sys
 
 from common import BENCH, MIB, OUT, START_TIMEOUT, BenchError, rotated, say
-from h2 import start_pinhole_rows
+from h2 import start_all_pinhole_rows, with_baseline
 from processes import free_ports, listening, wait_until
 
 VENV = OUT / "grpc-venv"
@@ -50,8 +50,9 @@ def peer(supervisor, python, name, argv, timeout):
 
 def measure_grpc(supervisor, args, bin_dir, tls):
     """{path: {"status", "reason", "unary": [...], "streams": [...], medians}}."""
-    rows = {path: {"label": GRPC_LABELS[path], "status": "pending", "reason": "", "unary": [], "streams": []}
-            for path in GRPC_PATHS}
+    paths, labels = with_baseline(GRPC_PATHS, GRPC_LABELS, args)
+    rows = {path: {"label": labels[path], "status": "pending", "reason": "", "unary": [], "streams": []}
+            for path in paths}
     say("gRPC: grpcio server and clients, direct and through Pinhole")
     try:
         python = venv_python(supervisor)
@@ -70,10 +71,10 @@ def measure_grpc(supervisor, args, bin_dir, tls):
         say(f"  {error}")
         return rows
     targets = {"grpc-direct": f"127.0.0.1:{server_port}"}
-    bases = start_pinhole_rows(supervisor, rows, {"grpc-pinhole": (public, agent_port, tunnel),
-                                                  "grpc-embedded": (embedded,)}, bin_dir, tls, server_port)
+    bases = start_all_pinhole_rows(supervisor, rows, {"grpc-pinhole": (public, agent_port, tunnel),
+                                                      "grpc-embedded": (embedded,)}, args, bin_dir, tls, server_port)
     targets.update({path: base.split("://", 1)[1].rstrip("/") for path, base in bases.items()})
-    live = [path for path in GRPC_PATHS if path in targets]
+    live = [path for path in paths if path in targets]
     for path in live:
         rows[path]["status"] = "measured"
     for index in range(args.runs):
@@ -88,9 +89,9 @@ def measure_grpc(supervisor, args, bin_dir, tls):
                 row["streams"].append(streamed)
             except BenchError as error:
                 row["problems"] = row.get("problems", []) + [str(error)]
-                say(f"  gRPC {GRPC_LABELS[path]}: {error}")
+                say(f"  gRPC {labels[path]}: {error}")
                 continue
-            say(f"grpc round {index + 1}/{args.runs}  {GRPC_LABELS[path]:<17} unary p50 {unary['p50_ms']:.3f} ms  "
+            say(f"grpc round {index + 1}/{args.runs}  {labels[path]:<17} unary p50 {unary['p50_ms']:.3f} ms  "
                 f"p99 {unary['p99_ms']:.3f} ms ({unary['calls']:,} calls)  64 MiB down "
                 f"{streamed['down_mbps']:,.0f} MB/s  up {streamed['up_mbps']:,.0f} MB/s")
     for row in rows.values():

@@ -19,6 +19,9 @@ from processes import free_ports, listening, wait_until
 H2_PATHS = ("h2-direct", "h2-nghttpx", "h2-pinhole", "h2-embedded")
 H2_LABELS = {"h2-direct": "direct (nghttpd)", "h2-nghttpx": "nghttpx hop", "h2-pinhole": "pinhole",
              "h2-embedded": "pinhole embedded"}
+# With --baseline-dir, each Pinhole row gets a twin run from the other build, its path
+# ending in BASELINE_SUFFIX, measured in the same rounds.
+BASELINE_SUFFIX = "-base"
 H2LOAD_CLIENTS, H2LOAD_STREAMS = 10, 10
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # length 0, type SETTINGS, no flags, stream 0
@@ -102,13 +105,45 @@ def start_pinhole_h2(supervisor, bin_dir, tls, ports, app_port, embedded, tag):
     return row.base
 
 
+def with_baseline(paths, labels, args):
+    """The section's paths and labels, plus a baseline twin of each Pinhole row (its path
+    ending in BASELINE_SUFFIX) when --baseline-dir is given."""
+    paths, labels = list(paths), dict(labels)
+    if getattr(args, "baseline_dir", None):
+        for path in [p for p in paths if "pinhole" in p or "embedded" in p]:
+            paths.append(path + BASELINE_SUFFIX)
+            labels[path + BASELINE_SUFFIX] = labels[path].replace("pinhole ", "") + " [base]"
+    return paths, labels
+
+
+def start_all_pinhole_rows(supervisor, rows, ports, args, bin_dir, tls, app_port):
+    """start_pinhole_rows for this build, then (with --baseline-dir) for the baseline build
+    on fresh ports: {path: base URL}. ports: this build's {path: its ports}."""
+    bases = start_pinhole_rows(supervisor, rows, ports, bin_dir, tls, app_port)
+    if getattr(args, "baseline_dir", None):
+        fresh = iter(free_ports(sum(len(p) for p in ports.values())))
+        twins = {path + BASELINE_SUFFIX: tuple(next(fresh) for _ in row_ports) for path, row_ports in ports.items()}
+        bases.update(start_pinhole_rows(supervisor, rows, twins, args.baseline_dir, tls, app_port))
+    return bases
+
+
+def baseline_ratios(rows, figure):
+    """{path: this build's figure / the baseline's} for the Pinhole rows measured both ways."""
+    ratios = {}
+    for path, row in rows.items():
+        twin = rows.get(path + BASELINE_SUFFIX)
+        if twin and row.get(figure) and twin.get(figure):
+            ratios[path] = row[figure] / twin[figure]
+    return ratios
+
+
 def start_pinhole_rows(supervisor, rows, ports, bin_dir, tls, app_port):
     """Relay + agent and the embedded relay in front of the h2c app on app_port: {path: base URL}
     for the rows that started; the others get their status (unsupported, failed, skipped) and reason.
-    ports: {path: its ports}, the embedded row's path ending in "-embedded"."""
+    ports: {path: its ports}, the embedded row's path containing "embedded"."""
     bases = {}
     for path, row_ports in ports.items():
-        embedded = path.endswith("-embedded")
+        embedded = "embedded" in path
         if bin_dir is None or (tls is None and not embedded):
             rows[path].update(status="skipped", reason="Pinhole not built")
             continue
@@ -155,7 +190,8 @@ def h2load(supervisor, name, url, duration):
 
 def measure_h2(supervisor, args, bin_dir, tls):
     """{path: {"status", "reason", "runs"}} for the four HTTP/2 rows, runs interleaved."""
-    rows = {path: {"label": H2_LABELS[path], "status": "pending", "reason": "", "runs": []} for path in H2_PATHS}
+    paths, labels = with_baseline(H2_PATHS, H2_LABELS, args)
+    rows = {path: {"label": labels[path], "status": "pending", "reason": "", "runs": []} for path in paths}
     nghttpd_port, nghttpx_port, public, agent_port, tunnel, embedded = free_ports(6)
     say(f"HTTP/2: nghttpd, nghttpx, Pinhole in front of nghttpd (h2load -c{H2LOAD_CLIENTS} -m{H2LOAD_STREAMS})")
     bases = {}
@@ -168,9 +204,10 @@ def measure_h2(supervisor, args, bin_dir, tls):
         for path in ("h2-direct", "h2-nghttpx"):
             if path not in bases:
                 rows[path].update(status="failed", reason=str(error))
-    bases.update(start_pinhole_rows(supervisor, rows, {"h2-pinhole": (public, agent_port, tunnel),
-                                                       "h2-embedded": (embedded,)}, bin_dir, tls, nghttpd_port))
-    live = [path for path in H2_PATHS if path in bases]
+    bases.update(start_all_pinhole_rows(supervisor, rows, {"h2-pinhole": (public, agent_port, tunnel),
+                                                           "h2-embedded": (embedded,)}, args, bin_dir, tls,
+                                        nghttpd_port))
+    live = [path for path in paths if path in bases]
     for path in live:
         rows[path]["status"] = "measured"
     for index in range(args.runs):
@@ -179,10 +216,10 @@ def measure_h2(supervisor, args, bin_dir, tls):
                 run = h2load(supervisor, f"h2load-{path}-{index + 1}", bases[path] + "/hello", args.duration)
             except BenchError as error:
                 rows[path]["problems"] = rows[path].get("problems", []) + [str(error)]
-                say(f"  {H2_LABELS[path]}: {error}")
+                say(f"  {labels[path]}: {error}")
                 continue
             rows[path]["runs"].append(run)
-            say(f"h2 round {index + 1}/{args.runs}  {H2_LABELS[path]:<17} {run['rps']:>9,.0f} req/s  "
+            say(f"h2 round {index + 1}/{args.runs}  {labels[path]:<17} {run['rps']:>9,.0f} req/s  "
                 f"mean {run['mean_ms']:.3g} ms  failed {run['failed']}")
     for row in rows.values():
         rps = [run["rps"] for run in row["runs"]]

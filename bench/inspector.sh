@@ -5,19 +5,33 @@
 # returning 13 bytes; wrk drives it. Everything on 127.0.0.1. Rounds alternate the
 # modes so drift on a shared machine hits each alike.
 #
-#   bench/inspector.sh                  3 rounds of 5 s per mode
-#   ROUNDS=5 DURATION=10 bench/inspector.sh
-#   bench/inspector.sh --no-build       use the release agent already built
+# The ring is measured warm: every agent (each build, each mode) starts once and, with the
+# inspector on, wrk runs until its ring is full (its first record pushed out); the rounds
+# then alternate between the running agents. So the measure sees the steady state, where
+# each new record takes the place of the oldest, not the ring growing into fresh memory.
+# RING=cold starts a fresh agent for each measure instead, after a 1 s warm-up: the ring
+# still grows.
 #
-# Needs nginx, wrk, curl (apt-get install nginx wrk curl). Target (issue 16): with the
-# inspector on, at most 10% more CPU per request than off.
+#   bench/inspector.sh                  5 rounds of 5 s per mode
+#   ROUNDS=7 DURATION=10 bench/inspector.sh
+#   MODES="off on" bench/inspector.sh   only some of the modes (off is the reference)
+#   RING=cold bench/inspector.sh        the ring still filling
+#   bench/inspector.sh --no-build       use the release agent already built
+#   AGENTS="main=/tmp/main/agent new=.build/release/agent" bench/inspector.sh --no-build
+#                                       two builds in the same rounds, each with its own ratio
+#
+# Each round gives each mode's ratio to off in that round; the verdict takes the median of
+# those ratios. Needs nginx, wrk, curl (apt-get install nginx wrk curl). Target (issue 16):
+# with the inspector on, at most 10% more CPU per request than off.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-rounds="${ROUNDS:-3}"
+rounds="${ROUNDS:-5}"
 duration="${DURATION:-5}"
 connections="${CONNECTIONS:-50}"
-modes=(off on on+page)
+read -r -a modes <<<"${MODES:-off on on+page}"
+ring="${RING:-warm}"
+warm_limit="${WARM_LIMIT:-90}"  # seconds of warm-up at most before a warm ring is measured
 
 for tool in nginx wrk curl python3; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
@@ -29,7 +43,7 @@ if [ "${1:-}" != "--no-build" ]; then
     echo "building the release agent (swift build -c release --product agent)"
     swift build -c release --product agent >/dev/null
 fi
-agent="$(swift build -c release --show-bin-path)/agent"
+agents="${AGENTS:-this=$(swift build -c release --show-bin-path)/agent}"
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 
 work="$(mktemp -d /tmp/pinhole-inspector-bench.XXXXXX)"
@@ -54,6 +68,21 @@ wait_for() {  # URL: until it answers, at most 10 s
 }
 cpu_ticks() {  # PID: user + system clock ticks so far
     awk '{print $14 + $15}' "/proc/$1/stat"
+}
+rss_mib() {  # PID: resident memory in MiB
+    awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"
+}
+fill_ring() {  # PUBLIC_PORT INSPECT_PORT: wrk until request #1 has left the ring; prints the seconds
+    local waited=0
+    while curl -fsS -o /dev/null "http://127.0.0.1:$2/api/requests/1" 2>/dev/null; do
+        if [ "$waited" -ge "$warm_limit" ]; then
+            echo "the ring was not full after ${warm_limit} s of warm-up (WARM_LIMIT)" >&2
+            exit 1
+        fi
+        wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$1/hello" >/dev/null
+        waited=$((waited + 2))
+    done
+    echo "$waited"
 }
 
 backend_port="$(free_port)"
@@ -85,38 +114,70 @@ wait_for "http://127.0.0.1:$backend_port/hello"
 ticks_per_second="$(getconf CLK_TCK)"
 results="$work/results"
 : >"$results"
-echo "agent $agent, nginx on 127.0.0.1:$backend_port, wrk -t1 -c$connections -d${duration}s, $rounds rounds"
-printf "%-8s %5s %10s %14s\n" mode round "req/s" "CPU µs/req"
+declare -A public_ports inspect_ports agent_pids feed_pids warm_seconds
+
+start_agent() {  # LABEL AGENT MODE: starts it, warms it (and fills its ring when warm)
+    local key="$1/$3" public_port inspect_port inspect="off"
+    public_port="$(free_port)"
+    inspect_port="$(free_port)"
+    [ "$3" = off ] || inspect="127.0.0.1:$inspect_port"
+    "$2" "127.0.0.1:$backend_port" --bind 127.0.0.1 --public-port "$public_port" --quiet \
+        --inspect "$inspect" >"$work/agent-${1}-${3}.log" 2>&1 &
+    agent_pids[$key]=$!
+    pids+=("$!")
+    public_ports[$key]="$public_port"
+    inspect_ports[$key]="$inspect_port"
+    wait_for "http://127.0.0.1:$public_port/hello"
+    feed_pids[$key]=""
+    if [ "$3" = on+page ]; then
+        curl -sSN "http://127.0.0.1:$inspect_port/api/events" >/dev/null 2>&1 &
+        feed_pids[$key]=$!
+        pids+=("$!")
+    fi
+    wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$public_port/hello" >/dev/null
+    warm_seconds[$key]=0
+    if [ "$3" != off ] && [ "$ring" = warm ]; then
+        warm_seconds[$key]="$(fill_ring "$public_port" "$inspect_port")"
+    fi
+}
+stop_agent() {  # LABEL MODE
+    local key="$1/$2"
+    [ -z "${feed_pids[$key]}" ] || kill "${feed_pids[$key]}" 2>/dev/null || true
+    kill "${agent_pids[$key]}"
+    wait "${agent_pids[$key]}" 2>/dev/null || true
+}
+
+echo "agents $agents, nginx on 127.0.0.1:$backend_port, wrk -t1 -c$connections -d${duration}s, $rounds rounds," \
+    "ring $ring"
+if [ "$ring" = warm ]; then
+    # Every agent and mode stays up for the whole run: started and warmed once, then the
+    # rounds alternate between them, each ring staying full.
+    echo "starting the agents and filling their rings"
+    for named in $agents; do
+        for mode in "${modes[@]}"; do start_agent "${named%%=*}" "${named#*=}" "$mode"; done
+    done
+fi
+printf "%-8s %-8s %5s %10s %14s %9s %8s\n" agent mode round "req/s" "CPU µs/req" "RSS MiB" "warm s"
 for round in $(seq "$rounds"); do
-    for mode in "${modes[@]}"; do
-        public_port="$(free_port)"
-        inspect_port="$(free_port)"
-        inspect="off"
-        [ "$mode" = off ] || inspect="127.0.0.1:$inspect_port"
-        "$agent" "127.0.0.1:$backend_port" --bind 127.0.0.1 --public-port "$public_port" --quiet \
-            --inspect "$inspect" >"$work/agent.log" 2>&1 &
-        agent_pid=$!
-        pids+=("$agent_pid")
-        wait_for "http://127.0.0.1:$public_port/hello"
-        feed_pid=""
-        if [ "$mode" = on+page ]; then
-            curl -sSN "http://127.0.0.1:$inspect_port/api/events" >/dev/null 2>&1 &
-            feed_pid=$!
-            pids+=("$feed_pid")
-        fi
-        wrk -t1 -c"$connections" -d1s "http://127.0.0.1:$public_port/hello" >/dev/null  # warm-up
-        before="$(cpu_ticks "$agent_pid")"
-        output="$(wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:$public_port/hello")"
-        after="$(cpu_ticks "$agent_pid")"
-        requests="$(echo "$output" | awk '/requests in/ {print $1}')"
-        rate="$(echo "$output" | awk '/Requests\/sec/ {print $2}')"
-        micros="$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$requests" \
-            'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
-        printf "%-8s %5s %10s %14s\n" "$mode" "$round" "$rate" "$micros"
-        echo "$mode $rate $micros" >>"$results"
-        [ -z "$feed_pid" ] || kill "$feed_pid" 2>/dev/null || true
-        kill "$agent_pid"
-        wait "$agent_pid" 2>/dev/null || true
+    for named in $agents; do
+        label="${named%%=*}"
+        for mode in "${modes[@]}"; do
+            key="$label/$mode"
+            [ "$ring" = warm ] || start_agent "$label" "${named#*=}" "$mode"
+            agent_pid="${agent_pids[$key]}"
+            before="$(cpu_ticks "$agent_pid")"
+            output="$(wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:${public_ports[$key]}/hello")"
+            after="$(cpu_ticks "$agent_pid")"
+            requests="$(echo "$output" | awk '/requests in/ {print $1}')"
+            rate="$(echo "$output" | awk '/Requests\/sec/ {print $2}')"
+            micros="$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$requests" \
+                'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
+            rss="$(rss_mib "$agent_pid")"
+            printf "%-8s %-8s %5s %10s %14s %9s %8s\n" "$label" "$mode" "$round" "$rate" "$micros" "$rss" \
+                "${warm_seconds[$key]}"
+            echo "$label $mode $round $rate $micros" >>"$results"
+            [ "$ring" = warm ] || stop_agent "$label" "$mode"
+        done
     done
 done
 
@@ -125,14 +186,19 @@ echo "medians:"
 python3 - "$results" <<'EOF'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
-medians = {}
-for mode in ("off", "on", "on+page"):
-    rates = [float(r[1]) for r in rows if r[0] == mode]
-    cpu = [float(r[2]) for r in rows if r[0] == mode]
-    medians[mode] = (statistics.median(rates), statistics.median(cpu))
-off = medians["off"][1]
-for mode, (rate, cpu) in medians.items():
-    print(f"  {mode:8} {rate:10.0f} req/s  {cpu:7.1f} µs CPU/req  {cpu / off:5.2f}x off")
-ratio = medians["on"][1] / off
-print(f"target (inspector on ≤ 1.10x the CPU per request of off): {'met' if ratio <= 1.10 else 'NOT met'} ({ratio:.2f}x)")
+for label in dict.fromkeys(r[0] for r in rows):
+    mine = [r for r in rows if r[0] == label]
+    off = {r[2]: float(r[4]) for r in mine if r[1] == "off"}
+    for mode in dict.fromkeys(r[1] for r in mine):
+        rates = [float(r[3]) for r in mine if r[1] == mode]
+        cpu = [float(r[4]) for r in mine if r[1] == mode]
+        ratios = [float(r[4]) / off[r[2]] for r in mine if r[1] == mode and r[2] in off]
+        each = " ".join(f"{x:.2f}" for x in ratios)
+        print(f"  {label:8} {mode:8} {statistics.median(rates):8.0f} req/s  {statistics.median(cpu):6.1f} µs CPU/req"
+              f"  median {statistics.median(ratios):.2f}x off (rounds: {each})")
+    ratios = [float(r[4]) / off[r[2]] for r in mine if r[1] == "on" and r[2] in off]
+    if ratios:
+        ratio = statistics.median(ratios)
+        verdict = "met" if ratio <= 1.10 else "NOT met"
+        print(f"  {label}: target (inspector on ≤ 1.10x the CPU per request of off): {verdict} ({ratio:.2f}x)")
 EOF

@@ -85,10 +85,10 @@ public final class Agent: Sendable {
         do {
             channel = try await PublicServer.bind(
                 host: bindHost, port: publicPort, group: group, router: router,
-                requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout, logger: logger,
-                scheme: scheme,
+                requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout,
+                allow: configuration.allow, logger: logger, scheme: scheme,
                 pipeline: PublicHTTP2.setup(
-                    router: router, requestTimeout: configuration.requestTimeout,
+                    requestTimeout: configuration.requestTimeout,
                     idleTimeout: configuration.idleTimeout, scheme: scheme, logger: logger,
                     first: beforeHTTP, watch: watch, onComplete: onComplete),
                 watch: watch, onComplete: onComplete)

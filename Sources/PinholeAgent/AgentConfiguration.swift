@@ -58,6 +58,8 @@ public struct AgentConfiguration: Sendable {
     /// relay that accepts and then says nothing (hung, or not a relay) is retried.
     public var handshakeTimeout: TimeAmount = .seconds(10)
     public var http2 = HTTP2Configuration()
+    /// Embedded relay: who may send requests (`--allow`); others get 403 naming the flag.
+    public var allow = ClientAllowList.loopbackAndPrivate
     /// Embedded relay: with an identity, the public port speaks TLS with it, offering
     /// ALPN `h2` and `http/1.1` (`--public-cert`/`--public-key`).
     public var publicTLS: TLSIdentity?

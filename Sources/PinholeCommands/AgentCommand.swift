@@ -68,6 +68,15 @@ public struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Embedded relay: address to listen on.")
     var bind = "0.0.0.0"
 
+    @Option(
+        parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Embedded relay: serve only clients in these address blocks (CIDR, or single addresses); others get 403."
+                + " Default: loopback and private networks (127.0.0.0/8 ::1 10.0.0.0/8 172.16.0.0/12"
+                + " 192.168.0.0/16 fc00::/7 fe80::/10). 0.0.0.0/0 ::/0 lets everyone in.",
+            valueName: "cidr"))
+    var allow: [String] = []
+
     @Option(help: "Embedded relay: port for public HTTP.")
     var publicPort = 8080
 
@@ -165,6 +174,10 @@ public struct AgentCommand: AsyncParsableCommand {
                 do { _ = try CertificateFingerprint(parsing: pin) } catch { throw ValidationError("--pin: \(error)") }
             }
         }
+        if relay != nil, !allow.isEmpty {
+            throw ValidationError("--allow is for the embedded relay; with --relay, the relay serves the public side")
+        }
+        _ = try allowList()
         if (publicCert == nil) != (publicKey == nil) {
             throw ValidationError("--public-cert and --public-key go together; give both")
         }
@@ -192,6 +205,16 @@ public struct AgentCommand: AsyncParsableCommand {
         var options = istio
         options.appProtocol = address.appProtocol
         return options
+    }
+
+    /// `--allow`, or loopback and private networks.
+    private func allowList() throws -> ClientAllowList {
+        guard !allow.isEmpty else { return .loopbackAndPrivate }
+        do {
+            return try ClientAllowList(parsing: allow)
+        } catch {
+            throw ValidationError("--allow \(error)")
+        }
     }
 
     private var resolvedToken: String? { token ?? ProcessInfo.processInfo.environment["PINHOLE_TOKEN"] }
@@ -226,6 +249,7 @@ public struct AgentCommand: AsyncParsableCommand {
             }
         }
         configuration.reportsRequests = !quiet
+        configuration.allow = try allowList()
 
         let format = AgentOutput.Format(rawValue: logFormat) ?? .text
         let inspectorOption = try InspectorOption.parse(inspect)
@@ -237,7 +261,8 @@ public struct AgentCommand: AsyncParsableCommand {
         let output = AgentOutput(
             format: format, quiet: quiet, target: targetAddress.description,
             istio: IstioFiles(options: istioOptions(for: targetAddress)), inspector: inspection.server?.url,
-            inspectorMoved: inspection.server.map { $0.portTaken.map { "port \($0) was taken" } } ?? inspection.note)
+            inspectorMoved: inspection.server.map { $0.portTaken.map { "port \($0) was taken" } } ?? inspection.note,
+            allowed: relay == nil ? configuration.allow : nil)
         for warning in istioOptions(for: targetAddress).warnings { Terminal.error("agent: warning: \(warning)") }
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton,

@@ -24,10 +24,12 @@ final class AgentOutput: Sendable {
     private let inspector: String?
     /// Why the inspector is not where it was asked to be, for its header line.
     private let inspectorMoved: String?
+    /// The embedded relay's `--allow`: who can reach the app, for its header line.
+    private let allowed: ClientAllowList?
 
     init(
         format: Format, quiet: Bool, target: String, istio: IstioFiles?, inspector: String? = nil,
-        inspectorMoved: String? = nil
+        inspectorMoved: String? = nil, allowed: ClientAllowList? = nil
     ) {
         self.format = format
         self.quiet = quiet
@@ -35,6 +37,7 @@ final class AgentOutput: Sendable {
         self.istio = istio
         self.inspector = inspector
         self.inspectorMoved = inspectorMoved
+        self.allowed = allowed
         let terminal = Terminal.standardOutput.isTerminal
         Terminal.standardOutput.update { log in
             log.style = format == .json ? .json : .text
@@ -54,7 +57,7 @@ final class AgentOutput: Sendable {
             tunnelReady(tunnel, again: previous != nil, istioFile: written)
         case .request(let record):
             guard !quiet else { return }
-            Terminal.standardOutput.append { line, log in log.append(record, to: &line) }
+            Terminal.requestLines.append(record)
         case .waiting(let request):
             guard !quiet else { return }
             Terminal.standardOutput.append { line, log in log.append(request, to: &line) }
@@ -96,6 +99,7 @@ final class AgentOutput: Sendable {
             if let name = tunnel.name { object["name"] = name }
             if let inspector { object["inspector"] = inspector }
             if let inspectorMoved { object["inspector_moved"] = inspectorMoved }
+            if let allowed { object["allow"] = allowed.ranges.map(\.description) }
             if !tunnel.alternatives.isEmpty { object["alternatives"] = tunnel.alternatives }
             if let istioFile {
                 object["istio_file"] = istioFile.resources; object["istio_restore_file"] = istioFile.restore
@@ -122,6 +126,7 @@ final class AgentOutput: Sendable {
         for alternative in tunnel.alternatives { Terminal.out("             \(alternative)") }
         Terminal.out("  authority  \(tunnel.authority)   <- the host:port for an Istio redirect")
         Terminal.out("  target     \(target)")
+        if let allowed { Terminal.out("  reachable  from \(allowed) only   <- --allow to change") }
         if let inspector {
             let note = inspectorMoved.map { "  (\($0))" } ?? "   <- see, replay, edit and replay requests"
             Terminal.out("  inspector  \(inspector)\(note)")
@@ -176,6 +181,8 @@ final class AgentOutput: Sendable {
 
     /// On the way out: how many requests were cut short, and how to undo the Istio change.
     func stopped(abandoned: Int) {
+        // The abandoned requests' lines first.
+        Terminal.requestLines.drain()
         let restore = istio?.lastWritten?.restore
         if format == .json {
             var object: [String: any Sendable] = ["event": "stopped", "abandoned": abandoned]

@@ -9,9 +9,15 @@ import NIOConcurrencyHelpers
 enum Terminal {
     static let standardOutput: OutputWriter<RequestLogFormat> = {
         let writer = OutputWriter(descriptor: STDOUT_FILENO, state: RequestLogFormat())
-        atexit { Terminal.standardOutput.flush() }
+        atexit {
+            Terminal.requestLines.drain()
+            Terminal.standardOutput.flush()
+        }
         return writer
     }()
+
+    /// The lines of finished requests, gathered per event loop tick (see `LoopBatchedLines`).
+    static let requestLines = LoopBatchedLines(writer: standardOutput)
 
     static func out(_ line: String) {
         standardOutput.append(urgent: true) { output, _ in

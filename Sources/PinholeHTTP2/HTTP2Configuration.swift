@@ -26,7 +26,9 @@ public struct HTTP2Configuration: Sendable {
     /// and the target take turns on the same batch (with `wrk -c50` the machine sat 60%
     /// idle); one write per message costs a TLS record and a syscall each. Batches of
     /// a few kept both cores busy and gave about 18% more requests per second than
-    /// either; 4 and 8 measured the same within this machine's noise.
+    /// either; 4 and 8 measured the same within this machine's noise. `Int.max` sends
+    /// once per tick only: right where the peer is not the next stage of our own
+    /// pipeline (a public client, an h2c app) and each write is a syscall it pays for too.
     public var messagesPerWrite: Int = 8
     /// A stream reports itself unwritable once this much of its outgoing data waits.
     public var streamWriteBufferHighWatermark: Int = 128 * 1024

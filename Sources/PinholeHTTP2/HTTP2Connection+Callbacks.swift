@@ -78,6 +78,10 @@ extension HTTP2Connection {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
             deferredOperations.append(.submitTrailers(stream))
             return count
+        case .reset(let code):
+            // What was queued has gone (HEADERS included); the reset follows it.
+            deferredOperations.append(.reset(stream, code))
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
         }
     }
 
@@ -86,8 +90,11 @@ extension HTTP2Connection {
             let stream = HTTP2Stream(id: streamID, connection: self, delegate: nil)
             streams[streamID] = stream
             events.append(.streamOpened(stream))
+            headerBlockStream = stream
+        } else {
+            headerBlockStream = streams[streamID]
         }
-        if let stream = streams[streamID] {
+        if let stream = headerBlockStream {
             // One allocation for a typical header block instead of growth by doubling.
             stream.incomingHeaders = HTTP2Headers()
             stream.incomingHeaders.reserveCapacity(16)
@@ -95,8 +102,16 @@ extension HTTP2Connection {
         }
     }
 
+    /// The stream a header block is being received for. A block's fields arrive together
+    /// (CONTINUATION frames follow its HEADERS at once, RFC 9113 §6.10), so the stream
+    /// is found once per block, not once per field.
+    private func headerBlockStream(_ streamID: Int32) -> HTTP2Stream? {
+        if let stream = headerBlockStream, stream.id == streamID { return stream }
+        return streams[streamID]
+    }
+
     func header(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int32 {
-        guard let stream = streams[streamID] else { return 0 }
+        guard let stream = headerBlockStream(streamID) else { return 0 }
         stream.incomingHeaderBytes += name.count + value.count + 32
         guard stream.incomingHeaderBytes <= configuration.maxHeaderListSize else {
             stream.resetReason = .headerListTooLarge(streamID: streamID, limit: configuration.maxHeaderListSize)
@@ -113,7 +128,8 @@ extension HTTP2Connection {
         let endStream = frame.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch UInt32(frame.hd.type) {
         case NGHTTP2_HEADERS.rawValue:
-            guard let stream = streams[streamID] else { return }
+            guard let stream = headerBlockStream(streamID) else { return }
+            headerBlockStream = nil
             let headers = stream.incomingHeaders
             stream.incomingHeaders = HTTP2Headers()
             switch stream.state.headersReceived(
@@ -193,6 +209,7 @@ extension HTTP2Connection {
 
     func streamClosed(streamID: Int32, code: HTTP2ErrorCode) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
+        if headerBlockStream === stream { headerBlockStream = nil }
         stream.state.closed()
         stream.discardOutgoing()
         var error = stream.resetReason

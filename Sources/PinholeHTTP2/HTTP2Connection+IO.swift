@@ -187,6 +187,7 @@ extension HTTP2Connection {
             events.append(.streamClosed(stream, stream.resetReason ?? goAwayError ?? error))
         }
         streams.removeAll()
+        headerBlockStream = nil  // it holds its connection
         let pings = pendingPings
         pendingPings.removeAll()
         for (_, ping) in pings { ping.promise.fail(error) }

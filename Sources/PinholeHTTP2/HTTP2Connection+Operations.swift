@@ -115,6 +115,16 @@ extension HTTP2Connection {
             if nghttp2_is_fatal(result) != 0 {
                 terminate(with: .library(operation: "resetting a stream", code: result))
             }
+        case .resetAfterQueued(let stream, let code):
+            switch stream.state.resetAfterQueuedRequested(code) {
+            case .resetNow:
+                stream.discardOutgoing()
+                execute(.reset(stream, code))
+            case .resume:
+                execute(.resumeData(stream))
+            case .waitForProvider, .none:
+                break
+            }
         case .consume(let stream, let count):
             guard !stream.state.isClosed else { return }
             let result = nghttp2_session_consume_stream(session, stream.id, count)

@@ -26,6 +26,8 @@ public final class HTTP2Connection {
     var session: OpaquePointer?
     var context: ChannelHandlerContext?
     var streams: [Int32: HTTP2Stream] = [:]
+    /// The stream whose header block nghttp2 is delivering (see `beginHeaders`).
+    var headerBlockStream: HTTP2Stream?
     var machine = HTTP2ConnectionStateMachine()
 
     var deferredOperations: [Operation] = []
@@ -79,6 +81,7 @@ public final class HTTP2Connection {
         case resumeData(HTTP2Stream)
         case submitTrailers(HTTP2Stream)
         case reset(HTTP2Stream, HTTP2ErrorCode)
+        case resetAfterQueued(HTTP2Stream, HTTP2ErrorCode)
         case consume(HTTP2Stream, Int)
     }
 

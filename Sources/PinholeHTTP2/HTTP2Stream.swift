@@ -102,6 +102,15 @@ public final class HTTP2Stream {
         connection.perform(.reset(self, code))
     }
 
+    /// Resets the stream (RST_STREAM) with `code` once what is already queued has gone
+    /// out: HEADERS submitted in the same tick, and queued data as flow control lets it.
+    /// The peer sees what was sent, then the reset, as when a response is cut short.
+    /// Nothing more can be queued.
+    public func resetAfterQueued(_ code: HTTP2ErrorCode = .internalError) {
+        guard !state.isClosed else { return }
+        connection.perform(.resetAfterQueued(self, code))
+    }
+
     /// Gives `count` bytes of receive window back to the peer: call it once the data
     /// delivered in `.data` parts has been passed on.
     public func consumed(_ count: Int) {

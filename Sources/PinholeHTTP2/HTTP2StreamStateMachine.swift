@@ -21,6 +21,10 @@ struct HTTP2StreamStateMachine: Equatable {
         case queued
         /// These trailers follow the data queued, and end the stream.
         case queuedWithTrailers(HTTP2Headers)
+        /// RST_STREAM with this code follows the HEADERS and data queued: the peer sees
+        /// what was sent, then the reset (a response cut short). A reset submitted at once
+        /// would make nghttp2 drop HEADERS it has not written yet.
+        case resetAfterQueued(HTTP2ErrorCode)
     }
 
     enum Receive: Equatable {
@@ -54,6 +58,21 @@ struct HTTP2StreamStateMachine: Equatable {
         case last(Int)
         /// Send this many bytes, then the trailers end the stream.
         case lastBeforeTrailers(Int)
+        /// Everything queued has gone: wait, and reset the stream with this code.
+        case reset(HTTP2ErrorCode)
+    }
+
+    /// What a reset requested with `resetAfterQueued` needs now.
+    enum QueuedReset: Equatable {
+        /// Nothing of the stream waits to be written (no HEADERS submitted, or the end
+        /// already with nghttp2): reset now.
+        case resetNow
+        /// nghttp2 waits for a resume: resume, and the data provider resets once the queue is empty.
+        case resume
+        /// The data provider will be asked (after HEADERS, as flow control allows) and resets then.
+        case waitForProvider
+        /// The stream is over, or its end is already decided.
+        case none
     }
 
     /// What a HEADERS frame received is.
@@ -110,9 +129,27 @@ struct HTTP2StreamStateMachine: Equatable {
         }
     }
 
+    /// The producer cuts the stream: RST_STREAM with `code` once what it queued is out.
+    mutating func resetAfterQueuedRequested(_ code: HTTP2ErrorCode) -> QueuedReset {
+        guard lifecycle == .open else { return .none }
+        switch send {
+        case .awaitingHeaders, .finished:
+            return .resetNow
+        case .streaming, .deferred:
+            guard localEnd == .open else { return .resetNow }
+            localEnd = .resetAfterQueued(code)
+            return send == .deferred ? .resume : .waitForProvider
+        }
+    }
+
     /// nghttp2 asks for the next DATA frame, of at most `maximum` bytes, with `queued` waiting.
     mutating func provideData(maximum: Int, queued: Int) -> DataProvision {
         let count = min(maximum, queued)
+        if case .resetAfterQueued(let code) = localEnd {
+            if count > 0 { return .data(count) }
+            send = .deferred
+            return .reset(code)
+        }
         guard count == queued, localEnd != .open else {
             if count > 0 { return .data(count) }
             send = .deferred

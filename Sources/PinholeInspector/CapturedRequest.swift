@@ -23,17 +23,20 @@ public struct CapturedRequest: Sendable {
     public var replayOf: Int?
     /// Wall-clock start, seconds since 1970, for `time`.
     public var wallClock: Double
-    public var method: String
-    public var path: String
-    public var authority: String
-    public var scheme: String
+    /// The request's head as the agent got it. Kept whole: the fields below read it only
+    /// when the API asks, so a capture builds no strings of its own.
+    public internal(set) var head: ProxyRequestHead
+    public var method: String { head.method.rawValue }
+    public var path: String { head.path }
+    public var authority: String { head.authority }
+    public var scheme: String { head.scheme }
     /// What the client spoke to the public side, as the log's `protocol`: HTTP/1.1 or HTTP/2.
-    public var clientProtocol: ClientProtocol
+    public var clientProtocol: ClientProtocol { head.clientProtocol }
     /// For a gRPC call, its method (the path), as the log's `grpc_method`.
-    public var grpcMethod: String?
+    public var grpcMethod: String? { head.isGRPC ? head.path : nil }
     /// The protocol the request asked to switch to (`websocket`).
-    public var upgrade: String?
-    public var requestHeaders: HTTPHeaders
+    public var upgrade: String? { head.upgrade }
+    public var requestHeaders: HTTPHeaders { head.headers }
     public var requestBody = CapturedBody()
     public var requestTrailers: HTTPHeaders? {
         didSet { requestTrailerBytes = Self.size(of: requestTrailers) }
@@ -66,30 +69,34 @@ public struct CapturedRequest: Sendable {
         self.id = id
         self.replayOf = replayOf
         self.wallClock = wallClock
-        self.method = head.method.rawValue
-        self.path = head.path
-        self.authority = head.authority
-        self.scheme = head.scheme
-        self.requestHeaders = head.headers
+        self.head = head
         self.requestHeaderBytes = Self.size(of: head.headers)
-        self.clientProtocol = head.clientProtocol
-        self.grpcMethod = head.isGRPC ? head.path : nil
-        self.upgrade = head.upgrade
         self.timing = CapturedTiming(started: started)
         self.deadline = deadline
     }
 
     /// Roughly what this record costs in memory: what the ring counts.
     var approximateBytes: Int {
-        256 + requestHeaderBytes + requestTrailerBytes + responseHeaderBytes + responseTrailerBytes
-            + requestBody.kept.readableBytes + responseBody.kept.readableBytes + path.utf8.count
+        Self.fixedBytes + requestHeaderBytes + requestTrailerBytes + responseHeaderBytes + responseTrailerBytes
+            + requestBody.storedBytes + responseBody.storedBytes + Self.heapBytes(path)
     }
 
+    /// What every record holds apart from its heads and bodies: the record in its slot,
+    /// and the allocations' own headers.
+    private static let fixedBytes = MemoryLayout<CapturedRequest>.stride + 128
+
+    /// A field list's array, each field's pair of strings, and the strings too long to be
+    /// kept inline (more than 15 bytes).
     private static func size(of headers: HTTPHeaders?) -> Int {
         guard let headers else { return 0 }
-        var total = 0
-        for (name, value) in headers { total += name.utf8.count + value.utf8.count + 32 }
+        var total = 32
+        for (name, value) in headers { total += 32 + heapBytes(name) + heapBytes(value) }
         return total
+    }
+
+    private static func heapBytes(_ text: String) -> Int {
+        let count = text.utf8.count
+        return count > 15 ? 32 + count : 0
     }
 
     /// The client's address, as the relay (or embedded relay) appended it to X-Forwarded-For.
@@ -105,6 +112,30 @@ public struct CapturedBody: Sendable {
     public var totalBytes = 0
 
     public var isTruncated: Bool { totalBytes > kept.readableBytes }
+
+    /// What the kept bytes hold in memory, for the ring's count: a view of a larger
+    /// buffer holds all of that buffer.
+    var storedBytes: Int { kept.storageCapacity }
+
+    /// Keeps what is still under `limit` of `body`, and counts all of it. A first piece
+    /// that fills at least half of the buffer it lies in is kept as a view of that buffer,
+    /// without a copy (most bodies come in one piece); a small piece of a large buffer is
+    /// copied, so that it does not hold the rest of that buffer in the ring, and later
+    /// pieces are appended to a buffer of our own.
+    mutating func keep(_ body: ByteBuffer, limit: Int) {
+        totalBytes += body.readableBytes
+        let count = min(limit - kept.readableBytes, body.readableBytes)
+        guard count > 0 else { return }
+        let piece = body.getSlice(at: body.readerIndex, length: count)!
+        if kept.readableBytes == 0 {
+            guard piece.storageCapacity > 2 * count else {
+                kept = piece
+                return
+            }
+            kept = ByteBufferAllocator().buffer(capacity: count)
+        }
+        kept.writeImmutableBuffer(piece)
+    }
 }
 
 /// When each step of an exchange happened (monotonic clock).

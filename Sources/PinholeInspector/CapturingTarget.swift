@@ -1,4 +1,3 @@
-import Foundation
 import NIOCore
 import NIOHTTP1
 import PinholeCore
@@ -20,14 +19,9 @@ public struct CapturingTarget: ExchangeTarget {
     func start(
         _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop, replayOf: Int?
     ) throws(ExchangeError) -> CapturingExchange {
-        let started = NIODeadline.now()
-        let wallClock = Date().timeIntervalSince1970
         let deadline = CallerDeadline(headers: head.headers)
-        let id = store.begin(
-            CapturedRequest(
-                id: 0, head: head, replayOf: replayOf, wallClock: wallClock, started: started, deadline: deadline))
         let capture = CapturingExchange(
-            id: id, store: store, bodyLimit: store.limits.bodyBytes, downstream: downstream, started: started)
+            head, replayOf: replayOf, deadline: deadline, store: store, downstream: downstream)
         do throws(ExchangeError) {
             capture.upstream = try inner.startExchange(
                 head, downstream: CaptureResponseSide(capture), on: eventLoop)
@@ -65,9 +59,12 @@ final class CaptureResponseSide: ExchangeDownstream, ExchangeDeliveryObserving {
 
 /// One exchange, seen from between its downstream and upstream: every call is passed
 /// on unchanged, after a note of it. The downstream talks to it as its upstream; the
-/// target answers it through its `CaptureResponseSide`. Lives on the exchange's event loop.
+/// target answers it through its `CaptureResponseSide`. Lives on the exchange's event
+/// loop, and goes with it: what stays in the ring is only its small `slot`, which it
+/// changes through the store (under its lock) without looking it up.
 final class CapturingExchange: ExchangeUpstream {
     let id: Int
+    private let slot: InspectorStore.Slot
     private let store: InspectorStore
     private let bodyLimit: Int
     /// Cleared when the exchange is over, as the sides it joins clear theirs.
@@ -76,14 +73,22 @@ final class CapturingExchange: ExchangeUpstream {
     private var timing: CapturedTiming
     private var requestBody = CapturedBody()
     private var responseBody = CapturedBody()
-    private var requestTrailers: HTTPHeaders?
     private var over = false
     private var deadlineTimer: Scheduled<Void>?
 
-    init(id: Int, store: InspectorStore, bodyLimit: Int, downstream: any ExchangeDownstream, started: NIODeadline) {
-        self.id = id
+    /// Starts the record of `head` in `store`, at the current time.
+    init(
+        _ head: ProxyRequestHead, replayOf: Int?, deadline: CallerDeadline?, store: InspectorStore,
+        downstream: any ExchangeDownstream
+    ) {
+        let started = NIODeadline.now()
+        self.slot = InspectorStore.Slot(
+            CapturedRequest(
+                id: 0, head: head, replayOf: replayOf, wallClock: store.wallClock(at: started), started: started,
+                deadline: deadline))
+        self.id = store.begin(slot)
         self.store = store
-        self.bodyLimit = bodyLimit
+        self.bodyLimit = store.limits.bodyBytes
         self.downstream = downstream
         self.timing = CapturedTiming(started: started)
     }
@@ -99,12 +104,11 @@ final class CapturingExchange: ExchangeUpstream {
 
     func sendEnd(trailers: HTTPHeaders?) {
         timing.requestEnded = .now()
-        requestTrailers = trailers
         // A request held at the app shows its body and trailers at once; one without
         // either has nothing new to show until its response.
         if requestBody.totalBytes > 0 || trailers != nil {
             let (body, timing) = (requestBody, self.timing)
-            store.update(id) {
+            store.update(slot) {
                 $0.requestBody = body
                 $0.requestTrailers = trailers
                 $0.timing = timing
@@ -136,7 +140,7 @@ final class CapturingExchange: ExchangeUpstream {
         let now = NIODeadline.now()
         timing.responseStarted = now
         let timing = self.timing
-        store.update(id) {
+        store.update(slot) {
             $0.status = Int(head.status.code)
             $0.responseHeaders = head.headers
             $0.state = .responding
@@ -180,14 +184,12 @@ final class CapturingExchange: ExchangeUpstream {
         downstream = nil
         upstream = nil
         timing.finished = .now()
-        let (timing, requestBody, responseBody, requestTrailers) =
-            (self.timing, self.requestBody, self.responseBody, self.requestTrailers)
-        store.update(id) {
+        let (timing, requestBody, responseBody) = (self.timing, self.requestBody, self.responseBody)
+        store.update(slot) {
             $0.state = state
             $0.error = error
             $0.timing = timing
             $0.requestBody = requestBody
-            $0.requestTrailers = requestTrailers
             $0.responseBody = responseBody
             $0.responseTrailers = trailers
             // A failure before any response head: the status Pinhole answered with.
@@ -204,20 +206,7 @@ final class CapturingExchange: ExchangeUpstream {
         deadlineTimer = eventLoop.assumeIsolated().scheduleTask(in: deadline.timeout) {
             guard !self.over, self.timing.responseStarted == nil else { return }
             watch.report(DeadlineNotice(id: id, method: method, path: path, deadline: deadline))
-            self.store.update(id) { $0.deadlinePassed = true }
+            self.store.update(self.slot) { $0.deadlinePassed = true }
         }
-    }
-}
-
-extension CapturedBody {
-    /// Copies what is still under `limit` of `body`, and counts all of it.
-    mutating func keep(_ body: ByteBuffer, limit: Int) {
-        totalBytes += body.readableBytes
-        let room = limit - kept.readableBytes
-        guard room > 0 else { return }
-        let count = min(room, body.readableBytes)
-        if kept.capacity == 0 { kept = ByteBufferAllocator().buffer(capacity: count) }
-        var slice = body.getSlice(at: body.readerIndex, length: count)!
-        kept.writeBuffer(&slice)
     }
 }

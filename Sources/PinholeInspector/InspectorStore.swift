@@ -1,3 +1,4 @@
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -24,9 +25,11 @@ public final class InspectorStore: Sendable {
     }
 
     /// One record and what it counts for in the ring. A class, so records are changed
-    /// in place and the ring moves pointers when it grows.
-    // Unchecked: slots are reached only through `state`, under its lock.
-    private final class Slot: @unchecked Sendable {
+    /// in place, the ring moves pointers when it grows, and an exchange holds its own
+    /// slot instead of looking it up. Kept small: the ring holds one per record, and
+    /// pushing the oldest out touches it cold.
+    // Unchecked: `record` and `size` are reached only under the store's lock (`state`).
+    final class Slot: @unchecked Sendable {
         var record: CapturedRequest
         var size: Int
 
@@ -53,6 +56,11 @@ public final class InspectorStore: Sendable {
             return slots[offset: offset]
         }
 
+        /// Whether `slot` is still in the ring (not pushed out, not cleared).
+        func holds(_ slot: Slot) -> Bool {
+            slot.record.id >= oldest && slot.record.id < nextID
+        }
+
         /// Drops the oldest records while over `limit`; the newest always stays.
         mutating func evict(limit: Int) {
             while bytes > limit, slots.count > 1 {
@@ -64,15 +72,23 @@ public final class InspectorStore: Sendable {
 
     public let limits: Limits
     private let state = NIOLockedValueBox(State())
+    /// Seconds since 1970 at the monotonic clock's zero, read once: a record's wall-clock
+    /// time is its monotonic start plus this, rather than a clock read of its own.
+    let wallClockOffset: Double
 
     public init(limits: Limits = Limits()) {
         self.limits = limits
+        self.wallClockOffset = Date().timeIntervalSince1970 - Double(NIODeadline.now().uptimeNanoseconds) / 1e9
     }
 
-    /// Adds `record` under the next id, and returns that id. The record is built by the
-    /// caller, outside the lock that every event loop's exchanges share.
-    func begin(_ record: CapturedRequest) -> Int {
-        let slot = Slot(record)
+    /// The wall-clock time (seconds since 1970) of monotonic time `deadline`.
+    func wallClock(at deadline: NIODeadline) -> Double {
+        wallClockOffset + Double(deadline.uptimeNanoseconds) / 1e9
+    }
+
+    /// Adds `slot`'s record under the next id, and returns that id. The record is built by
+    /// the caller, outside the lock that every event loop's exchanges share.
+    func begin(_ slot: Slot) -> Int {
         let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]) in
             let id = state.nextID
             state.nextID += 1
@@ -86,16 +102,16 @@ public final class InspectorStore: Sendable {
         return id
     }
 
-    /// Changes a record, if it is still in the ring.
-    func update(_ id: Int, _ change: (inout CapturedRequest) -> Void) {
-        let listeners = state.withLockedValue { state -> [@Sendable (Change) -> Void] in
-            guard let slot = state.slot(id) else { return [] }
+    /// Changes `slot`'s record, if it is still in the ring.
+    func update(_ slot: Slot, _ change: (inout CapturedRequest) -> Void) {
+        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]) in
+            guard state.holds(slot) else { return (0, []) }
             change(&slot.record)
             let size = slot.record.approximateBytes
             state.bytes += size - slot.size
             slot.size = size
             state.evict(limit: limits.totalBytes)
-            return state.listening
+            return (slot.record.id, state.listening)
         }
         for listener in listeners { listener(.updated(id: id)) }
     }

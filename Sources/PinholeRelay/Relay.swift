@@ -24,6 +24,8 @@ public final class Relay: Sendable {
     private let registry: TunnelRegistry
     /// Shared by every public listener: the caps count across them.
     private let publicLimits: PublicLimits
+    private let publicConnections: ConnectionLimits
+    private let agentConnectionLimits: ConnectionLimits
     private let listeners = NIOLockedValueBox<[any Channel]>([])
     /// Agent connections, closed on shutdown so agents notice at once and reconnect elsewhere.
     private let agentConnections = ChannelSet()
@@ -44,6 +46,12 @@ public final class Relay: Sendable {
             file: configuration.registryPath.map { RegistryFile(path: $0, logger: logger) })
         self.publicLimits = PublicLimits(
             inFlight: InFlightLimits(caps: configuration.inFlightCaps), stallTimeout: configuration.stallTimeout)
+        self.publicConnections = ConnectionLimits(
+            caps: configuration.publicConnectionCaps, totalFlag: "--max-connections",
+            perAddressFlag: "--max-connections-per-address")
+        self.agentConnectionLimits = ConnectionLimits(
+            caps: configuration.agentConnectionCaps, totalFlag: "--max-agent-connections",
+            perAddressFlag: "--max-agent-connections-per-address")
         if let publicHost = configuration.publicHost {
             advertisedHost = publicHost
         } else if !LocalAddresses.isWildcard(configuration.bindHost) {
@@ -102,7 +110,13 @@ public final class Relay: Sendable {
                     ChannelOptions.recvAllocator,
                     value: AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 512, maximum: 256 * 1024)
                 )
-                .childChannelInitializer { [agentConnections] channel in
+                .childChannelInitializer { [agentConnections, agentConnectionLimits, logger] channel in
+                    do {
+                        try agentConnectionLimits.count(channel)
+                    } catch {
+                        logger.debug("agent connection refused", metadata: ["limit": "\(error)"])
+                        return channel.eventLoop.makeFailedFuture(error)
+                    }
                     agentConnections.insert(channel)
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandlers([
@@ -112,6 +126,11 @@ public final class Relay: Sendable {
                 }
                 .bind(host: self.configuration.bindHost, port: self.configuration.agentPort).get()
         }
+        // Ports kept across a restart answer at once: until the tunnel's agent is back, a
+        // request gets the 503 naming it, not a refused connection.
+        // (A port another program holds now is skipped, as on first use.)
+        let held = registry.heldPorts.map { ensurePortListener($0, childLoop: group.next()) }
+        for binding in held { _ = try? await binding.get() }
         let addresses = Addresses(
             publicPort: publicChannel.localAddress?.port ?? 0, agentPort: agentChannel.localAddress?.port ?? 0)
         logger.info(
@@ -168,9 +187,9 @@ public final class Relay: Sendable {
         return try await PublicServer.bind(
             host: configuration.bindHost, port: port, group: group, childGroup: childGroup, router: router,
             requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout, limits: publicLimits,
-            logger: logger, scheme: scheme,
+            connections: publicConnections, logger: logger, scheme: scheme,
             pipeline: PublicHTTP2.setup(
-                router: router, requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout,
+                requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout,
                 limits: publicLimits, scheme: scheme, logger: logger,
                 first: PublicTLS.first(publicTLS.withLockedValue { $0 })))
     }

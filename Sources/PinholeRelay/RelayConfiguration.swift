@@ -61,6 +61,12 @@ public struct RelayConfiguration: Sendable {
     public var inFlightCaps = InFlightLimits.Caps()
     /// `--stall-timeout` (see `PublicLimits`); nil for never.
     public var stallTimeout: TimeAmount? = PublicLimits.defaultStallTimeout
+    /// Caps on open public connections, all public listeners together
+    /// (`--max-connections`, `--max-connections-per-address`), and on agent connections
+    /// (`--max-agent-connections`, `--max-agent-connections-per-address`): kept apart,
+    /// so public clients can never take the places agents need.
+    public var publicConnectionCaps = ConnectionLimits.Caps.publicDefault
+    public var agentConnectionCaps = ConnectionLimits.Caps.agentDefault
     /// Token checks one address (IPv4) or /64 (IPv6) may have in any 5 s, however many
     /// connections it opens (`--token-checks`); further hellos are told to slow down.
     public var tokenChecksPer5Seconds = 10
@@ -105,6 +111,9 @@ public struct RelayConfiguration: Sendable {
         }
         if let forgetAfter, forgetAfter <= .zero {
             throw .configuration("--forget-after must be at least 1 day (or 0 for never)")
+        }
+        for caps in [publicConnectionCaps, agentConnectionCaps] where caps.total < 1 || caps.perAddress < 1 {
+            throw .configuration("the caps on open connections must be at least 1")
         }
         guard tokenChecksPer5Seconds >= 1 else {
             throw .configuration("--token-checks must be at least 1")

@@ -34,7 +34,12 @@ extension TunnelRegistry {
                     let same = theirs == alias
                     let host = same ? nil : Self.commonHost(alias, theirs)
                     guard same || host != nil else { continue }
-                    if same, let share, let shared = holder.share, shared.serviceKey == share.serviceKey {
+                    // Developers share a service under one token (a team's): another token
+                    // joining with a broader match could take the traffic a developer's
+                    // rule sends to their debugger.
+                    if same, holder.owner == owner, let share, let shared = holder.share,
+                        shared.serviceKey == share.serviceKey
+                    {
                         // A developer who left (disconnected) no longer holds a match.
                         if holder.link != nil, shared.match == share.match {
                             return .refused(
@@ -56,9 +61,12 @@ extension TunnelRegistry {
                                 + "routes: a request with Host '\(host)' would match both; ask for another alias")
                     }
                     if holder.owner != owner {
+                        let sharing =
+                            share != nil && holder.share != nil
+                            ? " (developers sharing a service use the same token)" : ""
                         return .refused(
                             .nameTaken,
-                            "service '\(alias)' is routed to another token's tunnel\(keptNote); "
+                            "service '\(alias)' is routed to another token's tunnel\(keptNote)\(sharing); "
                                 + "ask for another alias")
                     }
                     return .refused(.aliasTaken, "service '\(alias)' is already routed to tunnel '\(holder.name)'")

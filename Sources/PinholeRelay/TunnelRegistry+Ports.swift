@@ -104,3 +104,8 @@ extension TunnelRegistry {
             + causes.joined(separator: ", ") + "; widen --tunnel-ports, or wait for a held port to be freed"
     }
 }
+
+extension TunnelRegistry {
+    /// The dedicated ports names hold now (after a restart: before their agents are back).
+    var heldPorts: [Int] { state.withLockedValue { $0.nameOfPort.keys.sorted() } }
+}

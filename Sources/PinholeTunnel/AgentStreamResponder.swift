@@ -36,6 +36,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private var stream: HTTP2Stream?
     private var upstream: (any ExchangeUpstream)?
     private var request: ProxyRequestHead?
+    /// Whether the request is a gRPC call, worked out once (`isGRPC` searches the headers).
+    private var isGRPC = false
     private var responseStarted = false
     private var responseEnded = false
     private var status = 0
@@ -78,6 +80,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                 switch route {
                 case .target(let only):
                     request = head
+                    isGRPC = head.isGRPC
                     target = only
                     // The relay's control streams are not requests of the app's, for its log.
                     if head.scheme == TunnelControl.scheme { onComplete = nil }
@@ -93,6 +96,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                         throw ExchangeError.headTooLarge(limit: HeadLimits.maximumHeaderListSize)
                     }
                     request = head
+                    isGRPC = head.isGRPC
                     target = try router.target(forHost: head.authority, localPort: localPort)
                 }
                 if onComplete != nil {
@@ -152,7 +156,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         timeout?.cancel()
         stopWaiting()
         status = Int(head.status.code)
-        if request.isGRPC, let value = head.headers.first(name: "grpc-status") { grpcStatus = Int(value) }
+        if isGRPC, let value = head.headers.first(name: "grpc-status") { grpcStatus = Int(value) }
         let hasBody = head.hasBody(for: request) && !head.endsWithHead
         if hasBody { expectedBytesOut = head.headers.first(name: "content-length").flatMap { Int($0) } }
         stream.sendHeaders(head.http2Headers, endStream: !hasBody)
@@ -169,7 +173,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     public func exchangeReceivedEnd(trailers: HTTPHeaders?) {
         guard !responseEnded, let stream else { return }
-        if request?.isGRPC == true, let value = trailers?.first(name: "grpc-status") { grpcStatus = Int(value) }
+        if isGRPC, let value = trailers?.first(name: "grpc-status") { grpcStatus = Int(value) }
         stream.finish(trailers: trailers)
         finish()
         // The response is complete: the relay can answer its client while this loop
@@ -179,17 +183,19 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     public func exchangeFailed(_ error: ExchangeError) {
         guard !responseEnded, let stream else { return }
+        // A cut goes after what the response has queued (its HEADERS may not be written
+        // yet): the caller sees the head and the body so far, then the reset.
         if case .streamReset(let code, _) = error {
             // A reset on the way (the app's, or the agent's) passes on as itself: a gRPC
             // client reads CANCEL, REFUSED_STREAM and the rest as distinct statuses.
-            stream.reset(HTTP2ErrorCode(rawValue: code))
+            stream.resetAfterQueued(HTTP2ErrorCode(rawValue: code))
             if !responseStarted { status = Int(error.status.code) }
             outcome = responseStarted ? .cutShort(error, expected: expectedBytesOut) : .answeredByPinhole(error)
         } else if responseStarted {
-            // Headers are out: all we can do is cut the stream, so the caller sees it incomplete.
-            stream.reset(.internalError)
+            // Headers are on their way: all we can do is cut the stream, so the caller sees it incomplete.
+            stream.resetAfterQueued(.internalError)
             outcome = .cutShort(error, expected: expectedBytesOut)
-        } else if request?.isGRPC == true {
+        } else if isGRPC {
             stream.sendHeaders(error.grpcTrailersOnly, endStream: true)
             status = 200
             grpcStatus = error.grpcStatus

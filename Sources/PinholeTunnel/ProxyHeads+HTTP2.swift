@@ -50,6 +50,18 @@ extension ProxyRequestHead {
         // expects one line (RFC 9113 §8.2.3), so they are joined with "; ".
         var cookieIndex: Int?
         for (name, value) in fields {
+            // Pseudo-headers and ordinary fields are told apart by their first byte, so
+            // each field is compared with the names of its own kind only.
+            if name.isPseudoHeader {
+                switch name {
+                case ":method": method = value
+                case ":path": path = value
+                case ":authority": authority = value
+                case ":scheme": scheme = value
+                default: break
+                }
+                continue
+            }
             switch name {
             case "cookie":
                 if let cookieIndex {
@@ -58,15 +70,10 @@ extension ProxyRequestHead {
                     cookieIndex = headers.count
                     headers.append((name, value))
                 }
-            case ":method": method = value
-            case ":path": path = value
-            case ":authority": authority = value
-            case ":scheme": scheme = value
             case "host": authority = authority ?? value
             case TunnelUpgrade.requestField: upgrade = value
             case TunnelFields.clientProtocol: clientProtocol = ClientProtocol(rawValue: value) ?? .http1
-            default:
-                if !name.hasPrefix(":") { headers.append((name, value)) }
+            default: headers.append((name, value))
             }
         }
         guard let method, let path, let authority else {
@@ -100,7 +107,7 @@ extension ProxyResponseHead {
                 status = Int(value)
             } else if name == TunnelUpgrade.responseField {
                 upgrade = value
-            } else if !name.hasPrefix(":") {
+            } else if !name.isPseudoHeader {
                 headers.append((name, value))
             }
         }
@@ -114,6 +121,12 @@ extension ProxyResponseHead {
             status: upgrade == nil ? HTTPResponseStatus(statusCode: status) : .switchingProtocols,
             headers: HTTPHeaders(headers), upgrade: upgrade)
     }
+}
+
+extension String {
+    /// Whether this field name is an HTTP/2 pseudo-header (`:method`, `:status`, ...):
+    /// one byte compared, where `hasPrefix(":")` goes through the general string search.
+    fileprivate var isPseudoHeader: Bool { utf8.first == UInt8(ascii: ":") }
 }
 
 extension HTTPHeaders {

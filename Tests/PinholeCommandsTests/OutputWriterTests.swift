@@ -1,5 +1,8 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import PinholeCore
 import Testing
 
 @testable import PinholeCommands
@@ -87,5 +90,39 @@ struct OutputWriterTests {
         let lines = received.split(separator: "\n").filter { $0.hasPrefix("x") }
         #expect(lines.count == 2_000 - dropped, "every line not counted as dropped arrived")
         writer.stop()
+    }
+
+    @Test("request lines made on two event loops all come out, each loop's in order")
+    func linesFromEventLoops() async throws {
+        let pipe = try Pipe()
+        defer { pipe.close() }
+        let writer = OutputWriter(descriptor: pipe.write, state: RequestLogFormat(style: .json))
+        let lines = LoopBatchedLines(writer: writer, handOverBytes: 4096)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let count = 300
+        // Read from the start: the lines are more than a pipe holds.
+        let output = startReading(pipe.read) { $0.components(separatedBy: "\n").count > 2 * count }
+        for loop in 0..<2 {
+            // One tick makes them all: most wait for its end, some go at 4 KiB.
+            try await group.next().submit {
+                for number in 0..<count {
+                    lines.append(
+                        ExchangeRecord(
+                            method: "GET", path: "/\(loop)/\(number)", status: 200, duration: .milliseconds(1),
+                            startedAt: .now(), bytesIn: 0, bytesOut: 13, outcome: .complete))
+                }
+            }.get()
+        }
+        lines.drain()
+        writer.flush()
+        let received = await output.first { _ in true } ?? ""
+        let paths = received.split(separator: "\n").compactMap { line in
+            line.range(of: "\"path\":\"").map { line[$0.upperBound...].prefix { $0 != "\"" } }
+        }
+        for loop in 0..<2 {
+            #expect(paths.filter { $0.hasPrefix("/\(loop)/") } == (0..<count).map { "/\(loop)/\($0)"[...] })
+        }
+        writer.stop()
+        try await group.shutdownGracefully()
     }
 }

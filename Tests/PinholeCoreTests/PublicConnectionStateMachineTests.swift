@@ -172,7 +172,7 @@ struct PublicConnectionStateMachineTests {
         #expect(machine.exchangeRefused(number: number + 1, .noRoute(host: "a")) == .none, "not this exchange")
         #expect(
             machine.exchangeRefused(number: number, .noRoute(host: "a"))
-                == .answerAndClose(.noRoute(host: "a"), version: .http1_1, record: nil, cancelUpstream: false))
+                == .answerAndClose(.noRoute(host: "a"), version: .http1_1, record: 404, cancelUpstream: false))
         #expect(machine.exchangeStarted(number: number) == .none)
     }
 

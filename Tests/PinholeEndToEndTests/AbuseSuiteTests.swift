@@ -4,7 +4,7 @@ import Testing
 
 @Suite("The fault and abuse suite, short form, through the built executables", .timeLimit(.minutes(4)))
 struct AbuseSuiteTests {
-    @Test("aborted uploads, a large head, many Connection options, stalled uploads, parallel token guessing")
+    @Test("Tests/scripts/abuse_suite.sh --short passes every scenario (see the README's Tests section)")
     func shortSuite() async throws {
         let binaries = builtExecutablesDirectory
         try #require(

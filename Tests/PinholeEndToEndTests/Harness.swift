@@ -97,7 +97,8 @@ final class TestAgent: Sendable {
         trust: TLSTrust? = nil, aliases: [String] = [], keepalive: TimeAmount = .seconds(15),
         requestTimeout: TimeAmount? = nil, maxConcurrentStreams: Int? = nil, agentPort: Int? = nil,
         handshakeTimeout: TimeAmount? = nil, relayHost: String = "127.0.0.1", connectTimeout: TimeAmount? = nil,
-        marksResponses: Bool = true, waitingThreshold: TimeAmount? = nil
+        marksResponses: Bool = true, waitingThreshold: TimeAmount? = nil,
+        configure: (inout AgentConfiguration) -> Void = { _ in }
     ) -> TestAgent {
         let log = EventLog<AgentEvent?>()
         var configuration: AgentConfiguration
@@ -120,6 +121,7 @@ final class TestAgent: Sendable {
         if let connectTimeout { configuration.connectTimeout = connectTimeout }
         if let waitingThreshold { configuration.waitingThreshold = waitingThreshold }
         configuration.marksResponses = marksResponses
+        configure(&configuration)
         let agent = Agent(
             configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger,
             events: { log.append($0) })
@@ -258,4 +260,27 @@ final class EventLog<Event: Sendable>: Sendable {
 func curl(_ arguments: [String]) async throws -> (status: Int32, output: String) {
     let process = try ChildProcess("curl", arguments)
     return await process.waitForExit()
+}
+
+/// nghttpd (nghttp2's own server) as an h2c app on a loopback port, serving `files`
+/// (name: contents) from a directory of their own.
+struct Nghttpd {
+    let process: ChildProcess
+    let port: Int
+
+    static func start(serving files: [String: String]) async throws -> Nghttpd {
+        let directory = try makeTemporaryDirectory("nghttpd")
+        for (name, contents) in files {
+            try contents.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8)
+        }
+        let port = try await ServerBootstrapProbe.bind()
+        let process = try ChildProcess("nghttpd", ["--no-tls", "-v", "-a", "127.0.0.1", "-d", directory, "\(port)"])
+        do {
+            try await process.waitForOutput { $0.contains("listen 127.0.0.1:\(port)") }
+        } catch {
+            process.terminate()
+            throw error
+        }
+        return Nghttpd(process: process, port: port)
+    }
 }

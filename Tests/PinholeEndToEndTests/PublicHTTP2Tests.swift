@@ -100,15 +100,11 @@ struct PublicHTTP2Tests {
 
     @Test("HTTP/1.1 clients reach an h2c app (nghttpd): the agent translates")
     func http1ToH2CApp() async throws {
-        let directory = try makeTemporaryDirectory("h2c-app")
-        try "served over h2c\n".write(toFile: directory + "/file.txt", atomically: true, encoding: .utf8)
-        let port = try await ServerBootstrapProbe.bind()
-        let server = try ChildProcess("nghttpd", ["--no-tls", "-v", "-a", "127.0.0.1", "-d", directory, "\(port)"])
-        defer { server.terminate() }
-        try await server.waitForOutput { $0.contains("listen 127.0.0.1:\(port)") }
+        let server = try await Nghttpd.start(serving: ["file.txt": "served over h2c\n"])
+        defer { server.process.terminate() }
         let relay = try await TestRelay.start()
         let agent = TestAgent.start(
-            relay: relay, target: TargetAddress(host: "127.0.0.1", port: port, appProtocol: .h2c))
+            relay: relay, target: TargetAddress(host: "127.0.0.1", port: server.port, appProtocol: .h2c))
         defer {
             Task {
                 await agent.stop()

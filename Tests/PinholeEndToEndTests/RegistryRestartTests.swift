@@ -110,6 +110,9 @@ struct RegistryRestartTests {
         let (status, refusal) = await squatter.waitForExit()
         #expect(status != 0)
         #expect(refusal.contains("the tunnel name 'beta' belongs to another token"), "\(refusal)")
+        // Until beta is back, its port answers: a 503 naming it, not a refused connection.
+        let away = try await curl(["-sS", "-w", "%{http_code}", "http://127.0.0.1:\(betaPort)/hello"])
+        #expect(away.output.hasSuffix("503") && away.output.contains("127.0.0.1:\(betaPort)"), "\(away.output)")
         // A new name gets the port nobody owns, not beta's.
         let gamma = try setup.agent("gamma", token: tokens.first, appPort: app.port, pin: pin)
         defer { gamma.terminate() }

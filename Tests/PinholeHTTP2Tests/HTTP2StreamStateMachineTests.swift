@@ -84,6 +84,33 @@ struct HTTP2StreamStateMachineTests {
         #expect(!stream.mayQueue && !stream.mayStartSending)
     }
 
+    @Test("a reset after queued: the queue drains first, then the provider asks for the reset; nothing more queues")
+    func resetAfterQueued() {
+        var stream = Machine()
+        #expect(stream.resetAfterQueuedRequested(.cancel) == .resetNow, "no HEADERS submitted: nothing to wait for")
+        stream.headersSubmitted(endStream: false)
+        stream.dataQueued(end: false, outgoingBytes: 5, highWatermark: 100)
+        #expect(stream.resetAfterQueuedRequested(.cancel) == .waitForProvider)
+        #expect(!stream.mayQueue)
+        #expect(stream.resetAfterQueuedRequested(.internalError) == .resetNow, "the end is decided already")
+        #expect(stream.provideData(maximum: 3, queued: 5) == .data(3))
+        #expect(stream.provideData(maximum: 3, queued: 2) == .data(2))
+        #expect(stream.provideData(maximum: 3, queued: 0) == .reset(.cancel))
+
+        var waiting = Machine()
+        waiting.headersSubmitted(endStream: false)
+        #expect(waiting.provideData(maximum: 100, queued: 0) == .deferUntilResumed)
+        #expect(waiting.resetAfterQueuedRequested(.internalError) == .resume)
+        let resumed = waiting.resumeRequested()
+        #expect(resumed)
+        #expect(waiting.provideData(maximum: 100, queued: 0) == .reset(.internalError))
+
+        var closed = Machine()
+        closed.headersSubmitted(endStream: false)
+        closed.closed()
+        #expect(closed.resetAfterQueuedRequested(.cancel) == .none)
+    }
+
     @Test("writability: unwritable at the high watermark, reported writable once below the low one")
     func writability() {
         var answer: Bool

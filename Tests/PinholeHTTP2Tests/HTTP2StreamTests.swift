@@ -260,6 +260,49 @@ struct HTTP2StreamTests {
         #expect(serverDelegate.error == .streamReset(streamID: second.id, code: .cancel))
     }
 
+    @Test("a reset after queued, in the tick that queued HEADERS and data: the peer gets both, then the reset")
+    func resetAfterQueued() throws {
+        let serverStreams = ServerStreams()
+        let pair = try InMemoryHTTP2Pair(acceptor: serverStreams.accept)
+        /// A GET, once the server has its stream: the client's delegate and stream, and the server's stream.
+        func request() throws -> (RecordingDelegate, HTTP2Stream, HTTP2Stream) {
+            let delegate = RecordingDelegate()
+            let stream = try pair.clientConnection.openStream(
+                headers: requestHeaders(method: "GET"), endStream: true, delegate: delegate)
+            try pair.interact()
+            return (delegate, stream, try #require(serverStreams.last))
+        }
+
+        let (delegate, stream, server) = try request()
+        server.sendHeaders([(":status", "200")])
+        server.sendData(ByteBuffer(string: "partial "))
+        server.resetAfterQueued(.cancel)
+        server.sendData(ByteBuffer(string: "never sent"), endStream: true)
+        try pair.interact()
+        #expect(delegate.headers?[":status"] == "200")
+        #expect(String(buffer: delegate.body) == "partial ")
+        #expect(delegate.closed && !delegate.ended)
+        #expect(delegate.error == .streamReset(streamID: stream.id, code: .cancel))
+
+        // A plain reset in the same tick as the HEADERS still drops them (nghttp2's way).
+        let (second, plain, secondServer) = try request()
+        secondServer.sendHeaders([(":status", "200")])
+        secondServer.reset(.internalError)
+        try pair.interact()
+        #expect(second.headers == nil)
+        #expect(second.error == .streamReset(streamID: plain.id, code: .internalError))
+
+        // Nothing queued after the HEADERS went out: the provider waits, and the reset comes.
+        let (third, idle, thirdServer) = try request()
+        thirdServer.sendHeaders([(":status", "200")])
+        try pair.interact()
+        #expect(third.headers?[":status"] == "200" && !third.closed)
+        thirdServer.resetAfterQueued(.internalError)
+        try pair.interact()
+        #expect(third.error == .streamReset(streamID: idle.id, code: .internalError))
+        #expect(pair.clientConnection.activeStreamCount == 0 && pair.serverConnection.activeStreamCount == 0)
+    }
+
     @Test("PING reports a round-trip time")
     func ping() throws {
         let pair = try InMemoryHTTP2Pair { _ in RecordingDelegate() }

@@ -12,12 +12,14 @@ import Testing
 @Suite("Relay: developers sharing a service")
 struct SharedServiceRegistryTests {
     static let token = "a-token-long-enough-for-tests"
+    static let otherToken = "another-token-long-enough-for-tests"
     let registry = TunnelRegistry(domain: "tunnels.test", tunnelPorts: nil, maxTunnels: 10, reservation: .minutes(10))
     let services: RelayServices
 
     init() throws {
         let identity = try CertificateGenerator.selfSigned(CertificateRequest(commonName: "relay.test"))
-        let configuration = try RelayConfiguration(domain: "tunnels.test", tokens: [Self.token], identity: identity)
+        let configuration = try RelayConfiguration(
+            domain: "tunnels.test", tokens: [Self.token, Self.otherToken], identity: identity)
         services = RelayServices(
             configuration: configuration, registry: registry,
             authenticator: TokenAuthenticator(tokens: configuration.tokens),
@@ -35,14 +37,14 @@ struct SharedServiceRegistryTests {
 
     /// Connects an agent named `name` with `share`; returns its channel and the relay's answer.
     private func connect(
-        _ name: String, _ share: ServiceShare?, aliases: [String] = []
+        _ name: String, _ share: ServiceShare?, aliases: [String] = [], token: String = Self.token
     ) throws -> (
         EmbeddedChannel, RelayAnswer
     ) {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(RelayHandshakeHandler(services: services))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        var hello = AgentHello(token: Self.token, name: name, aliases: aliases)
+        var hello = AgentHello(token: token, name: name, aliases: aliases)
         hello.service = share
         try channel.writeInbound(try HandshakeFraming.encode(hello, allocator: channel.allocator))
         channel.embeddedEventLoop.run()
@@ -86,6 +88,17 @@ struct SharedServiceRegistryTests {
         let (_, refused) = try connect("alice", share("alice"))
         #expect(refused.refusal?.reason == .aliasTaken)
         _ = try? legacy.close().wait()
+    }
+
+    @Test("another token cannot join a shared service, whatever its match, so it cannot take a developer's requests")
+    func otherTokenCannotShare() throws {
+        let (alice, _) = try connect("alice", share("alice"))
+        let (_, refused) = try connect("mallory", share("alice-or-anyone"), token: Self.otherToken)
+        #expect(refused.refusal?.reason == .nameTaken)
+        let message = try #require(refused.refusal?.message)
+        #expect(message.contains("the same token") && !message.contains("alice"), "\(message)")
+        #expect(try registry.target(forHost: "checkout.shop") is TunnelTarget, "still alice's alone")
+        _ = try? alice.close().wait()
     }
 
     @Test("another service, or the same service in another namespace, is not shared")

@@ -3,8 +3,12 @@
   GET  /hello   "Hello, world!"
   POST /echo    answers its head at once, then echoes the body until the request ends
   POST /upload  reads the whole body (Content-Length), then answers "got N bytes"
+  GET  /download?bytes=N  N bytes of "x" (Content-Length), written as the client reads
+  GET  /crash?bytes=N     announces N bytes, sends half of them, and exits at once: an
+                          app crashing mid-body
 """
 import asyncio
+import os
 import sys
 
 
@@ -25,10 +29,22 @@ async def handle(reader, writer):
                 body = await reader.readexactly(length)
                 answer = f"got {len(body)} bytes".encode()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+            elif path.startswith("/download") or path.startswith("/crash"):
+                size = int(path.partition("bytes=")[2] or "0")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+                chunk = b"x" * 65536
+                left = size // 2 if path.startswith("/crash") else size
+                while left > 0:
+                    writer.write(chunk[:left])
+                    left -= min(left, len(chunk))
+                    await writer.drain()
+                if path.startswith("/crash"):
+                    os._exit(3)
             else:
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, world!")
             await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+        # A head it cannot read (the suite sends mangled ones on purpose): hang up.
         pass
     finally:
         writer.close()

@@ -22,9 +22,10 @@ app_port="$(head -n1 app.out)"
 
 # Short limits, so the stalled-upload scenario ends in seconds.
 "$bin/relay" --bind 127.0.0.1 --public-port 0 --agent-port 0 --domain tunnels.test --token "$token" \
-    --max-in-flight-per-address 64 --in-flight-wait 1 --stall-timeout 4 \
+    --max-in-flight-per-address 64 --in-flight-wait 1 --stall-timeout 4 --max-connections-per-address 1000 \
     >relay.out 2>relay.err &
-pids+=($!)
+relay_pid=$!
+pids+=($relay_pid)
 wait_for relay.out "On your laptop"
 agent_port="$(sed -n 's/^  agents   127\.0\.0\.1:\([0-9]*\).*/\1/p' relay.out)"
 pin="$(sed -n 's/^  pin      \(sha256:[0-9a-f]*\)$/\1/p' relay.out)"
@@ -114,6 +115,17 @@ assert 1 <= counts.get("bad_token", 0) <= 10 and counts.get("bad_token", 0) + co
 PY
 echo "token guessing: 60 parallel wrong-token hellos -> $(echo "$guesses" | python3 -c 'import json,sys; print(json.load(sys.stdin)["counts"])')"
 
+# 6-12: faults and abuse of processes and connections (faults.sh, sourced: it shares
+# this script's relay, tunnel and helpers).
+# shellcheck source=faults.sh
+source "$scripts/faults.sh"
+
 get_hello || fail "GET at the end"
-[ "$(grep -c '"event":"tunnel_ready"' agent.out)" = 1 ] || fail "the tunnel was re-established during the suite"
+# Once before the relay's restart (faults.sh, last), once after it.
+[ "$(grep -c '"event":"tunnel_ready"' agent.out)" = 2 ] || fail "the tunnel was re-established during the suite"
+
+# 14-17: name, alias and port squatting, and a relay restart keeping owners
+# (squatting.sh, sourced: a relay of dedicated ports of its own, with two tokens).
+# shellcheck source=squatting.sh
+source "$scripts/squatting.sh"
 echo ok

@@ -25,6 +25,11 @@ protocol OutputState {
 /// waiting, lines are dropped and counted, and the count is written once the output
 /// moves again. On a terminal, the state's live lines stay at the bottom, redrawn each
 /// second.
+///
+/// Callers signal the thread only when it sleeps with nothing to do (`idle`) or for an
+/// urgent line: while lines keep coming, it wakes by its own pause's timeout, so a busy
+/// agent's event loops make no wake-up calls and never hand the thread a lock it must
+/// take back from them (on two cores, each such wake-up preempted an event loop).
 final class OutputWriter<State: OutputState>: @unchecked Sendable {
     // @unchecked: every stored `var` below is read and written only with `condition`
     // locked; the thread and the callers meet nowhere else.
@@ -34,6 +39,8 @@ final class OutputWriter<State: OutputState>: @unchecked Sendable {
     private var state: State
     private var dropped = 0
     private var urgent = false
+    /// The thread waits for a signal: nothing is pending, or only live lines are shown.
+    private var idle = false
     private var writing = false
     private var started = false
     private var stopping = false
@@ -44,30 +51,35 @@ final class OutputWriter<State: OutputState>: @unchecked Sendable {
     let isTerminal: Bool
     private let limit: Int
     private let batchDelay: TimeInterval
+    /// Written without waiting out the pause once this much has gathered.
+    private let batchBytes: Int
 
-    init(descriptor: Int32, state: State, limit: Int = 1 << 20, batchDelay: TimeInterval = 0.005) {
+    init(
+        descriptor: Int32, state: State, limit: Int = 1 << 20, batchDelay: TimeInterval = 0.01,
+        batchBytes: Int = 64 << 10
+    ) {
         self.descriptor = descriptor
         self.state = state
         self.isTerminal = isatty(descriptor) == 1
         self.limit = limit
         self.batchDelay = batchDelay
+        self.batchBytes = batchBytes
     }
 
-    /// Lets `body` append to what waits to be written, and change the state. Returns
-    /// false, having dropped it, when too much is waiting already.
+    /// Lets `body` append to what waits to be written (`lines` lines), and change the
+    /// state. Returns false, having dropped them, when too much is waiting already.
     @discardableResult
-    func append(urgent: Bool = false, _ body: (inout [UInt8], inout State) -> Void) -> Bool {
+    func append(urgent: Bool = false, lines: Int = 1, _ body: (inout [UInt8], inout State) -> Void) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         startIfNeeded()
         guard pending.count < limit, !stopping else {
-            dropped += 1
+            dropped += lines
             return false
         }
-        let wasEmpty = pending.count == 0
         body(&pending, &state)
         if urgent { self.urgent = true }
-        if wasEmpty || urgent { condition.broadcast() }
+        if idle || urgent { condition.broadcast() }
         return true
     }
 
@@ -77,7 +89,14 @@ final class OutputWriter<State: OutputState>: @unchecked Sendable {
         defer { condition.unlock() }
         startIfNeeded()
         body(&state)
-        condition.broadcast()
+        if idle { condition.broadcast() }
+    }
+
+    /// What `body` reads of the state.
+    func read<Value>(_ body: (State) -> Value) -> Value {
+        condition.lock()
+        defer { condition.unlock() }
+        return body(state)
     }
 
     /// Waits until what was appended so far is written, or `timeout` passed (a paused
@@ -115,8 +134,11 @@ final class OutputWriter<State: OutputState>: @unchecked Sendable {
 
     private func run() {
         condition.lock()
+        var lingering = false
         while true {
             var redraw = false
+            /// Whether what is pending came during a pause already.
+            var gathered = false
             while pending.count == 0 && dropped == 0 {
                 if stopping {
                     condition.unlock()
@@ -125,7 +147,19 @@ final class OutputWriter<State: OutputState>: @unchecked Sendable {
                 if isTerminal && state.hasLiveLines && liveShown == 0 {
                     redraw = true  // the first request to wait: shown at once
                     break
-                } else if isTerminal && (state.hasLiveLines || liveShown > 0) {
+                }
+                if lingering {
+                    // Just written: a busy agent's next lines come in this pause, and
+                    // nobody has to signal for them.
+                    lingering = false
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: batchDelay))
+                    gathered = true
+                    continue
+                }
+                gathered = false
+                idle = true
+                defer { idle = false }
+                if isTerminal && (state.hasLiveLines || liveShown > 0) {
                     if !condition.wait(until: Date(timeIntervalSinceNow: 1)) || !state.hasLiveLines {
                         redraw = true
                         break
@@ -134,9 +168,10 @@ final class OutputWriter<State: OutputState>: @unchecked Sendable {
                     condition.wait()
                 }
             }
-            if !redraw && !urgent && pending.count < 4096 {
-                // Lines that come in this pause share the write.
-                condition.wait(until: Date(timeIntervalSinceNow: batchDelay))
+            if !redraw && !gathered && !urgent && pending.count < batchBytes {
+                // Lines that come in this pause share the write; only an urgent line or
+                // a flush cuts it short.
+                _ = condition.wait(until: Date(timeIntervalSinceNow: batchDelay))
             }
             urgent = false
             var batch = spare
@@ -149,6 +184,7 @@ final class OutputWriter<State: OutputState>: @unchecked Sendable {
             condition.lock()
             spare = batch
             writing = false
+            lingering = true
             condition.broadcast()
         }
     }

@@ -27,6 +27,13 @@ struct RequestLogFormat: OutputState {
         self.live = live
     }
 
+    /// Takes `other`'s style, liveness and tunnel name; keeps its own clock and live lines.
+    mutating func adoptSettings(of other: RequestLogFormat) {
+        style = other.style
+        live = other.live
+        tunnel = other.tunnel
+    }
+
     // MARK: Columns
 
     private enum Width {

@@ -19,6 +19,7 @@ extension ExchangeError {
                 "limit: the client \(reading ? "stopped reading" : "stopped sending") for \(seconds) s (--stall-timeout)"
         case .streamReset(_, let reason): return "reset: \(reason)"
         case .http2Required: return "gRPC over HTTP/1.1 (needs HTTP/2)"
+        case .clientNotAllowed(let client): return "not allowed: \(client) is outside --allow"
         case .timedOut(let seconds): return "timed out after \(seconds) s (--request-timeout)"
         case .headTimedOut(let seconds): return "request head timed out after \(seconds) s"
         case .protocolViolation(let reason): return "invalid response: \(reason)"

@@ -38,6 +38,8 @@ public enum ExchangeError: Error, Sendable, Equatable {
     case streamReset(code: UInt32, reason: String)
     /// The request needs HTTP/2 end to end (gRPC) and arrived over HTTP/1.1.
     case http2Required(String)
+    /// The client's address is outside the embedded relay's `--allow` ranges.
+    case clientNotAllowed(client: String)
 
     private static func seconds(_ amount: TimeAmount) -> String {
         let tenths = amount.nanoseconds / 100_000_000
@@ -63,6 +65,7 @@ public enum ExchangeError: Error, Sendable, Equatable {
         case .headTooLarge: return .requestHeaderFieldsTooLarge
         case .tooManyInFlight: return .serviceUnavailable
         case .clientStalled: return .requestTimeout
+        case .clientNotAllowed: return .forbidden
         }
     }
 
@@ -112,6 +115,9 @@ public enum ExchangeError: Error, Sendable, Equatable {
             return "pinhole: \(reason)"
         case .http2Required(let reason):
             return "pinhole: \(reason)"
+        case .clientNotAllowed(let client):
+            // The ranges allowed are the developer's business, not the caller's.
+            return "pinhole: this agent does not serve \(client); its developer can allow it with --allow"
         }
     }
 }

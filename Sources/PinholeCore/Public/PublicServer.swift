@@ -4,10 +4,12 @@ import NIOHTTP1
 import NIOPosix
 
 /// Builds an accepted public connection's pipeline, given the handler that serves
-/// HTTP/1.1 on it. Other protocols (TLS, HTTP/2) live in modules this one must not
-/// import, so the relay and the agent pass this in; without it, connections speak
-/// HTTP/1.1 only. Runs on the connection's event loop.
-public typealias PublicPipelineSetup = @Sendable (_ channel: any Channel, _ http1: PublicRequestHandler) throws -> Void
+/// HTTP/1.1 on it and the router its other protocols must use (the listener's, or one
+/// that refuses every request). Other protocols (TLS, HTTP/2) live in modules this one
+/// must not import, so the relay and the agent pass this in; without it, connections
+/// speak HTTP/1.1 only. Runs on the connection's event loop.
+public typealias PublicPipelineSetup =
+    @Sendable (_ channel: any Channel, _ http1: PublicRequestHandler, _ router: any PublicRouter) throws -> Void
 
 /// Binds public listeners: the relay's public port(s) and the agent's embedded relay
 /// use the same pipeline.
@@ -15,28 +17,42 @@ public enum PublicServer {
     /// `childGroup` picks each accepted connection's event loop (default: `group`);
     /// `logger` hears, at debug level, why connections end on errors; `scheme` is
     /// `https` when `pipeline` puts TLS first; `watch` and `onComplete`, of each
-    /// request, are for the request log.
+    /// request, are for the request log. `connections` counts the connections open
+    /// (shared by the listeners it caps) and closes those over a cap at once; a client
+    /// outside `allow` gets 403 for every request (counted and logged as the others).
     public static func bind(
         host: String, port: Int, group: any EventLoopGroup, childGroup: (any EventLoopGroup)? = nil,
         router: any PublicRouter,
         requestTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout,
-        limits: PublicLimits = PublicLimits(), logger: Logger? = nil, scheme: String = "http",
-        pipeline: PublicPipelineSetup? = nil, watch: RequestWatch? = nil,
-        onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
+        limits: PublicLimits = PublicLimits(), connections: ConnectionLimits? = nil, allow: ClientAllowList? = nil,
+        logger: Logger? = nil, scheme: String = "http", pipeline: PublicPipelineSetup? = nil,
+        watch: RequestWatch? = nil, onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) async throws -> any Channel {
         try await ServerBootstrap(group: group, childGroup: childGroup ?? group)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    do {
+                        try connections?.count(channel)
+                    } catch {
+                        logger?.debug("public connection refused", metadata: ["limit": "\(error)"])
+                        throw error
+                    }
                     try PublicSocketOptions.apply(to: channel)
+                    let router: any PublicRouter =
+                        if let allow, !allow.allows(channel.remoteAddress) {
+                            NotAllowedRouter(client: channel.remoteAddress?.ipAddress ?? "unknown")
+                        } else {
+                            router
+                        }
                     // PublicRequestHandler reads and writes HTTP/1.1 itself (outgoing headers
                     // come from the target or nghttp2, which already validated them).
                     let http1 = PublicRequestHandler(
                         router: router, requestTimeout: requestTimeout, idleTimeout: idleTimeout, limits: limits,
                         logger: logger, scheme: scheme, watch: watch, onComplete: onComplete)
                     if let pipeline {
-                        try pipeline(channel, http1)
+                        try pipeline(channel, http1, router)
                     } else {
                         try channel.pipeline.syncOperations.addHandler(http1)
                     }
@@ -56,6 +72,16 @@ public struct SingleTargetRouter: PublicRouter {
 
     public func target(forHost host: String, localPort: Int) throws(ExchangeError) -> any ExchangeTarget {
         target
+    }
+}
+
+/// The router of a connection from a client outside `--allow`: every request it
+/// sends is answered 403 naming the flag, and shows in the request log.
+struct NotAllowedRouter: PublicRouter {
+    let client: String
+
+    func target(forHost host: String, localPort: Int) throws(ExchangeError) -> any ExchangeTarget {
+        throw .clientNotAllowed(client: client)
     }
 }
 

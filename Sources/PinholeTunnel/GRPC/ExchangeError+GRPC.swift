@@ -12,6 +12,7 @@ public enum GRPCStatus {
     public static let ok = 0
     public static let cancelled = 1
     public static let deadlineExceeded = 4
+    public static let permissionDenied = 7
     public static let resourceExhausted = 8
     public static let unimplemented = 12
     public static let `internal` = 13
@@ -30,6 +31,7 @@ extension ExchangeError {
         // Pinhole's own limits: the caller may try again later, or with less.
         case .headTooLarge, .tooManyInFlight: return GRPCStatus.resourceExhausted
         case .clientStalled: return GRPCStatus.cancelled
+        case .clientNotAllowed: return GRPCStatus.permissionDenied
         case .agentNotConnected, .agentStopped, .targetUnreachable, .tunnelLost, .targetClosedEarly,
             .targetClosedWithoutAnswer, .headTimedOut, .streamReset:
             return GRPCStatus.unavailable

@@ -9,28 +9,32 @@ import PinholeHTTP2
 /// by `:authority`, as a request is by Host.
 public enum PublicHTTP2 {
     /// What each public HTTP/2 connection advertises. Fewer streams than the tunnel's:
-    /// each may hold a window of request body at the relay.
+    /// each may hold a window of request body at the relay. Responses go out once per
+    /// event-loop tick (`messagesPerWrite` unbounded): a client's answers of one tick in
+    /// one write, not a write for every few.
     public static var configuration: HTTP2Configuration {
         var configuration = HTTP2Configuration()
         configuration.maxConcurrentStreams = 256
+        configuration.messagesPerWrite = .max
         return configuration
     }
 
-    /// A pipeline setup for `PublicServer.bind` serving both protocols. `first` adds
-    /// handlers that go before the protocol choice (TLS). An HTTP/2 connection that
-    /// carries no stream for `idleTimeout` (see `PublicHTTP2IdleCheck`) is closed. Each
-    /// stream takes its place from `limits` (shared with the HTTP/1.1 side, so a client's
-    /// requests count together whatever protocol they came by) and is held to its
-    /// `stallTimeout` (see `FairShareStateMachine`).
+    /// A pipeline setup for `PublicServer.bind` serving both protocols, routing with the
+    /// router the listener gives each connection. `first` adds handlers that go before
+    /// the protocol choice (TLS). An HTTP/2 connection that carries no stream for
+    /// `idleTimeout` (see `PublicHTTP2IdleCheck`) is closed. Each stream takes its place
+    /// from `limits` (shared with the HTTP/1.1 side, so a client's requests count together
+    /// whatever protocol they came by) and is held to its `stallTimeout` (see
+    /// `FairShareStateMachine`).
     public static func setup(
-        router: any PublicRouter, requestTimeout: TimeAmount?,
+        requestTimeout: TimeAmount?,
         idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout, limits: PublicLimits = PublicLimits(),
         scheme: String = "http", logger: Logger?,
         configuration: HTTP2Configuration = PublicHTTP2.configuration,
         first: (@Sendable (any Channel) throws -> Void)? = nil, watch: RequestWatch? = nil,
         onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
     ) -> PublicPipelineSetup {
-        { channel, http1 in
+        { channel, http1, router in
             try first?(channel)
             let sniffer = PublicProtocolHandler(http1: http1) { context in
                 let clientAddress = context.channel.remoteAddress?.ipAddress
