@@ -34,12 +34,18 @@ struct PublicHTTP2LimitsTests {
         let versions: [String]
     }
 
-    // Disabled, failing: the cap holds (10 × 200, 20 × 503 naming the cap), but an HTTP/1.1
-    // request from the same address is then served, and the held streams never end after
-    // releaseEvents(). Not yet understood.
+    // Disabled, flaky (passes about half the runs): the cap holds (10 × 200, 20 × 503
+    // naming the cap), but in a failing run the relay's HTTP/2 connection is torn down
+    // (`HTTP2ConnectionStateMachine.channelClosed`, no close action of the relay's own
+    // before it, no error caught) right after the 20th 503 stream closes. The 10 held
+    // streams then end with "connection closed" and give their places back (so the
+    // HTTP/1.1 request is served), while httpx, per strace, neither closes its socket nor
+    // reads an EOF until its 60 s timeout. Not yet understood whether the teardown is a
+    // channel close or the handler's removal; the wrapper's own accounting was right
+    // in every run traced.
     @Test(
         "30 held HTTP/2 streams from one address: 10 in flight, 20 get 503 naming the cap; another address is served",
-        .disabled("fails; see the comment above"))
+        .disabled("flaky; see the comment above"))
     func perAddressCap() async throws {
         try await withTunnel({
             $0.inFlightCaps = .init(perAddress: 10, perTunnel: 1024, waitLimit: .seconds(1))
@@ -91,8 +97,11 @@ struct PublicHTTP2LimitsTests {
         }
     }
 
-    // Disabled, failing: the 408 arrives, but the unread download's exchange ends at once
-    // instead of stalling, so no reset comes. Not yet understood.
+    // Disabled, failing: the 408 arrives, but no reset comes for the unread download
+    // (the client times out after 60 s). Not yet investigated; a guess to check: the
+    // tunnel delivers the whole answer to the relay, so the exchange's end reaches
+    // `FairShareUpstream` and stops its clock while the answer still waits in the
+    // public stream for the client's window.
     @Test(
         "a stalled HTTP/2 upload gets 408, an unread download is reset, a stream the app holds stays",
         .disabled("fails; see the comment above"))
