@@ -42,9 +42,11 @@ def relay_argv(bin_dir, public_port, agent_port, tunnel_ports, cert, key):
         "--tunnel-ports", f"{first}-{last}",
         "--public-host", "127.0.0.1",
         "--token", TOKEN,
-        # pinhole-idle-tunnels registers its hundreds of tunnels with this one token.
+        # pinhole-idle-tunnels registers its hundreds of tunnels with this one token, from
+        # this one address.
         "--max-tunnels-per-token", "1000",
         "--max-names-per-token", "1000",
+        "--max-agent-connections-per-address", "1000",
         "--cert", str(cert),
         "--key", str(key),
     ]

@@ -35,7 +35,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private var outcome = ExchangeRecord.Outcome.complete
     private var stream: HTTP2Stream?
     private var upstream: (any ExchangeUpstream)?
-    private var request: ProxyRequestHead?
+    private var request: ProxyRequestHead? {
+        didSet { isGRPC = request?.isGRPC ?? false }
+    }
     /// Whether the request is a gRPC call, worked out once (`isGRPC` searches the headers).
     private var isGRPC = false
     private var responseStarted = false
@@ -80,7 +82,6 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                 switch route {
                 case .target(let only):
                     request = head
-                    isGRPC = head.isGRPC
                     target = only
                     // The relay's control streams are not requests of the app's, for its log.
                     if head.scheme == TunnelControl.scheme { onComplete = nil }
@@ -96,7 +97,6 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                         throw ExchangeError.headTooLarge(limit: HeadLimits.maximumHeaderListSize)
                     }
                     request = head
-                    isGRPC = head.isGRPC
                     target = try router.target(forHost: head.authority, localPort: localPort)
                 }
                 if onComplete != nil {

@@ -11,6 +11,24 @@ struct ConnectionCapTests {
         "GET /hello HTTP/1.1\r\nHost: \(name).\(TestRelay.domain)\r\nConnection: close\r\n\r\n"
     }
 
+    /// Opens `count` connections from `source` and has each answered once, kept alive: the
+    /// relay has then accepted and counted every one (a connect completes in the kernel
+    /// before the relay accepts it, so a connection opened next could otherwise get in first).
+    private func holdAccepted(
+        _ count: Int, to port: Int, from source: String, tunnel: String
+    ) async throws
+        -> [RawConnection]
+    {
+        var held: [RawConnection] = []
+        for _ in 0..<count {
+            let connection = try await RawConnection.open(to: port, from: source)
+            try await connection.send(
+                "GET /hello HTTP/1.1\r\nHost: \(tunnel).\(TestRelay.domain)\r\n\r\n", awaiting: "Hello, world!")
+            held.append(connection)
+        }
+        return held
+    }
+
     @Test("a public address over its cap is closed before anything is read; other addresses are served")
     func publicPerAddress() async throws {
         let app = try await LocalApp.start()
@@ -20,8 +38,7 @@ struct ConnectionCapTests {
         let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port))
         _ = try await agent.tunnel()
         let port = relay.addresses.publicPort
-        var held: [RawConnection] = []
-        for _ in 0..<3 { held.append(try await RawConnection.open(to: port, from: "127.0.0.3")) }
+        let held = try await holdAccepted(3, to: port, from: "127.0.0.3", tunnel: "demo")
 
         let over = try await RawConnection.open(to: port, from: "127.0.0.3")
         #expect(await over.closed() == "")
@@ -44,8 +61,11 @@ struct ConnectionCapTests {
             $0.publicConnectionCaps = .init(total: 3, perAddress: 3)
         }
         let port = relay.addresses.publicPort
-        var held: [RawConnection] = []
-        for _ in 0..<3 { held.append(try await RawConnection.open(to: port, from: "127.0.0.4")) }
+        // An agent first, so the held connections can show they were accepted.
+        let early = TestAgent.start(
+            relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port), name: "early")
+        _ = try await early.tunnel()
+        let held = try await holdAccepted(3, to: port, from: "127.0.0.4", tunnel: "early")
         let over = try await RawConnection.open(to: port, from: "127.0.0.5")
         #expect(await over.closed() == "")
 
@@ -57,6 +77,7 @@ struct ConnectionCapTests {
 
         for connection in held { await connection.close() }
         await agent.stop()
+        await early.stop()
         await relay.stop()
         await app.stop()
     }

@@ -6,10 +6,22 @@ import NIOPosix
 /// tests that hold connections open, or need to see one closed before it said anything.
 final class RawConnection: Sendable {
     private let channel: any Channel
-    private let received: NIOLockedValueBox<[UInt8]>
+    private let received: NIOLockedValueBox<Received>
+
+    /// What arrived so far, and who waits for a marker in it.
+    struct Received {
+        var bytes: [UInt8] = []
+        var waiter: (marker: String, promise: EventLoopPromise<Void>)?
+
+        mutating func takeWaiterIfMet() -> EventLoopPromise<Void>? {
+            guard let waiter, String(decoding: bytes, as: UTF8.self).contains(waiter.marker) else { return nil }
+            self.waiter = nil
+            return waiter.promise
+        }
+    }
 
     static func open(to port: Int, from source: String = "127.0.0.1") async throws -> RawConnection {
-        let received = NIOLockedValueBox<[UInt8]>([])
+        let received = NIOLockedValueBox(Received())
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(to: try SocketAddress(ipAddress: source, port: 0))
             .channelInitializer { channel in
@@ -21,7 +33,7 @@ final class RawConnection: Sendable {
         return RawConnection(channel: channel, received: received)
     }
 
-    private init(channel: any Channel, received: NIOLockedValueBox<[UInt8]>) {
+    private init(channel: any Channel, received: NIOLockedValueBox<Received>) {
         self.channel = channel
         self.received = received
     }
@@ -32,10 +44,24 @@ final class RawConnection: Sendable {
         return await closed()
     }
 
+    /// Sends `text`, then waits until what arrived contains `marker` (the connection stays
+    /// open); fails if it closes first.
+    func send(_ text: String, awaiting marker: String) async throws {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        let met = received.withLockedValue { received in
+            received.waiter = (marker, promise)
+            return received.takeWaiterIfMet()
+        }
+        met?.succeed()
+        channel.closeFuture.whenComplete { _ in promise.fail(ChannelError.ioOnClosedChannel) }
+        try await channel.writeAndFlush(ByteBuffer(string: text))
+        try await promise.futureResult.get()
+    }
+
     /// Waits for the connection to close (either side) and returns what arrived.
     func closed() async -> String {
         try? await channel.closeFuture.get()
-        return String(decoding: received.withLockedValue { $0 }, as: UTF8.self)
+        return String(decoding: received.withLockedValue { $0.bytes }, as: UTF8.self)
     }
 
     func close() async {
@@ -44,15 +70,19 @@ final class RawConnection: Sendable {
 
     private final class Collector: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
-        let received: NIOLockedValueBox<[UInt8]>
+        let received: NIOLockedValueBox<Received>
 
-        init(received: NIOLockedValueBox<[UInt8]>) {
+        init(received: NIOLockedValueBox<Received>) {
             self.received = received
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let bytes = unwrapInboundIn(data)
-            received.withLockedValue { $0.append(contentsOf: bytes.readableBytesView) }
+            let met = received.withLockedValue { received in
+                received.bytes.append(contentsOf: bytes.readableBytesView)
+                return received.takeWaiterIfMet()
+            }
+            met?.succeed()
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {

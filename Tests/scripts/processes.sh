@@ -17,10 +17,12 @@ cd "$work"
 : >agent.out
 : >agent.err
 
-# wait_for FILE PATTERN: block until a line matching PATTERN appears in FILE (30 s at most).
+# wait_for FILE PATTERN [COUNT]: block until COUNT lines (1) matching PATTERN are in FILE
+# (30 s at most).
 wait_for() {
-    if ! timeout 30 grep -m1 -q -- "$2" <(tail -n +1 -f "$1"); then
-        echo "timed out waiting for '$2' in $1:" >&2
+    # The count, not -q or output to /dev/null: with either, grep stops at the first match.
+    if [ "$(timeout 30 grep -c -m "${3:-1}" -- "$2" <(tail -n +1 -f "$1"))" != "${3:-1}" ]; then
+        echo "timed out waiting for ${3:-1} line(s) matching '$2' in $1:" >&2
         cat "$1" >&2
         exit 1
     fi
