@@ -75,12 +75,6 @@ public final class InFlightLimits: Sendable {
         self.caps = caps
     }
 
-    /// What `target`'s per-tunnel cap counts by: a tunnel is a class, and its identity
-    /// is the tunnel's. Other targets (structs) have none, and count per address only.
-    public static func tunnel(of target: any ExchangeTarget) -> ObjectIdentifier? {
-        type(of: target as Any) is AnyClass ? ObjectIdentifier(target as AnyObject) : nil
-    }
-
     /// Takes a place for a request from `address` through `tunnel` (nil: a target that
     /// is not a tunnel, counted per address only), or puts it in line.
     public func admit(
