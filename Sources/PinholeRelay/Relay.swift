@@ -190,7 +190,7 @@ public final class Relay: Sendable {
             connections: publicConnections, logger: logger, scheme: scheme,
             pipeline: PublicHTTP2.setup(
                 requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout,
-                scheme: scheme, logger: logger,
+                limits: publicLimits, scheme: scheme, logger: logger,
                 first: PublicTLS.first(publicTLS.withLockedValue { $0 })))
     }
 

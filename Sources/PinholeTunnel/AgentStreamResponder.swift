@@ -191,6 +191,10 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             stream.resetAfterQueued(HTTP2ErrorCode(rawValue: code))
             if !responseStarted { status = Int(error.status.code) }
             outcome = responseStarted ? .cutShort(error, expected: expectedBytesOut) : .answeredByPinhole(error)
+        } else if responseStarted, case .clientStalled = error {
+            // What is queued waits for the very window the client does not give: cut now.
+            stream.reset(.internalError)
+            outcome = .cutShort(error, expected: expectedBytesOut)
         } else if responseStarted {
             // Headers are on their way: all we can do is cut the stream, so the caller sees it incomplete.
             stream.resetAfterQueued(.internalError)

@@ -100,4 +100,32 @@ struct ExchangeBridgeTests {
         #expect(app.exchanges.first?.body.readableBytes == sent)
         #expect(upstream.isWritable, "writable again once the far side took them")
     }
+
+    @Test("an answer the client stops taking is held on the far side: a silent unwritable turn is noticed")
+    func boundedAnswer() throws {
+        let client = RecordingDownstream()
+        let upstream = try TargetOnAnotherLoop(app: app, loop: far).startExchange(head, downstream: client, on: near)
+        run()
+        let exchange = try #require(app.exchanges.first)
+        let answerSide = try #require(exchange.downstream)
+        answerSide.exchangeReceivedHead(ProxyResponseHead(status: .ok, headers: [:]))
+        // The client's side turns unwritable without a word, as an HTTP/2 stream does
+        // once its queue passes the high watermark.
+        client.writable = false
+        var sent = 0
+        for _ in 0..<4096 where answerSide.isWritable {
+            answerSide.exchangeReceivedBody(ByteBuffer(repeating: 1, count: 16 * 1024))
+            sent += 16 * 1024
+            run()
+        }
+        #expect(!answerSide.isWritable, "the far side still takes more after \(sent) bytes")
+        #expect(sent <= 512 * 1024, "\(sent) bytes crossed to a client that took none")
+        #expect(client.bodyText.utf8.count == sent, "everything sent arrived, in order")
+
+        // The client reads again: the far side hears it, and may go on.
+        client.writable = true
+        upstream.downstreamWritabilityChanged()
+        run()
+        #expect(answerSide.isWritable)
+    }
 }

@@ -6,6 +6,12 @@ import NIOHTTP1
 // these two halves of a bridge. Each half keeps a copy of the far side's writability,
 // so `isWritable` is answered without waiting; copies are refreshed whenever the far
 // side reports a change. Calls hop with `execute`, which keeps their order.
+//
+// A copy is late by one hop, and a downstream does not always report turning
+// unwritable (an HTTP/2 stream does not: its producer is expected to ask). So each
+// direction also counts the body bytes sent across and not yet confirmed taken, and
+// stops at a bound: without it a public HTTP/2 client that stopped reading had the
+// relay take a whole 8 MB answer from the tunnel into memory.
 
 extension ExchangeTarget {
     /// Starts an exchange on `upstreamLoop` for a downstream on `downstreamLoop`,
@@ -44,6 +50,10 @@ final class BridgedUpstream: ExchangeUpstream {
     /// client from queueing an unbounded body in the other loop's task queue.
     private var inFlight = 0
     private static let inFlightLimit = 256 * 1024
+    /// Answer body taken by the downstream since the far side last heard.
+    private var answerUnconfirmed = 0
+    /// The downstream's writability as the far side last heard it.
+    private var reportedDownstreamWritable = true
 
     init(downstream: any ExchangeDownstream, upstreamLoop: any EventLoop) {
         self.downstream = downstream
@@ -76,7 +86,9 @@ final class BridgedUpstream: ExchangeUpstream {
     func deliver(_ message: UpstreamHalf.Message) {
         switch message {
         case .head(let head): downstream?.exchangeReceivedHead(head)
-        case .body(let body): downstream?.exchangeReceivedBody(body)
+        case .body(let body):
+            downstream?.exchangeReceivedBody(body)
+            answerBodyTaken(body.readableBytes)
         case .end(let trailers): downstream?.exchangeReceivedEnd(trailers: trailers)
         case .failed(let error): downstream?.exchangeFailed(error)
         case .upstreamWritable(let writable):
@@ -90,14 +102,26 @@ final class BridgedUpstream: ExchangeUpstream {
         }
     }
 
+    /// Answer body reached the downstream: tell the far side once enough was taken to
+    /// matter, or when the downstream's writability is not what the far side last heard.
+    private func answerBodyTaken(_ count: Int) {
+        answerUnconfirmed += count
+        let writable = downstream?.isWritable ?? true
+        guard answerUnconfirmed >= UpstreamHalf.confirmEvery || writable != reportedDownstreamWritable else { return }
+        let taken = answerUnconfirmed
+        answerUnconfirmed = 0
+        reportedDownstreamWritable = writable
+        let far = self.far
+        upstreamLoop.execute { far.value?.answerTaken(taken, downstreamWritable: writable) }
+    }
+
     func downstreamWritabilityChanged() {
         let writable = downstream?.isWritable ?? true
+        reportedDownstreamWritable = writable
+        let taken = answerUnconfirmed
+        answerUnconfirmed = 0
         let far = self.far
-        upstreamLoop.execute {
-            guard let half = far.value else { return }
-            half.downstreamWritable = writable
-            half.upstream?.downstreamWritabilityChanged()
-        }
+        upstreamLoop.execute { far.value?.answerTaken(taken, downstreamWritable: writable) }
     }
 }
 
@@ -107,14 +131,31 @@ final class UpstreamHalf: ExchangeDownstream {
     /// Cleared when the exchange is over, which breaks the cycle through the bridge.
     private var bridge: NIOLoopBound<BridgedUpstream>?
     private let downstreamLoop: any EventLoop
-    var downstreamWritable = true
+    private var downstreamWritable = true
+    /// Answer body sent across and not yet confirmed taken by the downstream.
+    private var answerInFlight = 0
+    /// The most answer body on its way across at once (see the top of this file).
+    static let answerInFlightLimit = 256 * 1024
+    /// The downstream confirms what it took at least this often.
+    static let confirmEvery = 64 * 1024
 
     init(bridge: NIOLoopBound<BridgedUpstream>, downstreamLoop: any EventLoop) {
         self.bridge = bridge
         self.downstreamLoop = downstreamLoop
     }
 
-    var isWritable: Bool { downstreamWritable }
+    var isWritable: Bool { downstreamWritable && answerInFlight < Self.answerInFlightLimit }
+
+    /// The downstream took `count` more bytes of the answer and is `downstreamWritable`;
+    /// an upstream that held back may go on.
+    func answerTaken(_ count: Int, downstreamWritable: Bool) {
+        let wasWritable = isWritable
+        answerInFlight -= count
+        self.downstreamWritable = downstreamWritable
+        // A change reported without bytes is news to the upstream even if the copy
+        // already said so: it asked to be told when the downstream moves.
+        if isWritable && (!wasWritable || count == 0) { upstream?.downstreamWritabilityChanged() }
+    }
 
     func finish() {
         bridge = nil
@@ -148,6 +189,7 @@ final class UpstreamHalf: ExchangeDownstream {
     }
 
     func exchangeReceivedBody(_ body: ByteBuffer) {
+        answerInFlight += body.readableBytes
         send(.body(body))
     }
 

@@ -16,8 +16,7 @@ extension PublicRequestHandler {
             return
         }
         guard let inFlight else { return begin(head, number: number, target: target, context) }
-        // A tunnel is a class; its identity is what its cap counts by.
-        let tunnel = type(of: target as Any) is AnyClass ? ObjectIdentifier(target as AnyObject) : nil
+        let tunnel = InFlightLimits.tunnel(of: target)
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
         let admission = inFlight.admit(address: clientGroup, tunnel: tunnel) { slot in

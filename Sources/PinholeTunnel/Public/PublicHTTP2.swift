@@ -22,10 +22,14 @@ public enum PublicHTTP2 {
     /// A pipeline setup for `PublicServer.bind` serving both protocols, routing with the
     /// router the listener gives each connection. `first` adds handlers that go before
     /// the protocol choice (TLS). An HTTP/2 connection that carries no stream for
-    /// `idleTimeout` (see `PublicHTTP2IdleCheck`) is closed.
+    /// `idleTimeout` (see `PublicHTTP2IdleCheck`) is closed. Each stream takes its place
+    /// from `limits` (shared with the HTTP/1.1 side, so a client's requests count together
+    /// whatever protocol they came by) and is held to its `stallTimeout` (see
+    /// `FairShareStateMachine`).
     public static func setup(
         requestTimeout: TimeAmount?,
-        idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout, scheme: String = "http", logger: Logger?,
+        idleTimeout: TimeAmount? = PublicRequestHandler.defaultIdleTimeout, limits: PublicLimits = PublicLimits(),
+        scheme: String = "http", logger: Logger?,
         configuration: HTTP2Configuration = PublicHTTP2.configuration,
         first: (@Sendable (any Channel) throws -> Void)? = nil, watch: RequestWatch? = nil,
         onComplete: (@Sendable (ExchangeRecord) -> Void)? = nil
@@ -35,8 +39,13 @@ public enum PublicHTTP2 {
             let sniffer = PublicProtocolHandler(http1: http1) { context in
                 let clientAddress = context.channel.remoteAddress?.ipAddress
                 let localPort = context.channel.localAddress?.port ?? 0
+                let limited: any PublicRouter =
+                    limits.inFlight == nil && limits.stallTimeout == nil
+                    ? router
+                    : FairShareRouter(
+                        inner: router, limits: limits, client: AddressGroup(context.channel.remoteAddress))
                 let route = StreamRoute.publicSide(
-                    router: router, clientAddress: clientAddress, scheme: scheme, localPort: localPort)
+                    router: limited, clientAddress: clientAddress, scheme: scheme, localPort: localPort)
                 let idleness = PublicHTTP2IdleWatch()
                 let handler = HTTP2ConnectionHandler(
                     role: .server, eventLoop: context.eventLoop, configuration: configuration

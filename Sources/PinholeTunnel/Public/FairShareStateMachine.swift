@@ -1,0 +1,217 @@
+import NIOCore
+import PinholeCore
+
+/// One public HTTP/2 stream's share of a tunnel, as the HTTP/1.1 side has it per request
+/// (see `PublicConnectionStateMachine`): a place among the requests in flight, taken from
+/// the relay's `InFlightLimits` before the exchange starts and given back when it ends
+/// however it ends; and `--stall-timeout`, cutting off a client that is, for that long,
+/// the side not moving.
+///
+/// The upload clock runs while the request body is unfinished, the app's side takes more,
+/// and no answer has begun (then the exchange is full duplex, a gRPC stream say, where a
+/// quiet client is as normal as a WebSocket's). The download clock runs while the stream
+/// holds more unsent answer than its high watermark: the client's window is shut, or its
+/// connection is not read. A wait in line, or an app paused at a breakpoint, stops both.
+struct FairShareStateMachine {
+    enum State {
+        /// Not yet asked for a place.
+        case new
+        /// In line for a place since the exchange began; the wait is bounded by `wait`.
+        case waiting(InFlightLimits.Ticket, InFlightLimits.Limit, wait: TimeAmount)
+        case running(Running)
+        /// The exchange ended and its place was given back.
+        case over
+    }
+
+    struct Running {
+        /// Nil without caps.
+        var slot: InFlightLimits.Slot?
+        var upload: Upload
+        /// Since when the client has read none of the answer, if it is not reading now.
+        var downloadBlockedSince: NIODeadline?
+    }
+
+    enum Upload: Equatable {
+        /// The request body is unfinished: the client last moved at `movedAt` (or the app
+        /// side last began to take more), and `appTakesMore` says whether it takes more now.
+        case open(movedAt: NIODeadline, appTakesMore: Bool)
+        /// The body ended, or the answer began: no upload clock.
+        case settled
+    }
+
+    enum Action: Equatable {
+        case none
+        /// Start the real exchange now, and look for a stall in `stallCheckIn` (if set).
+        case startExchange(stallCheckIn: TimeAmount?)
+        /// Wait in line; at `deadlineIn`, `waitEnded`.
+        case waitInLine(deadlineIn: TimeAmount)
+        /// No place, and no room in line: answer `error` at once.
+        case refuse(ExchangeError)
+        /// The client went away while in line: leave it (a place on its way comes back
+        /// through `admitted`, and is released then).
+        case leaveLine(InFlightLimits.Ticket)
+        /// The wait is over: leave the line and answer `error`.
+        case giveUp(InFlightLimits.Ticket, ExchangeError)
+        /// A place came for a stream that no longer waits for it: give it back.
+        case release(InFlightLimits.Slot)
+        /// The exchange ended: give back its place (if any) and stop the clock.
+        case finished(InFlightLimits.Slot?)
+        /// The client went away mid-exchange: cancel the real exchange, then as `finished`.
+        case cancelExchange(InFlightLimits.Slot?)
+        /// The client stalled: cancel the real exchange, answer `error`, then as `finished`.
+        case cutOff(InFlightLimits.Slot?, ExchangeError)
+        /// Look for a stall again in this long.
+        case checkStall(in: TimeAmount)
+    }
+
+    private(set) var state = State.new
+    private let stallTimeout: TimeAmount?
+    /// Whether the request has a body to come (its head did not end the stream).
+    private let requestHasBody: Bool
+    /// The body ended while the stream waited in line.
+    private var requestEndedEarly = false
+
+    init(stallTimeout: TimeAmount?, requestHasBody: Bool) {
+        self.stallTimeout = stallTimeout
+        self.requestHasBody = requestHasBody
+    }
+
+    var isWaiting: Bool {
+        if case .waiting = state { return true }
+        return false
+    }
+
+    // MARK: Admission
+
+    /// A place was granted (`slot`; nil when there are no caps), at once or after a wait.
+    /// The app side is taken to take the body until it says otherwise.
+    mutating func admitted(_ slot: InFlightLimits.Slot?, now: NIODeadline) -> Action {
+        switch state {
+        case .new, .waiting:
+            let upload =
+                requestHasBody && !requestEndedEarly
+                ? Upload.open(movedAt: now, appTakesMore: true) : .settled
+            state = .running(Running(slot: slot, upload: upload))
+            return .startExchange(stallCheckIn: stallTimeout)
+        case .running, .over:
+            return slot.map { .release($0) } ?? .none
+        }
+    }
+
+    /// Over `limit`, in line with `ticket` for at most `wait`.
+    mutating func queued(_ ticket: InFlightLimits.Ticket, limit: InFlightLimits.Limit, wait: TimeAmount) -> Action {
+        guard case .new = state else { return .leaveLine(ticket) }
+        state = .waiting(ticket, limit, wait: wait)
+        return .waitInLine(deadlineIn: wait)
+    }
+
+    /// Over `limit`, and the line is full.
+    mutating func refused(_ limit: InFlightLimits.Limit) -> Action {
+        guard case .new = state else { return .none }
+        state = .over
+        return .refuse(.tooManyInFlight(limit, waited: .zero))
+    }
+
+    mutating func waitEnded() -> Action {
+        guard case .waiting(let ticket, let limit, let wait) = state else { return .none }
+        state = .over
+        return .giveUp(ticket, .tooManyInFlight(limit, waited: wait))
+    }
+
+    /// The real exchange could not start (the agent left meanwhile, say).
+    mutating func startFailed() -> Action {
+        guard case .running(let running) = state else { return .none }
+        state = .over
+        return .finished(running.slot)
+    }
+
+    // MARK: The exchange's ends
+
+    /// The client reset its stream, or the tunnel went down under it.
+    mutating func clientWentAway() -> Action {
+        switch state {
+        case .new:
+            state = .over
+            return .none
+        case .waiting(let ticket, _, _):
+            state = .over
+            return .leaveLine(ticket)
+        case .running(let running):
+            state = .over
+            return .cancelExchange(running.slot)
+        case .over:
+            return .none
+        }
+    }
+
+    /// The answer ended, or the exchange failed: the downstream has heard.
+    mutating func exchangeEnded() -> Action {
+        guard case .running(let running) = state else { return .none }
+        state = .over
+        return .finished(running.slot)
+    }
+
+    // MARK: Who is moving
+
+    mutating func requestBodyArrived(now: NIODeadline) {
+        updateUpload { upload in
+            if case .open(_, let takesMore) = upload { upload = .open(movedAt: now, appTakesMore: takesMore) }
+        }
+    }
+
+    mutating func requestEnded() {
+        if isWaiting { requestEndedEarly = true }
+        updateUpload { $0 = .settled }
+    }
+
+    /// The app side's writability changed: when it takes more again, the client gets
+    /// window again, and its clock starts over.
+    mutating func appWritabilityChanged(takesMore: Bool, now: NIODeadline) {
+        updateUpload { upload in
+            guard case .open(let movedAt, let before) = upload else { return }
+            upload = .open(movedAt: takesMore && !before ? now : movedAt, appTakesMore: takesMore)
+        }
+    }
+
+    /// A response head arrived; `final` unless informational (1xx).
+    mutating func responseHeadArrived(final: Bool) {
+        guard final else { return }
+        updateUpload { $0 = .settled }
+    }
+
+    /// Response body was handed to the stream, or the stream's writability changed:
+    /// `clientReads` is whether it takes more now.
+    mutating func downloadWritability(clientReads: Bool, now: NIODeadline) {
+        guard case .running(var running) = state else { return }
+        if clientReads {
+            running.downloadBlockedSince = nil
+        } else if running.downloadBlockedSince == nil {
+            running.downloadBlockedSince = now
+        }
+        state = .running(running)
+    }
+
+    /// The stall check is due.
+    mutating func stallCheckDue(now: NIODeadline) -> Action {
+        guard let stallTimeout, case .running(let running) = state else { return .none }
+        var stalledSince: NIODeadline?
+        var reading = false
+        if case .open(let movedAt, true) = running.upload { stalledSince = movedAt }
+        if let blocked = running.downloadBlockedSince, stalledSince.map({ blocked < $0 }) ?? true {
+            stalledSince = blocked
+            reading = true
+        }
+        guard let stalledSince else { return .checkStall(in: stallTimeout) }
+        let remaining = stalledSince + stallTimeout - now
+        guard remaining <= .zero else { return .checkStall(in: remaining) }
+        state = .over
+        let seconds = Int(stallTimeout.nanoseconds / 1_000_000_000)
+        return .cutOff(running.slot, .clientStalled(seconds: seconds, reading: reading))
+    }
+
+    private mutating func updateUpload(_ change: (inout Upload) -> Void) {
+        guard case .running(var running) = state else { return }
+        change(&running.upload)
+        state = .running(running)
+    }
+}

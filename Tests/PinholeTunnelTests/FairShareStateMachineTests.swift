@@ -1,0 +1,166 @@
+import NIOCore
+import PinholeCore
+import Testing
+
+@testable import PinholeTunnel
+
+/// `FairShareStateMachine` without channels: places, the line, and who is not moving.
+@Suite("A public HTTP/2 stream's fair share")
+struct FairShareStateMachineTests {
+    private let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    private let stall = TimeAmount.seconds(60)
+
+    /// A real place and a real ticket from caps of one.
+    private func placeAndTicket() -> (InFlightLimits, InFlightLimits.Slot, InFlightLimits.Ticket) {
+        let limits = InFlightLimits(caps: .init(perAddress: 1, perTunnel: 8, waitLimit: .seconds(5)))
+        guard case .admitted(let slot) = limits.admit(address: AddressGroup(nil), tunnel: nil, wake: { _ in }),
+            case .waiting(let ticket, _) = limits.admit(address: AddressGroup(nil), tunnel: nil, wake: { _ in })
+        else { fatalError("caps of one admit one and queue the next") }
+        return (limits, slot, ticket)
+    }
+
+    private var limit: InFlightLimits.Limit { .perAddress(1, AddressGroup(nil)) }
+
+    @Test("admitted at once: the exchange starts with the stall clock; its end gives the place back")
+    func admittedAtOnce() {
+        let (_, slot, _) = placeAndTicket()
+        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: false)
+        #expect(machine.admitted(slot, now: start) == .startExchange(stallCheckIn: stall))
+        #expect(machine.exchangeEnded() == .finished(slot))
+        #expect(machine.exchangeEnded() == .none)
+        #expect(machine.clientWentAway() == .none)
+    }
+
+    @Test("in line: the wait ends in a 503 naming the cap, with the configured wait")
+    func waitEnds() {
+        let (_, _, ticket) = placeAndTicket()
+        var machine = FairShareStateMachine(stallTimeout: nil, requestHasBody: true)
+        #expect(machine.queued(ticket, limit: limit, wait: .seconds(5)) == .waitInLine(deadlineIn: .seconds(5)))
+        #expect(machine.isWaiting)
+        let action = machine.waitEnded()
+        #expect(action == .giveUp(ticket, .tooManyInFlight(limit, waited: .seconds(5))))
+        if case .giveUp(_, let error) = action {
+            #expect(error.status.code == 503)
+            #expect(error.message.contains("--max-in-flight-per-address"))
+        }
+        #expect(machine.waitEnded() == .none)
+    }
+
+    @Test("a place that comes after the wait ended, or after a reset, is given back")
+    func latePlaceReleased() {
+        let (_, slot, ticket) = placeAndTicket()
+        var machine = FairShareStateMachine(stallTimeout: nil, requestHasBody: false)
+        _ = machine.queued(ticket, limit: limit, wait: .seconds(5))
+        #expect(machine.clientWentAway() == .leaveLine(ticket))
+        #expect(machine.admitted(slot, now: start) == .release(slot))
+
+        var timedOut = FairShareStateMachine(stallTimeout: nil, requestHasBody: false)
+        _ = timedOut.queued(ticket, limit: limit, wait: .seconds(5))
+        _ = timedOut.waitEnded()
+        #expect(timedOut.admitted(slot, now: start) == .release(slot))
+    }
+
+    @Test("a place in time starts the exchange; a full line refuses at once")
+    func placeInTimeAndRefusal() {
+        let (_, slot, ticket) = placeAndTicket()
+        var machine = FairShareStateMachine(stallTimeout: nil, requestHasBody: false)
+        _ = machine.queued(ticket, limit: limit, wait: .seconds(5))
+        #expect(machine.admitted(slot, now: start) == .startExchange(stallCheckIn: nil))
+        #expect(machine.waitEnded() == .none)
+        #expect(machine.clientWentAway() == .cancelExchange(slot))
+
+        var refused = FairShareStateMachine(stallTimeout: nil, requestHasBody: false)
+        #expect(refused.refused(limit) == .refuse(.tooManyInFlight(limit, waited: .zero)))
+    }
+
+    @Test("an exchange that cannot start gives its place back")
+    func startFails() {
+        let (_, slot, _) = placeAndTicket()
+        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        _ = machine.admitted(slot, now: start)
+        #expect(machine.startFailed() == .finished(slot))
+    }
+
+    @Test("a client that sends no body while the app takes it is cut off after the stall timeout, with 408")
+    func uploadStall() {
+        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        _ = machine.admitted(nil, now: start)
+        machine.requestBodyArrived(now: start + .seconds(10))
+        #expect(machine.stallCheckDue(now: start + .seconds(60)) == .checkStall(in: .seconds(10)))
+        let action = machine.stallCheckDue(now: start + .seconds(70))
+        #expect(action == .cutOff(nil, .clientStalled(seconds: 60, reading: false)))
+        if case .cutOff(_, let error) = action { #expect(error.status.code == 408) }
+    }
+
+    @Test("an app that takes no body (a breakpoint) stops the upload clock; taking again restarts it")
+    func appPausedStopsUploadClock() {
+        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        _ = machine.admitted(nil, now: start)
+        machine.appWritabilityChanged(takesMore: false, now: start + .seconds(1))
+        #expect(machine.stallCheckDue(now: start + .seconds(600)) == .checkStall(in: stall))
+        machine.appWritabilityChanged(takesMore: true, now: start + .seconds(600))
+        #expect(machine.stallCheckDue(now: start + .seconds(630)) == .checkStall(in: .seconds(30)))
+        #expect(
+            machine.stallCheckDue(now: start + .seconds(660))
+                == .cutOff(nil, .clientStalled(seconds: 60, reading: false)))
+    }
+
+    @Test("a finished body, or an answer begun (full duplex), stops the upload clock; 1xx does not")
+    func uploadSettles() {
+        var ended = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        _ = ended.admitted(nil, now: start)
+        ended.requestEnded()
+        #expect(ended.stallCheckDue(now: start + .seconds(600)) == .checkStall(in: stall))
+
+        var answered = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        _ = answered.admitted(nil, now: start)
+        answered.responseHeadArrived(final: false)
+        #expect(
+            answered.stallCheckDue(now: start + .seconds(60))
+                == .cutOff(nil, .clientStalled(seconds: 60, reading: false)))
+        var duplex = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        _ = duplex.admitted(nil, now: start)
+        duplex.responseHeadArrived(final: true)
+        #expect(duplex.stallCheckDue(now: start + .seconds(600)) == .checkStall(in: stall))
+
+        var bodiless = FairShareStateMachine(stallTimeout: stall, requestHasBody: false)
+        _ = bodiless.admitted(nil, now: start)
+        #expect(bodiless.stallCheckDue(now: start + .seconds(600)) == .checkStall(in: stall))
+    }
+
+    @Test("a body that ended while in line leaves no upload clock running")
+    func endedWhileWaiting() {
+        let (_, slot, ticket) = placeAndTicket()
+        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        _ = machine.queued(ticket, limit: limit, wait: .seconds(5))
+        machine.requestEnded()
+        _ = machine.admitted(slot, now: start)
+        #expect(machine.stallCheckDue(now: start + .seconds(600)) == .checkStall(in: stall))
+    }
+
+    @Test("a client that reads none of the answer is cut off; reading again restarts the clock")
+    func downloadStall() {
+        let (_, slot, _) = placeAndTicket()
+        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: false)
+        _ = machine.admitted(slot, now: start)
+        machine.responseHeadArrived(final: true)
+        machine.downloadWritability(clientReads: false, now: start + .seconds(5))
+        machine.downloadWritability(clientReads: false, now: start + .seconds(50))  // still the first moment
+        #expect(machine.stallCheckDue(now: start + .seconds(60)) == .checkStall(in: .seconds(5)))
+        machine.downloadWritability(clientReads: true, now: start + .seconds(62))
+        #expect(machine.stallCheckDue(now: start + .seconds(65)) == .checkStall(in: stall))
+        machine.downloadWritability(clientReads: false, now: start + .seconds(70))
+        #expect(
+            machine.stallCheckDue(now: start + .seconds(130))
+                == .cutOff(slot, .clientStalled(seconds: 60, reading: true)))
+        #expect(machine.exchangeEnded() == .none)
+    }
+
+    @Test("no stall timeout: no clock at all")
+    func noStallTimeout() {
+        var machine = FairShareStateMachine(stallTimeout: nil, requestHasBody: true)
+        #expect(machine.admitted(nil, now: start) == .startExchange(stallCheckIn: nil))
+        machine.downloadWritability(clientReads: false, now: start)
+        #expect(machine.stallCheckDue(now: start + .hours(1)) == .none)
+    }
+}
