@@ -81,15 +81,21 @@ public final class Agent: Sendable {
         } else {
             beforeHTTP = nil
         }
+        // Shared by both protocols, so a client's requests count together however they came.
+        let limits = PublicLimits(
+            inFlight: InFlightLimits(caps: configuration.inFlightCaps), stallTimeout: configuration.stallTimeout)
+        let connections = ConnectionLimits(
+            caps: configuration.publicConnectionCaps, totalFlag: "--max-connections",
+            perAddressFlag: "--max-connections-per-address")
         let channel: any Channel
         do {
             channel = try await PublicServer.bind(
                 host: bindHost, port: publicPort, group: group, router: router,
                 requestTimeout: configuration.requestTimeout, idleTimeout: configuration.idleTimeout,
-                allow: configuration.allow, logger: logger, scheme: scheme,
+                limits: limits, connections: connections, allow: configuration.allow, logger: logger, scheme: scheme,
                 pipeline: PublicHTTP2.setup(
                     requestTimeout: configuration.requestTimeout,
-                    idleTimeout: configuration.idleTimeout, scheme: scheme, logger: logger,
+                    idleTimeout: configuration.idleTimeout, limits: limits, scheme: scheme, logger: logger,
                     first: beforeHTTP, watch: watch, onComplete: onComplete),
                 watch: watch, onComplete: onComplete)
         } catch {

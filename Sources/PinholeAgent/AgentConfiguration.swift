@@ -60,6 +60,14 @@ public struct AgentConfiguration: Sendable {
     public var http2 = HTTP2Configuration()
     /// Embedded relay: who may send requests (`--allow`); others get 403 naming the flag.
     public var allow = ClientAllowList.loopbackAndPrivate
+    /// Embedded relay: caps on requests in flight per client address, as the relay has
+    /// them (`--max-in-flight-per-address`, `--in-flight-wait`; see `InFlightLimits`).
+    public var inFlightCaps = InFlightLimits.Caps()
+    /// Embedded relay: `--stall-timeout` (see `PublicLimits`); nil for never.
+    public var stallTimeout: TimeAmount? = PublicLimits.defaultStallTimeout
+    /// Embedded relay: caps on open public connections (`--max-connections`,
+    /// `--max-connections-per-address`); over them a connection is closed at once.
+    public var publicConnectionCaps = ConnectionLimits.Caps.publicDefault
     /// Embedded relay: with an identity, the public port speaks TLS with it, offering
     /// ALPN `h2` and `http/1.1` (`--public-cert`/`--public-key`).
     public var publicTLS: TLSIdentity?

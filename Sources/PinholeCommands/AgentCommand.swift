@@ -130,6 +130,9 @@ public struct AgentCommand: AsyncParsableCommand {
     @OptionGroup(title: "Istio")
     var istio: IstioOptions
 
+    @OptionGroup(title: "Embedded relay limits")
+    var limits: EmbeddedLimitOptions
+
     public init() {}
 
     public func validate() throws {
@@ -176,6 +179,10 @@ public struct AgentCommand: AsyncParsableCommand {
         }
         if relay != nil, !allow.isEmpty {
             throw ValidationError("--allow is for the embedded relay; with --relay, the relay serves the public side")
+        }
+        if relay != nil, let flag = limits.given.first {
+            throw ValidationError(
+                "\(flag) is for the embedded relay; with --relay, the relay's own \(flag) sets it")
         }
         _ = try allowList()
         if (publicCert == nil) != (publicKey == nil) {
@@ -250,6 +257,7 @@ public struct AgentCommand: AsyncParsableCommand {
         }
         configuration.reportsRequests = !quiet
         configuration.allow = try allowList()
+        if relay == nil, let warning = limits.apply(to: &configuration) { Terminal.error("agent: warning: \(warning)") }
 
         let format = AgentOutput.Format(rawValue: logFormat) ?? .text
         let inspectorOption = try InspectorOption.parse(inspect)

@@ -20,7 +20,10 @@ enum FileDescriptorLimit {
     /// Raises the soft limit to fit `publicConnections` plus `besides` (agents, tunnel
     /// ports) plus `reserve`, and returns the public cap that fits, with a warning when
     /// that is less than asked for.
-    static func fit(publicConnections: Int, besides: Int) -> Fitted {
+    /// `otherwise` is what else the reader can do about it.
+    static func fit(
+        publicConnections: Int, besides: Int, otherwise: String = "lower --max-agent-connections"
+    ) -> Fitted {
         var limit = rlimit()
         guard getrlimit(resourceNumber, &limit) == 0 else { return Fitted(publicConnections: publicConnections) }
         let needed = rlim_t(publicConnections + besides + reserve)
@@ -36,7 +39,7 @@ enum FileDescriptorLimit {
             publicConnections: fitted,
             warning: "the open-file limit (ulimit -n) is \(limit.rlim_cur), too low for --max-connections "
                 + "\(publicConnections) beside the agents' and tunnels' share; public connections are capped at "
-                + "\(fitted): raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --max-agent-connections")
+                + "\(fitted): raise the hard limit (ulimit -Hn, LimitNOFILE=) or \(otherwise)")
     }
 
     #if canImport(Glibc)

@@ -47,6 +47,17 @@ final class RawConnection: Sendable {
     /// Sends `text`, then waits until what arrived contains `marker` (the connection stays
     /// open); fails if it closes first.
     func send(_ text: String, awaiting marker: String) async throws {
+        let arrived = expect(marker)
+        try await channel.writeAndFlush(ByteBuffer(string: text))
+        try await arrived.get()
+    }
+
+    /// Waits until what arrived contains `marker`; fails if the connection closes first.
+    func wait(for marker: String) async throws {
+        try await expect(marker).get()
+    }
+
+    private func expect(_ marker: String) -> EventLoopFuture<Void> {
         let promise = channel.eventLoop.makePromise(of: Void.self)
         let met = received.withLockedValue { received in
             received.waiter = (marker, promise)
@@ -54,8 +65,7 @@ final class RawConnection: Sendable {
         }
         met?.succeed()
         channel.closeFuture.whenComplete { _ in promise.fail(ChannelError.ioOnClosedChannel) }
-        try await channel.writeAndFlush(ByteBuffer(string: text))
-        try await promise.futureResult.get()
+        return promise.futureResult
     }
 
     /// Waits for the connection to close (either side) and returns what arrived.
