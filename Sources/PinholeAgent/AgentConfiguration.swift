@@ -62,7 +62,7 @@ public struct AgentConfiguration: Sendable {
     public var allow = ClientAllowList.loopbackAndPrivate
     /// Embedded relay: caps on requests in flight per client address, as the relay has
     /// them (`--max-in-flight-per-address`, `--in-flight-wait`; see `InFlightLimits`).
-    public var inFlightCaps = InFlightLimits.Caps()
+    public var inFlightCaps = InFlightLimits.Caps(countsTunnels: false)
     /// Embedded relay: `--stall-timeout` (see `PublicLimits`); nil for never.
     public var stallTimeout: TimeAmount? = PublicLimits.defaultStallTimeout
     /// Embedded relay: caps on open public connections (`--max-connections`,

@@ -63,20 +63,21 @@ struct EmbeddedLimitOptions: ParsableArguments {
     }
 
     /// Sets the limits on `configuration`. The connection caps are fitted to the open-file
-    /// limit (raised if it can be); the warning, if any, says what could not be had.
+    /// limit (raised if it can be); the warning, if any, says what of `--max-connections`
+    /// could not be had.
     func apply(to configuration: inout AgentConfiguration) -> String? {
         configuration.inFlightCaps = InFlightLimits.Caps(
             perAddress: maxInFlightPerAddress ?? InFlightLimits.Caps().perAddress,
-            waitLimit: .seconds(Int64(inFlightWait ?? Self.defaultInFlightWait)))
+            waitLimit: .seconds(Int64(inFlightWait ?? Self.defaultInFlightWait)), countsTunnels: false)
         if let stallTimeout { configuration.stallTimeout = stallTimeout == 0 ? nil : .seconds(Int64(stallTimeout)) }
         let total = maxConnections ?? ConnectionLimits.Caps.publicDefault.total
-        // Each public connection may have a connection to the app beside it.
-        let fitted = FileDescriptorLimit.fit(
-            publicConnections: total, besides: total, otherwise: "lower --max-connections")
+        let fitted = FileDescriptorLimit.fitEmbedded(publicConnections: total)
         configuration.publicConnectionCaps = ConnectionLimits.Caps(
             total: fitted.publicConnections,
             perAddress: min(
                 maxConnectionsPerAddress ?? ConnectionLimits.Caps.publicDefault.perAddress, fitted.publicConnections))
-        return fitted.warning
+        // Fitting the default quietly: a low open-file limit is common on a laptop, and
+        // a warning at every start would only teach newcomers to skip the header.
+        return maxConnections == nil ? nil : fitted.warning
     }
 }

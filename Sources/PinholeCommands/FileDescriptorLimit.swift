@@ -17,29 +17,50 @@ enum FileDescriptorLimit {
         var warning: String?
     }
 
-    /// Raises the soft limit to fit `publicConnections` plus `besides` (agents, tunnel
-    /// ports) plus `reserve`, and returns the public cap that fits, with a warning when
-    /// that is less than asked for.
-    /// `otherwise` is what else the reader can do about it.
-    static func fit(
-        publicConnections: Int, besides: Int, otherwise: String = "lower --max-agent-connections"
-    ) -> Fitted {
-        var limit = rlimit()
-        guard getrlimit(resourceNumber, &limit) == 0 else { return Fitted(publicConnections: publicConnections) }
-        let needed = rlim_t(publicConnections + besides + reserve)
-        if limit.rlim_cur < needed {
-            var raised = limit
-            raised.rlim_cur = min(needed, limit.rlim_max)
-            if setrlimit(resourceNumber, &raised) == 0 { limit = raised }
+    /// The relay: raises the soft limit to fit `publicConnections` plus `besides` (agents,
+    /// tunnel ports) plus `reserve`, and returns the public cap that fits, with a warning
+    /// when that is less than asked for.
+    static func fit(publicConnections: Int, besides: Int) -> Fitted {
+        guard let soft = raiseSoftLimit(to: publicConnections + besides + reserve) else {
+            return Fitted(publicConnections: publicConnections)
         }
-        let available = Int(clamping: limit.rlim_cur) - besides - reserve
+        let available = soft - besides - reserve
         guard available < publicConnections else { return Fitted(publicConnections: publicConnections) }
         let fitted = max(available, 1)
         return Fitted(
             publicConnections: fitted,
-            warning: "the open-file limit (ulimit -n) is \(limit.rlim_cur), too low for --max-connections "
+            warning: "the open-file limit (ulimit -n) is \(soft), too low for --max-connections "
                 + "\(publicConnections) beside the agents' and tunnels' share; public connections are capped at "
-                + "\(fitted): raise the hard limit (ulimit -Hn, LimitNOFILE=) or \(otherwise)")
+                + "\(fitted): raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --max-agent-connections")
+    }
+
+    /// The embedded relay: each public connection may have a connection to the app beside
+    /// it, so it takes two descriptors.
+    static func fitEmbedded(publicConnections: Int) -> Fitted {
+        guard let soft = raiseSoftLimit(to: 2 * publicConnections + reserve) else {
+            return Fitted(publicConnections: publicConnections)
+        }
+        let available = (soft - reserve) / 2
+        guard available < publicConnections else { return Fitted(publicConnections: publicConnections) }
+        let fitted = max(available, 1)
+        return Fitted(
+            publicConnections: fitted,
+            warning: "the open-file limit (ulimit -n) is \(soft), too low for --max-connections "
+                + "\(publicConnections) (each may need a connection to your app too); public connections are capped"
+                + " at \(fitted): raise the hard limit (ulimit -Hn) or lower --max-connections")
+    }
+
+    /// Raises the soft limit toward `needed`, as far as the hard limit allows; returns the
+    /// soft limit then, or nil if it cannot be read.
+    private static func raiseSoftLimit(to needed: Int) -> Int? {
+        var limit = rlimit()
+        guard getrlimit(resourceNumber, &limit) == 0 else { return nil }
+        if limit.rlim_cur < rlim_t(needed) {
+            var raised = limit
+            raised.rlim_cur = min(rlim_t(needed), limit.rlim_max)
+            if setrlimit(resourceNumber, &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
     }
 
     #if canImport(Glibc)

@@ -170,6 +170,21 @@ struct InFlightLimitsTests {
         #expect(woken.count == 0)
         #expect(!limits.cancel(ticket))
     }
+
+    @Test("without per-tunnel counting (the embedded relay) only the per-address cap applies, and is named")
+    func perAddressOnly() throws {
+        let limits = InFlightLimits(caps: .init(perAddress: 1, perTunnel: 1, countsTunnels: false))
+        let tunnel = ObjectIdentifier(Tunnel.self)
+        let woken = WokenSlots()
+        for address in ["192.0.2.1", "192.0.2.2"] {
+            guard case .admitted = limits.admit(address: group(address), tunnel: tunnel, wake: woken.add)
+            else { throw TestFailure("\(address) not admitted past a per-tunnel cap that does not apply") }
+        }
+        guard
+            case .waiting(_, .perAddress(1, _)) = limits.admit(
+                address: group("192.0.2.1"), tunnel: tunnel, wake: woken.add)
+        else { throw TestFailure("the per-address cap did not apply") }
+    }
 }
 
 private final class WokenSlots: Sendable {

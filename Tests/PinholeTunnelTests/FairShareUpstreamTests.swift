@@ -115,6 +115,20 @@ struct FairShareUpstreamTests {
         // The stream closed after its answer was complete, as the responder sees it.
         upstream = nil
         #expect(upstream == nil && inFlight.inFlight(from: client) == 0)
+        #expect(tunnel.exchanges[0].cancelled, "the exchange does not go on without its place")
+    }
+
+    @Test("an app that stops taking the body without saying so (an HTTP/2 stream) stops the upload clock")
+    func silentlyFullApp() throws {
+        let limits = PublicLimits(inFlight: caps(perAddress: 4), stallTimeout: .seconds(3))
+        let client = RecordingDownstream()
+        let upload = try target(limits).startExchange(head(.POST, body: true), downstream: client, on: loop)
+        // The app's side fills up with this piece; the stream stops granting window.
+        tunnel.exchanges[0].isWritable = false
+        upload.sendBody(ByteBuffer(string: "a"))
+        loop.advanceTime(by: .seconds(30))
+        #expect(client.failure == nil, "the client cannot send while the app takes nothing")
+        #expect(!tunnel.exchanges[0].cancelled)
     }
 
     @Test("an upload the client stalls is cut off with 408 and cancelled upstream; a paused app is not")

@@ -19,11 +19,18 @@ public final class InFlightLimits: Sendable {
         public var perTunnel: Int
         /// How long a request over a cap waits for a place before it is answered 503.
         public var waitLimit: TimeAmount
+        /// Whether `perTunnel` applies. The embedded relay serves one app, so it counts
+        /// per address only (and `perTunnel` just bounds the line).
+        public var countsTunnels: Bool
 
-        public init(perAddress: Int = 256, perTunnel: Int = 1024, waitLimit: TimeAmount = .seconds(5)) {
+        public init(
+            perAddress: Int = 256, perTunnel: Int = 1024, waitLimit: TimeAmount = .seconds(5),
+            countsTunnels: Bool = true
+        ) {
             self.perAddress = perAddress
             self.perTunnel = perTunnel
             self.waitLimit = waitLimit
+            self.countsTunnels = countsTunnels
         }
     }
 
@@ -80,7 +87,8 @@ public final class InFlightLimits: Sendable {
     public func admit(
         address: AddressGroup, tunnel: ObjectIdentifier?, wake: @escaping @Sendable (Slot) -> Void
     ) -> Admission {
-        state.withLockedValue { state in
+        let tunnel = caps.countsTunnels ? tunnel : nil
+        return state.withLockedValue { state in
             // Those in line are waiting for a place this one could not get either: a
             // freed place goes to them first (see `release`).
             if let slot = Self.take(address: address, tunnel: tunnel, caps: caps, &state) {

@@ -67,7 +67,12 @@ final class FairShareUpstream: ExchangeUpstream {
     deinit {
         // The stream closed with the exchange still holding its place (its end never
         // came through here): the place must not be lost with it.
-        if case .running(let running) = machine.state, let slot = running.slot { limits.inFlight?.release(slot) }
+        // So must the exchange, which would go on without a place (the stream can end
+        // on a bodiless head before the exchange's own end arrives).
+        if case .running(let running) = machine.state {
+            running.slot.map { limits.inFlight?.release($0) }
+            upstream?.cancel()
+        }
         waitDeadline?.cancel()
         stallCheck?.cancel()
     }
@@ -197,6 +202,12 @@ final class FairShareUpstream: ExchangeUpstream {
     func sendBody(_ body: ByteBuffer) {
         machine.requestBodyArrived(now: loop.now)
         upstream?.sendBody(body)
+        // Upstreams report turning writable again, not turning unwritable (an HTTP/2
+        // stream's producer is expected to ask): asked here, a body the app stops taking
+        // (a breakpoint) stops the upload clock, as it should.
+        if !machine.isWaiting, let upstream, !upstream.isWritable {
+            machine.appWritabilityChanged(takesMore: false, now: loop.now)
+        }
     }
 
     func sendEnd(trailers: HTTPHeaders?) {
