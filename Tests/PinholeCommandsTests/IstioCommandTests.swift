@@ -32,16 +32,6 @@ private func command(_ arguments: [String]) throws -> IstioCommand {
     try #require(try IstioCommand.parseAsRoot(arguments) as? IstioCommand)
 }
 
-/// The message ArgumentParser would print for the arguments, or nil if they are accepted.
-private func parseError(_ arguments: [String]) -> String? {
-    do {
-        _ = try IstioCommand.parseAsRoot(arguments)
-        return nil
-    } catch {
-        return IstioCommand.message(for: error)
-    }
-}
-
 private func optionsError(_ arguments: [String]) -> String? {
     do {
         _ = try IstioOptions.parse(arguments)
@@ -129,7 +119,7 @@ struct IstioCommandTests {
         ]
     )
     func commandRefusesWithAReadableMessage(arguments: [String], fragment: String) throws {
-        let message = try #require(parseError(arguments))
+        let message = try #require(parseError(IstioCommand.self, arguments))
         #expect(message.contains(fragment), "\(message)")
     }
 

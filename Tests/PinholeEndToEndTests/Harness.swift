@@ -41,6 +41,28 @@ func startTunnel(
     return (relay, agent, app)
 }
 
+/// Runs `body` with a relay (set up by `configure`), an agent tunnelling to a fresh local
+/// app as `demo`, and the app; stops all three afterwards, whether `body` threw or not.
+func withTunnel(
+    configure: (inout RelayConfiguration) -> Void = { _ in }, _ body: (TestRelay, LocalApp) async throws -> Void
+) async throws {
+    let app = try await LocalApp.start()
+    let relay = try await TestRelay.start(configure: configure)
+    let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port))
+    let result: Result<Void, any Error>
+    do {
+        _ = try await agent.tunnel()
+        try await body(relay, app)
+        result = .success(())
+    } catch {
+        result = .failure(error)
+    }
+    await agent.stop()
+    await relay.stop()
+    await app.stop()
+    try result.get()
+}
+
 /// A relay in this process, on loopback, routing tunnels as NAME.tunnels.test.
 final class TestRelay: Sendable {
     static let token = "test-token-0123456789"

@@ -8,26 +8,6 @@ import Testing
 /// (the h2 library, curl): the in-flight caps HTTP/1.1 has, and `--stall-timeout`.
 @Suite("Public HTTP/2 fair share", .serialized, .timeLimit(.minutes(3)))
 struct PublicHTTP2LimitsTests {
-    private func withTunnel(
-        _ configure: @escaping (inout RelayConfiguration) -> Void, _ body: (TestRelay, LocalApp) async throws -> Void
-    ) async throws {
-        let app = try await LocalApp.start()
-        let relay = try await TestRelay.start(configure: configure)
-        let agent = TestAgent.start(relay: relay, target: TargetAddress(host: "127.0.0.1", port: app.port))
-        let result: Result<Void, any Error>
-        do {
-            _ = try await agent.tunnel()
-            try await body(relay, app)
-            result = .success(())
-        } catch {
-            result = .failure(error)
-        }
-        await agent.stop()
-        await relay.stop()
-        await app.stop()
-        try result.get()
-    }
-
     private struct StreamsResult: Decodable {
         let counts: [String: Int]
         let bodies: [String: String]
@@ -36,7 +16,7 @@ struct PublicHTTP2LimitsTests {
     @Test(
         "30 held HTTP/2 streams from one address: 10 in flight, 20 get 503 naming the cap; another address is served")
     func perAddressCap() async throws {
-        try await withTunnel({
+        try await withTunnel(configure: {
             $0.inFlightCaps = .init(perAddress: 10, perTunnel: 1024, waitLimit: .seconds(1))
         }) { relay, app in
             let streams = try ChildProcess(
@@ -88,7 +68,7 @@ struct PublicHTTP2LimitsTests {
     @Test(
         "a stalled HTTP/2 upload gets 408, an unread download is reset, a stream the app holds stays")
     func stalls() async throws {
-        try await withTunnel({ $0.stallTimeout = .seconds(2) }) { relay, app in
+        try await withTunnel(configure: { $0.stallTimeout = .seconds(2) }) { relay, app in
             let client = try ChildProcess(
                 try testPython(),
                 [testScript("h2_stalls.py"), String(relay.addresses.publicPort), "demo.\(TestRelay.domain)", "8000000"])

@@ -7,24 +7,9 @@ import Testing
 /// HTTP/1.1 clients to an app that speaks only HTTP/2.
 @Suite("Public HTTP/2 (h2c) through the tunnel", .serialized, .timeLimit(.minutes(3)))
 struct PublicHTTP2Tests {
-    private func withTunnel(_ body: (TestRelay) async throws -> Void) async throws {
-        let (relay, agent, app) = try await startTunnel()
-        let result: Result<Void, any Error>
-        do {
-            try await body(relay)
-            result = .success(())
-        } catch {
-            result = .failure(error)
-        }
-        await agent.stop()
-        await relay.stop()
-        await app.stop()
-        try result.get()
-    }
-
     @Test("curl --http2-prior-knowledge: GET and POST answered over HTTP/2")
     func curlPriorKnowledge() async throws {
-        try await withTunnel { relay in
+        try await withTunnel { relay, _ in
             let get = try await curl(
                 relay.curl("demo", "/hello", ["--http2-prior-knowledge", "-w", "\n%{http_version} %{http_code}"]))
             #expect(get.status == 0)
@@ -40,7 +25,7 @@ struct PublicHTTP2Tests {
 
     @Test("nghttp over h2c: 200 from the app, and an unknown :authority gets 404")
     func nghttp() async throws {
-        try await withTunnel { relay in
+        try await withTunnel { relay, _ in
             let port = relay.addresses.publicPort
             let found = try ChildProcess(
                 "nghttp", ["-v", "-H", ":authority: demo.\(TestRelay.domain)", "http://127.0.0.1:\(port)/hello"])
@@ -56,7 +41,7 @@ struct PublicHTTP2Tests {
 
     @Test("h2load -n 5000 -c 10 -m 10 against the public port: zero failures")
     func h2load() async throws {
-        try await withTunnel { relay in
+        try await withTunnel { relay, _ in
             let load = try ChildProcess(
                 "h2load",
                 [
@@ -87,7 +72,7 @@ struct PublicHTTP2Tests {
 
     @Test("a gRPC request over HTTP/1.1 gets 505 saying it needs HTTP/2")
     func grpcOverHTTP1() async throws {
-        try await withTunnel { relay in
+        try await withTunnel { relay, _ in
             let answer = try await curl(
                 relay.curl(
                     "demo", "/pkg.Service/Method",
