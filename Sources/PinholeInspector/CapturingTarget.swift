@@ -60,8 +60,9 @@ final class CaptureResponseSide: ExchangeDownstream, ExchangeDeliveryObserving {
 /// One exchange, seen from between its downstream and upstream: every call is passed
 /// on unchanged, after a note of it. The downstream talks to it as its upstream; the
 /// target answers it through its `CaptureResponseSide`. Lives on the exchange's event
-/// loop, and goes with it: what stays in the ring is only its small `slot`, which it
-/// changes through the store (under its lock) without looking it up.
+/// loop, and goes with it. Its record is its own while it runs; the store's `slot` gets
+/// what the page shows of a request in flight (under the store's lock), and when the
+/// exchange ends, the store keeps the record's compact form, written here.
 final class CapturingExchange: ExchangeUpstream {
     let id: Int
     private let slot: InspectorStore.Slot
@@ -70,9 +71,7 @@ final class CapturingExchange: ExchangeUpstream {
     /// Cleared when the exchange is over, as the sides it joins clear theirs.
     private var downstream: (any ExchangeDownstream)?
     var upstream: (any ExchangeUpstream)?
-    private var timing: CapturedTiming
-    private var requestBody = CapturedBody()
-    private var responseBody = CapturedBody()
+    private var record: CapturedRequest
     private var over = false
     private var deadlineTimer: Scheduled<Void>?
 
@@ -82,15 +81,16 @@ final class CapturingExchange: ExchangeUpstream {
         downstream: any ExchangeDownstream
     ) {
         let started = NIODeadline.now()
-        self.slot = InspectorStore.Slot(
-            CapturedRequest(
-                id: 0, head: head, replayOf: replayOf, wallClock: store.wallClock(at: started), started: started,
-                deadline: deadline))
+        var record = CapturedRequest(
+            id: 0, head: head, replayOf: replayOf, wallClock: store.wallClock(at: started), started: started,
+            deadline: deadline)
+        self.slot = InspectorStore.Slot(record)
         self.id = store.begin(slot)
+        record.id = id
+        self.record = record
         self.store = store
         self.bodyLimit = store.limits.bodyBytes
         self.downstream = downstream
-        self.timing = CapturedTiming(started: started)
     }
 
     // MARK: ExchangeUpstream: the downstream's calls, on their way to the target
@@ -98,16 +98,17 @@ final class CapturingExchange: ExchangeUpstream {
     var isWritable: Bool { upstream?.isWritable ?? true }
 
     func sendBody(_ body: ByteBuffer) {
-        requestBody.keep(body, limit: bodyLimit)
+        record.requestBody.keep(body, limit: bodyLimit)
         upstream?.sendBody(body)
     }
 
     func sendEnd(trailers: HTTPHeaders?) {
-        timing.requestEnded = .now()
+        record.timing.requestEnded = .now()
+        record.requestTrailers = trailers
         // A request held at the app shows its body and trailers at once; one without
         // either has nothing new to show until its response.
-        if requestBody.totalBytes > 0 || trailers != nil {
-            let (body, timing) = (requestBody, self.timing)
+        if record.requestBody.totalBytes > 0 || trailers != nil {
+            let (body, timing) = (record.requestBody, record.timing)
             store.update(slot) {
                 $0.requestBody = body
                 $0.requestTrailers = trailers
@@ -132,14 +133,16 @@ final class CapturingExchange: ExchangeUpstream {
     var downstreamIsWritable: Bool { downstream?.isWritable ?? true }
 
     func exchangeRequestDelivered() {
-        timing.delivered = .now()
+        record.timing.delivered = .now()
     }
 
     func exchangeReceivedHead(_ head: ProxyResponseHead) {
         deadlineTimer?.cancel()
-        let now = NIODeadline.now()
-        timing.responseStarted = now
-        let timing = self.timing
+        record.timing.responseStarted = .now()
+        record.status = Int(head.status.code)
+        record.responseHeaders = head.headers
+        record.state = .responding
+        let timing = record.timing
         store.update(slot) {
             $0.status = Int(head.status.code)
             $0.responseHeaders = head.headers
@@ -150,7 +153,7 @@ final class CapturingExchange: ExchangeUpstream {
     }
 
     func exchangeReceivedBody(_ body: ByteBuffer) {
-        responseBody.keep(body, limit: bodyLimit)
+        record.responseBody.keep(body, limit: bodyLimit)
         downstream?.exchangeReceivedBody(body)
     }
 
@@ -176,6 +179,8 @@ final class CapturingExchange: ExchangeUpstream {
 
     // MARK: The record
 
+    /// Finishes the record and hands the store its compact form, written here, outside
+    /// the lock every event loop's exchanges share.
     private func end(state: CapturedRequest.State, error: String?, trailers: HTTPHeaders?, status: Int? = nil) {
         guard !over else { return }
         over = true
@@ -183,18 +188,15 @@ final class CapturingExchange: ExchangeUpstream {
         deadlineTimer = nil
         downstream = nil
         upstream = nil
-        timing.finished = .now()
-        let (timing, requestBody, responseBody) = (self.timing, self.requestBody, self.responseBody)
-        store.update(slot) {
-            $0.state = state
-            $0.error = error
-            $0.timing = timing
-            $0.requestBody = requestBody
-            $0.responseBody = responseBody
-            $0.responseTrailers = trailers
-            // A failure before any response head: the status Pinhole answered with.
-            if $0.status == nil, let status { $0.status = status }
-        }
+        record.timing.finished = .now()
+        record.state = state
+        record.error = error
+        record.responseTrailers = trailers
+        // A failure before any response head: the status Pinhole answered with.
+        if record.status == nil, let status { record.status = status }
+        var encoded = ByteBufferAllocator().buffer(capacity: record.encodedSizeEstimate)
+        record.encode(into: &encoded)
+        store.finish(slot, encoded: encoded)
     }
 
     /// Tells `watch` if the request is still without an answer when its caller's
@@ -204,8 +206,9 @@ final class CapturingExchange: ExchangeUpstream {
     ) {
         let id = self.id
         deadlineTimer = eventLoop.assumeIsolated().scheduleTask(in: deadline.timeout) {
-            guard !self.over, self.timing.responseStarted == nil else { return }
+            guard !self.over, self.record.timing.responseStarted == nil else { return }
             watch.report(DeadlineNotice(id: id, method: method, path: path, deadline: deadline))
+            self.record.deadlinePassed = true
             self.store.update(self.slot) { $0.deadlinePassed = true }
         }
     }
