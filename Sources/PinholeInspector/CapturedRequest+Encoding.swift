@@ -26,24 +26,17 @@ extension CapturedRequest {
     /// Appends this record to `buffer`.
     func encode(into buffer: inout ByteBuffer) {
         let start = buffer.writerIndex
-        buffer.writeInteger(UInt32(0))  // the length, set at the end
-        buffer.writeInteger(Int64(id))
-        buffer.writeInteger(Int64(replayOf ?? 0))
-        buffer.writeInteger(wallClock.bitPattern)
-        buffer.writeInteger(Self.stateCode(state))
         var flags: UInt8 = 0
         if deadlinePassed { flags |= Flag.deadlinePassed }
         if head.mayHaveBody { flags |= Flag.mayHaveBody }
         if head.clientProtocol == .http2 { flags |= Flag.http2 }
         if deadline?.source == "grpc-timeout" { flags |= Flag.grpcTimeout }
-        buffer.writeInteger(flags)
-        buffer.writeInteger(Int32(status ?? -1))
-        buffer.writeInteger(deadline?.timeout.nanoseconds ?? 0)
-        buffer.writeInteger(timing.started.uptimeNanoseconds)
-        buffer.writeInteger(timing.delivered?.uptimeNanoseconds ?? 0)
-        buffer.writeInteger(timing.requestEnded?.uptimeNanoseconds ?? 0)
-        buffer.writeInteger(timing.responseStarted?.uptimeNanoseconds ?? 0)
-        buffer.writeInteger(timing.finished?.uptimeNanoseconds ?? 0)
+        // The fixed fields in one write; the length is set at the end.
+        buffer.writeMultipleIntegers(
+            UInt32(0), Int64(id), Int64(replayOf ?? 0), wallClock.bitPattern, Self.stateCode(state), flags,
+            Int32(status ?? -1), deadline?.timeout.nanoseconds ?? 0, timing.started.uptimeNanoseconds,
+            timing.delivered?.uptimeNanoseconds ?? 0, timing.requestEnded?.uptimeNanoseconds ?? 0,
+            timing.responseStarted?.uptimeNanoseconds ?? 0, timing.finished?.uptimeNanoseconds ?? 0)
         Self.write(head.method.rawValue, into: &buffer)
         Self.write(head.path, into: &buffer)
         Self.write(head.authority, into: &buffer)
@@ -189,9 +182,26 @@ extension CapturedRequest {
         return CapturedBody(kept: kept, totalBytes: Int(total))
     }
 
-    /// What `encode(into:)` will write, to size the buffer once.
-    var encodedSizeEstimate: Int {
-        128 + requestBody.kept.readableBytes + responseBody.kept.readableBytes + head.path.utf8.count
-            + 64 * (head.headers.count + (responseHeaders?.count ?? 0))
+    /// How many bytes `encode(into:)` writes, exactly: the ring makes room for them first.
+    var encodedSize: Int {
+        // Each string: its length (UInt32), then its bytes.
+        var size = Self.fixedSize + 6 * 4 + head.method.rawValue.utf8.count + head.path.utf8.count
+        size += head.authority.utf8.count + head.scheme.utf8.count
+        size += (head.upgrade?.utf8.count ?? 0) + (error?.utf8.count ?? 0)
+        size +=
+            Self.size(of: head.headers) + Self.size(of: requestTrailers) + Self.size(of: responseHeaders)
+            + Self.size(of: responseTrailers)
+        return size + 12 + requestBody.kept.readableBytes + 12 + responseBody.kept.readableBytes
+    }
+
+    /// The fixed fields: length, id, replayOf, wall clock, state, flags, status, deadline,
+    /// five instants.
+    private static let fixedSize = 4 + 8 + 8 + 8 + 1 + 1 + 4 + 8 + 5 * 8
+
+    private static func size(of headers: HTTPHeaders?) -> Int {
+        guard let headers else { return 4 }
+        var size = 4
+        for (name, value) in headers { size += 8 + name.utf8.count + value.utf8.count }
+        return size
     }
 }

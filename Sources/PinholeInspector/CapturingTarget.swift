@@ -60,9 +60,9 @@ final class CaptureResponseSide: ExchangeDownstream, ExchangeDeliveryObserving {
 /// One exchange, seen from between its downstream and upstream: every call is passed
 /// on unchanged, after a note of it. The downstream talks to it as its upstream; the
 /// target answers it through its `CaptureResponseSide`. Lives on the exchange's event
-/// loop, and goes with it. Its record is its own while it runs; the store's `slot` gets
-/// what the page shows of a request in flight (under the store's lock), and when the
-/// exchange ends, the store keeps the record's compact form, written here.
+/// loop, and goes with it. While it runs, the store holds its `slot`, which it changes
+/// through the store (under its lock) without looking it up; when it ends, the store
+/// writes the record into the ring, and lets the slot go.
 final class CapturingExchange: ExchangeUpstream {
     let id: Int
     private let slot: InspectorStore.Slot
@@ -71,7 +71,9 @@ final class CapturingExchange: ExchangeUpstream {
     /// Cleared when the exchange is over, as the sides it joins clear theirs.
     private var downstream: (any ExchangeDownstream)?
     var upstream: (any ExchangeUpstream)?
-    private var record: CapturedRequest
+    private var timing: CapturedTiming
+    private var requestBody = CapturedBody()
+    private var responseBody = CapturedBody()
     private var over = false
     private var deadlineTimer: Scheduled<Void>?
 
@@ -81,16 +83,15 @@ final class CapturingExchange: ExchangeUpstream {
         downstream: any ExchangeDownstream
     ) {
         let started = NIODeadline.now()
-        var record = CapturedRequest(
-            id: 0, head: head, replayOf: replayOf, wallClock: store.wallClock(at: started), started: started,
-            deadline: deadline)
-        self.slot = InspectorStore.Slot(record)
+        self.slot = InspectorStore.Slot(
+            CapturedRequest(
+                id: 0, head: head, replayOf: replayOf, wallClock: store.wallClock(at: started), started: started,
+                deadline: deadline))
         self.id = store.begin(slot)
-        record.id = id
-        self.record = record
         self.store = store
         self.bodyLimit = store.limits.bodyBytes
         self.downstream = downstream
+        self.timing = CapturedTiming(started: started)
     }
 
     // MARK: ExchangeUpstream: the downstream's calls, on their way to the target
@@ -98,17 +99,16 @@ final class CapturingExchange: ExchangeUpstream {
     var isWritable: Bool { upstream?.isWritable ?? true }
 
     func sendBody(_ body: ByteBuffer) {
-        record.requestBody.keep(body, limit: bodyLimit)
+        requestBody.keep(body, limit: bodyLimit)
         upstream?.sendBody(body)
     }
 
     func sendEnd(trailers: HTTPHeaders?) {
-        record.timing.requestEnded = .now()
-        record.requestTrailers = trailers
+        timing.requestEnded = .now()
         // A request held at the app shows its body and trailers at once; one without
         // either has nothing new to show until its response.
-        if record.requestBody.totalBytes > 0 || trailers != nil {
-            let (body, timing) = (record.requestBody, record.timing)
+        if requestBody.totalBytes > 0 || trailers != nil {
+            let (body, timing) = (requestBody, self.timing)
             store.update(slot) {
                 $0.requestBody = body
                 $0.requestTrailers = trailers
@@ -133,16 +133,14 @@ final class CapturingExchange: ExchangeUpstream {
     var downstreamIsWritable: Bool { downstream?.isWritable ?? true }
 
     func exchangeRequestDelivered() {
-        record.timing.delivered = .now()
+        timing.delivered = .now()
     }
 
     func exchangeReceivedHead(_ head: ProxyResponseHead) {
         deadlineTimer?.cancel()
-        record.timing.responseStarted = .now()
-        record.status = Int(head.status.code)
-        record.responseHeaders = head.headers
-        record.state = .responding
-        let timing = record.timing
+        let now = NIODeadline.now()
+        timing.responseStarted = now
+        let timing = self.timing
         store.update(slot) {
             $0.status = Int(head.status.code)
             $0.responseHeaders = head.headers
@@ -153,7 +151,7 @@ final class CapturingExchange: ExchangeUpstream {
     }
 
     func exchangeReceivedBody(_ body: ByteBuffer) {
-        record.responseBody.keep(body, limit: bodyLimit)
+        responseBody.keep(body, limit: bodyLimit)
         downstream?.exchangeReceivedBody(body)
     }
 
@@ -179,8 +177,6 @@ final class CapturingExchange: ExchangeUpstream {
 
     // MARK: The record
 
-    /// Finishes the record and hands the store its compact form, written here, outside
-    /// the lock every event loop's exchanges share.
     private func end(state: CapturedRequest.State, error: String?, trailers: HTTPHeaders?, status: Int? = nil) {
         guard !over else { return }
         over = true
@@ -188,15 +184,18 @@ final class CapturingExchange: ExchangeUpstream {
         deadlineTimer = nil
         downstream = nil
         upstream = nil
-        record.timing.finished = .now()
-        record.state = state
-        record.error = error
-        record.responseTrailers = trailers
-        // A failure before any response head: the status Pinhole answered with.
-        if record.status == nil, let status { record.status = status }
-        var encoded = ByteBufferAllocator().buffer(capacity: record.encodedSizeEstimate)
-        record.encode(into: &encoded)
-        store.finish(slot, encoded: encoded)
+        timing.finished = .now()
+        let (timing, requestBody, responseBody) = (self.timing, self.requestBody, self.responseBody)
+        store.finish(slot) {
+            $0.state = state
+            $0.error = error
+            $0.timing = timing
+            $0.requestBody = requestBody
+            $0.responseBody = responseBody
+            $0.responseTrailers = trailers
+            // A failure before any response head: the status Pinhole answered with.
+            if $0.status == nil, let status { $0.status = status }
+        }
     }
 
     /// Tells `watch` if the request is still without an answer when its caller's
@@ -206,9 +205,8 @@ final class CapturingExchange: ExchangeUpstream {
     ) {
         let id = self.id
         deadlineTimer = eventLoop.assumeIsolated().scheduleTask(in: deadline.timeout) {
-            guard !self.over, self.record.timing.responseStarted == nil else { return }
+            guard !self.over, self.timing.responseStarted == nil else { return }
             watch.report(DeadlineNotice(id: id, method: method, path: path, deadline: deadline))
-            self.record.deadlinePassed = true
             self.store.update(self.slot) { $0.deadlinePassed = true }
         }
     }

@@ -134,14 +134,15 @@ public final class InspectorStore: Sendable {
         for listener in listeners { listener(.updated(id: id)) }
     }
 
-    /// Ends `slot`'s flight: the index keeps `encoded` (`record.encode(into:)`, done by the
-    /// caller outside the lock) in the ring instead, pushing out what it writes over.
-    func finish(_ slot: Slot, encoded: ByteBuffer) {
+    /// Ends `slot`'s flight: `change` finishes its record, which the ring then keeps in
+    /// its compact form, written in place, pushing out what it writes over.
+    func finish(_ slot: Slot, _ change: (inout CapturedRequest) -> Void) {
         let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]) in
             guard state.holds(slot) else { return (0, []) }
+            change(&slot.record)
             let id = slot.record.id
-            let entry = state.ring.append(encoded).map { Entry.stored(position: $0) } ?? .dropped
-            state.entries[offset: id - state.oldest] = entry
+            let position = state.ring.append(length: slot.record.encodedSize) { slot.record.encode(into: &$0) }
+            state.entries[offset: id - state.oldest] = position.map { .stored(position: $0) } ?? .dropped
             state.trim()
             return (id, state.listening)
         }
