@@ -58,6 +58,10 @@ public final class InspectorStore: Sendable {
         var listeners: [Int: @Sendable (Change) -> Void] = [:]
         /// `listeners`' values, kept ready: every change hands them out.
         var listening: [@Sendable (Change) -> Void] = []
+
+        /// The listeners to tell of a change: nil when there are none (no page open), so
+        /// that a change retains nothing for them.
+        var toTell: [@Sendable (Change) -> Void]? { listening.isEmpty ? nil : listening }
         var nextListener = 0
 
         func entry(_ id: Int) -> Entry? {
@@ -112,41 +116,41 @@ public final class InspectorStore: Sendable {
     /// Adds `slot`'s record under the next id, and returns that id. The record is built by
     /// the caller, outside the lock that every event loop's exchanges share.
     func begin(_ slot: Slot) -> Int {
-        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]) in
+        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]?) in
             let id = state.nextID
             state.nextID += 1
             slot.record.id = id
             state.entries.append(.live(slot))
             state.trim()
-            return (id, state.listening)
+            return (id, state.toTell)
         }
-        for listener in listeners { listener(.updated(id: id)) }
+        for listener in listeners ?? [] { listener(.updated(id: id)) }
         return id
     }
 
     /// Changes `slot`'s record, if it is still in flight in the index.
     func update(_ slot: Slot, _ change: (inout CapturedRequest) -> Void) {
-        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]) in
-            guard state.holds(slot) else { return (0, []) }
+        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]?) in
+            guard state.holds(slot) else { return (0, nil) }
             change(&slot.record)
-            return (slot.record.id, state.listening)
+            return (slot.record.id, state.toTell)
         }
-        for listener in listeners { listener(.updated(id: id)) }
+        for listener in listeners ?? [] { listener(.updated(id: id)) }
     }
 
     /// Ends `slot`'s flight: `change` finishes its record, which the ring then keeps in
     /// its compact form, written in place, pushing out what it writes over.
     func finish(_ slot: Slot, _ change: (inout CapturedRequest) -> Void) {
-        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]) in
-            guard state.holds(slot) else { return (0, []) }
+        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]?) in
+            guard state.holds(slot) else { return (0, nil) }
             change(&slot.record)
             let id = slot.record.id
             let position = state.ring.append(length: slot.record.encodedSize) { slot.record.encode(into: &$0) }
             state.entries[offset: id - state.oldest] = position.map { .stored(position: $0) } ?? .dropped
             state.trim()
-            return (id, state.listening)
+            return (id, state.toTell)
         }
-        for listener in listeners { listener(.updated(id: id)) }
+        for listener in listeners ?? [] { listener(.updated(id: id)) }
     }
 
     /// The record of `id`, if it is still kept. A finished one's bytes are copied out of
