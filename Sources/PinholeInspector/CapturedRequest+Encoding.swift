@@ -181,27 +181,4 @@ extension CapturedRequest {
         else { return nil }
         return CapturedBody(kept: kept, totalBytes: Int(total))
     }
-
-    /// How many bytes `encode(into:)` writes, exactly: the ring makes room for them first.
-    var encodedSize: Int {
-        // Each string: its length (UInt32), then its bytes.
-        var size = Self.fixedSize + 6 * 4 + head.method.rawValue.utf8.count + head.path.utf8.count
-        size += head.authority.utf8.count + head.scheme.utf8.count
-        size += (head.upgrade?.utf8.count ?? 0) + (error?.utf8.count ?? 0)
-        size +=
-            Self.size(of: head.headers) + Self.size(of: requestTrailers) + Self.size(of: responseHeaders)
-            + Self.size(of: responseTrailers)
-        return size + 12 + requestBody.kept.readableBytes + 12 + responseBody.kept.readableBytes
-    }
-
-    /// The fixed fields: length, id, replayOf, wall clock, state, flags, status, deadline,
-    /// five instants.
-    private static let fixedSize = 4 + 8 + 8 + 8 + 1 + 1 + 4 + 8 + 5 * 8
-
-    private static func size(of headers: HTTPHeaders?) -> Int {
-        guard let headers else { return 4 }
-        var size = 4
-        for (name, value) in headers { size += 8 + name.utf8.count + value.utf8.count }
-        return size
-    }
 }

@@ -52,6 +52,10 @@ public final class InspectorStore: Sendable {
         var oldest = 1
         var nextID = 1
         var ring: RecordRing
+        /// Where a finished record is encoded before it is copied into the ring: the same
+        /// few hundred bytes each time, so the encoding's many small writes stay in the
+        /// cache, and only one copy goes to the ring's memory, which has long left it.
+        var scratch = ByteBuffer()
         /// The index's own bound: ids past it go even while in flight, so that a request
         /// held at a breakpoint does not keep the entries of everything after it.
         let maxEntries: Int
@@ -139,13 +143,15 @@ public final class InspectorStore: Sendable {
     }
 
     /// Ends `slot`'s flight: `change` finishes its record, which the ring then keeps in
-    /// its compact form, written in place, pushing out what it writes over.
+    /// its compact form, pushing out what it writes over.
     func finish(_ slot: Slot, _ change: (inout CapturedRequest) -> Void) {
         let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]?) in
             guard state.holds(slot) else { return (0, nil) }
             change(&slot.record)
             let id = slot.record.id
-            let position = state.ring.append(length: slot.record.encodedSize) { slot.record.encode(into: &$0) }
+            state.scratch.clear()
+            slot.record.encode(into: &state.scratch)
+            let position = state.ring.append(state.scratch)
             state.entries[offset: id - state.oldest] = position.map { .stored(position: $0) } ?? .dropped
             state.trim()
             return (id, state.toTell)

@@ -28,22 +28,16 @@ struct RecordRing {
     /// The bytes the held records take, counting what wrapping leaves unused.
     var usedBytes: Int { head - tail }
 
-    /// Makes room for a record of `length` bytes after the last one, pushing out what it
-    /// covers, has `write` append exactly those bytes to the buffer, and returns the
-    /// record's position; nil (and nothing written) when it is larger than the whole ring.
-    /// The record is written in place: no buffer of its own to fill and copy.
-    mutating func append(length: Int, _ write: (inout ByteBuffer) -> Void) -> Int? {
+    /// Writes `record` after the last one, pushing out what it covers, and returns its
+    /// position; nil (and nothing written) when it is larger than the whole ring.
+    mutating func append(_ record: ByteBuffer) -> Int? {
+        let length = record.readableBytes
         guard length <= capacity else { return nil }
         // A record does not wrap: past the end, it starts again at the beginning.
         let place = head % capacity
         if place + length > capacity { head += capacity - place }
         tail = max(tail, head + length - capacity)
-        // Writing appends at the writer index: it is moved to the record's place, and
-        // back to the end (where readers need it) once the record is written.
-        bytes.moveWriterIndex(to: head % capacity)
-        write(&bytes)
-        precondition(bytes.writerIndex == head % capacity + length, "a record wrote other than its encoded size")
-        bytes.moveWriterIndex(to: capacity)
+        bytes.setBuffer(record, at: head % capacity)
         defer { head += length }
         return head
     }

@@ -156,7 +156,7 @@ struct InspectorStoreTests {
 /// The ring's compact form of a record: every field comes back as it went in.
 @Suite("Inspector record encoding")
 struct InspectorRecordEncodingTests {
-    @Test("a record read back from its bytes has every field it was written with, in exactly encodedSize bytes")
+    @Test("a record read back from its bytes has every field it was written with")
     func roundTrip() throws {
         let started = NIODeadline.uptimeNanoseconds(5_000_000_000)
         var head = ProxyRequestHead(
@@ -181,7 +181,6 @@ struct InspectorRecordEncodingTests {
 
         var bytes = ByteBuffer()
         record.encode(into: &bytes)
-        #expect(bytes.readableBytes == record.encodedSize)
         let read = try #require(CapturedRequest.decode(from: &bytes))
         #expect(bytes.readableBytes == 0)
         #expect(read.id == 42 && read.replayOf == 7 && read.wallClock == 1_700_000_000.25)
