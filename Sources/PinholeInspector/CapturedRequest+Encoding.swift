@@ -3,10 +3,14 @@ import NIOHTTP1
 import PinholeCore
 
 /// A finished record's compact form: the bytes the ring keeps. Written once, when the
-/// exchange ends, into one buffer, and read back into a `CapturedRequest` only when the
+/// exchange ends, into one array of bytes, and read back into a `CapturedRequest` only when the
 /// API or the page asks. So a kept record holds no strings, arrays or buffers of its own
 /// (nothing to free when it is pushed out), and the fields are all there: every one is
-/// written, in this order.
+/// written, in this order. Integers are big-endian, as `ByteBuffer` reads them.
+///
+/// Written with array appends rather than `ByteBuffer` writes: a record takes some fifty
+/// small writes, and each `ByteBuffer` write pays for checking its storage's exclusive
+/// access, which cost more than the bytes themselves.
 ///
 /// Layout: the length of the whole record (UInt32), then fixed-size fields, then the
 /// strings (UInt32 length and UTF-8; `absent` for nil), the field lists (UInt32 count, then
@@ -23,33 +27,47 @@ extension CapturedRequest {
         static let grpcTimeout: UInt8 = 8
     }
 
-    /// Appends this record to `buffer`.
-    func encode(into buffer: inout ByteBuffer) {
-        let start = buffer.writerIndex
+    /// Appends this record to `bytes`.
+    func encode(into bytes: inout [UInt8]) {
+        let start = bytes.count
         var flags: UInt8 = 0
         if deadlinePassed { flags |= Flag.deadlinePassed }
         if head.mayHaveBody { flags |= Flag.mayHaveBody }
         if head.clientProtocol == .http2 { flags |= Flag.http2 }
         if deadline?.source == "grpc-timeout" { flags |= Flag.grpcTimeout }
-        // The fixed fields in one write; the length is set at the end.
-        buffer.writeMultipleIntegers(
-            UInt32(0), Int64(id), Int64(replayOf ?? 0), wallClock.bitPattern, Self.stateCode(state), flags,
-            Int32(status ?? -1), deadline?.timeout.nanoseconds ?? 0, timing.started.uptimeNanoseconds,
-            timing.delivered?.uptimeNanoseconds ?? 0, timing.requestEnded?.uptimeNanoseconds ?? 0,
-            timing.responseStarted?.uptimeNanoseconds ?? 0, timing.finished?.uptimeNanoseconds ?? 0)
-        Self.write(head.method.rawValue, into: &buffer)
-        Self.write(head.path, into: &buffer)
-        Self.write(head.authority, into: &buffer)
-        Self.write(head.scheme, into: &buffer)
-        Self.write(head.upgrade, into: &buffer)
-        Self.write(error, into: &buffer)
-        Self.write(head.headers, into: &buffer)
-        Self.write(requestTrailers, into: &buffer)
-        Self.write(responseHeaders, into: &buffer)
-        Self.write(responseTrailers, into: &buffer)
-        Self.write(requestBody, into: &buffer)
-        Self.write(responseBody, into: &buffer)
-        buffer.setInteger(UInt32(buffer.writerIndex - start), at: start)
+        // The length is set at the end.
+        Self.append(UInt32(0), to: &bytes)
+        Self.append(Int64(id), to: &bytes)
+        Self.append(Int64(replayOf ?? 0), to: &bytes)
+        Self.append(wallClock.bitPattern, to: &bytes)
+        bytes.append(Self.stateCode(state))
+        bytes.append(flags)
+        Self.append(Int32(status ?? -1), to: &bytes)
+        Self.append(deadline?.timeout.nanoseconds ?? 0, to: &bytes)
+        Self.append(timing.started.uptimeNanoseconds, to: &bytes)
+        Self.append(timing.delivered?.uptimeNanoseconds ?? 0, to: &bytes)
+        Self.append(timing.requestEnded?.uptimeNanoseconds ?? 0, to: &bytes)
+        Self.append(timing.responseStarted?.uptimeNanoseconds ?? 0, to: &bytes)
+        Self.append(timing.finished?.uptimeNanoseconds ?? 0, to: &bytes)
+        Self.write(head.method.rawValue, into: &bytes)
+        Self.write(head.path, into: &bytes)
+        Self.write(head.authority, into: &bytes)
+        Self.write(head.scheme, into: &bytes)
+        Self.write(head.upgrade, into: &bytes)
+        Self.write(error, into: &bytes)
+        Self.write(head.headers, into: &bytes)
+        Self.write(requestTrailers, into: &bytes)
+        Self.write(responseHeaders, into: &bytes)
+        Self.write(responseTrailers, into: &bytes)
+        Self.write(requestBody, into: &bytes)
+        Self.write(responseBody, into: &bytes)
+        withUnsafeBytes(of: UInt32(bytes.count - start).bigEndian) { length in
+            bytes.replaceSubrange(start..<start + 4, with: length)
+        }
+    }
+
+    private static func append<Value: FixedWidthInteger>(_ value: Value, to bytes: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
     }
 
     /// The record encoded at the reader index of `buffer`, which is moved past it; nil if
@@ -128,13 +146,13 @@ extension CapturedRequest {
         }
     }
 
-    private static func write(_ text: String?, into buffer: inout ByteBuffer) {
+    private static func write(_ text: String?, into bytes: inout [UInt8]) {
         guard let text else {
-            buffer.writeInteger(absent)
+            append(absent, to: &bytes)
             return
         }
-        buffer.writeInteger(UInt32(text.utf8.count))
-        buffer.writeString(text)
+        append(UInt32(text.utf8.count), to: &bytes)
+        bytes.append(contentsOf: text.utf8)
     }
 
     /// nil when the bytes end early; `.some(nil)` for a string that was nil.
@@ -145,15 +163,15 @@ extension CapturedRequest {
         return .some(text)
     }
 
-    private static func write(_ headers: HTTPHeaders?, into buffer: inout ByteBuffer) {
+    private static func write(_ headers: HTTPHeaders?, into bytes: inout [UInt8]) {
         guard let headers else {
-            buffer.writeInteger(absent)
+            append(absent, to: &bytes)
             return
         }
-        buffer.writeInteger(UInt32(headers.count))
+        append(UInt32(headers.count), to: &bytes)
         for (name, value) in headers {
-            write(name, into: &buffer)
-            write(value, into: &buffer)
+            write(name, into: &bytes)
+            write(value, into: &bytes)
         }
     }
 
@@ -169,10 +187,10 @@ extension CapturedRequest {
         return .some(HTTPHeaders(fields))
     }
 
-    private static func write(_ body: CapturedBody, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(Int64(body.totalBytes))
-        buffer.writeInteger(UInt32(body.kept.readableBytes))
-        buffer.writeImmutableBuffer(body.kept)
+    private static func write(_ body: CapturedBody, into bytes: inout [UInt8]) {
+        append(Int64(body.totalBytes), to: &bytes)
+        append(UInt32(body.kept.readableBytes), to: &bytes)
+        bytes.append(contentsOf: body.kept.readableBytesView)
     }
 
     private static func readBody(_ buffer: inout ByteBuffer) -> CapturedBody? {

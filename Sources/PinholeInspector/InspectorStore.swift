@@ -55,7 +55,7 @@ public final class InspectorStore: Sendable {
         /// Where a finished record is encoded before it is copied into the ring: the same
         /// few hundred bytes each time, so the encoding's many small writes stay in the
         /// cache, and only one copy goes to the ring's memory, which has long left it.
-        var scratch = ByteBuffer()
+        var scratch: [UInt8] = []
         /// The index's own bound: ids past it go even while in flight, so that a request
         /// held at a breakpoint does not keep the entries of everything after it.
         let maxEntries: Int
@@ -149,7 +149,7 @@ public final class InspectorStore: Sendable {
             guard state.holds(slot) else { return (0, nil) }
             change(&slot.record)
             let id = slot.record.id
-            state.scratch.clear()
+            state.scratch.removeAll(keepingCapacity: true)
             slot.record.encode(into: &state.scratch)
             let position = state.ring.append(state.scratch)
             state.entries[offset: id - state.oldest] = position.map { .stored(position: $0) } ?? .dropped

@@ -30,14 +30,14 @@ struct RecordRing {
 
     /// Writes `record` after the last one, pushing out what it covers, and returns its
     /// position; nil (and nothing written) when it is larger than the whole ring.
-    mutating func append(_ record: ByteBuffer) -> Int? {
-        let length = record.readableBytes
+    mutating func append(_ record: [UInt8]) -> Int? {
+        let length = record.count
         guard length <= capacity else { return nil }
         // A record does not wrap: past the end, it starts again at the beginning.
         let place = head % capacity
         if place + length > capacity { head += capacity - place }
         tail = max(tail, head + length - capacity)
-        bytes.setBuffer(record, at: head % capacity)
+        bytes.setBytes(record, at: head % capacity)
         defer { head += length }
         return head
     }

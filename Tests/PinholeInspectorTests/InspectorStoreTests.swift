@@ -179,8 +179,9 @@ struct InspectorRecordEncodingTests {
         record.timing.finished = started + .milliseconds(9)
         record.deadlinePassed = true
 
-        var bytes = ByteBuffer()
-        record.encode(into: &bytes)
+        var encoded: [UInt8] = []
+        record.encode(into: &encoded)
+        var bytes = ByteBuffer(bytes: encoded)
         let read = try #require(CapturedRequest.decode(from: &bytes))
         #expect(bytes.readableBytes == 0)
         #expect(read.id == 42 && read.replayOf == 7 && read.wallClock == 1_700_000_000.25)
