@@ -52,9 +52,9 @@ public final class InspectorStore: Sendable {
         var oldest = 1
         var nextID = 1
         var ring: RecordRing
-        /// Where a finished record is encoded before it is copied into the ring: the same
-        /// few hundred bytes each time, so the encoding's many small writes stay in the
-        /// cache, and only one copy goes to the ring's memory, which has long left it.
+        /// Where a finished record is encoded before it is copied into the ring in one
+        /// write: reused, so a record costs no allocation, and the encoding's many small
+        /// writes go to the same few hundred bytes each time.
         var scratch: [UInt8] = []
         /// The index's own bound: ids past it go even while in flight, so that a request
         /// held at a breakpoint does not keep the entries of everything after it.
