@@ -3,7 +3,7 @@
 # /proc) at c=50, with the inspector off, on, and on with a page watching the live
 # feed. The agent runs with its embedded relay, as a release build, in front of nginx
 # returning 13 bytes; wrk drives it. Everything on 127.0.0.1. Rounds alternate the
-# modes so drift on a shared machine hits each alike.
+# modes, in order and then in reverse, so drift on a shared machine hits each alike.
 #
 # The ring is measured warm: every agent (each build, each mode) starts once and, with the
 # inspector on, wrk runs until its ring is full (its first record pushed out); the rounds
@@ -158,10 +158,19 @@ if [ "$ring" = warm ]; then
     done
 fi
 printf "%-8s %-8s %5s %10s %14s %9s %8s\n" agent mode round "req/s" "CPU µs/req" "RSS MiB" "warm s"
+read -r -a agent_list <<<"$agents"
 for round in $(seq "$rounds"); do
-    for named in $agents; do
+    # Odd rounds go through the builds and modes in order, even rounds in reverse (ABBA),
+    # so a load that rises or falls during a round weighs on each mode alike.
+    order_agents=("${agent_list[@]}")
+    order_modes=("${modes[@]}")
+    if [ $((round % 2)) -eq 0 ]; then
+        for ((i = ${#agent_list[@]} - 1, j = 0; i >= 0; i--, j++)); do order_agents[j]="${agent_list[i]}"; done
+        for ((i = ${#modes[@]} - 1, j = 0; i >= 0; i--, j++)); do order_modes[j]="${modes[i]}"; done
+    fi
+    for named in "${order_agents[@]}"; do
         label="${named%%=*}"
-        for mode in "${modes[@]}"; do
+        for mode in "${order_modes[@]}"; do
             key="$label/$mode"
             [ "$ring" = warm ] || start_agent "$label" "${named#*=}" "$mode"
             agent_pid="${agent_pids[$key]}"

@@ -38,22 +38,11 @@ public struct CapturedRequest: Sendable {
     public var upgrade: String? { head.upgrade }
     public var requestHeaders: HTTPHeaders { head.headers }
     public var requestBody = CapturedBody()
-    public var requestTrailers: HTTPHeaders? {
-        didSet { requestTrailerBytes = Self.size(of: requestTrailers) }
-    }
+    public var requestTrailers: HTTPHeaders?
     public var status: Int?
-    public var responseHeaders: HTTPHeaders? {
-        didSet { responseHeaderBytes = Self.size(of: responseHeaders) }
-    }
+    public var responseHeaders: HTTPHeaders?
     public var responseBody = CapturedBody()
-    public var responseTrailers: HTTPHeaders? {
-        didSet { responseTrailerBytes = Self.size(of: responseTrailers) }
-    }
-    /// The heads' sizes, counted once as they are set: the ring asks on every change.
-    private var requestHeaderBytes: Int
-    private var requestTrailerBytes = 0
-    private var responseHeaderBytes = 0
-    private var responseTrailerBytes = 0
+    public var responseTrailers: HTTPHeaders?
     public var state = State.pending
     public var error: String?
     public var timing: CapturedTiming
@@ -70,33 +59,8 @@ public struct CapturedRequest: Sendable {
         self.replayOf = replayOf
         self.wallClock = wallClock
         self.head = head
-        self.requestHeaderBytes = Self.size(of: head.headers)
         self.timing = CapturedTiming(started: started)
         self.deadline = deadline
-    }
-
-    /// Roughly what this record costs in memory: what the ring counts.
-    var approximateBytes: Int {
-        Self.fixedBytes + requestHeaderBytes + requestTrailerBytes + responseHeaderBytes + responseTrailerBytes
-            + requestBody.storedBytes + responseBody.storedBytes + Self.heapBytes(path)
-    }
-
-    /// What every record holds apart from its heads and bodies: the record in its slot,
-    /// and the allocations' own headers.
-    private static let fixedBytes = MemoryLayout<CapturedRequest>.stride + 128
-
-    /// A field list's array, each field's pair of strings, and the strings too long to be
-    /// kept inline (more than 15 bytes).
-    private static func size(of headers: HTTPHeaders?) -> Int {
-        guard let headers else { return 0 }
-        var total = 32
-        for (name, value) in headers { total += 32 + heapBytes(name) + heapBytes(value) }
-        return total
-    }
-
-    private static func heapBytes(_ text: String) -> Int {
-        let count = text.utf8.count
-        return count > 15 ? 32 + count : 0
     }
 
     /// The client's address, as the relay (or embedded relay) appended it to X-Forwarded-For.
@@ -113,28 +77,20 @@ public struct CapturedBody: Sendable {
 
     public var isTruncated: Bool { totalBytes > kept.readableBytes }
 
-    /// What the kept bytes hold in memory, for the ring's count: a view of a larger
-    /// buffer holds all of that buffer.
-    var storedBytes: Int { kept.storageCapacity }
-
-    /// Keeps what is still under `limit` of `body`, and counts all of it. A first piece
-    /// that fills at least half of the buffer it lies in is kept as a view of that buffer,
-    /// without a copy (most bodies come in one piece); a small piece of a large buffer is
-    /// copied, so that it does not hold the rest of that buffer in the ring, and later
-    /// pieces are appended to a buffer of our own.
+    /// Keeps what is still under `limit` of `body`, and counts all of it. The first piece
+    /// is kept as a view of its buffer, without a copy (most bodies come in one piece):
+    /// it is held only while the exchange is in flight, since the ring keeps a copy of the
+    /// finished record. Later pieces are appended to a buffer of our own.
     mutating func keep(_ body: ByteBuffer, limit: Int) {
         totalBytes += body.readableBytes
         let count = min(limit - kept.readableBytes, body.readableBytes)
         guard count > 0 else { return }
         let piece = body.getSlice(at: body.readerIndex, length: count)!
         if kept.readableBytes == 0 {
-            guard piece.storageCapacity > 2 * count else {
-                kept = piece
-                return
-            }
-            kept = ByteBufferAllocator().buffer(capacity: count)
+            kept = piece
+        } else {
+            kept.writeImmutableBuffer(piece)
         }
-        kept.writeImmutableBuffer(piece)
     }
 }
 
@@ -168,6 +124,11 @@ public struct CallerDeadline: Sendable, Equatable {
     public var timeout: TimeAmount
     /// The header it came from.
     public var source: String
+
+    init(timeout: TimeAmount, source: String) {
+        self.timeout = timeout
+        self.source = source
+    }
 
     init?(headers: HTTPHeaders) {
         if let value = headers.first(name: "x-envoy-expected-rq-timeout-ms"), let milliseconds = Int64(value),

@@ -60,8 +60,9 @@ final class CaptureResponseSide: ExchangeDownstream, ExchangeDeliveryObserving {
 /// One exchange, seen from between its downstream and upstream: every call is passed
 /// on unchanged, after a note of it. The downstream talks to it as its upstream; the
 /// target answers it through its `CaptureResponseSide`. Lives on the exchange's event
-/// loop, and goes with it: what stays in the ring is only its small `slot`, which it
-/// changes through the store (under its lock) without looking it up.
+/// loop, and goes with it. While it runs, the store holds its `slot`, which it changes
+/// through the store (under its lock) without looking it up; when it ends, the store
+/// writes the record into the ring, and lets the slot go.
 final class CapturingExchange: ExchangeUpstream {
     let id: Int
     private let slot: InspectorStore.Slot
@@ -185,7 +186,7 @@ final class CapturingExchange: ExchangeUpstream {
         upstream = nil
         timing.finished = .now()
         let (timing, requestBody, responseBody) = (self.timing, self.requestBody, self.responseBody)
-        store.update(slot) {
+        store.finish(slot) {
             $0.state = state
             $0.error = error
             $0.timing = timing

@@ -92,7 +92,7 @@ struct InspectorAPI {
             guard let record = inspector.store.record(id) else {
                 return .now(.error(.notFound, ReplayError.notFound(id: id).description))
             }
-            let replays = inspector.store.all().filter { $0.replayOf == id }.map(\.id)
+            let replays = inspector.store.replays(of: id)
             return .now(.json(InspectorJSON.detail(record, replays: replays)))
         case (.POST, .replay(let id)):
             return replay(id, request: request, on: eventLoop)

@@ -24,60 +24,91 @@ public final class InspectorStore: Sendable {
         }
     }
 
-    /// One record and what it counts for in the ring. A class, so records are changed
-    /// in place, the ring moves pointers when it grows, and an exchange holds its own
-    /// slot instead of looking it up. Kept small: the ring holds one per record, and
-    /// pushing the oldest out touches it cold.
-    // Unchecked: `record` and `size` are reached only under the store's lock (`state`).
+    /// A request still in flight: its record, changed in place under the store's lock as
+    /// the exchange goes on. The exchange holds it, so it changes it without a lookup.
+    // Unchecked: `record` is reached only under the store's lock (`state`).
     final class Slot: @unchecked Sendable {
         var record: CapturedRequest
-        var size: Int
 
         init(_ record: CapturedRequest) {
             self.record = record
-            self.size = record.approximateBytes
         }
     }
 
+    /// What the index holds for one id.
+    private enum Entry {
+        /// In flight: its record is its slot's.
+        case live(Slot)
+        /// Finished: its compact form starts at this position of the ring (see `RecordRing`),
+        /// while it has not been written over.
+        case stored(position: Int)
+        /// Gone: pushed out before it finished, or too large for the ring.
+        case dropped
+    }
+
     private struct State {
-        /// Ids are handed out in order, so the ring holds ids `oldest..<nextID`.
-        var slots = CircularBuffer<Slot>(initialCapacity: 1024)
+        /// One entry per id, `oldest..<nextID`, oldest first.
+        var entries = CircularBuffer<Entry>(initialCapacity: 1024)
         var oldest = 1
         var nextID = 1
-        var bytes = 0
+        var ring: RecordRing
+        /// Where a finished record is encoded before it is copied into the ring in one
+        /// write: reused, so a record costs no allocation, and the encoding's many small
+        /// writes go to the same few hundred bytes each time.
+        var scratch: [UInt8] = []
+        /// The index's own bound: ids past it go even while in flight, so that a request
+        /// held at a breakpoint does not keep the entries of everything after it.
+        let maxEntries: Int
         var listeners: [Int: @Sendable (Change) -> Void] = [:]
         /// `listeners`' values, kept ready: every change hands them out.
         var listening: [@Sendable (Change) -> Void] = []
+
+        /// The listeners to tell of a change: nil when there are none (no page open), so
+        /// that a change retains nothing for them.
+        var toTell: [@Sendable (Change) -> Void]? { listening.isEmpty ? nil : listening }
         var nextListener = 0
 
-        func slot(_ id: Int) -> Slot? {
+        func entry(_ id: Int) -> Entry? {
             let offset = id - oldest
-            guard offset >= 0, offset < slots.count else { return nil }
-            return slots[offset: offset]
+            guard offset >= 0, offset < entries.count else { return nil }
+            return entries[offset: offset]
         }
 
-        /// Whether `slot` is still in the ring (not pushed out, not cleared).
+        /// Whether `slot` is still in the index and in flight.
         func holds(_ slot: Slot) -> Bool {
-            slot.record.id >= oldest && slot.record.id < nextID
+            guard case .live(let held) = entry(slot.record.id) else { return false }
+            return held === slot
         }
 
-        /// Drops the oldest records while over `limit`; the newest always stays.
-        mutating func evict(limit: Int) {
-            while bytes > limit, slots.count > 1 {
-                bytes -= slots.removeFirst().size
+        /// Whether the entry at the front is gone: written over in the ring, or dropped.
+        var frontIsGone: Bool {
+            switch entries.first {
+            case .stored(let position): return !ring.holds(position)
+            case .dropped: return true
+            case .live, nil: return false
+            }
+        }
+
+        /// Lets go of the index's oldest entries that are gone, and of any past its bound.
+        mutating func trim() {
+            while frontIsGone || entries.count > maxEntries {
+                entries.removeFirst()
                 oldest += 1
             }
         }
     }
 
     public let limits: Limits
-    private let state = NIOLockedValueBox(State())
+    private let state: NIOLockedValueBox<State>
     /// Seconds since 1970 at the monotonic clock's zero, read once: a record's wall-clock
     /// time is its monotonic start plus this, rather than a clock read of its own.
     let wallClockOffset: Double
 
     public init(limits: Limits = Limits()) {
         self.limits = limits
+        let ring = RecordRing(capacity: limits.totalBytes)
+        // The smallest record takes more than 128 bytes of the ring.
+        self.state = NIOLockedValueBox(State(ring: ring, maxEntries: max(1024, limits.totalBytes / 128)))
         self.wallClockOffset = Date().timeIntervalSince1970 - Double(NIODeadline.now().uptimeNanoseconds) / 1e9
     }
 
@@ -89,54 +120,135 @@ public final class InspectorStore: Sendable {
     /// Adds `slot`'s record under the next id, and returns that id. The record is built by
     /// the caller, outside the lock that every event loop's exchanges share.
     func begin(_ slot: Slot) -> Int {
-        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]) in
+        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]?) in
             let id = state.nextID
             state.nextID += 1
             slot.record.id = id
-            state.slots.append(slot)
-            state.bytes += slot.size
-            state.evict(limit: limits.totalBytes)
-            return (id, state.listening)
+            state.entries.append(.live(slot))
+            state.trim()
+            return (id, state.toTell)
         }
-        for listener in listeners { listener(.updated(id: id)) }
+        for listener in listeners ?? [] { listener(.updated(id: id)) }
         return id
     }
 
-    /// Changes `slot`'s record, if it is still in the ring.
+    /// Changes `slot`'s record, if it is still in flight in the index.
     func update(_ slot: Slot, _ change: (inout CapturedRequest) -> Void) {
-        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]) in
-            guard state.holds(slot) else { return (0, []) }
+        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]?) in
+            guard state.holds(slot) else { return (0, nil) }
             change(&slot.record)
-            let size = slot.record.approximateBytes
-            state.bytes += size - slot.size
-            slot.size = size
-            state.evict(limit: limits.totalBytes)
-            return (slot.record.id, state.listening)
+            return (slot.record.id, state.toTell)
         }
-        for listener in listeners { listener(.updated(id: id)) }
+        for listener in listeners ?? [] { listener(.updated(id: id)) }
     }
 
+    /// Ends `slot`'s flight: `change` finishes its record, which the ring then keeps in
+    /// its compact form, pushing out what it writes over.
+    func finish(_ slot: Slot, _ change: (inout CapturedRequest) -> Void) {
+        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]?) in
+            guard state.holds(slot) else { return (0, nil) }
+            change(&slot.record)
+            let id = slot.record.id
+            state.scratch.removeAll(keepingCapacity: true)
+            slot.record.encode(into: &state.scratch)
+            let position = state.ring.append(state.scratch)
+            state.entries[offset: id - state.oldest] = position.map { .stored(position: $0) } ?? .dropped
+            state.trim()
+            return (id, state.toTell)
+        }
+        for listener in listeners ?? [] { listener(.updated(id: id)) }
+    }
+
+    /// The record of `id`, if it is still kept. A finished one's bytes are copied out of
+    /// the ring under the lock (never a view: that would make the ring's next write copy
+    /// it whole) and read outside it.
     public func record(_ id: Int) -> CapturedRequest? {
-        state.withLockedValue { $0.slot(id)?.record }
+        let copy = state.withLockedValue { state -> CopiedEntry? in
+            switch state.entry(id) {
+            case .live(let slot): return .live(slot.record)
+            case .stored(let position): return state.ring.copy(at: position).map { .stored($0) }
+            case .dropped, nil: return nil
+            }
+        }
+        switch copy {
+        case .live(let record): return record
+        case .stored(var bytes): return CapturedRequest.decode(from: &bytes)
+        case nil: return nil
+        }
     }
 
     /// All records still kept, oldest first.
     public func all() -> [CapturedRequest] {
-        state.withLockedValue { state in state.slots.map(\.record) }
+        newest(Int.max)
     }
 
-    /// The newest `count` records, oldest first.
+    /// The newest `count` records, oldest first. The finished ones' bytes are copied out
+    /// under the lock, one after the other into one buffer, and read outside it.
     public func newest(_ count: Int) -> [CapturedRequest] {
-        state.withLockedValue { state in state.slots.suffix(count).map(\.record) }
+        let (taken, copied) = state.withLockedValue { state -> ([Taken], ByteBuffer) in
+            var taken: [Taken] = []
+            var copied = ByteBuffer()
+            for entry in state.entries.reversed() {
+                guard taken.count < count else { break }
+                switch entry {
+                case .live(let slot): taken.append(.live(slot.record))
+                case .stored(let position):
+                    let start = copied.writerIndex
+                    if state.ring.copy(at: position, into: &copied) { taken.append(.copied(at: start)) }
+                case .dropped: break
+                }
+            }
+            return (taken, copied)
+        }
+        return taken.reversed().compactMap { taken in
+            switch taken {
+            case .live(let record): return record
+            case .copied(let start):
+                var bytes = copied
+                bytes.moveReaderIndex(to: start)
+                return CapturedRequest.decode(from: &bytes)
+            }
+        }
+    }
+
+    private enum Taken {
+        case live(CapturedRequest)
+        /// Where its bytes start in the copy.
+        case copied(at: Int)
+    }
+
+    /// A record as it is taken out under the lock: to be read outside it.
+    private enum CopiedEntry {
+        case live(CapturedRequest)
+        /// A copy of its bytes in the ring.
+        case stored(ByteBuffer)
+    }
+
+    /// The ids of the kept replays of request `id`, read without decoding the records.
+    public func replays(of id: Int) -> [Int] {
+        state.withLockedValue { state in
+            var found: [Int] = []
+            for (offset, entry) in state.entries.enumerated() {
+                switch entry {
+                case .live(let slot) where slot.record.replayOf == id: found.append(state.oldest + offset)
+                case .stored(let position)
+                where state.ring.integer(at: position, offset: CapturedRequest.replayOfOffset, as: Int64.self)
+                    == Int64(id):
+                    found.append(state.oldest + offset)
+                default: break
+                }
+            }
+            return found
+        }
     }
 
     /// What the ring holds now, by its own count.
-    public var retainedBytes: Int { state.withLockedValue { $0.bytes } }
+    public var retainedBytes: Int { state.withLockedValue { $0.ring.usedBytes } }
 
     public func clear() {
         let listeners = state.withLockedValue { state -> [@Sendable (Change) -> Void] in
-            state.slots.removeAll(keepingCapacity: true)
-            state.bytes = 0
+            state.entries.removeAll(keepingCapacity: true)
+            state.ring.removeAll()
             state.oldest = state.nextID
             return state.listening
         }

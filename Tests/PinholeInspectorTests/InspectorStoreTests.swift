@@ -152,3 +152,48 @@ struct InspectorStoreTests {
         #expect(Curl.quote("it's $HOME") == #"'it'\''s $HOME'"#)
     }
 }
+
+/// The ring's compact form of a record: every field comes back as it went in.
+@Suite("Inspector record encoding")
+struct InspectorRecordEncodingTests {
+    @Test("a record read back from its bytes has every field it was written with")
+    func roundTrip() throws {
+        let started = NIODeadline.uptimeNanoseconds(5_000_000_000)
+        var head = ProxyRequestHead(
+            method: .PUT, path: "/ünïcode?q=1", authority: "app.example:8080", scheme: "https",
+            headers: ["content-type": "application/grpc", "x-forwarded-for": "10.0.0.1, 192.0.2.7"],
+            mayHaveBody: false, upgrade: "websocket", clientProtocol: .http2)
+        head.headers.add(name: "grpc-timeout", value: "250m")
+        var record = CapturedRequest(
+            id: 42, head: head, replayOf: 7, wallClock: 1_700_000_000.25, started: started,
+            deadline: CallerDeadline(headers: head.headers))
+        record.requestBody.keep(ByteBuffer(string: "request body"), limit: 4)
+        record.requestTrailers = ["x-checksum": "abc"]
+        record.status = 504
+        record.responseHeaders = ["content-length": "3", "date": "Mon, 07 Dec 2026 06:00:00 GMT"]
+        record.responseBody.keep(ByteBuffer(bytes: [0, 1, 2]), limit: 100)
+        record.state = .failed
+        record.error = "the app cut the response"
+        record.timing.delivered = started + .milliseconds(1)
+        record.timing.responseStarted = started + .milliseconds(3)
+        record.timing.finished = started + .milliseconds(9)
+        record.deadlinePassed = true
+
+        var encoded: [UInt8] = []
+        record.encode(into: &encoded)
+        var bytes = ByteBuffer(bytes: encoded)
+        let read = try #require(CapturedRequest.decode(from: &bytes))
+        #expect(bytes.readableBytes == 0)
+        #expect(read.id == 42 && read.replayOf == 7 && read.wallClock == 1_700_000_000.25)
+        #expect(read.head == record.head)
+        #expect(read.requestBody.kept == ByteBuffer(string: "requ") && read.requestBody.totalBytes == 12)
+        #expect(read.requestTrailers == record.requestTrailers && read.responseTrailers == nil)
+        #expect(read.status == 504 && read.responseHeaders == record.responseHeaders)
+        #expect(read.responseBody.kept == ByteBuffer(bytes: [0, 1, 2]) && read.responseBody.totalBytes == 3)
+        #expect(read.state == .failed && read.error == "the app cut the response" && read.deadlinePassed)
+        #expect(read.deadline == CallerDeadline(timeout: .milliseconds(250), source: "grpc-timeout"))
+        #expect(read.timing.started == started && read.timing.delivered == started + .milliseconds(1))
+        #expect(read.timing.requestEnded == nil && read.timing.responseStarted == started + .milliseconds(3))
+        #expect(read.timing.finished == started + .milliseconds(9))
+    }
+}

@@ -1,0 +1,202 @@
+import NIOCore
+import NIOHTTP1
+import PinholeCore
+
+/// A finished record's compact form: the bytes the ring keeps. Written once, when the
+/// exchange ends, into one array of bytes, and read back into a `CapturedRequest` only when the
+/// API or the page asks. So a kept record holds no strings, arrays or buffers of its own
+/// (nothing to free when it is pushed out), and the fields are all there: every one is
+/// written, in this order. Integers are big-endian, as `ByteBuffer` reads them.
+///
+/// Written with array appends rather than `ByteBuffer` writes: a record takes some fifty
+/// small writes, and each `ByteBuffer` write pays for checking its storage's exclusive
+/// access, which cost more than the bytes themselves.
+///
+/// Layout: the length of the whole record (UInt32), then fixed-size fields, then the
+/// strings (UInt32 length and UTF-8; `absent` for nil), the field lists (UInt32 count, then
+/// name and value of each; `absent` for nil) and the bodies (total size, kept bytes).
+extension CapturedRequest {
+    private static let absent = UInt32.max
+    /// Where `replayOf` lies in an encoded record: after the length and the id.
+    static let replayOfOffset = 12
+
+    private enum Flag {
+        static let deadlinePassed: UInt8 = 1
+        static let mayHaveBody: UInt8 = 2
+        static let http2: UInt8 = 4
+        static let grpcTimeout: UInt8 = 8
+    }
+
+    /// Appends this record to `bytes`.
+    func encode(into bytes: inout [UInt8]) {
+        let start = bytes.count
+        var flags: UInt8 = 0
+        if deadlinePassed { flags |= Flag.deadlinePassed }
+        if head.mayHaveBody { flags |= Flag.mayHaveBody }
+        if head.clientProtocol == .http2 { flags |= Flag.http2 }
+        if deadline?.source == "grpc-timeout" { flags |= Flag.grpcTimeout }
+        // The length is set at the end.
+        Self.append(UInt32(0), to: &bytes)
+        Self.append(Int64(id), to: &bytes)
+        Self.append(Int64(replayOf ?? 0), to: &bytes)
+        Self.append(wallClock.bitPattern, to: &bytes)
+        bytes.append(Self.stateCode(state))
+        bytes.append(flags)
+        Self.append(Int32(status ?? -1), to: &bytes)
+        Self.append(deadline?.timeout.nanoseconds ?? 0, to: &bytes)
+        Self.append(timing.started.uptimeNanoseconds, to: &bytes)
+        Self.append(timing.delivered?.uptimeNanoseconds ?? 0, to: &bytes)
+        Self.append(timing.requestEnded?.uptimeNanoseconds ?? 0, to: &bytes)
+        Self.append(timing.responseStarted?.uptimeNanoseconds ?? 0, to: &bytes)
+        Self.append(timing.finished?.uptimeNanoseconds ?? 0, to: &bytes)
+        Self.write(head.method.rawValue, into: &bytes)
+        Self.write(head.path, into: &bytes)
+        Self.write(head.authority, into: &bytes)
+        Self.write(head.scheme, into: &bytes)
+        Self.write(head.upgrade, into: &bytes)
+        Self.write(error, into: &bytes)
+        Self.write(head.headers, into: &bytes)
+        Self.write(requestTrailers, into: &bytes)
+        Self.write(responseHeaders, into: &bytes)
+        Self.write(responseTrailers, into: &bytes)
+        Self.write(requestBody, into: &bytes)
+        Self.write(responseBody, into: &bytes)
+        withUnsafeBytes(of: UInt32(bytes.count - start).bigEndian) { length in
+            bytes.replaceSubrange(start..<start + 4, with: length)
+        }
+    }
+
+    private static func append<Value: FixedWidthInteger>(_ value: Value, to bytes: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// The record encoded at the reader index of `buffer`, which is moved past it; nil if
+    /// the bytes are not a whole record.
+    static func decode(from buffer: inout ByteBuffer) -> CapturedRequest? {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self),
+            var record = buffer.readSlice(length: Int(length))
+        else { return nil }
+        return decodeRecord(&record)
+    }
+
+    private static func decodeRecord(_ buffer: inout ByteBuffer) -> CapturedRequest? {
+        guard buffer.readInteger(as: UInt32.self) != nil, let id = buffer.readInteger(as: Int64.self),
+            let replayOf = buffer.readInteger(as: Int64.self), let wallClock = buffer.readInteger(as: UInt64.self),
+            let stateCode = buffer.readInteger(as: UInt8.self), let flags = buffer.readInteger(as: UInt8.self),
+            let status = buffer.readInteger(as: Int32.self), let timeout = buffer.readInteger(as: Int64.self)
+        else { return nil }
+        var instants: [NIODeadline?] = []
+        for _ in 0..<5 {
+            guard let nanos = buffer.readInteger(as: UInt64.self) else { return nil }
+            instants.append(nanos == 0 ? nil : NIODeadline.uptimeNanoseconds(nanos))
+        }
+        guard let started = instants[0] else { return nil }
+        guard let method = readString(&buffer), let path = readString(&buffer), let authority = readString(&buffer),
+            let scheme = readString(&buffer), let upgrade = readString(&buffer), let error = readString(&buffer),
+            let headers = readHeaders(&buffer), let requestTrailers = readHeaders(&buffer),
+            let responseHeaders = readHeaders(&buffer), let responseTrailers = readHeaders(&buffer),
+            let requestBody = readBody(&buffer), let responseBody = readBody(&buffer)
+        else { return nil }
+        let head = ProxyRequestHead(
+            method: HTTPMethod(rawValue: method ?? "GET"), path: path ?? "", authority: authority ?? "",
+            scheme: scheme ?? "", headers: headers ?? HTTPHeaders(), mayHaveBody: flags & Flag.mayHaveBody != 0,
+            upgrade: upgrade, clientProtocol: flags & Flag.http2 != 0 ? .http2 : .http1)
+        var timing = CapturedTiming(started: started)
+        timing.delivered = instants[1]
+        timing.requestEnded = instants[2]
+        timing.responseStarted = instants[3]
+        timing.finished = instants[4]
+        let deadline =
+            timeout == 0
+            ? nil
+            : CallerDeadline(
+                timeout: .nanoseconds(timeout),
+                source: flags & Flag.grpcTimeout != 0 ? "grpc-timeout" : "x-envoy-expected-rq-timeout-ms")
+        var record = CapturedRequest(
+            id: Int(id), head: head, replayOf: replayOf == 0 ? nil : Int(replayOf),
+            wallClock: Double(bitPattern: wallClock), started: timing.started, deadline: deadline)
+        record.timing = timing
+        record.state = stateFromCode(stateCode)
+        record.deadlinePassed = flags & Flag.deadlinePassed != 0
+        record.status = status < 0 ? nil : Int(status)
+        record.error = error
+        record.requestTrailers = requestTrailers
+        record.responseHeaders = responseHeaders
+        record.responseTrailers = responseTrailers
+        record.requestBody = requestBody
+        record.responseBody = responseBody
+        return record
+    }
+
+    private static func stateCode(_ state: State) -> UInt8 {
+        switch state {
+        case .pending: 0
+        case .responding: 1
+        case .complete: 2
+        case .failed: 3
+        }
+    }
+
+    private static func stateFromCode(_ code: UInt8) -> State {
+        switch code {
+        case 0: .pending
+        case 1: .responding
+        case 2: .complete
+        default: .failed
+        }
+    }
+
+    private static func write(_ text: String?, into bytes: inout [UInt8]) {
+        guard let text else {
+            append(absent, to: &bytes)
+            return
+        }
+        append(UInt32(text.utf8.count), to: &bytes)
+        bytes.append(contentsOf: text.utf8)
+    }
+
+    /// nil when the bytes end early; `.some(nil)` for a string that was nil.
+    private static func readString(_ buffer: inout ByteBuffer) -> String?? {
+        guard let length = buffer.readInteger(as: UInt32.self) else { return nil }
+        if length == absent { return .some(nil) }
+        guard let text = buffer.readString(length: Int(length)) else { return nil }
+        return .some(text)
+    }
+
+    private static func write(_ headers: HTTPHeaders?, into bytes: inout [UInt8]) {
+        guard let headers else {
+            append(absent, to: &bytes)
+            return
+        }
+        append(UInt32(headers.count), to: &bytes)
+        for (name, value) in headers {
+            write(name, into: &bytes)
+            write(value, into: &bytes)
+        }
+    }
+
+    private static func readHeaders(_ buffer: inout ByteBuffer) -> HTTPHeaders?? {
+        guard let count = buffer.readInteger(as: UInt32.self) else { return nil }
+        if count == absent { return .some(nil) }
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(Int(count))
+        for _ in 0..<count {
+            guard let name = readString(&buffer) ?? nil, let value = readString(&buffer) ?? nil else { return nil }
+            fields.append((name, value))
+        }
+        return .some(HTTPHeaders(fields))
+    }
+
+    private static func write(_ body: CapturedBody, into bytes: inout [UInt8]) {
+        append(Int64(body.totalBytes), to: &bytes)
+        append(UInt32(body.kept.readableBytes), to: &bytes)
+        bytes.append(contentsOf: body.kept.readableBytesView)
+    }
+
+    private static func readBody(_ buffer: inout ByteBuffer) -> CapturedBody? {
+        guard let total = buffer.readInteger(as: Int64.self), let length = buffer.readInteger(as: UInt32.self),
+            let kept = buffer.readSlice(length: Int(length))
+        else { return nil }
+        return CapturedBody(kept: kept, totalBytes: Int(total))
+    }
+}

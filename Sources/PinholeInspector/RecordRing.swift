@@ -1,0 +1,74 @@
+import NIOCore
+
+/// The finished records' bytes: one buffer of the ring's size, written round and round.
+/// Each record is one contiguous run of bytes, starting with its length (UInt32).
+///
+/// Positions grow forever; a record's place in the buffer is its position modulo the
+/// capacity. Writing a record pushes out whatever it writes over, by moving `tail` past
+/// it: a record is still held while its position is at or after `tail`. So pushing out
+/// costs nothing (no walk over old records, nothing freed), and the memory a new record
+/// lands in is the memory the ring was last writing, not scattered freed blocks.
+///
+/// Readers get copies of the bytes, never views: a view would share the buffer, and the
+/// ring's next write would copy all of it.
+struct RecordRing {
+    private var bytes: ByteBuffer
+    let capacity: Int
+    /// Where the next record goes.
+    private var head = 0
+    /// The oldest position still held.
+    private var tail = 0
+
+    init(capacity: Int) {
+        self.capacity = max(64, min(capacity, Int(UInt32.max)))
+        self.bytes = ByteBufferAllocator().buffer(capacity: self.capacity)
+        self.bytes.moveWriterIndex(to: self.capacity)
+    }
+
+    /// The bytes the held records take, counting what wrapping leaves unused.
+    var usedBytes: Int { head - tail }
+
+    /// Writes `record` after the last one, pushing out what it covers, and returns its
+    /// position; nil (and nothing written) when it is larger than the whole ring.
+    mutating func append(_ record: [UInt8]) -> Int? {
+        let length = record.count
+        guard length <= capacity else { return nil }
+        // A record does not wrap: past the end, it starts again at the beginning.
+        let place = head % capacity
+        if place + length > capacity { head += capacity - place }
+        tail = max(tail, head + length - capacity)
+        bytes.setBytes(record, at: head % capacity)
+        defer { head += length }
+        return head
+    }
+
+    func holds(_ position: Int) -> Bool {
+        position >= tail && position < head
+    }
+
+    /// A copy of the record at `position`, if it is still held.
+    func copy(at position: Int) -> ByteBuffer? {
+        var copy = ByteBuffer()
+        return self.copy(at: position, into: &copy) ? copy : nil
+    }
+
+    /// Appends the record at `position` to `buffer`; false if it is no longer held.
+    func copy(at position: Int, into buffer: inout ByteBuffer) -> Bool {
+        guard holds(position), let length = bytes.getInteger(at: position % capacity, as: UInt32.self),
+            let view = bytes.viewBytes(at: position % capacity, length: Int(length))
+        else { return false }
+        buffer.writeBytes(view)
+        return true
+    }
+
+    /// The integer `offset` bytes into the record at `position`, if it is still held.
+    func integer<Value: FixedWidthInteger>(at position: Int, offset: Int, as: Value.Type) -> Value? {
+        guard holds(position) else { return nil }
+        return bytes.getInteger(at: position % capacity + offset, as: Value.self)
+    }
+
+    /// Lets go of every record.
+    mutating func removeAll() {
+        tail = head
+    }
+}
