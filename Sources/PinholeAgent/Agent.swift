@@ -221,11 +221,19 @@ public final class Agent: Sendable {
         // long. On cancellation this wait fails at once, and a late connection is closed.
         let connected = loop.makePromise(of: (any Channel).self)
         connecting.cascade(to: connected)
-        let channel = try await withTaskCancellationHandler {
-            try await connected.futureResult.get()
-        } onCancel: {
-            connected.fail(CancellationError())
-            connecting.whenSuccess { $0.close(promise: nil) }
+        let channel: any Channel
+        do {
+            channel = try await withTaskCancellationHandler {
+                try await connected.futureResult.get()
+            } onCancel: {
+                connected.fail(CancellationError())
+                connecting.whenSuccess { $0.close(promise: nil) }
+            }
+        } catch {
+            // No one waits for the answer now; a promise dropped unanswered is a leak
+            // (and a crash in debug builds), however the channel ends.
+            answered.fail(error)
+            throw error
         }
         let limit = configuration.handshakeTimeout
         let timer = channel.eventLoop.scheduleTask(in: limit) {

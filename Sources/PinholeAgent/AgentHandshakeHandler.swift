@@ -15,10 +15,11 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
     typealias OutboundOut = ByteBuffer
 
     private let hello: AgentHello
-    private let answered: EventLoopPromise<RelayAnswer.Tunnel>
+    /// Nil once the relay's answer (or the reason there is none) is given: every path
+    /// out of the handshake completes it exactly once, or the agent waits forever.
+    private var answered: EventLoopPromise<RelayAnswer.Tunnel>?
     private let makeHTTP2Handler: (ChannelHandlerContext) -> HTTP2ConnectionHandler
     private var buffer = ByteBuffer()
-    private var done = false
     private let logger: Logger
 
     init(
@@ -54,7 +55,7 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        guard !done else {
+        guard answered != nil else {
             context.fireChannelRead(data)
             return
         }
@@ -67,7 +68,6 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             fail(error, context: context)
             return
         }
-        done = true
         guard let tunnel = answer.tunnel else {
             let refusal =
                 answer.refusal ?? .init(reason: .invalidRequest, message: "the relay answered without a tunnel")
@@ -75,9 +75,9 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             // refused: waiting is the answer (the agent retries with backoff).
             let message = UntrustedText.escaped(refusal.message)
             switch refusal.reason {
-            case .slowDown: answered.fail(ConnectionLost(reason: "the relay says: \(message)"))
-            case .tooManyTunnels: answered.fail(RelayFull(message: message))
-            default: answered.fail(AgentError.refused(refusal.reason, message))
+            case .slowDown: complete(.failure(ConnectionLost(reason: "the relay says: \(message)")))
+            case .tooManyTunnels: complete(.failure(RelayFull(message: message)))
+            default: complete(.failure(AgentError.refused(refusal.reason, message)))
             }
             context.close(promise: nil)
             return
@@ -88,7 +88,7 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
             fail(error, context: context)
             return
         }
-        answered.succeed(tunnel)
+        complete(.success(tunnel))
         if buffer.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffer)) }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
@@ -98,19 +98,25 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !done {
-            done = true
-            answered.fail(RelayTrouble.ClosedDuringHandshake())
-        }
+        complete(.failure(RelayTrouble.ClosedDuringHandshake()))
         context.fireChannelInactive()
     }
 
+    /// A channel closed before it was ever active (a lost connect race) fires no
+    /// `channelInactive`, but its handlers still leave the pipeline.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        complete(.failure(RelayTrouble.ClosedDuringHandshake()))
+    }
+
     private func fail(_ error: any Error, context: ChannelHandlerContext) {
-        if !done {
-            done = true
-            answered.fail(error)
-        }
+        complete(.failure(error))
         context.close(promise: nil)
+    }
+
+    private func complete(_ result: Result<RelayAnswer.Tunnel, any Error>) {
+        guard let answered else { return }
+        self.answered = nil
+        answered.completeWith(result)
     }
 }
 
