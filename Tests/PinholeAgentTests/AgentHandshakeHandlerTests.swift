@@ -86,4 +86,15 @@ struct AgentHandshakeHandlerTests {
         #expect(throws: HandshakeFraming.Failure.self) { try answered.futureResult.wait() }
         #expect(!channel.isActive)
     }
+
+    /// A connection that loses a connect race is closed before it is ever active: no
+    /// `channelInactive` reaches the handler, yet the wait must end (a promise dropped
+    /// unanswered crashed the debug test run).
+    @Test("the handler leaving the pipeline before an answer ends the wait")
+    func removedBeforeAnswer() throws {
+        let handler = try channel.pipeline.syncOperations.handler(type: AgentHandshakeHandler.self)
+        try channel.pipeline.syncOperations.removeHandler(handler).wait()
+        #expect(throws: RelayTrouble.ClosedDuringHandshake.self) { try answered.futureResult.wait() }
+        #expect(channel.isActive, "only the handler left; the channel is the caller's to close")
+    }
 }
