@@ -131,8 +131,25 @@ public struct ProxyResponseHead: Sendable, Equatable {
     /// Whether a body follows, given the request it answers (RFC 9110 §6.4.1). After a
     /// switch of protocols, the new protocol's bytes are the body.
     public func hasBody(for request: ProxyRequestHead) -> Bool {
-        if status == .switchingProtocols { return request.upgrade != nil }
-        return request.allowsResponseBody && status.code >= 200 && status != .noContent && status != .notModified
+        ResponseBodyRule(request).allowsBody(in: self)
+    }
+}
+
+/// The two things about a request that decide whether its response has a body: small
+/// enough to keep beside an exchange without holding (and copying) the whole request.
+public struct ResponseBodyRule: Sendable, Equatable {
+    public var allowsResponseBody: Bool
+    public var upgrades: Bool
+
+    public init(_ request: ProxyRequestHead) {
+        allowsResponseBody = request.allowsResponseBody
+        upgrades = request.upgrade != nil
+    }
+
+    public func allowsBody(in response: ProxyResponseHead) -> Bool {
+        let status = response.status
+        if status == .switchingProtocols { return upgrades }
+        return allowsResponseBody && status.code >= 200 && status != .noContent && status != .notModified
     }
 }
 
