@@ -40,6 +40,10 @@ extension HTTP2Connection {
             nghttp2_settings_entry(
                 settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
                 value: UInt32(configuration.maxHeaderListSize)),
+            // RFC 9218: no RFC 7540 priority tree. nghttp2 then schedules streams without
+            // a dependency tree and keeps no closed streams for it.
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1),
         ]
         if role == .client {
             settings.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
