@@ -54,8 +54,8 @@ public struct ProxyRequestHead: Sendable, Equatable {
         // to trust, the ones before are what the client claimed. Proto and Host say what
         // the relay itself received, so a client's own values are replaced, not extended.
         if let clientAddress { headers.appendForwarded("x-forwarded-for", clientAddress) }
-        headers.replaceOrAdd(name: "x-forwarded-proto", value: scheme)
-        headers.replaceOrAdd(name: "x-forwarded-host", value: authority)
+        headers.replaceOrAppend(name: "x-forwarded-proto", value: scheme)
+        headers.replaceOrAppend(name: "x-forwarded-host", value: authority)
     }
 
     /// The request a public client sent (its hop-by-hop fields already left out by the
@@ -154,6 +154,17 @@ public struct ResponseBodyRule: Sendable, Equatable {
 }
 
 extension HTTPHeaders {
+    /// `replaceOrAdd` that removes only when the field is there: NIO's `remove(name:)`
+    /// goes through the array's general replace even when nothing matches, and the
+    /// fields the proxy sets are rarely there already.
+    public mutating func replaceOrAppend(name: String, value: String) {
+        if contains(name: name) {
+            replaceOrAdd(name: name, value: value)
+        } else {
+            add(name: name, value: value)
+        }
+    }
+
     /// Appends to a comma-separated forwarding list such as X-Forwarded-For.
     mutating func appendForwarded(_ name: String, _ value: String) {
         if let existing = self.first(name: name) {
