@@ -40,6 +40,10 @@ extension HTTP2Connection {
             nghttp2_settings_entry(
                 settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
                 value: UInt32(configuration.maxHeaderListSize)),
+            // RFC 9218: no RFC 7540 priority tree. nghttp2 then schedules streams without
+            // a dependency tree and keeps no closed streams for it.
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1),
         ]
         if role == .client {
             settings.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
@@ -121,9 +125,15 @@ extension HTTP2Connection {
             return
         }
         // Keep the buffer while frames flow. A tunnel going quiet (no stream open, or a
-        // call that found nothing to send) lets it go: hundreds of idle tunnels should
-        // not each hold one, and allocating it again costs less than a request does.
-        if streams.isEmpty || (!wrote && outbound.capacity > 16 * 1024) { outbound = ByteBuffer() }
+        // call that found nothing to send) lets a large one go: hundreds of idle tunnels
+        // should not each hold one. A small one stays: a connection whose requests are
+        // all answered at each flush (h2load's, or the agent's to its app) would otherwise
+        // grow a new buffer by doubling on every flush, about 1% of the agent's CPU.
+        if (streams.isEmpty && outbound.capacity > Self.keptOutboundCapacity)
+            || (!wrote && outbound.capacity > 16 * 1024)
+        {
+            outbound = ByteBuffer()
+        }
         closeIfDrained()
     }
 

@@ -72,8 +72,15 @@ public final class HTTP2Connection {
     /// would avoid that, but measured no better between relay and agent (5 alternating
     /// rounds: download CPU per 100 MiB relay 90 -> 130 ms, upload 122 -> 115 ms).
     static let sliceThreshold = 16 * 1024
-    /// Event and operation queues keep at most this much capacity between calls.
-    static let keptQueueCapacity = 16
+    /// Event and operation queues keep at most this much capacity between calls once no
+    /// stream is open (while streams are open they keep all, see `deliverEvents`). A
+    /// response read makes four events (headers, data, end, close), and under h2load
+    /// -c10 -m10 the agent's app connection reads the answers of dozens of requests at
+    /// once, then has no stream open; at 128 its queues were regrown on most reads. An
+    /// event is under 64 bytes: at most 16 KiB a queue for a connection gone quiet.
+    static let keptQueueCapacity = 256
+    /// The write buffer a connection with no stream open keeps (see `flushOutput`).
+    static let keptOutboundCapacity = 4 * 1024
 
     enum Operation {
         case openStream(HTTP2Stream, HTTP2Headers, endStream: Bool)

@@ -35,11 +35,13 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private var outcome = ExchangeRecord.Outcome.complete
     private var stream: HTTP2Stream?
     private var upstream: (any ExchangeUpstream)?
-    private var request: ProxyRequestHead? {
-        didSet { isGRPC = request?.isGRPC ?? false }
-    }
+    /// Set once, with what is derived from it, by `accept`.
+    private var request: ProxyRequestHead?
     /// Whether the request is a gRPC call, worked out once (`isGRPC` searches the headers).
     private var isGRPC = false
+    /// What the response's body depends on, kept apart so that answering does not copy
+    /// the whole request (a copy retains each of its fields).
+    private var responseMayHaveBody: ResponseBodyRule?
     private var responseStarted = false
     private var responseEnded = false
     private var status = 0
@@ -81,7 +83,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                 let target: any ExchangeTarget
                 switch route {
                 case .target(let only):
-                    request = head
+                    accept(head)
                     target = only
                     // The relay's control streams are not requests of the app's, for its log.
                     if head.scheme == TunnelControl.scheme { onComplete = nil }
@@ -96,7 +98,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                     guard head.headerListSize <= HeadLimits.maximumHeaderListSize else {
                         throw ExchangeError.headTooLarge(limit: HeadLimits.maximumHeaderListSize)
                     }
-                    request = head
+                    accept(head)
                     target = try router.target(forHost: head.authority, localPort: localPort)
                 }
                 if onComplete != nil {
@@ -151,13 +153,13 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     public var isWritable: Bool { stream?.isWritable ?? true }
 
     public func exchangeReceivedHead(_ head: ProxyResponseHead) {
-        guard let stream, let request else { return }
+        guard let stream, let responseMayHaveBody else { return }
         responseStarted = true
         timeout?.cancel()
         stopWaiting()
         status = Int(head.status.code)
         if isGRPC, let value = head.headers.first(name: "grpc-status") { grpcStatus = Int(value) }
-        let hasBody = head.hasBody(for: request) && !head.endsWithHead
+        let hasBody = responseMayHaveBody.allowsBody(in: head) && !head.endsWithHead
         if hasBody { expectedBytesOut = head.headers.first(name: "content-length").flatMap { Int($0) } }
         stream.sendHeaders(head.http2Headers, endStream: !hasBody)
         if !hasBody {
@@ -220,6 +222,13 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     public func exchangeUpstreamWritabilityChanged() {
         if upstream?.isWritable ?? true { credit.release(on: stream) }
+    }
+
+    /// The request is known: kept for the log, with what its response depends on.
+    private func accept(_ head: ProxyRequestHead) {
+        isGRPC = head.isGRPC
+        responseMayHaveBody = ResponseBodyRule(head)
+        request = head
     }
 
     private func finish() {

@@ -101,7 +101,7 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
                 var head = try ProxyResponseHead(http2: fields)
                 head.endsWithHead = stream.headersEndedStream
                 responseStarted = true
-                downstream.exchangeReceivedHead(head)
+                downstream.exchangeReceivedHead(consume head)
             } catch {
                 fail(error)
             }

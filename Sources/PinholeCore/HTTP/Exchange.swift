@@ -13,7 +13,10 @@ import NIOHTTP1
 
 /// The side that asked; receives the response.
 public protocol ExchangeDownstream: AnyObject {
-    func exchangeReceivedHead(_ head: ProxyResponseHead)
+    /// `consuming`: a downstream that adds fields (`ResponseMarkingTarget`) then changes
+    /// the sender's own head in place instead of copying its field list. Conformers may
+    /// take it borrowed.
+    func exchangeReceivedHead(_ head: consuming ProxyResponseHead)
     func exchangeReceivedBody(_ body: ByteBuffer)
     func exchangeReceivedEnd(trailers: HTTPHeaders?)
     /// The exchange failed. Before the head, the downstream answers with

@@ -54,8 +54,8 @@ public struct ProxyRequestHead: Sendable, Equatable {
         // to trust, the ones before are what the client claimed. Proto and Host say what
         // the relay itself received, so a client's own values are replaced, not extended.
         if let clientAddress { headers.appendForwarded("x-forwarded-for", clientAddress) }
-        headers.replaceOrAdd(name: "x-forwarded-proto", value: scheme)
-        headers.replaceOrAdd(name: "x-forwarded-host", value: authority)
+        headers.replaceOrAppend(name: "x-forwarded-proto", value: scheme)
+        headers.replaceOrAppend(name: "x-forwarded-host", value: authority)
     }
 
     /// The request a public client sent (its hop-by-hop fields already left out by the
@@ -131,12 +131,40 @@ public struct ProxyResponseHead: Sendable, Equatable {
     /// Whether a body follows, given the request it answers (RFC 9110 §6.4.1). After a
     /// switch of protocols, the new protocol's bytes are the body.
     public func hasBody(for request: ProxyRequestHead) -> Bool {
-        if status == .switchingProtocols { return request.upgrade != nil }
-        return request.allowsResponseBody && status.code >= 200 && status != .noContent && status != .notModified
+        ResponseBodyRule(request).allowsBody(in: self)
+    }
+}
+
+/// The two things about a request that decide whether its response has a body: small
+/// enough to keep beside an exchange without holding (and copying) the whole request.
+public struct ResponseBodyRule: Sendable, Equatable {
+    public var allowsResponseBody: Bool
+    public var upgrades: Bool
+
+    public init(_ request: ProxyRequestHead) {
+        allowsResponseBody = request.allowsResponseBody
+        upgrades = request.upgrade != nil
+    }
+
+    public func allowsBody(in response: ProxyResponseHead) -> Bool {
+        let status = response.status
+        if status == .switchingProtocols { return upgrades }
+        return allowsResponseBody && status.code >= 200 && status != .noContent && status != .notModified
     }
 }
 
 extension HTTPHeaders {
+    /// `replaceOrAdd` that removes only when the field is there: NIO's `remove(name:)`
+    /// goes through the array's general replace even when nothing matches, and the
+    /// fields the proxy sets are rarely there already.
+    public mutating func replaceOrAppend(name: String, value: String) {
+        if contains(name: name) {
+            replaceOrAdd(name: name, value: value)
+        } else {
+            add(name: name, value: value)
+        }
+    }
+
     /// Appends to a comma-separated forwarding list such as X-Forwarded-For.
     mutating func appendForwarded(_ name: String, _ value: String) {
         if let existing = self.first(name: name) {

@@ -33,9 +33,8 @@ private final class MarkingDownstream: ExchangeDownstream, ExchangeDeliveryObser
 
     var isWritable: Bool { inner.isWritable }
 
-    func exchangeReceivedHead(_ head: ProxyResponseHead) {
-        var head = head
-        for field in fields { head.headers.replaceOrAdd(name: field.name, value: field.value) }
+    func exchangeReceivedHead(_ head: consuming ProxyResponseHead) {
+        for field in fields { head.headers.replaceOrAppend(name: field.name, value: field.value) }
         inner.exchangeReceivedHead(head)
     }
 

@@ -79,9 +79,13 @@ final class AppConnection {
     ) throws(ExchangeError)
         -> any ExchangeUpstream
     {
-        var head = head
-        // HTTP/2 carries no Upgrade (RFC 9113 §8.6): a WebSocket handshake goes on as a plain request.
-        head.upgrade = nil
+        // HTTP/2 carries no Upgrade (RFC 9113 §8.6): a WebSocket handshake goes on as a
+        // plain request. Only such a request is copied (a copy retains each of its fields).
+        guard head.upgrade == nil else {
+            var plain = head
+            plain.upgrade = nil
+            return try start(plain, downstream: downstream)
+        }
         var waiter: DeferredUpstream?
         let action = machine.requestArrived(
             {
