@@ -193,8 +193,11 @@ public final class Agent: Sendable {
     private func connect(to endpoint: AgentConfiguration.RelayEndpoint, tls: TLSContext) async throws -> any Channel {
         let loop = group.next()
         let answered = loop.makePromise(of: RelayAnswer.Tunnel.self)
-        var hello = AgentHello(token: endpoint.token, name: endpoint.name, aliases: endpoint.aliases)
-        hello.service = endpoint.service
+        let hello = {
+            var hello = AgentHello(token: endpoint.token, name: endpoint.name, aliases: endpoint.aliases)
+            hello.service = endpoint.service
+            return hello
+        }()
         let (target, configuration, events, logger) = (self.target, self.configuration, self.events, self.logger)
         let watch = configuration.reportsRequests ? makeWatch(on: loop) : nil
         let connecting = ClientBootstrap(group: loop)

@@ -106,6 +106,29 @@ struct PublicConnectionLimitsTests {
         }
     }
 
+    /// The handler keeps a stall timer that is still pending when the next request starts
+    /// (replacing it on every request cost a task and a cancel each): its early look must
+    /// push the check to what remains of the new request's time, and cut nothing.
+    @Test("a stall timer left from an earlier request looks early at the next one and waits out what remains")
+    func timerFromAnEarlierRequest() {
+        var machine = stalling()
+        let first = D.request(&machine)
+        _ = machine.responseHeadReceived(D.ok(), hasBody: false)
+        _ = machine.responseEndReceived(trailers: nil)
+        let second = D.head(&machine)
+        #expect(second == first + 1)
+        #expect(
+            machine.exchangeStarted(number: second, now: D.at(8_000))
+                == .exchangeUnderWay(sendContinue: false, requestTimeout: nil, stallCheckIn: .seconds(10)))
+        // The first request's timer, scheduled at 0 for 10 s.
+        #expect(machine.timerFired(.stall, now: D.at(10_000), unsentBytes: 0) == .schedule(.stall, in: .seconds(8)))
+        let cut = machine.timerFired(.stall, now: D.at(18_000), unsentBytes: 0)
+        #expect(
+            cut
+                == .answerAndClose(
+                    .clientStalled(seconds: 10, reading: false), version: .http1_1, record: 408, cancelUpstream: true))
+    }
+
     @Test("a WebSocket client that sends nothing is not stalled; between requests the timer stops")
     func quietWebSocketAndIdle() {
         var machine = stalling()

@@ -26,7 +26,10 @@ extension PublicRequestHandler {
         case .startExchange(let head, let number):
             startExchange(head, number: number, context)
         case .exchangeUnderWay(let sendContinue, let requestTimeout, let stallCheckIn):
-            if let stallCheckIn { schedule(.stall, in: stallCheckIn, context) }
+            // A stall timer still pending from an earlier exchange on this connection looks
+            // no later than a new one would (the machine reschedules for what remains), and
+            // replacing it on every request cost a task and a cancel each time.
+            if let stallCheckIn, timers[.stall] == nil { schedule(.stall, in: stallCheckIn, context) }
             if sendContinue {
                 var interim = context.channel.allocator.buffer(capacity: 32)
                 interim.writeStatusLine(version: .http1_1, status: .continue)
