@@ -39,7 +39,8 @@ struct EmbeddedLimitOptions: ParsableArguments {
                 + " \(ConnectionLimits.Caps.publicDefault.perAddress).", valueName: "count"))
     var maxConnectionsPerAddress: Int?
 
-    static let defaultInFlightWait = 5
+    /// The relay's default, in whole seconds as the flag takes it.
+    static let defaultInFlightWait = Int(InFlightLimits.Caps().waitLimit.nanoseconds / 1_000_000_000)
 
     /// The flags given, as typed, for the refusal with `--relay`.
     var given: [String] {

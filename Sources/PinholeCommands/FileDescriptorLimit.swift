@@ -21,33 +21,35 @@ enum FileDescriptorLimit {
     /// tunnel ports) plus `reserve`, and returns the public cap that fits, with a warning
     /// when that is less than asked for.
     static func fit(publicConnections: Int, besides: Int) -> Fitted {
-        guard let soft = raiseSoftLimit(to: publicConnections + besides + reserve) else {
-            return Fitted(publicConnections: publicConnections)
-        }
-        let available = soft - besides - reserve
-        guard available < publicConnections else { return Fitted(publicConnections: publicConnections) }
-        let fitted = max(available, 1)
-        return Fitted(
-            publicConnections: fitted,
-            warning: "the open-file limit (ulimit -n) is \(soft), too low for --max-connections "
+        fit(publicConnections, descriptorsEach: 1, besides: besides) { soft, fitted in
+            "the open-file limit (ulimit -n) is \(soft), too low for --max-connections "
                 + "\(publicConnections) beside the agents' and tunnels' share; public connections are capped at "
-                + "\(fitted): raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --max-agent-connections")
+                + "\(fitted): raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --max-agent-connections"
+        }
     }
 
     /// The embedded relay: each public connection may have a connection to the app beside
     /// it, so it takes two descriptors.
     static func fitEmbedded(publicConnections: Int) -> Fitted {
-        guard let soft = raiseSoftLimit(to: 2 * publicConnections + reserve) else {
-            return Fitted(publicConnections: publicConnections)
-        }
-        let available = (soft - reserve) / 2
-        guard available < publicConnections else { return Fitted(publicConnections: publicConnections) }
-        let fitted = max(available, 1)
-        return Fitted(
-            publicConnections: fitted,
-            warning: "the open-file limit (ulimit -n) is \(soft), too low for --max-connections "
+        fit(publicConnections, descriptorsEach: 2, besides: 0) { soft, fitted in
+            "the open-file limit (ulimit -n) is \(soft), too low for --max-connections "
                 + "\(publicConnections) (each may need a connection to your app too); public connections are capped"
-                + " at \(fitted): raise the hard limit (ulimit -Hn) or lower --max-connections")
+                + " at \(fitted): raise the hard limit (ulimit -Hn) or lower --max-connections"
+        }
+    }
+
+    /// `wanted` connections of `descriptorsEach`, beside `besides` and `reserve`: as many
+    /// as the soft limit, raised if it can be, lets in, and `warning(soft, fitted)` if fewer.
+    private static func fit(
+        _ wanted: Int, descriptorsEach: Int, besides: Int, warning: (Int, Int) -> String
+    ) -> Fitted {
+        guard let soft = raiseSoftLimit(to: descriptorsEach * wanted + besides + reserve) else {
+            return Fitted(publicConnections: wanted)
+        }
+        let available = (soft - besides - reserve) / descriptorsEach
+        guard available < wanted else { return Fitted(publicConnections: wanted) }
+        let fitted = max(available, 1)
+        return Fitted(publicConnections: fitted, warning: warning(soft, fitted))
     }
 
     /// Raises the soft limit toward `needed`, as far as the hard limit allows; returns the
