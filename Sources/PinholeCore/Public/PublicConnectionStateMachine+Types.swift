@@ -116,7 +116,8 @@ extension PublicConnectionStateMachine {
         case startExchange(ProxyRequestHead, number: Int)
         /// Keep the upstream just started. With `sendContinue`, answer 100 Continue now;
         /// with `requestTimeout`, time the wait for the response head; with `stallCheckIn`,
-        /// schedule the stall timer.
+        /// make sure the stall timer fires within that long (one already pending does: an
+        /// early look is pushed to what remains, see `stallCheckDue`).
         case exchangeUnderWay(sendContinue: Bool, requestTimeout: TimeAmount?, stallCheckIn: TimeAmount? = nil)
         case sendBody(ByteBuffer)
         case sendEnd(trailers: HTTPHeaders?)
