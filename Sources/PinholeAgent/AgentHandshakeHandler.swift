@@ -15,9 +15,7 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
     typealias OutboundOut = ByteBuffer
 
     private let hello: AgentHello
-    /// Nil once the relay's answer (or the reason there is none) is given: every path
-    /// out of the handshake completes it exactly once, or the agent waits forever.
-    private var answered: EventLoopPromise<RelayAnswer.Tunnel>?
+    private var phase: Phase
     private let makeHTTP2Handler: (ChannelHandlerContext) -> HTTP2ConnectionHandler
     private var buffer = ByteBuffer()
     private let logger: Logger
@@ -28,8 +26,25 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
     ) {
         self.logger = logger
         self.hello = hello
-        self.answered = answered
+        self.phase = .notConnected(answered)
         self.makeHTTP2Handler = makeHTTP2Handler
+    }
+
+    /// Where the wait for the relay's answer stands. Every way out of `awaited` gives the
+    /// answer (or the reason there is none) exactly once, or the agent waits forever.
+    private enum Phase {
+        /// Not connected yet. A connect to a name tries each address on a channel of its
+        /// own, each with this handler and the one promise: an attempt that loses goes
+        /// without a word, and the connect's own outcome speaks if none wins.
+        case notConnected(EventLoopPromise<RelayAnswer.Tunnel>)
+        /// This connection is the one: the relay's answer is awaited on it.
+        case awaited(EventLoopPromise<RelayAnswer.Tunnel>)
+        case given
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if case .notConnected(let answered) = phase { phase = .awaited(answered) }
+        context.fireChannelActive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -55,7 +70,7 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        guard answered != nil else {
+        guard case .awaited = phase else {
             context.fireChannelRead(data)
             return
         }
@@ -102,8 +117,7 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
         context.fireChannelInactive()
     }
 
-    /// A channel closed before it was ever active (a lost connect race) fires no
-    /// `channelInactive`, but its handlers still leave the pipeline.
+    /// The handler leaving a connected channel any other way ends the wait too.
     func handlerRemoved(context: ChannelHandlerContext) {
         complete(.failure(RelayTrouble.ClosedDuringHandshake()))
     }
@@ -114,8 +128,8 @@ final class AgentHandshakeHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     private func complete(_ result: Result<RelayAnswer.Tunnel, any Error>) {
-        guard let answered else { return }
-        self.answered = nil
+        guard case .awaited(let answered) = phase else { return }
+        phase = .given
         answered.completeWith(result)
     }
 }

@@ -97,4 +97,24 @@ struct AgentHandshakeHandlerTests {
         #expect(throws: RelayTrouble.ClosedDuringHandshake.self) { try answered.futureResult.wait() }
         #expect(channel.isActive, "only the handler left; the channel is the caller's to close")
     }
+
+    /// A connect to a name runs the channel initializer once per address tried, every
+    /// attempt with a handler holding the one promise: an attempt that never connected
+    /// must not answer for the one that wins.
+    @Test("a connection attempt that never connected leaves the answer to the one that does")
+    func notConnectedAttemptAnswersNothing() throws {
+        let attempt = EmbeddedChannel()
+        let shared = attempt.eventLoop.makePromise(of: RelayAnswer.Tunnel.self)
+        var heard: Result<RelayAnswer.Tunnel, any Error>?
+        shared.futureResult.whenComplete { heard = $0 }
+        let handler = AgentHandshakeHandler(hello: hello, answered: shared, logger: Logger(label: "test")) {
+            context in
+            HTTP2ConnectionHandler(role: .server, eventLoop: context.eventLoop)
+        }
+        try attempt.pipeline.syncOperations.addHandler(handler)
+        try attempt.pipeline.syncOperations.removeHandler(handler).wait()
+        _ = try? attempt.finish()
+        #expect(heard == nil, "the losing attempt answered: \(String(describing: heard))")
+        shared.fail(RelayTrouble.ClosedDuringHandshake())  // the connect's own outcome, in the agent
+    }
 }
