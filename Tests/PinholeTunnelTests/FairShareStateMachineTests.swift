@@ -92,6 +92,20 @@ struct FairShareStateMachineTests {
         if case .cutOff(_, let error) = action { #expect(error.status.code == 408) }
     }
 
+    /// A bidirectional gRPC call whose client waits for the app's first message, the app
+    /// at a breakpoint: nothing moves on either side, and the client must not be cut.
+    @Test("a body of no announced length has no upload clock until its first piece; then it runs")
+    func unannouncedBodyWaitsForItsFirstPiece() {
+        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true, clockStartsWithHead: false)
+        #expect(machine.admitted(nil, now: start) == .startExchange(stallCheckIn: stall))
+        #expect(machine.stallCheckDue(now: start + .seconds(3_600)) == .checkStall(in: stall), "an hour, no cut")
+        machine.requestBodyArrived(now: start + .seconds(3_600))
+        #expect(machine.stallCheckDue(now: start + .seconds(3_630)) == .checkStall(in: .seconds(30)))
+        #expect(
+            machine.stallCheckDue(now: start + .seconds(3_660))
+                == .cutOff(nil, .clientStalled(seconds: 60, reading: false)))
+    }
+
     @Test("an app that takes no body (a breakpoint) stops the upload clock; taking again restarts it")
     func appPausedStopsUploadClock() {
         var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)

@@ -32,6 +32,13 @@ struct FairShareStateMachine {
     }
 
     enum Upload: Equatable {
+        /// A body of no announced length (a gRPC stream, say), or one whose client waits
+        /// for `100 Continue`, of which nothing came yet: its client may be waiting for the
+        /// app's first word (a bidirectional call), and the app may be at a breakpoint, so
+        /// no clock runs until the first piece. (A piece that came while in line does not
+        /// count: the clock starts at the next. Either way such a client holds only a place
+        /// of its own address's share.)
+        case awaitingFirstPiece
         /// The request body is unfinished: the client last moved at `movedAt` (or the app
         /// side last began to take more), and `appTakesMore` says whether it takes more now.
         case open(movedAt: NIODeadline, appTakesMore: Bool)
@@ -68,12 +75,16 @@ struct FairShareStateMachine {
     private let stallTimeout: TimeAmount?
     /// Whether the request has a body to come (its head did not end the stream).
     private let requestHasBody: Bool
+    /// Whether the upload clock may start before the body's first piece: its length was
+    /// announced and no `100 Continue` is awaited (see `Upload.awaitingFirstPiece`).
+    private let clockStartsWithHead: Bool
     /// The body ended while the stream waited in line.
     private var requestEndedEarly = false
 
-    init(stallTimeout: TimeAmount?, requestHasBody: Bool) {
+    init(stallTimeout: TimeAmount?, requestHasBody: Bool, clockStartsWithHead: Bool = true) {
         self.stallTimeout = stallTimeout
         self.requestHasBody = requestHasBody
+        self.clockStartsWithHead = clockStartsWithHead
     }
 
     var isWaiting: Bool {
@@ -88,9 +99,9 @@ struct FairShareStateMachine {
     mutating func admitted(_ slot: InFlightLimits.Slot?, now: NIODeadline) -> Action {
         switch state {
         case .new, .waiting:
-            let upload =
-                requestHasBody && !requestEndedEarly
-                ? Upload.open(movedAt: now, appTakesMore: true) : .settled
+            let upload: Upload =
+                !requestHasBody || requestEndedEarly
+                ? .settled : clockStartsWithHead ? .open(movedAt: now, appTakesMore: true) : .awaitingFirstPiece
             state = .running(Running(slot: slot, upload: upload))
             return .startExchange(stallCheckIn: stallTimeout)
         case .running, .over:
@@ -155,7 +166,11 @@ struct FairShareStateMachine {
 
     mutating func requestBodyArrived(now: NIODeadline) {
         updateUpload { upload in
-            if case .open(_, let takesMore) = upload { upload = .open(movedAt: now, appTakesMore: takesMore) }
+            switch upload {
+            case .awaitingFirstPiece: upload = .open(movedAt: now, appTakesMore: true)
+            case .open(_, let takesMore): upload = .open(movedAt: now, appTakesMore: takesMore)
+            case .settled: break
+            }
         }
     }
 

@@ -55,7 +55,9 @@ final class FairShareUpstream: ExchangeUpstream {
         head: ProxyRequestHead, target: any ExchangeTarget, downstream: any ExchangeDownstream, limits: PublicLimits,
         client: AddressGroup, loop: any EventLoop
     ) {
-        self.machine = FairShareStateMachine(stallTimeout: limits.stallTimeout, requestHasBody: head.mayHaveBody)
+        self.machine = FairShareStateMachine(
+            stallTimeout: limits.stallTimeout, requestHasBody: head.mayHaveBody,
+            clockStartsWithHead: head.mayHaveBody && Self.bodyLengthAnnouncedWithoutContinue(head))
         self.head = head
         self.target = target
         self.downstream = downstream
@@ -75,6 +77,11 @@ final class FairShareUpstream: ExchangeUpstream {
         }
         waitDeadline?.cancel()
         stallCheck?.cancel()
+    }
+
+    private static func bodyLengthAnnouncedWithoutContinue(_ head: ProxyRequestHead) -> Bool {
+        head.headers.contains(name: "content-length")
+            && !head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
     }
 
     /// Takes a place, or a place in line. Throws what the stream should answer at once.
