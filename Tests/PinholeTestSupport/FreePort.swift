@@ -3,14 +3,27 @@ import NIOCore
 import NIOPosix
 
 /// Finds a loopback port that was free a moment ago, for servers that must be given
-/// a fixed port (a relay's dedicated tunnel ports, nghttpd).
+/// a fixed port (a relay's dedicated tunnel ports, nghttpd). It is picked below the
+/// kernel's ephemeral range (32768 and up on Linux): a port the kernel handed out would
+/// be handed out again, to another test's outgoing connection say, before the server
+/// binds it, and that test's relay then refused its agent's hello (a CI failure).
 public enum ServerBootstrapProbe {
+    static let ports = 20_000..<32_768
+
     public static func bind() async throws -> Int {
-        let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = probe.localAddress!.port!
-        try await probe.close()
-        return port
+        var lastError: (any Error)?
+        for _ in 0..<64 {
+            let port = Int.random(in: ports)
+            do {
+                let probe = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .bind(host: "127.0.0.1", port: port).get()
+                try await probe.close()
+                return port
+            } catch {
+                lastError = error  // taken: try another
+            }
+        }
+        throw lastError ?? ChildProcess.Failure(description: "no free port in \(ports)")
     }
 }
 
