@@ -61,8 +61,8 @@ final class CaptureResponseSide: ExchangeDownstream, ExchangeDeliveryObserving {
 /// on unchanged, after a note of it. The downstream talks to it as its upstream; the
 /// target answers it through its `CaptureResponseSide`. Lives on the exchange's event
 /// loop, and goes with it. While it runs, the store holds its `slot`, which it changes
-/// through the store (under its lock) without looking it up; when it ends, the store
-/// writes the record into the ring, and lets the slot go.
+/// without looking it up; when it ends, the store writes the record into the ring, and
+/// lets the slot go.
 final class CapturingExchange: ExchangeUpstream {
     let id: Int
     private let slot: InspectorStore.Slot
@@ -109,7 +109,7 @@ final class CapturingExchange: ExchangeUpstream {
         // either has nothing new to show until its response.
         if requestBody.totalBytes > 0 || trailers != nil {
             let (body, timing) = (requestBody, self.timing)
-            store.update(slot) {
+            store.update(slot, id: id) {
                 $0.requestBody = body
                 $0.requestTrailers = trailers
                 $0.timing = timing
@@ -141,7 +141,7 @@ final class CapturingExchange: ExchangeUpstream {
         let now = NIODeadline.now()
         timing.responseStarted = now
         let timing = self.timing
-        store.update(slot) {
+        store.update(slot, id: id) {
             $0.status = Int(head.status.code)
             $0.responseHeaders = head.headers
             $0.state = .responding
@@ -186,7 +186,7 @@ final class CapturingExchange: ExchangeUpstream {
         upstream = nil
         timing.finished = .now()
         let (timing, requestBody, responseBody) = (self.timing, self.requestBody, self.responseBody)
-        store.finish(slot) {
+        store.finish(slot, id: id) {
             $0.state = state
             $0.error = error
             $0.timing = timing
@@ -207,7 +207,7 @@ final class CapturingExchange: ExchangeUpstream {
         deadlineTimer = eventLoop.assumeIsolated().scheduleTask(in: deadline.timeout) {
             guard !self.over, self.timing.responseStarted == nil else { return }
             watch.report(DeadlineNotice(id: id, method: method, path: path, deadline: deadline))
-            self.store.update(self.slot) { $0.deadlinePassed = true }
+            self.store.update(self.slot, id: id) { $0.deadlinePassed = true }
         }
     }
 }

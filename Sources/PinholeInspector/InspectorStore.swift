@@ -1,10 +1,12 @@
+import Atomics
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 
 /// The captured requests: a ring bounded by bytes, oldest first out. Exchanges on any
-/// event loop publish into it under one lock, a few times per request; listeners (the
-/// page's live updates) hear which request changed.
+/// event loop publish into it, under its one lock when a request begins and when it
+/// ends; listeners (the page's live updates) hear which request changed.
 public final class InspectorStore: Sendable {
     /// What a listener hears.
     public enum Change: Sendable {
@@ -24,15 +26,33 @@ public final class InspectorStore: Sendable {
         }
     }
 
-    /// A request still in flight: its record, changed in place under the store's lock as
-    /// the exchange goes on. The exchange holds it, so it changes it without a lookup.
-    // Unchecked: `record` is reached only under the store's lock (`state`).
-    final class Slot: @unchecked Sendable {
-        var record: CapturedRequest
+    /// A request still in flight: its record, behind a lock of its own. Only its exchange
+    /// (on one event loop) changes it, and the page reads it now and then, so that lock is
+    /// all but never contended; the store's lock, which every event loop's exchanges share,
+    /// is taken only when a request begins and when it ends. With one lock for all, taken
+    /// for each change and held while a finished record was encoded, the embedded relay's
+    /// two event loops waited on each other in the kernel (futex waits in profiles).
+    final class Slot: Sendable {
+        private let record: NIOLockedValueBox<CapturedRequest>
 
         init(_ record: CapturedRequest) {
-            self.record = record
+            self.record = NIOLockedValueBox(record)
         }
+
+        var current: CapturedRequest { record.withLockedValue { $0 } }
+
+        func change<Result>(_ body: (inout CapturedRequest) -> Result) -> Result {
+            record.withLockedValue { body(&$0) }
+        }
+    }
+
+    /// Where a finished record is encoded before it is copied into the ring in one write:
+    /// one per thread, reused, so a record costs no allocation and the encoding's many small
+    /// writes go to the same few hundred bytes each time.
+    // Unchecked: a scratch is reached only from the thread it belongs to (through
+    // `scratches` there).
+    private final class Scratch: @unchecked Sendable {
+        var bytes: [UInt8] = []
     }
 
     /// What the index holds for one id.
@@ -52,10 +72,6 @@ public final class InspectorStore: Sendable {
         var oldest = 1
         var nextID = 1
         var ring: RecordRing
-        /// Where a finished record is encoded before it is copied into the ring in one
-        /// write: reused, so a record costs no allocation, and the encoding's many small
-        /// writes go to the same few hundred bytes each time.
-        var scratch: [UInt8] = []
         /// The index's own bound: ids past it go even while in flight, so that a request
         /// held at a breakpoint does not keep the entries of everything after it.
         let maxEntries: Int
@@ -74,9 +90,9 @@ public final class InspectorStore: Sendable {
             return entries[offset: offset]
         }
 
-        /// Whether `slot` is still in the index and in flight.
-        func holds(_ slot: Slot) -> Bool {
-            guard case .live(let held) = entry(slot.record.id) else { return false }
+        /// Whether `slot`, of request `id`, is still in the index and in flight.
+        func holds(_ slot: Slot, id: Int) -> Bool {
+            guard case .live(let held) = entry(id) else { return false }
             return held === slot
         }
 
@@ -100,6 +116,10 @@ public final class InspectorStore: Sendable {
 
     public let limits: Limits
     private let state: NIOLockedValueBox<State>
+    private let scratches = ThreadSpecificVariable<Scratch>()
+    /// How many listeners there are, read without the lock: a change to an in-flight
+    /// record takes the lock only to tell them, and only when there are some.
+    private let listenerCount = ManagedAtomic(0)
     /// Seconds since 1970 at the monotonic clock's zero, read once: a record's wall-clock
     /// time is its monotonic start plus this, rather than a clock read of its own.
     let wallClockOffset: Double
@@ -123,7 +143,8 @@ public final class InspectorStore: Sendable {
         let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]?) in
             let id = state.nextID
             state.nextID += 1
-            slot.record.id = id
+            // Before the slot is in the index: no one else can reach it yet.
+            slot.change { $0.id = id }
             state.entries.append(.live(slot))
             state.trim()
             return (id, state.toTell)
@@ -132,31 +153,43 @@ public final class InspectorStore: Sendable {
         return id
     }
 
-    /// Changes `slot`'s record, if it is still in flight in the index.
-    func update(_ slot: Slot, _ change: (inout CapturedRequest) -> Void) {
-        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]?) in
-            guard state.holds(slot) else { return (0, nil) }
-            change(&slot.record)
-            return (slot.record.id, state.toTell)
+    /// Changes `slot`'s record, that of request `id`. A slot the index has let go of is
+    /// changed all the same, for no one to see.
+    func update(_ slot: Slot, id: Int, _ change: (inout CapturedRequest) -> Void) {
+        slot.change(change)
+        tell(.updated(id: id))
+    }
+
+    /// Ends `slot`'s flight, that of request `id`: `change` finishes its record, which the
+    /// ring then keeps in its compact form, pushing out what it writes over. The record is
+    /// encoded outside the store's lock, into this thread's scratch.
+    func finish(_ slot: Slot, id: Int, _ change: (inout CapturedRequest) -> Void) {
+        let scratch = scratches.currentValue ?? makeScratch()
+        scratch.bytes.removeAll(keepingCapacity: true)
+        slot.change { record in
+            change(&record)
+            record.encode(into: &scratch.bytes)
+        }
+        let listeners = state.withLockedValue { state -> [@Sendable (Change) -> Void]? in
+            guard state.holds(slot, id: id) else { return nil }
+            let position = state.ring.append(scratch.bytes)
+            state.entries[offset: id - state.oldest] = position.map { .stored(position: $0) } ?? .dropped
+            state.trim()
+            return state.toTell
         }
         for listener in listeners ?? [] { listener(.updated(id: id)) }
     }
 
-    /// Ends `slot`'s flight: `change` finishes its record, which the ring then keeps in
-    /// its compact form, pushing out what it writes over.
-    func finish(_ slot: Slot, _ change: (inout CapturedRequest) -> Void) {
-        let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]?) in
-            guard state.holds(slot) else { return (0, nil) }
-            change(&slot.record)
-            let id = slot.record.id
-            state.scratch.removeAll(keepingCapacity: true)
-            slot.record.encode(into: &state.scratch)
-            let position = state.ring.append(state.scratch)
-            state.entries[offset: id - state.oldest] = position.map { .stored(position: $0) } ?? .dropped
-            state.trim()
-            return (id, state.toTell)
-        }
-        for listener in listeners ?? [] { listener(.updated(id: id)) }
+    private func makeScratch() -> Scratch {
+        let scratch = Scratch()
+        scratches.currentValue = scratch
+        return scratch
+    }
+
+    /// Tells the listeners, if any, of `change`.
+    private func tell(_ change: Change) {
+        guard listenerCount.load(ordering: .relaxed) > 0 else { return }
+        for listener in state.withLockedValue({ $0.listening }) { listener(change) }
     }
 
     /// The record of `id`, if it is still kept. A finished one's bytes are copied out of
@@ -165,7 +198,7 @@ public final class InspectorStore: Sendable {
     public func record(_ id: Int) -> CapturedRequest? {
         let copy = state.withLockedValue { state -> CopiedEntry? in
             switch state.entry(id) {
-            case .live(let slot): return .live(slot.record)
+            case .live(let slot): return .live(slot.current)
             case .stored(let position): return state.ring.copy(at: position).map { .stored($0) }
             case .dropped, nil: return nil
             }
@@ -191,7 +224,7 @@ public final class InspectorStore: Sendable {
             for entry in state.entries.reversed() {
                 guard taken.count < count else { break }
                 switch entry {
-                case .live(let slot): taken.append(.live(slot.record))
+                case .live(let slot): taken.append(.live(slot.current))
                 case .stored(let position):
                     let start = copied.writerIndex
                     if state.ring.copy(at: position, into: &copied) { taken.append(.copied(at: start)) }
@@ -230,7 +263,7 @@ public final class InspectorStore: Sendable {
             var found: [Int] = []
             for (offset, entry) in state.entries.enumerated() {
                 switch entry {
-                case .live(let slot) where slot.record.replayOf == id: found.append(state.oldest + offset)
+                case .live(let slot) where slot.current.replayOf == id: found.append(state.oldest + offset)
                 case .stored(let position)
                 where state.ring.integer(at: position, offset: CapturedRequest.replayOfOffset, as: Int64.self)
                     == Int64(id):
@@ -261,6 +294,7 @@ public final class InspectorStore: Sendable {
             state.nextListener += 1
             state.listeners[state.nextListener] = listener
             state.listening = Array(state.listeners.values)
+            listenerCount.store(state.listening.count, ordering: .relaxed)
             return state.nextListener
         }
     }
@@ -269,6 +303,7 @@ public final class InspectorStore: Sendable {
         state.withLockedValue { state in
             state.listeners[token] = nil
             state.listening = Array(state.listeners.values)
+            listenerCount.store(state.listening.count, ordering: .relaxed)
         }
     }
 }

@@ -118,6 +118,39 @@ struct InspectorStoreTests {
         #expect(inspector.store.record(1) == nil)
     }
 
+    /// Each thread encodes its finished records into a scratch of its own, outside the
+    /// store's lock: records finished on several threads at once must each come back whole.
+    @Test("exchanges on several threads at once are each kept whole, in flight and finished")
+    func threadsAtOnce() throws {
+        let inspector = Inspector()
+        let threads = 4
+        let each = 300
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            let loop = EmbeddedEventLoop()
+            let scripted = ScriptedTarget()
+            let target = inspector.capture(scripted)
+            for index in 0..<each {
+                let path = "/\(thread)/\(index)"
+                guard let upstream = try? target.startExchange(Self.head(path), downstream: SinkDownstream(), on: loop)
+                else { return }
+                upstream.sendBody(ByteBuffer(string: path))
+                upstream.sendEnd(trailers: nil)
+                // Read in flight, as the page does, while other threads finish theirs.
+                let live = (upstream as? CapturingExchange).flatMap { inspector.store.record($0.id) }
+                #expect(live?.path == path && live?.state == .pending)
+                scripted.upstreams[index].answer(ByteBuffer(string: "answer to " + path))
+            }
+        }
+        let kept = inspector.store.all()
+        #expect(kept.count == threads * each)
+        #expect(Set(kept.map(\.id)).count == kept.count, "every request has an id of its own")
+        for record in kept {
+            #expect(record.state == .complete)
+            #expect(String(buffer: record.requestBody.kept) == record.path)
+            #expect(String(buffer: record.responseBody.kept) == "answer to " + record.path)
+        }
+    }
+
     @Test("caller deadlines come from x-envoy-expected-rq-timeout-ms or grpc-timeout")
     func deadlines() {
         #expect(CallerDeadline(headers: ["x-envoy-expected-rq-timeout-ms": "15000"])?.timeout == .seconds(15))
