@@ -21,11 +21,11 @@ struct FairShareStateMachineTests {
 
     private var limit: InFlightLimits.Limit { .perAddress(1, AddressGroup(nil)) }
 
-    @Test("admitted at once: the exchange starts with the stall clock; its end gives the place back")
+    @Test("admitted at once: a bodiless request starts with no stall check; its end gives the place back")
     func admittedAtOnce() {
         let (_, slot, _) = placeAndTicket()
         var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: false)
-        #expect(machine.admitted(slot, now: start) == .startExchange(stallCheckIn: stall))
+        #expect(machine.admitted(slot, now: start) == .startExchange(stallCheckIn: nil))
         #expect(machine.exchangeEnded() == .finished(slot))
         #expect(machine.exchangeEnded() == .none)
         #expect(machine.clientWentAway() == .none)
@@ -84,8 +84,8 @@ struct FairShareStateMachineTests {
     @Test("a client that sends no body while the app takes it is cut off after the stall timeout, with 408")
     func uploadStall() {
         var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
-        _ = machine.admitted(nil, now: start)
-        machine.requestBodyArrived(now: start + .seconds(10))
+        #expect(machine.admitted(nil, now: start) == .startExchange(stallCheckIn: stall))
+        #expect(machine.requestBodyArrived(now: start + .seconds(10)) == .none, "a check is already scheduled")
         #expect(machine.stallCheckDue(now: start + .seconds(60)) == .checkStall(in: .seconds(10)))
         let action = machine.stallCheckDue(now: start + .seconds(70))
         #expect(action == .cutOff(nil, .clientStalled(seconds: 60, reading: false)))
@@ -97,9 +97,8 @@ struct FairShareStateMachineTests {
     @Test("a body of no announced length has no upload clock until its first piece; then it runs")
     func unannouncedBodyWaitsForItsFirstPiece() {
         var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true, clockStartsWithHead: false)
-        #expect(machine.admitted(nil, now: start) == .startExchange(stallCheckIn: stall))
-        #expect(machine.stallCheckDue(now: start + .seconds(3_600)) == .checkStall(in: stall), "an hour, no cut")
-        machine.requestBodyArrived(now: start + .seconds(3_600))
+        #expect(machine.admitted(nil, now: start) == .startExchange(stallCheckIn: nil), "no clock, no check")
+        #expect(machine.requestBodyArrived(now: start + .seconds(3_600)) == .checkStall(in: stall), "an hour later")
         #expect(machine.stallCheckDue(now: start + .seconds(3_630)) == .checkStall(in: .seconds(30)))
         #expect(
             machine.stallCheckDue(now: start + .seconds(3_660))
@@ -110,9 +109,9 @@ struct FairShareStateMachineTests {
     func appPausedStopsUploadClock() {
         var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
         _ = machine.admitted(nil, now: start)
-        machine.appWritabilityChanged(takesMore: false, now: start + .seconds(1))
-        #expect(machine.stallCheckDue(now: start + .seconds(600)) == .checkStall(in: stall))
-        machine.appWritabilityChanged(takesMore: true, now: start + .seconds(600))
+        #expect(machine.appWritabilityChanged(takesMore: false, now: start + .seconds(1)) == .none)
+        #expect(machine.stallCheckDue(now: start + .seconds(60)) == .none, "no clock runs: the check goes idle")
+        #expect(machine.appWritabilityChanged(takesMore: true, now: start + .seconds(600)) == .checkStall(in: stall))
         #expect(machine.stallCheckDue(now: start + .seconds(630)) == .checkStall(in: .seconds(30)))
         #expect(
             machine.stallCheckDue(now: start + .seconds(660))
@@ -124,7 +123,7 @@ struct FairShareStateMachineTests {
         var ended = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
         _ = ended.admitted(nil, now: start)
         ended.requestEnded()
-        #expect(ended.stallCheckDue(now: start + .seconds(600)) == .checkStall(in: stall))
+        #expect(ended.stallCheckDue(now: start + .seconds(600)) == .none)
 
         var answered = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
         _ = answered.admitted(nil, now: start)
@@ -135,11 +134,7 @@ struct FairShareStateMachineTests {
         var duplex = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
         _ = duplex.admitted(nil, now: start)
         duplex.responseHeadArrived(final: true)
-        #expect(duplex.stallCheckDue(now: start + .seconds(600)) == .checkStall(in: stall))
-
-        var bodiless = FairShareStateMachine(stallTimeout: stall, requestHasBody: false)
-        _ = bodiless.admitted(nil, now: start)
-        #expect(bodiless.stallCheckDue(now: start + .seconds(600)) == .checkStall(in: stall))
+        #expect(duplex.stallCheckDue(now: start + .seconds(600)) == .none)
     }
 
     @Test("a body that ended while in line leaves no upload clock running")
@@ -148,8 +143,7 @@ struct FairShareStateMachineTests {
         var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
         _ = machine.queued(ticket, limit: limit, wait: .seconds(5))
         machine.requestEnded()
-        _ = machine.admitted(slot, now: start)
-        #expect(machine.stallCheckDue(now: start + .seconds(600)) == .checkStall(in: stall))
+        #expect(machine.admitted(slot, now: start) == .startExchange(stallCheckIn: nil))
     }
 
     @Test("a client that reads none of the answer is cut off; reading again restarts the clock")
@@ -158,12 +152,13 @@ struct FairShareStateMachineTests {
         var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: false)
         _ = machine.admitted(slot, now: start)
         machine.responseHeadArrived(final: true)
-        machine.downloadWritability(clientReads: false, now: start + .seconds(5))
-        machine.downloadWritability(clientReads: false, now: start + .seconds(50))  // still the first moment
+        #expect(machine.downloadWritability(clientReads: false, now: start + .seconds(5)) == .checkStall(in: stall))
+        // Still the first moment, and the check is scheduled.
+        #expect(machine.downloadWritability(clientReads: false, now: start + .seconds(50)) == .none)
         #expect(machine.stallCheckDue(now: start + .seconds(60)) == .checkStall(in: .seconds(5)))
-        machine.downloadWritability(clientReads: true, now: start + .seconds(62))
-        #expect(machine.stallCheckDue(now: start + .seconds(65)) == .checkStall(in: stall))
-        machine.downloadWritability(clientReads: false, now: start + .seconds(70))
+        #expect(machine.downloadWritability(clientReads: true, now: start + .seconds(62)) == .none)
+        #expect(machine.stallCheckDue(now: start + .seconds(65)) == .none, "reading again: the check goes idle")
+        #expect(machine.downloadWritability(clientReads: false, now: start + .seconds(70)) == .checkStall(in: stall))
         #expect(
             machine.stallCheckDue(now: start + .seconds(130))
                 == .cutOff(slot, .clientStalled(seconds: 60, reading: true)))
@@ -174,7 +169,7 @@ struct FairShareStateMachineTests {
     func noStallTimeout() {
         var machine = FairShareStateMachine(stallTimeout: nil, requestHasBody: true)
         #expect(machine.admitted(nil, now: start) == .startExchange(stallCheckIn: nil))
-        machine.downloadWritability(clientReads: false, now: start)
+        #expect(machine.downloadWritability(clientReads: false, now: start) == .none)
         #expect(machine.stallCheckDue(now: start + .hours(1)) == .none)
     }
 }

@@ -12,6 +12,9 @@ import PinholeCore
 /// quiet client is as normal as a WebSocket's). The download clock runs while the stream
 /// holds more unsent answer than its high watermark: the client's window is shut, or its
 /// connection is not read. A wait in line, or an app paused at a breakpoint, stops both.
+///
+/// A stall check is scheduled only while a clock runs: most streams (a GET answered at
+/// the pace its client reads) start none, and schedule and cancel no task.
 struct FairShareStateMachine {
     enum State {
         /// Not yet asked for a place.
@@ -29,6 +32,20 @@ struct FairShareStateMachine {
         var upload: Upload
         /// Since when the client has read none of the answer, if it is not reading now.
         var downloadBlockedSince: NIODeadline?
+        var stallCheck = StallCheck.idle
+
+        /// Whether a clock runs: the client is the side not moving, one way or the other.
+        var clockRuns: Bool {
+            if case .open(_, appTakesMore: true) = upload { return true }
+            return downloadBlockedSince != nil
+        }
+    }
+
+    enum StallCheck {
+        /// No check is scheduled: no clock ran since the last one.
+        case idle
+        /// A check is due at some point; when it finds no clock running, it goes idle.
+        case scheduled
     }
 
     enum Upload: Equatable {
@@ -102,8 +119,10 @@ struct FairShareStateMachine {
             let upload: Upload =
                 !requestHasBody || requestEndedEarly
                 ? .settled : clockStartsWithHead ? .open(movedAt: now, appTakesMore: true) : .awaitingFirstPiece
-            state = .running(Running(slot: slot, upload: upload))
-            return .startExchange(stallCheckIn: stallTimeout)
+            var running = Running(slot: slot, upload: upload)
+            let stallCheckIn = armStallCheck(&running)
+            state = .running(running)
+            return .startExchange(stallCheckIn: stallCheckIn)
         case .running, .over:
             return slot.map { .release($0) } ?? .none
         }
@@ -164,7 +183,7 @@ struct FairShareStateMachine {
 
     // MARK: Who is moving
 
-    mutating func requestBodyArrived(now: NIODeadline) {
+    mutating func requestBodyArrived(now: NIODeadline) -> Action {
         updateUpload { upload in
             switch upload {
             case .awaitingFirstPiece: upload = .open(movedAt: now, appTakesMore: true)
@@ -176,12 +195,12 @@ struct FairShareStateMachine {
 
     mutating func requestEnded() {
         if isWaiting { requestEndedEarly = true }
-        updateUpload { $0 = .settled }
+        _ = updateUpload { $0 = .settled }
     }
 
     /// The app side's writability changed: when it takes more again, the client gets
     /// window again, and its clock starts over.
-    mutating func appWritabilityChanged(takesMore: Bool, now: NIODeadline) {
+    mutating func appWritabilityChanged(takesMore: Bool, now: NIODeadline) -> Action {
         updateUpload { upload in
             guard case .open(let movedAt, let before) = upload else { return }
             upload = .open(movedAt: takesMore && !before ? now : movedAt, appTakesMore: takesMore)
@@ -191,24 +210,31 @@ struct FairShareStateMachine {
     /// A response head arrived; `final` unless informational (1xx).
     mutating func responseHeadArrived(final: Bool) {
         guard final else { return }
-        updateUpload { $0 = .settled }
+        _ = updateUpload { $0 = .settled }
     }
 
     /// Response body was handed to the stream, or the stream's writability changed:
     /// `clientReads` is whether it takes more now.
-    mutating func downloadWritability(clientReads: Bool, now: NIODeadline) {
-        guard case .running(var running) = state else { return }
+    mutating func downloadWritability(clientReads: Bool, now: NIODeadline) -> Action {
+        guard case .running(var running) = state else { return .none }
         if clientReads {
             running.downloadBlockedSince = nil
         } else if running.downloadBlockedSince == nil {
             running.downloadBlockedSince = now
         }
+        let stallCheckIn = armStallCheck(&running)
         state = .running(running)
+        return stallCheckIn.map { .checkStall(in: $0) } ?? .none
     }
 
     /// The stall check is due.
     mutating func stallCheckDue(now: NIODeadline) -> Action {
-        guard let stallTimeout, case .running(let running) = state else { return .none }
+        guard let stallTimeout, case .running(var running) = state else { return .none }
+        guard running.clockRuns else {
+            running.stallCheck = .idle
+            state = .running(running)
+            return .none
+        }
         var stalledSince: NIODeadline?
         var reading = false
         if case .open(let movedAt, true) = running.upload { stalledSince = movedAt }
@@ -216,7 +242,7 @@ struct FairShareStateMachine {
             stalledSince = blocked
             reading = true
         }
-        guard let stalledSince else { return .checkStall(in: stallTimeout) }
+        guard let stalledSince else { return .none }  // `clockRuns` said one did
         let remaining = stalledSince + stallTimeout - now
         guard remaining <= .zero else { return .checkStall(in: remaining) }
         state = .over
@@ -224,9 +250,20 @@ struct FairShareStateMachine {
         return .cutOff(running.slot, .clientStalled(seconds: seconds, reading: reading))
     }
 
-    private mutating func updateUpload(_ change: (inout Upload) -> Void) {
-        guard case .running(var running) = state else { return }
+    /// Changes the upload's state; a check to schedule if that started its clock.
+    private mutating func updateUpload(_ change: (inout Upload) -> Void) -> Action {
+        guard case .running(var running) = state else { return .none }
         change(&running.upload)
+        let stallCheckIn = armStallCheck(&running)
         state = .running(running)
+        return stallCheckIn.map { .checkStall(in: $0) } ?? .none
+    }
+
+    /// When a clock runs and no check is scheduled: schedules one, a full timeout away (a
+    /// clock starts at the event that starts it).
+    private func armStallCheck(_ running: inout Running) -> TimeAmount? {
+        guard let stallTimeout, running.stallCheck == .idle, running.clockRuns else { return nil }
+        running.stallCheck = .scheduled
+        return stallTimeout
     }
 }

@@ -136,8 +136,8 @@ final class FairShareUpstream: ExchangeUpstream {
         let held = upstream as? DeferredUpstream
         upstream = real
         held?.attach(real)
-        machine.appWritabilityChanged(takesMore: real.isWritable, now: loop.now)
         if let stallCheckIn { scheduleStallCheck(in: stallCheckIn) }
+        perform(machine.appWritabilityChanged(takesMore: real.isWritable, now: loop.now))
     }
 
     private func perform(_ action: FairShareStateMachine.Action) {
@@ -207,13 +207,13 @@ final class FairShareUpstream: ExchangeUpstream {
     var isWritable: Bool { machine.isWaiting ? false : (upstream?.isWritable ?? true) }
 
     func sendBody(_ body: ByteBuffer) {
-        machine.requestBodyArrived(now: loop.now)
+        perform(machine.requestBodyArrived(now: loop.now))
         upstream?.sendBody(body)
         // Upstreams report turning writable again, not turning unwritable (an HTTP/2
         // stream's producer is expected to ask): asked here, a body the app stops taking
         // (a breakpoint) stops the upload clock, as it should.
         if !machine.isWaiting, let upstream, !upstream.isWritable {
-            machine.appWritabilityChanged(takesMore: false, now: loop.now)
+            perform(machine.appWritabilityChanged(takesMore: false, now: loop.now))
         }
     }
 
@@ -227,7 +227,7 @@ final class FairShareUpstream: ExchangeUpstream {
     }
 
     func downstreamWritabilityChanged() {
-        if let downstream { machine.downloadWritability(clientReads: downstream.isWritable, now: loop.now) }
+        if let downstream { perform(machine.downloadWritability(clientReads: downstream.isWritable, now: loop.now)) }
         upstream?.downstreamWritabilityChanged()
     }
 
@@ -241,7 +241,7 @@ final class FairShareUpstream: ExchangeUpstream {
     fileprivate func receivedBody(_ body: ByteBuffer) {
         guard let downstream else { return }
         downstream.exchangeReceivedBody(body)
-        machine.downloadWritability(clientReads: downstream.isWritable, now: loop.now)
+        perform(machine.downloadWritability(clientReads: downstream.isWritable, now: loop.now))
     }
 
     fileprivate func ended(_ tell: (any ExchangeDownstream) -> Void) {
@@ -252,7 +252,7 @@ final class FairShareUpstream: ExchangeUpstream {
     fileprivate func upstreamWritabilityChanged() {
         // A DeferredUpstream's own notices while in line mean nothing to the stream.
         guard !machine.isWaiting, let upstream else { return }
-        machine.appWritabilityChanged(takesMore: upstream.isWritable, now: loop.now)
+        perform(machine.appWritabilityChanged(takesMore: upstream.isWritable, now: loop.now))
         downstream?.exchangeUpstreamWritabilityChanged()
     }
 }
