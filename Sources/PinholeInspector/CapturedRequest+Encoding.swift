@@ -8,9 +8,10 @@ import PinholeCore
 /// (nothing to free when it is pushed out), and the fields are all there: every one is
 /// written, in this order. Integers are big-endian, as `ByteBuffer` reads them.
 ///
-/// Written with array appends rather than `ByteBuffer` writes: a record takes some fifty
-/// small writes, and each `ByteBuffer` write pays for checking its storage's exclusive
-/// access, which cost more than the bytes themselves.
+/// Written in place into an array of the record's exact size (`RecordWriter`), rather
+/// than with `ByteBuffer` writes or array appends: a record takes some fifty small
+/// writes, and each of those pays for checking its storage's exclusive access and
+/// capacity, which cost more than the bytes themselves.
 ///
 /// Layout: the length of the whole record (UInt32), then fixed-size fields, then the
 /// strings (UInt32 length and UTF-8; `absent` for nil), the field lists (UInt32 count, then
@@ -27,48 +28,70 @@ extension CapturedRequest {
         static let grpcTimeout: UInt8 = 8
     }
 
-    /// Appends this record to `bytes`.
+    /// Appends this record to `bytes`: its size first, then each field in place (see
+    /// `RecordWriter`).
     func encode(into bytes: inout [UInt8]) {
-        let start = bytes.count
         var flags: UInt8 = 0
         if deadlinePassed { flags |= Flag.deadlinePassed }
         if head.mayHaveBody { flags |= Flag.mayHaveBody }
         if head.clientProtocol == .http2 { flags |= Flag.http2 }
         if deadline?.source == "grpc-timeout" { flags |= Flag.grpcTimeout }
-        // The length is set at the end.
-        Self.append(UInt32(0), to: &bytes)
-        Self.append(Int64(id), to: &bytes)
-        Self.append(Int64(replayOf ?? 0), to: &bytes)
-        Self.append(wallClock.bitPattern, to: &bytes)
-        bytes.append(Self.stateCode(state))
-        bytes.append(flags)
-        Self.append(Int32(status ?? -1), to: &bytes)
-        Self.append(deadline?.timeout.nanoseconds ?? 0, to: &bytes)
-        Self.append(timing.started.uptimeNanoseconds, to: &bytes)
-        Self.append(timing.delivered?.uptimeNanoseconds ?? 0, to: &bytes)
-        Self.append(timing.requestEnded?.uptimeNanoseconds ?? 0, to: &bytes)
-        Self.append(timing.responseStarted?.uptimeNanoseconds ?? 0, to: &bytes)
-        Self.append(timing.finished?.uptimeNanoseconds ?? 0, to: &bytes)
-        Self.write(head.method.rawValue, into: &bytes)
-        Self.write(head.path, into: &bytes)
-        Self.write(head.authority, into: &bytes)
-        Self.write(head.scheme, into: &bytes)
-        Self.write(head.upgrade, into: &bytes)
-        Self.write(error, into: &bytes)
-        Self.write(head.headers, into: &bytes)
-        Self.write(requestTrailers, into: &bytes)
-        Self.write(responseHeaders, into: &bytes)
-        Self.write(responseTrailers, into: &bytes)
-        Self.write(requestBody, into: &bytes)
-        Self.write(responseBody, into: &bytes)
-        withUnsafeBytes(of: UInt32(bytes.count - start).bigEndian) { length in
-            bytes.replaceSubrange(start..<start + 4, with: length)
+        let size = encodedSize
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: size))
+        bytes.withUnsafeMutableBytes { all in
+            var writer = RecordWriter(UnsafeMutableRawBufferPointer(rebasing: all[start...]))
+            writer.integer(UInt32(size))
+            writer.integer(Int64(id))
+            writer.integer(Int64(replayOf ?? 0))
+            writer.integer(wallClock.bitPattern)
+            writer.integer(Self.stateCode(state))
+            writer.integer(flags)
+            writer.integer(Int32(status ?? -1))
+            writer.integer(deadline?.timeout.nanoseconds ?? 0)
+            writer.integer(timing.started.uptimeNanoseconds)
+            writer.integer(timing.delivered?.uptimeNanoseconds ?? 0)
+            writer.integer(timing.requestEnded?.uptimeNanoseconds ?? 0)
+            writer.integer(timing.responseStarted?.uptimeNanoseconds ?? 0)
+            writer.integer(timing.finished?.uptimeNanoseconds ?? 0)
+            Self.write(head.method.rawValue, with: &writer)
+            Self.write(head.path, with: &writer)
+            Self.write(head.authority, with: &writer)
+            Self.write(head.scheme, with: &writer)
+            Self.write(head.upgrade, with: &writer)
+            Self.write(error, with: &writer)
+            Self.write(head.headers, with: &writer)
+            Self.write(requestTrailers, with: &writer)
+            Self.write(responseHeaders, with: &writer)
+            Self.write(responseTrailers, with: &writer)
+            Self.write(requestBody, with: &writer)
+            Self.write(responseBody, with: &writer)
+            writer.finish()
         }
     }
 
-    private static func append<Value: FixedWidthInteger>(_ value: Value, to bytes: inout [UInt8]) {
-        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+    /// The bytes `encode` writes: the fixed-size fields, then the rest as they are written.
+    private var encodedSize: Int {
+        // Length, id, replayOf, wall clock; state and flags; status; deadline; 5 instants.
+        let fixed = 4 + 8 + 8 + 8 + 1 + 1 + 4 + 8 + 5 * 8
+        let texts =
+            Self.size(head.method.rawValue) + Self.size(head.path) + Self.size(head.authority)
+            + Self.size(head.scheme) + Self.size(head.upgrade) + Self.size(error)
+        let fields =
+            Self.size(head.headers) + Self.size(requestTrailers) + Self.size(responseHeaders)
+            + Self.size(responseTrailers)
+        return fixed + texts + fields + Self.size(requestBody) + Self.size(responseBody)
     }
+
+    private static func size(_ text: String?) -> Int { 4 + (text?.utf8.count ?? 0) }
+
+    private static func size(_ headers: HTTPHeaders?) -> Int {
+        var total = 4
+        for (name, value) in headers ?? [:] { total += size(name) + size(value) }
+        return total
+    }
+
+    private static func size(_ body: CapturedBody) -> Int { 8 + 4 + body.kept.readableBytes }
 
     /// The record encoded at the reader index of `buffer`, which is moved past it; nil if
     /// the bytes are not a whole record.
@@ -146,13 +169,13 @@ extension CapturedRequest {
         }
     }
 
-    private static func write(_ text: String?, into bytes: inout [UInt8]) {
+    private static func write(_ text: String?, with writer: inout RecordWriter) {
         guard let text else {
-            append(absent, to: &bytes)
+            writer.integer(absent)
             return
         }
-        append(UInt32(text.utf8.count), to: &bytes)
-        bytes.append(contentsOf: text.utf8)
+        writer.integer(UInt32(text.utf8.count))
+        writer.utf8(text)
     }
 
     /// nil when the bytes end early; `.some(nil)` for a string that was nil.
@@ -163,15 +186,15 @@ extension CapturedRequest {
         return .some(text)
     }
 
-    private static func write(_ headers: HTTPHeaders?, into bytes: inout [UInt8]) {
+    private static func write(_ headers: HTTPHeaders?, with writer: inout RecordWriter) {
         guard let headers else {
-            append(absent, to: &bytes)
+            writer.integer(absent)
             return
         }
-        append(UInt32(headers.count), to: &bytes)
+        writer.integer(UInt32(headers.count))
         for (name, value) in headers {
-            write(name, into: &bytes)
-            write(value, into: &bytes)
+            write(name, with: &writer)
+            write(value, with: &writer)
         }
     }
 
@@ -187,10 +210,10 @@ extension CapturedRequest {
         return .some(HTTPHeaders(fields))
     }
 
-    private static func write(_ body: CapturedBody, into bytes: inout [UInt8]) {
-        append(Int64(body.totalBytes), to: &bytes)
-        append(UInt32(body.kept.readableBytes), to: &bytes)
-        bytes.append(contentsOf: body.kept.readableBytesView)
+    private static func write(_ body: CapturedBody, with writer: inout RecordWriter) {
+        writer.integer(Int64(body.totalBytes))
+        writer.integer(UInt32(body.kept.readableBytes))
+        body.kept.withUnsafeReadableBytes { writer.bytes($0) }
     }
 
     private static func readBody(_ buffer: inout ByteBuffer) -> CapturedBody? {

@@ -35,7 +35,7 @@ public final class InspectorStore: Sendable {
     final class Slot: Sendable {
         private let record: NIOLockedValueBox<CapturedRequest>
 
-        init(_ record: CapturedRequest) {
+        init(_ record: consuming CapturedRequest) {
             self.record = NIOLockedValueBox(record)
         }
 
