@@ -20,6 +20,17 @@ public enum StreamRoute: Sendable {
 /// `ExchangeError.grpcTrailersOnly`), others as a plain status and body; a reset on
 /// the way passes on as a reset with the same code.
 public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream {
+    /// Where the answer to the stream is.
+    private enum ResponsePhase {
+        /// Nothing sent yet: a failure can still be answered in full (a status, or a
+        /// gRPC trailers-only answer), and the request timeout runs.
+        case awaited
+        /// Its head is on its way: a failure can only cut the stream.
+        case started
+        /// Complete, cut, or answered by Pinhole: logged once, and nothing more is sent.
+        case ended
+    }
+
     private let route: StreamRoute
     private let requestTimeout: TimeAmount?
     private var timeout: Scheduled<Void>?
@@ -42,8 +53,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     /// What the response's body depends on, kept apart so that answering does not copy
     /// the whole request (a copy retains each of its fields).
     private var responseMayHaveBody: ResponseBodyRule?
-    private var responseStarted = false
-    private var responseEnded = false
+    private var response = ResponsePhase.awaited
     private var status = 0
     /// The call's `grpc-status`, once the response's headers or trailers carried one.
     private var grpcStatus: Int?
@@ -105,9 +115,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                     waiting = watch?.begin(method: head.method.rawValue, path: head.path, startedAt: startedAt)
                 }
                 upstream = try target.startExchange(head, downstream: self, on: stream.connection.eventLoop)
-                if let requestTimeout, !responseStarted {
+                if let requestTimeout, response == .awaited {
                     timeout = stream.connection.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) {
-                        guard !self.responseStarted else { return }
+                        guard self.response == .awaited else { return }
                         self.upstream?.cancel()
                         self.exchangeFailed(.timedOut(after: requestTimeout))
                     }
@@ -134,7 +144,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     public func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {
         self.stream = nil
         timeout?.cancel()
-        if !responseEnded {
+        if response != .ended {
             // The relay gave up (its client went away, or the tunnel dropped). For a
             // switched protocol (a WebSocket) that is how it ends.
             if status != 101 { outcome = .abandoned(reason: Self.abandonment(error)) }
@@ -154,7 +164,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     public func exchangeReceivedHead(_ head: ProxyResponseHead) {
         guard let stream, let responseMayHaveBody else { return }
-        responseStarted = true
+        // An informational head (1xx) comes before the final one: both pass on.
+        if response == .awaited { response = .started }
         timeout?.cancel()
         stopWaiting()
         status = Int(head.status.code)
@@ -174,7 +185,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     }
 
     public func exchangeReceivedEnd(trailers: HTTPHeaders?) {
-        guard !responseEnded, let stream else { return }
+        guard response != .ended, let stream else { return }
         if isGRPC, let value = trailers?.first(name: "grpc-status") { grpcStatus = Int(value) }
         stream.finish(trailers: trailers)
         finish()
@@ -184,7 +195,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     }
 
     public func exchangeFailed(_ error: ExchangeError) {
-        guard !responseEnded, let stream else { return }
+        guard response != .ended, let stream else { return }
+        let responseStarted = response == .started
         // A cut goes after what the response has queued (its HEADERS may not be written
         // yet): the caller sees the head and the body so far, then the reset.
         if case .streamReset(let code, _) = error {
@@ -232,8 +244,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     }
 
     private func finish() {
-        guard !responseEnded else { return }
-        responseEnded = true
+        guard response != .ended else { return }
+        response = .ended
         timeout?.cancel()
         stopWaiting()
         if let onComplete, let request {
