@@ -169,7 +169,9 @@ final class TestAgent: Sendable {
         }
         let ready = Self.tunnels(in: events)
         guard ready.count >= count else {
-            throw TestFailure("the agent stopped before its tunnel was ready: \(events)")
+            // The agent has stopped (nil is its last event): its error says why.
+            let reason = await outcome().map { "\($0)" } ?? "no error"
+            throw TestFailure("the agent stopped before its tunnel was ready (\(reason)): \(events)")
         }
         return ready[count - 1]
     }
