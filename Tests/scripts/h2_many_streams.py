@@ -10,42 +10,35 @@ prints: "status CODE" as each response head arrives, then, once every response e
 JSON object counting the statuses, with one body per status
 """
 import json
-import socket
 import sys
 
-import h2.config
-import h2.connection
 import h2.events
 
+from h2_client import H2Client
+
 port, host, count, path = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
-sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-connection = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
-connection.initiate_connection()
+client = H2Client(port, host)
 streams = [1 + 2 * index for index in range(count)]
 for stream in streams:
-    headers = [(":method", "GET"), (":path", path), (":scheme", "http"), (":authority", host)]
-    connection.send_headers(stream, headers, end_stream=True)
-sock.sendall(connection.data_to_send())
+    client.request(stream, "GET", path)
+client.send()
 
 statuses, bodies, ended = {}, {stream: b"" for stream in streams}, set()
 while len(ended) < count:
-    data = sock.recv(65536)
-    if not data:
-        raise SystemExit("the relay closed the connection")
-    for event in connection.receive_data(data):
+    for event in client.events():
         if isinstance(event, h2.events.ResponseReceived):
             statuses[event.stream_id] = dict(event.headers)[b":status"].decode()
             print(f"status {statuses[event.stream_id]}", flush=True)
         elif isinstance(event, h2.events.DataReceived):
             bodies[event.stream_id] += event.data
-            connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            client.connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
             ended.add(event.stream_id)
         elif isinstance(event, h2.events.StreamReset):
             raise SystemExit(f"stream {event.stream_id} was reset with code {int(event.error_code)}")
         elif isinstance(event, h2.events.ConnectionTerminated):
             raise SystemExit(f"the relay ended the connection: {event}")
-    sock.sendall(connection.data_to_send())
+    client.send()
 
 counts, first_bodies = {}, {}
 for stream in streams:

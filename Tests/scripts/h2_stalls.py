@@ -9,30 +9,21 @@ still going; after "release" on stdin it waits for stream 1 to end ("events ende
 
 usage: h2_stalls.py PORT HOST BYTES
 """
-import socket
 import sys
 
-import h2.config
-import h2.connection
 import h2.events
 
+from h2_client import H2Client
+
 port, host, download_bytes = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-connection = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
-connection.initiate_connection()
+client = H2Client(port, host)
+connection = client.connection
 # The connection's window stays wide open: only stream 5's own window shuts.
 connection.increment_flow_control_window(1 << 30)
-
-
-def request(stream, method, path, end, extra=()):
-    headers = [(":method", method), (":path", path), (":scheme", "http"), (":authority", host)] + list(extra)
-    connection.send_headers(stream, headers, end_stream=end)
-
-
-request(1, "GET", "/events", True)
-request(3, "POST", "/upload", False, [("content-length", "10")])
-request(5, "GET", f"/download?bytes={download_bytes}", True)
-sock.sendall(connection.data_to_send())
+client.request(1, "GET", "/events")
+client.request(3, "POST", "/upload", end=False, extra=[("content-length", "10")])
+client.request(5, "GET", f"/download?bytes={download_bytes}")
+client.send()
 
 bodies = {1: b"", 3: b""}
 statuses = {}
@@ -40,10 +31,7 @@ ended, reset = set(), {}
 
 
 def pump():
-    data = sock.recv(65536)
-    if not data:
-        raise SystemExit("the relay closed the connection")
-    for event in connection.receive_data(data):
+    for event in client.events():
         if isinstance(event, h2.events.ResponseReceived):
             statuses[event.stream_id] = dict(event.headers)[b":status"].decode()
         elif isinstance(event, h2.events.DataReceived):
@@ -63,7 +51,7 @@ def pump():
             reset[event.stream_id] = event.error_code
             if event.stream_id == 5:
                 print(f"download reset {int(event.error_code)}", flush=True)
-    sock.sendall(connection.data_to_send())
+    client.send()
 
 
 while 3 not in ended or 5 not in reset:
