@@ -38,12 +38,12 @@ extension PublicConnectionStateMachine {
     /// stops reading is.
     private mutating func stallCheckDue(now: NIODeadline) -> Action {
         guard let stallTimeout else { return .none }
-        var stalledSince: NIODeadline?
-        var reading = false
+        var uploadStalledSince: NIODeadline?
+        var downloadBlockedSince: NIODeadline?
         switch state {
         case .awaitingResponse(let exchange), .streamingResponse(let exchange):
             if exchange.request == .bodyArriving, !exchange.upgradeRequested, exchange.waitingFor == nil, !readHeld {
-                stalledSince = uploadMovedAt
+                uploadStalledSince = uploadMovedAt
             }
         case .switched:
             break
@@ -51,19 +51,17 @@ extension PublicConnectionStateMachine {
             return .none  // no exchange: the next one schedules the timer again
         }
         switch state {
-        case .streamingResponse, .switched:
-            if let blocked = downloadBlockedSince, stalledSince.map({ blocked < $0 }) ?? true {
-                stalledSince = blocked
-                reading = true
-            }
-        default:
-            break
+        case .streamingResponse, .switched: downloadBlockedSince = self.downloadBlockedSince
+        default: break
         }
-        guard let stalledSince else { return .schedule(.stall, in: stallTimeout) }
-        let remaining = stalledSince + stallTimeout - now
-        guard remaining <= .zero else { return .schedule(.stall, in: remaining) }
-        let seconds = Int(stallTimeout.nanoseconds / 1_000_000_000)
-        return fail(.clientStalled(seconds: seconds, reading: reading), cancelUpstream: true)
+        switch StallClock.verdict(
+            uploadStalledSince: uploadStalledSince, downloadBlockedSince: downloadBlockedSince, timeout: stallTimeout,
+            now: now)
+        {
+        case .noClock: return .schedule(.stall, in: stallTimeout)
+        case .checkAgain(let remaining): return .schedule(.stall, in: remaining)
+        case .stalled(let error): return fail(error, cancelUpstream: true)
+        }
     }
 
     /// The idle clock's look (see `ConnectionIdleness`).

@@ -235,19 +235,18 @@ struct FairShareStateMachine {
             state = .running(running)
             return .none
         }
-        var stalledSince: NIODeadline?
-        var reading = false
-        if case .open(let movedAt, true) = running.upload { stalledSince = movedAt }
-        if let blocked = running.downloadBlockedSince, stalledSince.map({ blocked < $0 }) ?? true {
-            stalledSince = blocked
-            reading = true
+        var uploadStalledSince: NIODeadline?
+        if case .open(let movedAt, true) = running.upload { uploadStalledSince = movedAt }
+        switch StallClock.verdict(
+            uploadStalledSince: uploadStalledSince, downloadBlockedSince: running.downloadBlockedSince,
+            timeout: stallTimeout, now: now)
+        {
+        case .noClock: return .none  // `clockRuns` said one did
+        case .checkAgain(let remaining): return .checkStall(in: remaining)
+        case .stalled(let error):
+            state = .over
+            return .cutOff(running.slot, error)
         }
-        guard let stalledSince else { return .none }  // `clockRuns` said one did
-        let remaining = stalledSince + stallTimeout - now
-        guard remaining <= .zero else { return .checkStall(in: remaining) }
-        state = .over
-        let seconds = Int(stallTimeout.nanoseconds / 1_000_000_000)
-        return .cutOff(running.slot, .clientStalled(seconds: seconds, reading: reading))
     }
 
     /// Changes the upload's state; a check to schedule if that started its clock.
