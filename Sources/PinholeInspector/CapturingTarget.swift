@@ -107,7 +107,9 @@ final class CapturingExchange: ExchangeUpstream {
         timing.requestEnded = .now()
         // A request held at the app shows its body and trailers at once; one without
         // either has nothing new to show until its response.
-        if requestBody.totalBytes > 0 || trailers != nil {
+        // (After the response ended, as when the app answered before reading the body,
+        // the record is in the ring and nothing changes.)
+        if !over, requestBody.totalBytes > 0 || trailers != nil {
             let (body, timing) = (requestBody, self.timing)
             store.update(slot, id: id) {
                 $0.requestBody = body
@@ -141,11 +143,13 @@ final class CapturingExchange: ExchangeUpstream {
         let now = NIODeadline.now()
         timing.responseStarted = now
         let timing = self.timing
-        store.update(slot, id: id) {
-            $0.status = Int(head.status.code)
-            $0.responseHeaders = head.headers
-            $0.state = .responding
-            $0.timing = timing
+        if !over {
+            store.update(slot, id: id) {
+                $0.status = Int(head.status.code)
+                $0.responseHeaders = head.headers
+                $0.state = .responding
+                $0.timing = timing
+            }
         }
         downstream?.exchangeReceivedHead(head)
     }

@@ -32,10 +32,17 @@ public final class InspectorStore: Sendable {
     /// is taken only when a request begins and when it ends. With one lock for all, taken
     /// for each change and held while a finished record was encoded, the embedded relay's
     /// two event loops waited on each other in the kernel (futex waits in profiles).
+    ///
+    /// The store's lock is never held while a slot's is taken: readers pick the slots out
+    /// under the one, then read them under the other, so a record being encoded holds up
+    /// no one but a reader of that very record.
     final class Slot: Sendable {
         private let record: NIOLockedValueBox<CapturedRequest>
+        /// Read without the slot's lock (`replays(of:)`): it never changes.
+        let replayOf: Int?
 
         init(_ record: consuming CapturedRequest) {
+            self.replayOf = record.replayOf
             self.record = NIOLockedValueBox(record)
         }
 
@@ -47,13 +54,17 @@ public final class InspectorStore: Sendable {
     }
 
     /// Where a finished record is encoded before it is copied into the ring in one write:
-    /// one per thread, reused, so a record costs no allocation and the encoding's many small
-    /// writes go to the same few hundred bytes each time.
+    /// one per thread, shared by every store (one thread-specific key in all), reused so
+    /// that a record costs no allocation. One that grew past `keptCapacity` for a large
+    /// record is let go after it.
     // Unchecked: a scratch is reached only from the thread it belongs to (through
     // `scratches` there).
     private final class Scratch: @unchecked Sendable {
+        static let keptCapacity = 64 << 10
         var bytes: [UInt8] = []
     }
+
+    private static let scratches = ThreadSpecificVariable<Scratch>()
 
     /// What the index holds for one id.
     private enum Entry {
@@ -116,7 +127,6 @@ public final class InspectorStore: Sendable {
 
     public let limits: Limits
     private let state: NIOLockedValueBox<State>
-    private let scratches = ThreadSpecificVariable<Scratch>()
     /// How many listeners there are, read without the lock: a change to an in-flight
     /// record takes the lock only to tell them, and only when there are some.
     private let listenerCount = ManagedAtomic(0)
@@ -164,7 +174,7 @@ public final class InspectorStore: Sendable {
     /// ring then keeps in its compact form, pushing out what it writes over. The record is
     /// encoded outside the store's lock, into this thread's scratch.
     func finish(_ slot: Slot, id: Int, _ change: (inout CapturedRequest) -> Void) {
-        let scratch = scratches.currentValue ?? makeScratch()
+        let scratch = Self.scratches.currentValue ?? Self.makeScratch()
         scratch.bytes.removeAll(keepingCapacity: true)
         slot.change { record in
             change(&record)
@@ -177,10 +187,11 @@ public final class InspectorStore: Sendable {
             state.trim()
             return state.toTell
         }
+        if scratch.bytes.capacity > Scratch.keptCapacity { scratch.bytes = [] }
         for listener in listeners ?? [] { listener(.updated(id: id)) }
     }
 
-    private func makeScratch() -> Scratch {
+    private static func makeScratch() -> Scratch {
         let scratch = Scratch()
         scratches.currentValue = scratch
         return scratch
@@ -198,13 +209,13 @@ public final class InspectorStore: Sendable {
     public func record(_ id: Int) -> CapturedRequest? {
         let copy = state.withLockedValue { state -> CopiedEntry? in
             switch state.entry(id) {
-            case .live(let slot): return .live(slot.current)
+            case .live(let slot): return .live(slot)
             case .stored(let position): return state.ring.copy(at: position).map { .stored($0) }
             case .dropped, nil: return nil
             }
         }
         switch copy {
-        case .live(let record): return record
+        case .live(let slot): return slot.current
         case .stored(var bytes): return CapturedRequest.decode(from: &bytes)
         case nil: return nil
         }
@@ -224,7 +235,7 @@ public final class InspectorStore: Sendable {
             for entry in state.entries.reversed() {
                 guard taken.count < count else { break }
                 switch entry {
-                case .live(let slot): taken.append(.live(slot.current))
+                case .live(let slot): taken.append(.live(slot))
                 case .stored(let position):
                     let start = copied.writerIndex
                     if state.ring.copy(at: position, into: &copied) { taken.append(.copied(at: start)) }
@@ -235,7 +246,7 @@ public final class InspectorStore: Sendable {
         }
         return taken.reversed().compactMap { taken in
             switch taken {
-            case .live(let record): return record
+            case .live(let slot): return slot.current
             case .copied(let start):
                 var bytes = copied
                 bytes.moveReaderIndex(to: start)
@@ -245,14 +256,15 @@ public final class InspectorStore: Sendable {
     }
 
     private enum Taken {
-        case live(CapturedRequest)
+        case live(Slot)
         /// Where its bytes start in the copy.
         case copied(at: Int)
     }
 
     /// A record as it is taken out under the lock: to be read outside it.
     private enum CopiedEntry {
-        case live(CapturedRequest)
+        /// In flight: read under its own lock, once the store's is let go.
+        case live(Slot)
         /// A copy of its bytes in the ring.
         case stored(ByteBuffer)
     }
@@ -263,7 +275,7 @@ public final class InspectorStore: Sendable {
             var found: [Int] = []
             for (offset, entry) in state.entries.enumerated() {
                 switch entry {
-                case .live(let slot) where slot.current.replayOf == id: found.append(state.oldest + offset)
+                case .live(let slot) where slot.replayOf == id: found.append(state.oldest + offset)
                 case .stored(let position)
                 where state.ring.integer(at: position, offset: CapturedRequest.replayOfOffset, as: Int64.self)
                     == Int64(id):

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -149,6 +150,29 @@ struct InspectorStoreTests {
             #expect(String(buffer: record.requestBody.kept) == record.path)
             #expect(String(buffer: record.responseBody.kept) == "answer to " + record.path)
         }
+    }
+
+    /// An app may answer before it reads the body (an early 413): the body's end comes
+    /// after the record went into the ring.
+    @Test("a request body that ends after its response changes nothing, and tells the page nothing")
+    func bodyEndsAfterResponse() throws {
+        let loop = EmbeddedEventLoop()
+        let inspector = Inspector()
+        let heard = NIOLockedValueBox(0)
+        let token = inspector.store.observe { _ in heard.withLockedValue { $0 += 1 } }
+        defer { inspector.store.stopObserving(token) }
+        let scripted = ScriptedTarget()
+        let upstream = try inspector.capture(scripted).startExchange(
+            Self.head("/early"), downstream: SinkDownstream(), on: loop)
+        upstream.sendBody(ByteBuffer(string: "first"))
+        scripted.upstreams[0].answer(ByteBuffer(string: "too large"))
+        let afterAnswer = heard.withLockedValue { $0 }
+        upstream.sendBody(ByteBuffer(string: "second"))
+        upstream.sendEnd(trailers: ["x-late": "1"])
+        #expect(heard.withLockedValue { $0 } == afterAnswer, "no change after the record was finished")
+        let record = try #require(inspector.store.all().first)
+        #expect(record.state == .complete && record.requestTrailers == nil)
+        #expect(String(buffer: record.requestBody.kept) == "first")
     }
 
     @Test("caller deadlines come from x-envoy-expected-rq-timeout-ms or grpc-timeout")
