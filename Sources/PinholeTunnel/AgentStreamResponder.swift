@@ -163,9 +163,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     public var isWritable: Bool { stream?.isWritable ?? true }
 
     public func exchangeReceivedHead(_ head: ProxyResponseHead) {
-        guard let stream, let responseMayHaveBody else { return }
-        // An informational head (1xx) comes before the final one: both pass on.
-        if response == .awaited { response = .started }
+        // (Interim heads, 100 and 103, are dropped before they reach here; a 101 is final.)
+        guard let stream, let responseMayHaveBody, response != .ended else { return }
+        response = .started
         timeout?.cancel()
         stopWaiting()
         status = Int(head.status.code)

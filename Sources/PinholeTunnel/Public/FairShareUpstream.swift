@@ -136,7 +136,9 @@ final class FairShareUpstream: ExchangeUpstream {
         let held = upstream as? DeferredUpstream
         upstream = real
         held?.attach(real)
-        if let stallCheckIn { scheduleStallCheck(in: stallCheckIn) }
+        // Starting or attaching can end the exchange at once (an app that answers
+        // straight away): then there is nothing to watch.
+        if let stallCheckIn, case .running = machine.state { scheduleStallCheck(in: stallCheckIn) }
         perform(machine.appWritabilityChanged(takesMore: real.isWritable, now: loop.now))
     }
 
