@@ -28,19 +28,20 @@ extension CapturedRequest {
         static let grpcTimeout: UInt8 = 8
     }
 
-    /// Appends this record to `bytes`: its size first, then each field in place (see
-    /// `RecordWriter`).
-    func encode(into bytes: inout [UInt8]) {
+    /// This record's bytes: its size is worked out first, then each field is written in
+    /// place (see `RecordWriter`) into an array of exactly that size, never filled with
+    /// zeros first: in a debug build (as CI tests), appending 1 MiB of zeros took 376 ms,
+    /// and 64 records with 1 MiB bodies, ended at once, held the agent's event loop for
+    /// some 20 s.
+    func encoded() -> [UInt8] {
         var flags: UInt8 = 0
         if deadlinePassed { flags |= Flag.deadlinePassed }
         if head.mayHaveBody { flags |= Flag.mayHaveBody }
         if head.clientProtocol == .http2 { flags |= Flag.http2 }
         if deadline?.source == "grpc-timeout" { flags |= Flag.grpcTimeout }
         let size = encodedSize
-        let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: size))
-        bytes.withUnsafeMutableBytes { all in
-            var writer = RecordWriter(UnsafeMutableRawBufferPointer(rebasing: all[start...]))
+        return [UInt8](unsafeUninitializedCapacity: size) { space, initialized in
+            var writer = RecordWriter(UnsafeMutableRawBufferPointer(space))
             writer.integer(UInt32(size))
             writer.integer(Int64(id))
             writer.integer(Int64(replayOf ?? 0))
@@ -67,6 +68,7 @@ extension CapturedRequest {
             Self.write(requestBody, with: &writer)
             Self.write(responseBody, with: &writer)
             writer.finish()
+            initialized = size
         }
     }
 

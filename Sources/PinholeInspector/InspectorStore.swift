@@ -2,7 +2,6 @@ import Atomics
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOPosix
 
 /// The captured requests: a ring bounded by bytes, oldest first out. Exchanges on any
 /// event loop publish into it, under its one lock when a request begins and when it
@@ -52,19 +51,6 @@ public final class InspectorStore: Sendable {
             record.withLockedValue { body(&$0) }
         }
     }
-
-    /// Where a finished record is encoded before it is copied into the ring in one write:
-    /// one per thread, shared by every store (one thread-specific key in all), reused so
-    /// that a record costs no allocation. One that grew past `keptCapacity` for a large
-    /// record is let go after it.
-    // Unchecked: a scratch is reached only from the thread it belongs to (through
-    // `scratches` there).
-    private final class Scratch: @unchecked Sendable {
-        static let keptCapacity = 64 << 10
-        var bytes: [UInt8] = []
-    }
-
-    private static let scratches = ThreadSpecificVariable<Scratch>()
 
     /// What the index holds for one id.
     private enum Entry {
@@ -172,29 +158,20 @@ public final class InspectorStore: Sendable {
 
     /// Ends `slot`'s flight, that of request `id`: `change` finishes its record, which the
     /// ring then keeps in its compact form, pushing out what it writes over. The record is
-    /// encoded outside the store's lock, into this thread's scratch.
+    /// encoded outside the store's lock.
     func finish(_ slot: Slot, id: Int, _ change: (inout CapturedRequest) -> Void) {
-        let scratch = Self.scratches.currentValue ?? Self.makeScratch()
-        scratch.bytes.removeAll(keepingCapacity: true)
-        slot.change { record in
+        let bytes = slot.change { record in
             change(&record)
-            record.encode(into: &scratch.bytes)
+            return record.encoded()
         }
         let listeners = state.withLockedValue { state -> [@Sendable (Change) -> Void]? in
             guard state.holds(slot, id: id) else { return nil }
-            let position = state.ring.append(scratch.bytes)
+            let position = state.ring.append(bytes)
             state.entries[offset: id - state.oldest] = position.map { .stored(position: $0) } ?? .dropped
             state.trim()
             return state.toTell
         }
-        if scratch.bytes.capacity > Scratch.keptCapacity { scratch.bytes = [] }
         for listener in listeners ?? [] { listener(.updated(id: id)) }
-    }
-
-    private static func makeScratch() -> Scratch {
-        let scratch = Scratch()
-        scratches.currentValue = scratch
-        return scratch
     }
 
     /// Tells the listeners, if any, of `change`.

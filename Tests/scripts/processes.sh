@@ -28,10 +28,14 @@ wait_for() {
     fi
 }
 
-# fail MESSAGE: says what failed, with the relay's last log lines, and exits.
+# fail MESSAGE: says what failed, with the last log lines of the relay and the agent,
+# and exits.
 fail() {
     echo "FAIL: $*" >&2
-    echo "--- relay.err (last lines):" >&2
-    tail -n 20 relay.err >&2
+    for log in relay.err agent.err agent.out; do
+        [ -s "$log" ] || continue
+        echo "--- $log (last lines):" >&2
+        tail -n 20 "$log" | cut -c1-400 >&2
+    done
     exit 1
 }
