@@ -13,13 +13,18 @@ import PinholeCore
 /// writes, and each of those pays for checking its storage's exclusive access and
 /// capacity, which cost more than the bytes themselves.
 ///
-/// Layout: the length of the whole record (UInt32), then fixed-size fields, then the
-/// strings (UInt32 length and UTF-8; `absent` for nil), the field lists (UInt32 count, then
-/// name and value of each; `absent` for nil) and the bodies (total size, kept bytes).
+/// Layout: the length of the whole record (UInt32), where its bodies start (UInt32), then
+/// fixed-size fields, then the strings (UInt32 length and UTF-8; `absent` for nil), the
+/// field lists (UInt32 count, then name and value of each; `absent` for nil) and last the
+/// bodies (each its total size, Int64, and its kept bytes, UInt32 length first). A list
+/// of summaries copies each record up to its bodies only (`copyWithoutBodies`).
 extension CapturedRequest {
     private static let absent = UInt32.max
-    /// Where `replayOf` lies in an encoded record: after the length and the id.
-    static let replayOfOffset = 12
+    /// Where `replayOf` lies in an encoded record: after the length, where the bodies
+    /// start, and the id.
+    static let replayOfOffset = 16
+    /// Where the offset of the bodies lies: after the length.
+    private static let bodiesAtOffset = 4
 
     private enum Flag {
         static let deadlinePassed: UInt8 = 1
@@ -40,9 +45,11 @@ extension CapturedRequest {
         if head.clientProtocol == .http2 { flags |= Flag.http2 }
         if deadline?.source == "grpc-timeout" { flags |= Flag.grpcTimeout }
         let size = encodedSize
+        let bodiesAt = size - Self.size(requestBody) - Self.size(responseBody)
         return [UInt8](unsafeUninitializedCapacity: size) { space, initialized in
             var writer = RecordWriter(UnsafeMutableRawBufferPointer(space))
             writer.integer(UInt32(size))
+            writer.integer(UInt32(bodiesAt))
             writer.integer(Int64(id))
             writer.integer(Int64(replayOf ?? 0))
             writer.integer(wallClock.bitPattern)
@@ -74,8 +81,9 @@ extension CapturedRequest {
 
     /// The bytes `encode` writes: the fixed-size fields, then the rest as they are written.
     private var encodedSize: Int {
-        // Length, id, replayOf, wall clock; state and flags; status; deadline; 5 instants.
-        let fixed = 4 + 8 + 8 + 8 + 1 + 1 + 4 + 8 + 5 * 8
+        // Length, where the bodies start, id, replayOf, wall clock; state and flags;
+        // status; deadline; 5 instants.
+        let fixed = 4 + 4 + 8 + 8 + 8 + 1 + 1 + 4 + 8 + 5 * 8
         let texts =
             Self.size(head.method.rawValue) + Self.size(head.path) + Self.size(head.authority)
             + Self.size(head.scheme) + Self.size(head.upgrade) + Self.size(error)
@@ -95,6 +103,25 @@ extension CapturedRequest {
 
     private static func size(_ body: CapturedBody) -> Int { 8 + 4 + body.kept.readableBytes }
 
+    /// Appends to `buffer` the record at `position` of `ring` as a record whose bodies keep
+    /// no bytes, their total sizes as they were: all a summary shows, and a fraction of
+    /// the copy (a body may keep a MiB). False if the ring no longer holds it.
+    static func copyWithoutBodies(of ring: RecordRing, at position: Int, into buffer: inout ByteBuffer) -> Bool {
+        guard let bodiesAt = ring.integer(at: position, offset: bodiesAtOffset, as: UInt32.self).map(Int.init),
+            let requestTotal = ring.integer(at: position, offset: bodiesAt, as: Int64.self),
+            let requestKept = ring.integer(at: position, offset: bodiesAt + 8, as: UInt32.self),
+            let responseTotal = ring.integer(at: position, offset: bodiesAt + 12 + Int(requestKept), as: Int64.self)
+        else { return false }
+        let start = buffer.writerIndex
+        guard ring.copy(at: position, prefix: bodiesAt, into: &buffer) else { return false }
+        buffer.setInteger(UInt32(bodiesAt + 2 * (8 + 4)), at: start)
+        for total in [requestTotal, responseTotal] {
+            buffer.writeInteger(total)
+            buffer.writeInteger(UInt32(0))
+        }
+        return true
+    }
+
     /// The record encoded at the reader index of `buffer`, which is moved past it; nil if
     /// the bytes are not a whole record.
     static func decode(from buffer: inout ByteBuffer) -> CapturedRequest? {
@@ -105,7 +132,8 @@ extension CapturedRequest {
     }
 
     private static func decodeRecord(_ buffer: inout ByteBuffer) -> CapturedRequest? {
-        guard buffer.readInteger(as: UInt32.self) != nil, let id = buffer.readInteger(as: Int64.self),
+        guard buffer.readInteger(as: UInt32.self) != nil, buffer.readInteger(as: UInt32.self) != nil,
+            let id = buffer.readInteger(as: Int64.self),
             let replayOf = buffer.readInteger(as: Int64.self), let wallClock = buffer.readInteger(as: UInt64.self),
             let stateCode = buffer.readInteger(as: UInt8.self), let flags = buffer.readInteger(as: UInt8.self),
             let status = buffer.readInteger(as: Int32.self), let timeout = buffer.readInteger(as: Int64.self)

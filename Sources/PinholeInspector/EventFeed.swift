@@ -87,7 +87,7 @@ final class EventFeed {
         var text = cleared ? "event: cleared\ndata: {}\n\n" : ""
         let now = NIODeadline.now()
         for id in ids {
-            if let record = store.record(id) {
+            if let record = store.record(id, .withoutBodies) {
                 text += "event: request\ndata: \(InspectorJSON.summary(record, now: now).json)\n\n"
             } else {
                 text += "event: removed\ndata: {\"id\":\(id)}\n\n"

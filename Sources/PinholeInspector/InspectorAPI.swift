@@ -79,7 +79,8 @@ struct InspectorAPI {
         case (.GET, .list):
             // `?limit=N`: the newest N (the page's first view of a busy agent).
             let limit = request.query["limit"].flatMap { Int($0) }
-            let records = limit.map { inspector.store.newest(max($0, 0)) } ?? inspector.store.all()
+            let records =
+                limit.map { inspector.store.newest(max($0, 0), .withoutBodies) } ?? inspector.store.all(.withoutBodies)
             let now = NIODeadline.now()
             let list = records.map { InspectorJSON.summary($0, now: now).json }.joined(separator: ",")
             return .now(

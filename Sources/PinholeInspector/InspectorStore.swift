@@ -180,14 +180,25 @@ public final class InspectorStore: Sendable {
         for listener in state.withLockedValue({ $0.listening }) { listener(change) }
     }
 
+    /// What a reader takes of each finished record.
+    public enum Extent: Sendable {
+        /// Everything: the details, a replay, an export.
+        case whole
+        /// Its bodies' sizes, not their bytes: a summary in the list or the live feed,
+        /// copied under the store's lock at a fraction of the cost.
+        case withoutBodies
+    }
+
     /// The record of `id`, if it is still kept. A finished one's bytes are copied out of
     /// the ring under the lock (never a view: that would make the ring's next write copy
     /// it whole) and read outside it.
-    public func record(_ id: Int) -> CapturedRequest? {
+    public func record(_ id: Int, _ extent: Extent = .whole) -> CapturedRequest? {
         let copy = state.withLockedValue { state -> CopiedEntry? in
             switch state.entry(id) {
             case .live(let slot): return .live(slot)
-            case .stored(let position): return state.ring.copy(at: position).map { .stored($0) }
+            case .stored(let position):
+                var bytes = ByteBuffer()
+                return Self.copy(position, of: state.ring, extent, into: &bytes) ? .stored(bytes) : nil
             case .dropped, nil: return nil
             }
         }
@@ -199,13 +210,13 @@ public final class InspectorStore: Sendable {
     }
 
     /// All records still kept, oldest first.
-    public func all() -> [CapturedRequest] {
-        newest(Int.max)
+    public func all(_ extent: Extent = .whole) -> [CapturedRequest] {
+        newest(Int.max, extent)
     }
 
     /// The newest `count` records, oldest first. The finished ones' bytes are copied out
     /// under the lock, one after the other into one buffer, and read outside it.
-    public func newest(_ count: Int) -> [CapturedRequest] {
+    public func newest(_ count: Int, _ extent: Extent = .whole) -> [CapturedRequest] {
         let (taken, copied) = state.withLockedValue { state -> ([Taken], ByteBuffer) in
             var taken: [Taken] = []
             var copied = ByteBuffer()
@@ -215,7 +226,7 @@ public final class InspectorStore: Sendable {
                 case .live(let slot): taken.append(.live(slot))
                 case .stored(let position):
                     let start = copied.writerIndex
-                    if state.ring.copy(at: position, into: &copied) { taken.append(.copied(at: start)) }
+                    if Self.copy(position, of: state.ring, extent, into: &copied) { taken.append(.copied(at: start)) }
                 case .dropped: break
                 }
             }
@@ -229,6 +240,15 @@ public final class InspectorStore: Sendable {
                 bytes.moveReaderIndex(to: start)
                 return CapturedRequest.decode(from: &bytes)
             }
+        }
+    }
+
+    private static func copy(
+        _ position: Int, of ring: RecordRing, _ extent: Extent, into buffer: inout ByteBuffer
+    ) -> Bool {
+        switch extent {
+        case .whole: ring.copy(at: position, into: &buffer)
+        case .withoutBodies: CapturedRequest.copyWithoutBodies(of: ring, at: position, into: &buffer)
         }
     }
 

@@ -46,16 +46,19 @@ struct RecordRing {
         position >= tail && position < head
     }
 
-    /// A copy of the record at `position`, if it is still held.
-    func copy(at position: Int) -> ByteBuffer? {
-        var copy = ByteBuffer()
-        return self.copy(at: position, into: &copy) ? copy : nil
-    }
-
     /// Appends the record at `position` to `buffer`; false if it is no longer held.
     func copy(at position: Int, into buffer: inout ByteBuffer) -> Bool {
+        guard holds(position), let length = bytes.getInteger(at: position % capacity, as: UInt32.self) else {
+            return false
+        }
+        return copy(at: position, prefix: Int(length), into: &buffer)
+    }
+
+    /// Appends the first `prefix` bytes of the record at `position` to `buffer`; false if
+    /// it is no longer held, or is shorter.
+    func copy(at position: Int, prefix: Int, into buffer: inout ByteBuffer) -> Bool {
         guard holds(position), let length = bytes.getInteger(at: position % capacity, as: UInt32.self),
-            let view = bytes.viewBytes(at: position % capacity, length: Int(length))
+            prefix <= Int(length), let view = bytes.viewBytes(at: position % capacity, length: prefix)
         else { return false }
         buffer.writeBytes(view)
         return true

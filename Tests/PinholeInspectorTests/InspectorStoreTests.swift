@@ -251,4 +251,38 @@ struct InspectorRecordEncodingTests {
         #expect(read.timing.requestEnded == nil && read.timing.responseStarted == started + .milliseconds(3))
         #expect(read.timing.finished == started + .milliseconds(9))
     }
+
+    /// The list and the live feed read records without their bodies' bytes.
+    @Test("a record copied without its bodies keeps every other field, and its bodies' sizes")
+    func withoutBodies() throws {
+        var record = CapturedRequest(
+            id: 9, head: InspectorStoreTests.head("/big"), replayOf: 3, wallClock: 1_700_000_000,
+            started: .uptimeNanoseconds(1_000), deadline: nil)
+        record.requestBody.keep(ByteBuffer(repeating: 0x61, count: 3000), limit: 1000)
+        record.status = 200
+        record.responseHeaders = ["grpc-status": "5"]
+        record.responseBody.keep(ByteBuffer(repeating: 0x62, count: 700), limit: 1000)
+        record.responseTrailers = ["grpc-message": "not found"]
+        record.state = .complete
+        var ring = RecordRing(capacity: 1 << 16)
+        let appended = ring.append(record.encoded())
+        let position = try #require(appended)
+        #expect(ring.integer(at: position, offset: CapturedRequest.replayOfOffset, as: Int64.self) == 3)
+
+        var copied = ByteBuffer()
+        #expect(CapturedRequest.copyWithoutBodies(of: ring, at: position, into: &copied))
+        #expect(copied.readableBytes < 1000, "the kept bytes stayed in the ring")
+        let summary = try #require(CapturedRequest.decode(from: &copied))
+        #expect(copied.readableBytes == 0, "the length at its start is the copy's own")
+        #expect(summary.requestBody.totalBytes == 3000 && summary.requestBody.kept.readableBytes == 0)
+        #expect(summary.responseBody.totalBytes == 700 && summary.responseBody.kept.readableBytes == 0)
+        #expect(summary.id == 9 && summary.replayOf == 3 && summary.path == "/big" && summary.status == 200)
+        #expect(summary.responseHeaders == record.responseHeaders)
+        #expect(summary.responseTrailers == record.responseTrailers && summary.state == .complete)
+
+        var whole = ByteBuffer()
+        #expect(ring.copy(at: position, into: &whole))
+        let full = try #require(CapturedRequest.decode(from: &whole))
+        #expect(full.requestBody.kept.readableBytes == 1000 && full.responseBody.kept.readableBytes == 700)
+    }
 }
