@@ -115,10 +115,10 @@ extension CapturedRequest {
         let start = buffer.writerIndex
         guard ring.copy(at: position, prefix: bodiesAt, into: &buffer) else { return false }
         buffer.setInteger(UInt32(bodiesAt + 2 * (8 + 4)), at: start)
-        for total in [requestTotal, responseTotal] {
-            buffer.writeInteger(total)
-            buffer.writeInteger(UInt32(0))
-        }
+        buffer.writeInteger(requestTotal)
+        buffer.writeInteger(UInt32(0))
+        buffer.writeInteger(responseTotal)
+        buffer.writeInteger(UInt32(0))
         return true
     }
 

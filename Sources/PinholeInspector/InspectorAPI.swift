@@ -98,11 +98,14 @@ struct InspectorAPI {
         case (.POST, .replay(let id)):
             return replay(id, request: request, on: eventLoop)
         case (.GET, .har):
-            var records = inspector.store.all()
-            if let selection = request.query["ids"] {
-                let wanted = Set(selection.split(separator: ",").compactMap { Int($0) })
-                records = records.filter { wanted.contains($0.id) }
-            }
+            // A selection takes only its own records out of the ring (oldest first, as all
+            // are), not every record to keep a few.
+            let records =
+                request.query["ids"].map { selection in
+                    Set(selection.split(separator: ",").compactMap { Int($0) }).sorted().compactMap {
+                        inspector.store.record($0)
+                    }
+                } ?? inspector.store.all()
             var response = APIResponse.json(HAR.document(records), snakeCase: false)
             response.headers.append(("content-disposition", "attachment; filename=\"pinhole.har\""))
             return .now(response)
@@ -163,7 +166,9 @@ struct InspectorAPI {
         }
         let store = inspector.store
         let answer: @Sendable () -> APIResponse = {
-            guard let record = store.record(started.id) else { return .json(["id": started.id], status: .created) }
+            guard let record = store.record(started.id, .withoutBodies) else {
+                return .json(["id": started.id], status: .created)
+            }
             return .json(InspectorJSON.summary(record), status: .created)
         }
         // `?wait=1`: answer once the replay's response is over (scripts and tests);

@@ -185,7 +185,8 @@ public final class InspectorStore: Sendable {
         /// Everything: the details, a replay, an export.
         case whole
         /// Its bodies' sizes, not their bytes: a summary in the list or the live feed,
-        /// copied under the store's lock at a fraction of the cost.
+        /// copied under the store's lock at a fraction of the cost. Such a record is for a
+        /// summary only: its bodies look cut to nothing (`isTruncated`).
         case withoutBodies
     }
 
