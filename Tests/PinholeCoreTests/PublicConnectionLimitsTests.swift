@@ -12,6 +12,11 @@ struct PublicConnectionLimitsTests {
 
     private let limit = InFlightLimits.Limit.perAddress(256, AddressGroup(nil))
 
+    /// What a client that sent none of its body for `stalling()`'s 10 s gets: 408, and the
+    /// connection closed.
+    private let uploadStalledCut = Machine.Action.answerAndClose(
+        .clientStalled(seconds: 10, reading: false), version: .http1_1, record: 408, cancelUpstream: true)
+
     private func stalling(_ timeout: TimeAmount = .seconds(10)) -> Machine {
         var machine = Machine(
             headTimeout: .seconds(30), idleTimeout: .minutes(65), requestTimeout: nil, stallTimeout: timeout)
@@ -62,11 +67,7 @@ struct PublicConnectionLimitsTests {
                 == .exchangeUnderWay(sendContinue: false, requestTimeout: nil, stallCheckIn: .seconds(10)))
         _ = machine.bytesReceived(ByteBuffer(string: "ab"), now: D.at(4_000))
         #expect(machine.timerFired(.stall, now: D.at(10_000), unsentBytes: 0) == .schedule(.stall, in: .seconds(4)))
-        let cut = machine.timerFired(.stall, now: D.at(14_000), unsentBytes: 0)
-        #expect(
-            cut
-                == .answerAndClose(
-                    .clientStalled(seconds: 10, reading: false), version: .http1_1, record: 408, cancelUpstream: true))
+        #expect(machine.timerFired(.stall, now: D.at(14_000), unsentBytes: 0) == uploadStalledCut)
     }
 
     @Test("a body held back because the app does not read it (a breakpoint) never trips the stall timeout")
@@ -122,11 +123,7 @@ struct PublicConnectionLimitsTests {
                 == .exchangeUnderWay(sendContinue: false, requestTimeout: nil, stallCheckIn: .seconds(10)))
         // The first request's timer, scheduled at 0 for 10 s.
         #expect(machine.timerFired(.stall, now: D.at(10_000), unsentBytes: 0) == .schedule(.stall, in: .seconds(8)))
-        let cut = machine.timerFired(.stall, now: D.at(18_000), unsentBytes: 0)
-        #expect(
-            cut
-                == .answerAndClose(
-                    .clientStalled(seconds: 10, reading: false), version: .http1_1, record: 408, cancelUpstream: true))
+        #expect(machine.timerFired(.stall, now: D.at(18_000), unsentBytes: 0) == uploadStalledCut)
     }
 
     @Test("a WebSocket client that sends nothing is not stalled; between requests the timer stops")
