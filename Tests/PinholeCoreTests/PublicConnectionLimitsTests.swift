@@ -110,7 +110,7 @@ struct PublicConnectionLimitsTests {
     /// The handler keeps a stall timer that is still pending when the next request starts
     /// (replacing it on every request cost a task and a cancel each): its early look must
     /// push the check to what remains of the new request's time, and cut nothing.
-    @Test("a stall timer left from an earlier request looks early at the next one and waits out what remains")
+    @Test("a stall timer left from an earlier request is kept: it looks early at the next one and waits out the rest")
     func timerFromAnEarlierRequest() {
         var machine = stalling()
         let first = D.request(&machine)
@@ -120,7 +120,8 @@ struct PublicConnectionLimitsTests {
         #expect(second == first + 1)
         #expect(
             machine.exchangeStarted(number: second, now: D.at(8_000))
-                == .exchangeUnderWay(sendContinue: false, requestTimeout: nil, stallCheckIn: .seconds(10)))
+                == .exchangeUnderWay(sendContinue: false, requestTimeout: nil, stallCheckIn: nil),
+            "the first request's timer is still scheduled: no second one")
         // The first request's timer, scheduled at 0 for 10 s.
         #expect(machine.timerFired(.stall, now: D.at(10_000), unsentBytes: 0) == .schedule(.stall, in: .seconds(8)))
         #expect(machine.timerFired(.stall, now: D.at(18_000), unsentBytes: 0) == uploadStalledCut)
@@ -140,6 +141,11 @@ struct PublicConnectionLimitsTests {
         _ = idle.responseHeadReceived(D.ok(), hasBody: false)
         _ = idle.responseEndReceived(trailers: nil)
         #expect(first == 1 && idle.timerFired(.stall, now: D.at(10_000), unsentBytes: 0) == .none)
+        // The timer stopped: the next exchange schedules it again.
+        let second = D.head(&idle)
+        #expect(
+            idle.exchangeStarted(number: second, now: D.at(20_000))
+                == .exchangeUnderWay(sendContinue: false, requestTimeout: nil, stallCheckIn: .seconds(10)))
     }
 }
 

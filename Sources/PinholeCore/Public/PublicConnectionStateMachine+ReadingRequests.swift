@@ -92,12 +92,13 @@ extension PublicConnectionStateMachine {
         case .awaitingResponse(let exchange) where exchange.number == number:
             if stallTimeout != nil { uploadMovedAt = now() }
             return .exchangeUnderWay(
-                sendContinue: exchange.sendsContinue, requestTimeout: requestTimeout, stallCheckIn: stallTimeout)
+                sendContinue: exchange.sendsContinue, requestTimeout: requestTimeout, stallCheckIn: scheduleStallTimer()
+            )
         case .streamingResponse(let exchange) where exchange.number == number,
             .switched(let exchange) where exchange.number == number:
             if stallTimeout != nil { uploadMovedAt = now() }
             return .exchangeUnderWay(
-                sendContinue: exchange.sendsContinue, requestTimeout: nil, stallCheckIn: stallTimeout)
+                sendContinue: exchange.sendsContinue, requestTimeout: nil, stallCheckIn: scheduleStallTimer())
         default:
             return .none
         }

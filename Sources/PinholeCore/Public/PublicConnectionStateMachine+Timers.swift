@@ -26,8 +26,19 @@ extension PublicConnectionStateMachine {
             guard case .awaitingResponse(let exchange) = state, let limit = exchange.waitingFor else { return .none }
             return fail(.tooManyInFlight(limit, waited: queueWait), cancelUpstream: false)
         case .stall:
-            return stallCheckDue(now: now)
+            stallTimer = .idle
+            let action = stallCheckDue(now: now)
+            if case .schedule(.stall, _) = action { stallTimer = .scheduled }
+            return action
         }
+    }
+
+    /// The stall timer's delay for an exchange that starts, if it must be scheduled: not
+    /// when one is already (see `stallTimer`).
+    mutating func scheduleStallTimer() -> TimeAmount? {
+        guard let stallTimeout, stallTimer == .idle else { return nil }
+        stallTimer = .scheduled
+        return stallTimeout
     }
 
     /// `--stall-timeout`: the client is cut off once it has been, for that long, the

@@ -77,6 +77,12 @@ extension PublicConnectionStateMachine {
         case stall
     }
 
+    /// Whether the stall timer is scheduled (see `stallTimer`).
+    enum StallTimer {
+        case idle
+        case scheduled
+    }
+
     /// What follows a response's end.
     enum AfterResponse: Equatable {
         /// Write and flush, then serve what the client pipelined behind it.
@@ -116,8 +122,7 @@ extension PublicConnectionStateMachine {
         case startExchange(ProxyRequestHead, number: Int)
         /// Keep the upstream just started. With `sendContinue`, answer 100 Continue now;
         /// with `requestTimeout`, time the wait for the response head; with `stallCheckIn`,
-        /// make sure the stall timer fires within that long (one already pending does: an
-        /// early look is pushed to what remains, see `stallCheckDue`).
+        /// schedule the stall timer (nil while one is scheduled already, see `stallTimer`).
         case exchangeUnderWay(sendContinue: Bool, requestTimeout: TimeAmount?, stallCheckIn: TimeAmount? = nil)
         case sendBody(ByteBuffer)
         case sendEnd(trailers: HTTPHeaders?)

@@ -30,6 +30,10 @@ struct PublicConnectionStateMachine {
     /// Since when the client has not taken what we write (the channel is not writable);
     /// nil while it is.
     var downloadBlockedSince: NIODeadline?
+    /// Whether the stall timer is scheduled. It outlives an exchange: one left from an
+    /// earlier request looks no later than a new one would (`stallCheckDue` pushes an
+    /// early look to what remains), so a new exchange schedules none while it is.
+    var stallTimer = StallTimer.idle
     var requestsStarted = 0
     /// The wait in line of the request queued now (see `exchangeQueued`).
     var queueWait = TimeAmount.zero

@@ -26,9 +26,7 @@ extension PublicRequestHandler {
         case .startExchange(let head, let number):
             startExchange(head, number: number, context)
         case .exchangeUnderWay(let sendContinue, let requestTimeout, let stallCheckIn):
-            // A stall timer still pending from an earlier exchange fires within
-            // `stallCheckIn` too; replacing it on every request cost a task and a cancel.
-            if let stallCheckIn, timers[.stall] == nil { schedule(.stall, in: stallCheckIn, context) }
+            if let stallCheckIn { schedule(.stall, in: stallCheckIn, context) }
             if sendContinue {
                 var interim = context.channel.allocator.buffer(capacity: 32)
                 interim.writeStatusLine(version: .http1_1, status: .continue)
