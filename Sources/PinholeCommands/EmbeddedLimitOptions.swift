@@ -39,7 +39,8 @@ struct EmbeddedLimitOptions: ParsableArguments {
                 + " \(ConnectionLimits.Caps.publicDefault.perAddress).", valueName: "count"))
     var maxConnectionsPerAddress: Int?
 
-    /// The relay's default, in whole seconds as the flag takes it.
+    /// `InFlightLimits`' default, in whole seconds as the flag takes it (the relay's
+    /// `--in-flight-wait` too).
     static let defaultInFlightWait = Int(InFlightLimits.Caps().waitLimit.nanoseconds / 1_000_000_000)
 
     /// The flags given, as typed, for the refusal with `--relay`.

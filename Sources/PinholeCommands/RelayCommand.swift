@@ -162,7 +162,7 @@ public struct RelayCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "How long a request over a cap on requests in flight waits for a place before it gets 503.",
             valueName: "seconds"))
-    var inFlightWait = 5
+    var inFlightWait = EmbeddedLimitOptions.defaultInFlightWait
 
     @Option(
         help: ArgumentHelp(
