@@ -230,18 +230,16 @@ struct FairShareStateMachine {
     /// The stall check is due.
     mutating func stallCheckDue(now: NIODeadline) -> Action {
         guard let stallTimeout, case .running(var running) = state else { return .none }
-        guard running.clockRuns else {
-            running.stallCheck = .idle
-            state = .running(running)
-            return .none
-        }
         var uploadStalledSince: NIODeadline?
         if case .open(let movedAt, true) = running.upload { uploadStalledSince = movedAt }
         switch StallClock.verdict(
             uploadStalledSince: uploadStalledSince, downloadBlockedSince: running.downloadBlockedSince,
             timeout: stallTimeout, now: now)
         {
-        case .noClock: return .none  // `clockRuns` said one did
+        case .noClock:
+            running.stallCheck = .idle
+            state = .running(running)
+            return .none
         case .checkAgain(let remaining): return .checkStall(in: remaining)
         case .stalled(let error):
             state = .over
