@@ -79,7 +79,7 @@ extension CapturedRequest {
         }
     }
 
-    /// The bytes `encode` writes: the fixed-size fields, then the rest as they are written.
+    /// The bytes `encoded()` writes: the fixed-size fields, then the rest as they are written.
     private var encodedSize: Int {
         // Length, where the bodies start, id, replayOf, wall clock; state and flags;
         // status; deadline; 5 instants.
@@ -101,7 +101,10 @@ extension CapturedRequest {
         return total
     }
 
-    private static func size(_ body: CapturedBody) -> Int { 8 + 4 + body.kept.readableBytes }
+    private static func size(_ body: CapturedBody) -> Int { bodyHeaderSize + body.kept.readableBytes }
+
+    /// A body's total size (Int64), then how many bytes it kept (UInt32).
+    private static let bodyHeaderSize = 8 + 4
 
     /// Appends to `buffer` the record at `position` of `ring` as a record whose bodies keep
     /// no bytes, their total sizes as they were: all a summary shows, and a fraction of
@@ -110,11 +113,12 @@ extension CapturedRequest {
         guard let bodiesAt = ring.integer(at: position, offset: bodiesAtOffset, as: UInt32.self).map(Int.init),
             let requestTotal = ring.integer(at: position, offset: bodiesAt, as: Int64.self),
             let requestKept = ring.integer(at: position, offset: bodiesAt + 8, as: UInt32.self),
-            let responseTotal = ring.integer(at: position, offset: bodiesAt + 12 + Int(requestKept), as: Int64.self)
+            let responseTotal = ring.integer(
+                at: position, offset: bodiesAt + bodyHeaderSize + Int(requestKept), as: Int64.self)
         else { return false }
         let start = buffer.writerIndex
         guard ring.copy(at: position, prefix: bodiesAt, into: &buffer) else { return false }
-        buffer.setInteger(UInt32(bodiesAt + 2 * (8 + 4)), at: start)
+        buffer.setInteger(UInt32(bodiesAt + 2 * bodyHeaderSize), at: start)
         buffer.writeInteger(requestTotal)
         buffer.writeInteger(UInt32(0))
         buffer.writeInteger(responseTotal)

@@ -107,11 +107,9 @@ final class CapturingExchange: ExchangeUpstream {
         timing.requestEnded = .now()
         // A request held at the app shows its body and trailers at once; one without
         // either has nothing new to show until its response.
-        // (After the response ended, as when the app answered before reading the body,
-        // the record is in the ring and nothing changes.)
-        if !over, requestBody.totalBytes > 0 || trailers != nil {
+        if requestBody.totalBytes > 0 || trailers != nil {
             let (body, timing) = (requestBody, self.timing)
-            store.update(slot, id: id) {
+            update {
                 $0.requestBody = body
                 $0.requestTrailers = trailers
                 $0.timing = timing
@@ -143,13 +141,11 @@ final class CapturingExchange: ExchangeUpstream {
         let now = NIODeadline.now()
         timing.responseStarted = now
         let timing = self.timing
-        if !over {
-            store.update(slot, id: id) {
-                $0.status = Int(head.status.code)
-                $0.responseHeaders = head.headers
-                $0.state = .responding
-                $0.timing = timing
-            }
+        update {
+            $0.status = Int(head.status.code)
+            $0.responseHeaders = head.headers
+            $0.state = .responding
+            $0.timing = timing
         }
         downstream?.exchangeReceivedHead(head)
     }
@@ -181,6 +177,13 @@ final class CapturingExchange: ExchangeUpstream {
 
     // MARK: The record
 
+    /// Changes the record while the exchange runs. After its end, as when the app answered
+    /// before reading the body, the record is in the ring and nothing changes.
+    private func update(_ change: (inout CapturedRequest) -> Void) {
+        guard !over else { return }
+        store.update(slot, id: id, change)
+    }
+
     private func end(state: CapturedRequest.State, error: String?, trailers: HTTPHeaders?, status: Int? = nil) {
         guard !over else { return }
         over = true
@@ -211,7 +214,7 @@ final class CapturingExchange: ExchangeUpstream {
         deadlineTimer = eventLoop.assumeIsolated().scheduleTask(in: deadline.timeout) {
             guard !self.over, self.timing.responseStarted == nil else { return }
             watch.report(DeadlineNotice(id: id, method: method, path: path, deadline: deadline))
-            self.store.update(self.slot, id: id) { $0.deadlinePassed = true }
+            self.update { $0.deadlinePassed = true }
         }
     }
 }

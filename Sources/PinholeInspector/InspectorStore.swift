@@ -150,7 +150,7 @@ public final class InspectorStore: Sendable {
     }
 
     /// Changes `slot`'s record, that of request `id`. A slot the index has let go of is
-    /// changed all the same, for no one to see.
+    /// changed all the same; a listener told of it finds the request gone.
     func update(_ slot: Slot, id: Int, _ change: (inout CapturedRequest) -> Void) {
         slot.change(change)
         tell(.updated(id: id))

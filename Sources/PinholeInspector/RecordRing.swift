@@ -46,19 +46,11 @@ struct RecordRing {
         position >= tail && position < head
     }
 
-    /// Appends the record at `position` to `buffer`; false if it is no longer held.
-    func copy(at position: Int, into buffer: inout ByteBuffer) -> Bool {
-        guard holds(position), let length = bytes.getInteger(at: position % capacity, as: UInt32.self) else {
-            return false
-        }
-        return copy(at: position, prefix: Int(length), into: &buffer)
-    }
-
-    /// Appends the first `prefix` bytes of the record at `position` to `buffer`; false if
-    /// it is no longer held, or is shorter.
-    func copy(at position: Int, prefix: Int, into buffer: inout ByteBuffer) -> Bool {
-        guard holds(position), let length = bytes.getInteger(at: position % capacity, as: UInt32.self),
-            prefix <= Int(length), let view = bytes.viewBytes(at: position % capacity, length: prefix)
+    /// Appends the record at `position` to `buffer`, or only its first `prefix` bytes;
+    /// false if it is no longer held, or is shorter.
+    func copy(at position: Int, prefix: Int? = nil, into buffer: inout ByteBuffer) -> Bool {
+        guard holds(position), let length = bytes.getInteger(at: position % capacity, as: UInt32.self).map(Int.init),
+            prefix ?? length <= length, let view = bytes.viewBytes(at: position % capacity, length: prefix ?? length)
         else { return false }
         buffer.writeBytes(view)
         return true
