@@ -87,9 +87,9 @@ struct AgentHandshakeHandlerTests {
         #expect(!channel.isActive)
     }
 
-    /// A connection that loses a connect race is closed before it is ever active: no
-    /// `channelInactive` reaches the handler, yet the wait must end (a promise dropped
-    /// unanswered crashed the debug test run).
+    /// A connected channel's handler that leaves the pipeline before the relay answers
+    /// (other than by `channelInactive`) must end the wait: a promise dropped unanswered
+    /// crashed the debug test run.
     @Test("the handler leaving the pipeline before an answer ends the wait")
     func removedBeforeAnswer() throws {
         let handler = try channel.pipeline.syncOperations.handler(type: AgentHandshakeHandler.self)
