@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 import PinholeCore
 import Testing
 
@@ -24,7 +25,7 @@ struct FairShareStateMachineTests {
     @Test("admitted at once: a bodiless request starts with no stall check; its end gives the place back")
     func admittedAtOnce() {
         let (_, slot, _) = placeAndTicket()
-        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: false)
+        var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .none)
         #expect(machine.admitted(slot, now: start) == .startExchange(stallCheckIn: nil))
         #expect(machine.exchangeEnded() == .finished(slot))
         #expect(machine.exchangeEnded() == .none)
@@ -34,7 +35,7 @@ struct FairShareStateMachineTests {
     @Test("in line: the wait ends in a 503 naming the cap, with the configured wait")
     func waitEnds() {
         let (_, _, ticket) = placeAndTicket()
-        var machine = FairShareStateMachine(stallTimeout: nil, requestHasBody: true)
+        var machine = FairShareStateMachine(stallTimeout: nil, requestBody: .announced)
         #expect(machine.queued(ticket, limit: limit, wait: .seconds(5)) == .waitInLine(deadlineIn: .seconds(5)))
         #expect(machine.isWaiting)
         let action = machine.waitEnded()
@@ -49,12 +50,12 @@ struct FairShareStateMachineTests {
     @Test("a place that comes after the wait ended, or after a reset, is given back")
     func latePlaceReleased() {
         let (_, slot, ticket) = placeAndTicket()
-        var machine = FairShareStateMachine(stallTimeout: nil, requestHasBody: false)
+        var machine = FairShareStateMachine(stallTimeout: nil, requestBody: .none)
         _ = machine.queued(ticket, limit: limit, wait: .seconds(5))
         #expect(machine.clientWentAway() == .leaveLine(ticket))
         #expect(machine.admitted(slot, now: start) == .release(slot))
 
-        var timedOut = FairShareStateMachine(stallTimeout: nil, requestHasBody: false)
+        var timedOut = FairShareStateMachine(stallTimeout: nil, requestBody: .none)
         _ = timedOut.queued(ticket, limit: limit, wait: .seconds(5))
         _ = timedOut.waitEnded()
         #expect(timedOut.admitted(slot, now: start) == .release(slot))
@@ -63,27 +64,27 @@ struct FairShareStateMachineTests {
     @Test("a place in time starts the exchange; a full line refuses at once")
     func placeInTimeAndRefusal() {
         let (_, slot, ticket) = placeAndTicket()
-        var machine = FairShareStateMachine(stallTimeout: nil, requestHasBody: false)
+        var machine = FairShareStateMachine(stallTimeout: nil, requestBody: .none)
         _ = machine.queued(ticket, limit: limit, wait: .seconds(5))
         #expect(machine.admitted(slot, now: start) == .startExchange(stallCheckIn: nil))
         #expect(machine.waitEnded() == .none)
         #expect(machine.clientWentAway() == .cancelExchange(slot))
 
-        var refused = FairShareStateMachine(stallTimeout: nil, requestHasBody: false)
+        var refused = FairShareStateMachine(stallTimeout: nil, requestBody: .none)
         #expect(refused.refused(limit) == .refuse(.tooManyInFlight(limit, waited: .zero)))
     }
 
     @Test("an exchange that cannot start gives its place back")
     func startFails() {
         let (_, slot, _) = placeAndTicket()
-        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
         _ = machine.admitted(slot, now: start)
         #expect(machine.startFailed() == .finished(slot))
     }
 
     @Test("a client that sends no body while the app takes it is cut off after the stall timeout, with 408")
     func uploadStall() {
-        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
         #expect(machine.admitted(nil, now: start) == .startExchange(stallCheckIn: stall))
         #expect(machine.requestBodyArrived(now: start + .seconds(10)) == .none, "a check is already scheduled")
         #expect(machine.stallCheckDue(now: start + .seconds(60)) == .checkStall(in: .seconds(10)))
@@ -96,7 +97,7 @@ struct FairShareStateMachineTests {
     /// at a breakpoint: nothing moves on either side, and the client must not be cut.
     @Test("a body of no announced length has no upload clock until its first piece; then it runs")
     func unannouncedBodyWaitsForItsFirstPiece() {
-        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true, clockStartsWithHead: false)
+        var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .unannounced)
         #expect(machine.admitted(nil, now: start) == .startExchange(stallCheckIn: nil), "no clock, no check")
         #expect(machine.requestBodyArrived(now: start + .seconds(3_600)) == .checkStall(in: stall), "an hour later")
         #expect(machine.stallCheckDue(now: start + .seconds(3_630)) == .checkStall(in: .seconds(30)))
@@ -105,9 +106,42 @@ struct FairShareStateMachineTests {
                 == .cutOff(nil, .clientStalled(seconds: 60, reading: false)))
     }
 
+    @Test("a body awaited but not begun: its end, the answer, or the app's pauses start no clock")
+    func firstPieceNeverCame() {
+        var ended = FairShareStateMachine(stallTimeout: stall, requestBody: .unannounced)
+        _ = ended.admitted(nil, now: start)
+        ended.requestEnded()
+        #expect(ended.requestBodyArrived(now: start + .seconds(1)) == .none, "no upload clock after the end")
+
+        var answered = FairShareStateMachine(stallTimeout: stall, requestBody: .unannounced)
+        _ = answered.admitted(nil, now: start)
+        answered.responseHeadArrived(final: true)
+        #expect(answered.requestBodyArrived(now: start + .seconds(1)) == .none, "full duplex: no upload clock")
+
+        var paused = FairShareStateMachine(stallTimeout: stall, requestBody: .unannounced)
+        _ = paused.admitted(nil, now: start)
+        #expect(paused.appWritabilityChanged(takesMore: false, now: start + .seconds(1)) == .none)
+        #expect(paused.appWritabilityChanged(takesMore: true, now: start + .seconds(2)) == .none)
+        #expect(paused.requestBodyArrived(now: start + .seconds(3)) == .checkStall(in: stall), "the first piece")
+    }
+
+    @Test("a request's head tells whether its body's clock starts with the exchange")
+    func requestBodyFromHead() {
+        func head(_ fields: HTTPHeaders, endsStream: Bool = false) -> ProxyRequestHead {
+            var head = ProxyRequestHead(method: .POST, path: "/", authority: "app", scheme: "http", headers: fields)
+            head.mayHaveBody = !endsStream
+            return head
+        }
+        typealias Body = FairShareStateMachine.RequestBody
+        #expect(Body(head(["content-length": "10"], endsStream: true)) == .none)
+        #expect(Body(head(["content-length": "10"])) == .announced)
+        #expect(Body(head(["content-type": "application/grpc"])) == .unannounced)
+        #expect(Body(head(["content-length": "10", "expect": "100-Continue"])) == .unannounced)
+    }
+
     @Test("an app that takes no body (a breakpoint) stops the upload clock; taking again restarts it")
     func appPausedStopsUploadClock() {
-        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
         _ = machine.admitted(nil, now: start)
         #expect(machine.appWritabilityChanged(takesMore: false, now: start + .seconds(1)) == .none)
         #expect(machine.stallCheckDue(now: start + .seconds(60)) == .none, "no clock runs: the check goes idle")
@@ -120,18 +154,18 @@ struct FairShareStateMachineTests {
 
     @Test("a finished body, or an answer begun (full duplex), stops the upload clock; 1xx does not")
     func uploadSettles() {
-        var ended = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        var ended = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
         _ = ended.admitted(nil, now: start)
         ended.requestEnded()
         #expect(ended.stallCheckDue(now: start + .seconds(600)) == .none)
 
-        var answered = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        var answered = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
         _ = answered.admitted(nil, now: start)
         answered.responseHeadArrived(final: false)
         #expect(
             answered.stallCheckDue(now: start + .seconds(60))
                 == .cutOff(nil, .clientStalled(seconds: 60, reading: false)))
-        var duplex = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        var duplex = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
         _ = duplex.admitted(nil, now: start)
         duplex.responseHeadArrived(final: true)
         #expect(duplex.stallCheckDue(now: start + .seconds(600)) == .none)
@@ -140,7 +174,7 @@ struct FairShareStateMachineTests {
     @Test("a body that ended while in line leaves no upload clock running")
     func endedWhileWaiting() {
         let (_, slot, ticket) = placeAndTicket()
-        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: true)
+        var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
         _ = machine.queued(ticket, limit: limit, wait: .seconds(5))
         machine.requestEnded()
         #expect(machine.admitted(slot, now: start) == .startExchange(stallCheckIn: nil))
@@ -149,7 +183,7 @@ struct FairShareStateMachineTests {
     @Test("a client that reads none of the answer is cut off; reading again restarts the clock")
     func downloadStall() {
         let (_, slot, _) = placeAndTicket()
-        var machine = FairShareStateMachine(stallTimeout: stall, requestHasBody: false)
+        var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .none)
         _ = machine.admitted(slot, now: start)
         machine.responseHeadArrived(final: true)
         #expect(machine.downloadWritability(clientReads: false, now: start + .seconds(5)) == .checkStall(in: stall))
@@ -167,7 +201,7 @@ struct FairShareStateMachineTests {
 
     @Test("no stall timeout: no clock at all")
     func noStallTimeout() {
-        var machine = FairShareStateMachine(stallTimeout: nil, requestHasBody: true)
+        var machine = FairShareStateMachine(stallTimeout: nil, requestBody: .announced)
         #expect(machine.admitted(nil, now: start) == .startExchange(stallCheckIn: nil))
         #expect(machine.downloadWritability(clientReads: false, now: start) == .none)
         #expect(machine.stallCheckDue(now: start + .hours(1)) == .none)

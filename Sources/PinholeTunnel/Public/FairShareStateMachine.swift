@@ -88,20 +88,39 @@ struct FairShareStateMachine {
         case checkStall(in: TimeAmount)
     }
 
+    /// The request's body, as its head tells it: whether the upload clock may start with
+    /// the exchange, or only at the body's first piece (see `Upload.awaitingFirstPiece`).
+    enum RequestBody: Equatable {
+        /// The head ended the stream.
+        case none
+        /// Its length was announced, and no `100 Continue` is awaited: the clock starts
+        /// with the exchange.
+        case announced
+        /// No length (a gRPC stream, say), or the client awaits `100 Continue`.
+        case unannounced
+
+        init(_ head: ProxyRequestHead) {
+            if !head.mayHaveBody {
+                self = .none
+            } else if head.headers.contains(name: "content-length"),
+                !head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" })
+            {
+                self = .announced
+            } else {
+                self = .unannounced
+            }
+        }
+    }
+
     private(set) var state = State.new
     private let stallTimeout: TimeAmount?
-    /// Whether the request has a body to come (its head did not end the stream).
-    private let requestHasBody: Bool
-    /// Whether the upload clock may start before the body's first piece: its length was
-    /// announced and no `100 Continue` is awaited (see `Upload.awaitingFirstPiece`).
-    private let clockStartsWithHead: Bool
+    private let requestBody: RequestBody
     /// The body ended while the stream waited in line.
     private var requestEndedEarly = false
 
-    init(stallTimeout: TimeAmount?, requestHasBody: Bool, clockStartsWithHead: Bool = true) {
+    init(stallTimeout: TimeAmount?, requestBody: RequestBody) {
         self.stallTimeout = stallTimeout
-        self.requestHasBody = requestHasBody
-        self.clockStartsWithHead = clockStartsWithHead
+        self.requestBody = requestBody
     }
 
     var isWaiting: Bool {
@@ -116,9 +135,13 @@ struct FairShareStateMachine {
     mutating func admitted(_ slot: InFlightLimits.Slot?, now: NIODeadline) -> Action {
         switch state {
         case .new, .waiting:
+            // A body that ended while in line is as none.
             let upload: Upload =
-                !requestHasBody || requestEndedEarly
-                ? .settled : clockStartsWithHead ? .open(movedAt: now, appTakesMore: true) : .awaitingFirstPiece
+                switch requestEndedEarly ? .none : requestBody {
+                case .none: .settled
+                case .announced: .open(movedAt: now, appTakesMore: true)
+                case .unannounced: .awaitingFirstPiece
+                }
             var running = Running(slot: slot, upload: upload)
             let stallCheckIn = armStallCheck(&running)
             state = .running(running)

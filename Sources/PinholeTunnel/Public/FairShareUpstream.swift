@@ -56,8 +56,7 @@ final class FairShareUpstream: ExchangeUpstream {
         client: AddressGroup, loop: any EventLoop
     ) {
         self.machine = FairShareStateMachine(
-            stallTimeout: limits.stallTimeout, requestHasBody: head.mayHaveBody,
-            clockStartsWithHead: head.mayHaveBody && Self.bodyLengthAnnouncedWithoutContinue(head))
+            stallTimeout: limits.stallTimeout, requestBody: .init(head))
         self.head = head
         self.target = target
         self.downstream = downstream
@@ -77,11 +76,6 @@ final class FairShareUpstream: ExchangeUpstream {
         }
         waitDeadline?.cancel()
         stallCheck?.cancel()
-    }
-
-    private static func bodyLengthAnnouncedWithoutContinue(_ head: ProxyRequestHead) -> Bool {
-        head.headers.contains(name: "content-length")
-            && !head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
     }
 
     /// Takes a place, or a place in line. Throws what the stream should answer at once.
