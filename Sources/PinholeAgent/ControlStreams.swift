@@ -47,7 +47,7 @@ final class ControlExchange: ExchangeUpstream {
         self.onMembers = onMembers
     }
 
-    var isWritable: Bool { true }
+    var canTakeRequestBody: Bool { true }
 
     func sendBody(_ part: ByteBuffer) {
         guard body.readableBytes + part.readableBytes <= Self.maximumBody else {

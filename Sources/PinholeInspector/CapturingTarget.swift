@@ -23,8 +23,7 @@ public struct CapturingTarget: ExchangeTarget {
         let capture = CapturingExchange(
             head, replayOf: replayOf, deadline: deadline, store: store, downstream: downstream)
         do throws(ExchangeError) {
-            capture.upstream = try inner.startExchange(
-                head, downstream: CaptureResponseSide(capture), on: eventLoop)
+            capture.upstream = try inner.startExchange(head, downstream: capture, on: eventLoop)
         } catch {
             // The caller hears of it from the throw, not from its downstream.
             capture.failedToStart(error)
@@ -37,33 +36,14 @@ public struct CapturingTarget: ExchangeTarget {
     }
 }
 
-/// What the inner target sees as the exchange's downstream. Its own object, because
-/// both sides ask `isWritable` of the one they talk to, and each must hear about the
-/// other end: the target about the client (so a slow client slows the download), the
-/// client's side about the target.
-final class CaptureResponseSide: ExchangeDownstream, ExchangeDeliveryObserving {
-    private let capture: CapturingExchange
-
-    init(_ capture: CapturingExchange) {
-        self.capture = capture
-    }
-
-    var isWritable: Bool { capture.downstreamIsWritable }
-    func exchangeRequestDelivered() { capture.exchangeRequestDelivered() }
-    func exchangeReceivedHead(_ head: ProxyResponseHead) { capture.exchangeReceivedHead(head) }
-    func exchangeReceivedBody(_ body: ByteBuffer) { capture.exchangeReceivedBody(body) }
-    func exchangeReceivedEnd(trailers: HTTPHeaders?) { capture.exchangeReceivedEnd(trailers: trailers) }
-    func exchangeFailed(_ error: ExchangeError) { capture.exchangeFailed(error) }
-    func exchangeUpstreamWritabilityChanged() { capture.exchangeUpstreamWritabilityChanged() }
-}
-
 /// One exchange, seen from between its downstream and upstream: every call is passed
-/// on unchanged, after a note of it. The downstream talks to it as its upstream; the
-/// target answers it through its `CaptureResponseSide`. Lives on the exchange's event
-/// loop, and goes with it. While it runs, the store holds its `slot`, which it changes
-/// without looking it up; when it ends, the store writes the record into the ring, and
-/// lets the slot go.
-final class CapturingExchange: ExchangeUpstream {
+/// on unchanged, after a note of it. The downstream talks to it as its upstream, and the
+/// target answers it as its downstream: one object both ways, as the two protocols'
+/// writability questions have names of their own. Lives on the exchange's event loop,
+/// and goes with it. While it runs, the store holds its `slot`, which it changes without
+/// looking it up; when it ends, the store writes the record into the ring, and lets the
+/// slot go.
+final class CapturingExchange: ExchangeUpstream, ExchangeDownstream, ExchangeDeliveryObserving {
     let id: Int
     private let slot: InspectorStore.Slot
     private let store: InspectorStore
@@ -96,7 +76,7 @@ final class CapturingExchange: ExchangeUpstream {
 
     // MARK: ExchangeUpstream: the downstream's calls, on their way to the target
 
-    var isWritable: Bool { upstream?.isWritable ?? true }
+    var canTakeRequestBody: Bool { upstream?.canTakeRequestBody ?? true }
 
     func sendBody(_ body: ByteBuffer) {
         requestBody.keep(body, limit: bodyLimit)
@@ -128,9 +108,9 @@ final class CapturingExchange: ExchangeUpstream {
         upstream?.downstreamWritabilityChanged()
     }
 
-    // MARK: The target's answers, on their way back (through CaptureResponseSide)
+    // MARK: ExchangeDownstream: the target's answers, on their way back
 
-    var downstreamIsWritable: Bool { downstream?.isWritable ?? true }
+    var canTakeResponseBody: Bool { downstream?.canTakeResponseBody ?? true }
 
     func exchangeRequestDelivered() {
         timing.delivered = .now()

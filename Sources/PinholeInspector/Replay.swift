@@ -119,7 +119,7 @@ private final class ReplayDownstream: ExchangeDownstream {
         self.done = done
     }
 
-    var isWritable: Bool { true }
+    var canTakeResponseBody: Bool { true }
     func exchangeReceivedHead(_ head: ProxyResponseHead) {}
     func exchangeReceivedBody(_ body: ByteBuffer) {}
     func exchangeReceivedEnd(trailers: HTTPHeaders?) { done.succeed(()) }

@@ -100,5 +100,5 @@ private final class IgnoredResponse: ExchangeDownstream {
     func exchangeReceivedEnd(trailers: HTTPHeaders?) {}
     func exchangeFailed(_ error: ExchangeError) {}
     func exchangeUpstreamWritabilityChanged() {}
-    var isWritable: Bool { true }
+    var canTakeResponseBody: Bool { true }
 }

@@ -133,7 +133,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                 return
             }
             upstream.sendBody(data)
-            credit.received(count, on: stream, consumerKeepsUp: upstream.isWritable)
+            credit.received(count, on: stream, consumerKeepsUp: upstream.canTakeRequestBody)
         case .trailers(let fields):
             trailers = HTTPHeaders(http2: fields)
         case .end:
@@ -160,7 +160,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     // MARK: ExchangeDownstream (the target's response)
 
-    public var isWritable: Bool { stream?.isWritable ?? true }
+    public var canTakeResponseBody: Bool { stream?.isWritable ?? true }
 
     public func exchangeReceivedHead(_ head: ProxyResponseHead) {
         // (Interim heads, 100 and 103, are dropped before they reach here; a 101 is final.)
@@ -233,7 +233,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     }
 
     public func exchangeUpstreamWritabilityChanged() {
-        if upstream?.isWritable ?? true { credit.release(on: stream) }
+        if upstream?.canTakeRequestBody ?? true { credit.release(on: stream) }
     }
 
     /// The request is known: kept for the log, with what its response depends on.

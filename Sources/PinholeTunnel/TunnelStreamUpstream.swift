@@ -67,7 +67,7 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
 
     // MARK: ExchangeUpstream (called by the public side)
 
-    var isWritable: Bool { stream?.isWritable ?? true }
+    var canTakeRequestBody: Bool { stream?.isWritable ?? true }
 
     func sendBody(_ body: ByteBuffer) {
         stream?.sendData(body)
@@ -88,7 +88,7 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     }
 
     func downstreamWritabilityChanged() {
-        if downstream?.isWritable ?? true { credit.release(on: stream) }
+        if downstream?.canTakeResponseBody ?? true { credit.release(on: stream) }
     }
 
     // MARK: HTTP2StreamDelegate (called by the tunnel)
@@ -108,7 +108,7 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
         case .data(let data):
             let count = data.readableBytes
             downstream.exchangeReceivedBody(data)
-            credit.received(count, on: stream, consumerKeepsUp: downstream.isWritable)
+            credit.received(count, on: stream, consumerKeepsUp: downstream.canTakeResponseBody)
         case .trailers(let fields):
             trailers = HTTPHeaders(http2: fields)
         case .end:

@@ -90,15 +90,15 @@ struct ExchangeBridgeTests {
         let client = RecordingDownstream()
         let upstream = try TargetOnAnotherLoop(app: app, loop: far).startExchange(head, downstream: client, on: near)
         var sent = 0
-        while upstream.isWritable, sent < 64 * 1024 * 1024 {
+        while upstream.canTakeRequestBody, sent < 64 * 1024 * 1024 {
             upstream.sendBody(ByteBuffer(repeating: 0, count: 16 * 1024))
             sent += 16 * 1024
         }
-        #expect(!upstream.isWritable, "still writable after \(sent) bytes in flight")
+        #expect(!upstream.canTakeRequestBody, "still writable after \(sent) bytes in flight")
         #expect(sent <= 1024 * 1024, "\(sent) bytes were queued before the bridge pushed back")
         run()
         #expect(app.exchanges.first?.body.readableBytes == sent)
-        #expect(upstream.isWritable, "writable again once the far side took them")
+        #expect(upstream.canTakeRequestBody, "writable again once the far side took them")
     }
 
     @Test("an answer the client stops taking is held on the far side: a silent unwritable turn is noticed")
@@ -113,12 +113,12 @@ struct ExchangeBridgeTests {
         // once its queue passes the high watermark.
         client.writable = false
         var sent = 0
-        for _ in 0..<4096 where answerSide.isWritable {
+        for _ in 0..<4096 where answerSide.canTakeResponseBody {
             answerSide.exchangeReceivedBody(ByteBuffer(repeating: 1, count: 16 * 1024))
             sent += 16 * 1024
             run()
         }
-        #expect(!answerSide.isWritable, "the far side still takes more after \(sent) bytes")
+        #expect(!answerSide.canTakeResponseBody, "the far side still takes more after \(sent) bytes")
         #expect(sent <= 512 * 1024, "\(sent) bytes crossed to a client that took none")
         #expect(client.bodyText.utf8.count == sent, "everything sent arrived, in order")
 
@@ -126,6 +126,6 @@ struct ExchangeBridgeTests {
         client.writable = true
         upstream.downstreamWritabilityChanged()
         run()
-        #expect(answerSide.isWritable)
+        #expect(answerSide.canTakeResponseBody)
     }
 }

@@ -36,7 +36,7 @@ struct PublicRequestHandlerTests {
         func sendEnd(trailers: HTTPHeaders?) {}
         func cancel() {}
         func downstreamWritabilityChanged() {}
-        var isWritable: Bool { true }
+        var canTakeRequestBody: Bool { true }
     }
 
     private func channel(

@@ -48,7 +48,7 @@ private final class SilentTarget: ExchangeTarget, @unchecked Sendable {
         func sendEnd(trailers: HTTPHeaders?) {}
         func cancel() { cancelled = true }
         func downstreamWritabilityChanged() {}
-        var isWritable: Bool { true }
+        var canTakeRequestBody: Bool { true }
     }
 
     var upstreams: [Upstream] = []
@@ -71,5 +71,5 @@ private final class Recorder: ExchangeDownstream, @unchecked Sendable {
     func exchangeReceivedEnd(trailers: HTTPHeaders?) { ended = true }
     func exchangeFailed(_ error: ExchangeError) { failures.append(error) }
     func exchangeUpstreamWritabilityChanged() {}
-    var isWritable: Bool { true }
+    var canTakeResponseBody: Bool { true }
 }

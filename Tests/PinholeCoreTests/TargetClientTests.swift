@@ -199,7 +199,7 @@ private final class StatusRecorder: ExchangeDownstream {
         self.answered = answered
     }
 
-    var isWritable: Bool { true }
+    var canTakeResponseBody: Bool { true }
     func exchangeReceivedHead(_ head: ProxyResponseHead) {
         status = Int(head.status.code)
         onHead?()

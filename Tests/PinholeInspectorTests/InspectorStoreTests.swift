@@ -31,7 +31,7 @@ struct InspectorStoreTests {
         var ended = false
         var writable = true
         init(downstream: any ExchangeDownstream) { self.downstream = downstream }
-        var isWritable: Bool { writable }
+        var canTakeRequestBody: Bool { writable }
         func sendBody(_ body: ByteBuffer) { received.writeImmutableBuffer(body) }
         func sendEnd(trailers: HTTPHeaders?) { ended = true }
         func cancel() {}
@@ -48,7 +48,7 @@ struct InspectorStoreTests {
         var body = ByteBuffer()
         var ended = false
         var writable = true
-        var isWritable: Bool { writable }
+        var canTakeResponseBody: Bool { writable }
         func exchangeReceivedHead(_ head: ProxyResponseHead) {}
         func exchangeReceivedBody(_ body: ByteBuffer) { self.body.writeImmutableBuffer(body) }
         func exchangeReceivedEnd(trailers: HTTPHeaders?) { ended = true }
@@ -90,12 +90,13 @@ struct InspectorStoreTests {
         let upstream = try Inspector().capture(scripted).startExchange(Self.head("/"), downstream: sink, on: loop)
         let target = scripted.upstreams[0]
         sink.writable = false
-        #expect(target.downstream?.isWritable == false, "the target would read on while the client does not")
-        #expect(upstream.isWritable == true)
+        #expect(target.downstream?.canTakeResponseBody == false, "the target would read on while the client does not")
+        #expect(upstream.canTakeRequestBody == true)
         sink.writable = true
         target.writable = false
-        #expect(target.downstream?.isWritable == true)
-        #expect(upstream.isWritable == false, "the client's side would send on while the target does not take it")
+        #expect(target.downstream?.canTakeResponseBody == true)
+        #expect(
+            upstream.canTakeRequestBody == false, "the client's side would send on while the target does not take it")
     }
 
     @Test("the ring keeps its byte bound, dropping the oldest records first")

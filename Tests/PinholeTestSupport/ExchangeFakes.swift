@@ -15,7 +15,7 @@ public final class RecordingDownstream: ExchangeDownstream {
     public var failure: ExchangeError?
     public var writable = true
 
-    public var isWritable: Bool { writable }
+    public var canTakeResponseBody: Bool { writable }
     public var bodyText: String { String(buffer: body) }
 
     public func exchangeReceivedHead(_ head: ProxyResponseHead) { self.head = head }
@@ -57,7 +57,7 @@ public final class ScriptedExchange: ExchangeUpstream {
     public var ended = false
     public var trailers: HTTPHeaders?
     public var cancelled = false
-    public var isWritable = true
+    public var canTakeRequestBody = true
 
     public init(head: ProxyRequestHead, downstream: any ExchangeDownstream) {
         self.head = head

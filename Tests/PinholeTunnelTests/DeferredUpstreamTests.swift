@@ -10,7 +10,8 @@ private final class Recorder: ExchangeUpstream, ExchangeDownstream {
     var log: [String] = []
     var writable = true
 
-    var isWritable: Bool { writable }
+    var canTakeRequestBody: Bool { writable }
+    var canTakeResponseBody: Bool { writable }
     func sendBody(_ body: ByteBuffer) { log.append("body \(body.readableBytes)") }
     func sendEnd(trailers: HTTPHeaders?) { log.append("end \(trailers?.count ?? 0)") }
     func cancel() { log.append("cancel") }
@@ -31,7 +32,7 @@ struct DeferredUpstreamTests {
         let downstream = Recorder()
         let deferred = DeferredUpstream(head: head, downstream: downstream)
         deferred.sendBody(ByteBuffer(repeating: 1, count: DeferredUpstream.pendingLimit))
-        #expect(!deferred.isWritable)
+        #expect(!deferred.canTakeRequestBody)
         deferred.sendEnd(trailers: ["grpc-x": "1"])
         let real = Recorder()
         deferred.attach(real)

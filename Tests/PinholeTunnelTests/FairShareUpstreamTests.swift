@@ -41,7 +41,7 @@ struct FairShareUpstreamTests {
         let second = RecordingDownstream()
         let waiting = try target(limits).startExchange(head(.POST, body: true), downstream: second, on: loop)
         #expect(tunnel.exchanges.count == 1)
-        #expect(!waiting.isWritable, "a stream in line gets no window back")
+        #expect(!waiting.canTakeRequestBody, "a stream in line gets no window back")
         waiting.sendBody(ByteBuffer(string: "held"))
         waiting.sendEnd(trailers: nil)
         loop.advanceTime(by: .seconds(4))
@@ -52,7 +52,7 @@ struct FairShareUpstreamTests {
         loop.run()
         #expect(tunnel.exchanges.count == 2)
         #expect(String(buffer: tunnel.exchanges[1].body) == "held" && tunnel.exchanges[1].ended)
-        #expect(waiting.isWritable)
+        #expect(waiting.canTakeRequestBody)
         loop.advanceTime(by: .seconds(10))
         #expect(second.failure == nil, "the wait's deadline was cancelled")
         tunnel.exchanges[1].answer(.ok)
@@ -124,7 +124,7 @@ struct FairShareUpstreamTests {
         let client = RecordingDownstream()
         let upload = try target(limits).startExchange(head(.POST, body: true), downstream: client, on: loop)
         // The app's side fills up with this piece; the stream stops granting window.
-        tunnel.exchanges[0].isWritable = false
+        tunnel.exchanges[0].canTakeRequestBody = false
         upload.sendBody(ByteBuffer(string: "a"))
         loop.advanceTime(by: .seconds(30))
         #expect(client.failure == nil, "the client cannot send while the app takes nothing")
@@ -144,7 +144,7 @@ struct FairShareUpstreamTests {
 
         let paused = RecordingDownstream()
         let held = try target(limits).startExchange(head(.POST, body: true), downstream: paused, on: loop)
-        tunnel.exchanges[1].isWritable = false
+        tunnel.exchanges[1].canTakeRequestBody = false
         tunnel.exchanges[1].downstream?.exchangeUpstreamWritabilityChanged()
 
         loop.advanceTime(by: .seconds(1))
@@ -199,7 +199,7 @@ struct FairShareUpstreamTests {
 private final class WeakHoldingTarget: ExchangeTarget, ExchangeUpstream, @unchecked Sendable {
     // @unchecked: used only on an embedded event loop, on the test's thread.
     weak var downstream: (any ExchangeDownstream)?
-    var isWritable: Bool { true }
+    var canTakeRequestBody: Bool { true }
 
     func startExchange(
         _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop

@@ -8,8 +8,11 @@ import NIOHTTP1
 // these two protocols.
 //
 // Backpressure is symmetric and writability-based, like NIO's own channels: a side
-// that produces body bytes stops while the receiver's `isWritable` is false, and
-// resumes when told its writability changed. Neither side ever buffers a whole body.
+// that produces body bytes stops while the receiver can take no more
+// (`canTakeResponseBody`, `canTakeRequestBody`), and resumes when told its writability
+// changed. Neither side ever buffers a whole body. The two have different names so that
+// one object can be both: a layer between the two sides (the inspector's capture, a
+// stoppable exchange) then needs no second object to face the other way.
 
 /// The side that asked; receives the response.
 public protocol ExchangeDownstream: AnyObject {
@@ -22,10 +25,10 @@ public protocol ExchangeDownstream: AnyObject {
     /// The exchange failed. Before the head, the downstream answers with
     /// `error.status`; after it, it can only cut the response short.
     func exchangeFailed(_ error: ExchangeError)
-    /// The upstream can take request body again (its `isWritable` changed).
+    /// The upstream can take request body again (its `canTakeRequestBody` changed).
     func exchangeUpstreamWritabilityChanged()
     /// Whether more response body can be taken now.
-    var isWritable: Bool { get }
+    var canTakeResponseBody: Bool { get }
 }
 
 /// The side that answers; receives the request body.
@@ -34,10 +37,10 @@ public protocol ExchangeUpstream: AnyObject {
     func sendEnd(trailers: HTTPHeaders?)
     /// The downstream is gone: stop, and release what the exchange holds.
     func cancel()
-    /// The downstream can take response body again (its `isWritable` changed).
+    /// The downstream can take response body again (its `canTakeResponseBody` changed).
     func downstreamWritabilityChanged()
     /// Whether more request body can be taken now.
-    var isWritable: Bool { get }
+    var canTakeRequestBody: Bool { get }
 }
 
 /// Something that answers requests: the local target, or a tunnel.

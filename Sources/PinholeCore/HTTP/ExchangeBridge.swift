@@ -4,8 +4,9 @@ import NIOHTTP1
 // A public connection and the tunnel it uses may run on different event loops. Then
 // every call between downstream (loop D) and upstream (loop U) hops loops through
 // these two halves of a bridge. Each half keeps a copy of the far side's writability,
-// so `isWritable` is answered without waiting; copies are refreshed whenever the far
-// side reports a change. Calls hop with `execute`, which keeps their order.
+// so `canTakeRequestBody` and `canTakeResponseBody` are answered without waiting; copies
+// are refreshed whenever the far side reports a change. Calls hop with `execute`, which
+// keeps their order.
 //
 // A copy is late by one hop, and a downstream does not always report turning
 // unwritable (an HTTP/2 stream does not: its producer is expected to ask). So each
@@ -61,7 +62,7 @@ final class BridgedUpstream: ExchangeUpstream {
         self.far = .makeEmptyBox(valueType: UpstreamHalf.self, eventLoop: upstreamLoop)
     }
 
-    var isWritable: Bool { upstreamWritable && inFlight < Self.inFlightLimit }
+    var canTakeRequestBody: Bool { upstreamWritable && inFlight < Self.inFlightLimit }
 
     func sendBody(_ body: ByteBuffer) {
         inFlight += body.readableBytes
@@ -95,10 +96,10 @@ final class BridgedUpstream: ExchangeUpstream {
             upstreamWritable = writable
             downstream?.exchangeUpstreamWritabilityChanged()
         case .bodyTaken(let count, let writable):
-            let wasWritable = isWritable
+            let wasWritable = canTakeRequestBody
             inFlight -= count
             upstreamWritable = writable
-            if !wasWritable && isWritable { downstream?.exchangeUpstreamWritabilityChanged() }
+            if !wasWritable && canTakeRequestBody { downstream?.exchangeUpstreamWritabilityChanged() }
         }
     }
 
@@ -106,7 +107,7 @@ final class BridgedUpstream: ExchangeUpstream {
     /// matter, or when the downstream's writability is not what the far side last heard.
     private func answerBodyTaken(_ count: Int) {
         answerUnconfirmed += count
-        let writable = downstream?.isWritable ?? true
+        let writable = downstream?.canTakeResponseBody ?? true
         guard answerUnconfirmed >= UpstreamHalf.confirmEvery || writable != reportedDownstreamWritable else { return }
         let taken = answerUnconfirmed
         answerUnconfirmed = 0
@@ -116,7 +117,7 @@ final class BridgedUpstream: ExchangeUpstream {
     }
 
     func downstreamWritabilityChanged() {
-        let writable = downstream?.isWritable ?? true
+        let writable = downstream?.canTakeResponseBody ?? true
         reportedDownstreamWritable = writable
         let taken = answerUnconfirmed
         answerUnconfirmed = 0
@@ -144,17 +145,17 @@ final class UpstreamHalf: ExchangeDownstream {
         self.downstreamLoop = downstreamLoop
     }
 
-    var isWritable: Bool { downstreamWritable && answerInFlight < Self.answerInFlightLimit }
+    var canTakeResponseBody: Bool { downstreamWritable && answerInFlight < Self.answerInFlightLimit }
 
     /// The downstream took `count` more bytes of the answer and is `downstreamWritable`;
     /// an upstream that held back may go on.
     func answerTaken(_ count: Int, downstreamWritable: Bool) {
-        let wasWritable = isWritable
+        let wasWritable = canTakeResponseBody
         answerInFlight -= count
         self.downstreamWritable = downstreamWritable
         // A change reported without bytes is news to the upstream even if the copy
         // already said so: it asked to be told when the downstream moves.
-        if isWritable && (!wasWritable || count == 0) { upstream?.downstreamWritabilityChanged() }
+        if canTakeResponseBody && (!wasWritable || count == 0) { upstream?.downstreamWritabilityChanged() }
     }
 
     func finish() {
@@ -176,7 +177,7 @@ final class UpstreamHalf: ExchangeDownstream {
     func takeBody(_ body: ByteBuffer) {
         let count = body.readableBytes
         upstream?.sendBody(body)
-        send(.bodyTaken(count, writable: upstream?.isWritable ?? true))
+        send(.bodyTaken(count, writable: upstream?.canTakeRequestBody ?? true))
     }
 
     private func send(_ message: Message) {
@@ -204,6 +205,6 @@ final class UpstreamHalf: ExchangeDownstream {
     }
 
     func exchangeUpstreamWritabilityChanged() {
-        send(.upstreamWritable(upstream?.isWritable ?? true))
+        send(.upstreamWritable(upstream?.canTakeRequestBody ?? true))
     }
 }

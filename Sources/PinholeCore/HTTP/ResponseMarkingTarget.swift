@@ -31,7 +31,7 @@ private final class MarkingDownstream: ExchangeDownstream, ExchangeDeliveryObser
         self.fields = fields
     }
 
-    var isWritable: Bool { inner.isWritable }
+    var canTakeResponseBody: Bool { inner.canTakeResponseBody }
 
     func exchangeReceivedHead(_ head: consuming ProxyResponseHead) {
         for field in fields { head.headers.replaceOrAppend(name: field.name, value: field.value) }

@@ -4,7 +4,7 @@ import NIOHTTP1
 // MARK: The downstream of the exchange
 
 extension PublicRequestHandler: ExchangeDownstream {
-    public var isWritable: Bool { context?.channel.isWritable ?? false }
+    public var canTakeResponseBody: Bool { context?.channel.isWritable ?? false }
 
     public func exchangeReceivedHead(_ head: ProxyResponseHead) {
         let hasBody = current.map { head.hasBody(for: $0.head) } ?? false

@@ -170,7 +170,7 @@ public final class PublicRequestHandler: ChannelDuplexHandler {
         }
     }
 
-    private var upstreamIsWritable: Bool { current?.upstream?.isWritable ?? true }
+    private var upstreamIsWritable: Bool { current?.upstream?.canTakeRequestBody ?? true }
 
     func resumeReadingIfHeld() {
         guard let context else { return }

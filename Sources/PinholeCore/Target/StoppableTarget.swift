@@ -32,8 +32,7 @@ public final class StoppableTarget: ExchangeTarget {
         }
         guard admitted else { throw .agentStopped }
         do {
-            exchange.upstream = try inner.startExchange(
-                head, downstream: StoppableExchange.Answer(exchange), on: eventLoop)
+            exchange.upstream = try inner.startExchange(head, downstream: exchange, on: eventLoop)
         } catch {
             finished(exchange)
             throw error
@@ -66,35 +65,11 @@ public final class StoppableTarget: ExchangeTarget {
     }
 }
 
-/// One exchange through a `StoppableTarget`, as its downstream sees it: the request
-/// passes through to the real target's upstream, and the answer comes back through
-/// `Answer`. The references are dropped as it ends, which breaks the cycle they make
-/// while it runs.
-final class StoppableExchange: ExchangeUpstream {
-    /// The real target's downstream (a separate object, since both protocols have an
-    /// `isWritable` meaning opposite directions).
-    final class Answer: ExchangeDownstream {
-        private let exchange: StoppableExchange
-
-        init(_ exchange: StoppableExchange) {
-            self.exchange = exchange
-        }
-
-        func exchangeReceivedHead(_ head: ProxyResponseHead) { exchange.downstream?.exchangeReceivedHead(head) }
-        func exchangeReceivedBody(_ body: ByteBuffer) { exchange.downstream?.exchangeReceivedBody(body) }
-
-        func exchangeReceivedEnd(trailers: HTTPHeaders?) {
-            exchange.end()?.exchangeReceivedEnd(trailers: trailers)
-        }
-
-        func exchangeFailed(_ error: ExchangeError) {
-            exchange.end()?.exchangeFailed(error)
-        }
-
-        func exchangeUpstreamWritabilityChanged() { exchange.downstream?.exchangeUpstreamWritabilityChanged() }
-        var isWritable: Bool { exchange.downstream?.isWritable ?? true }
-    }
-
+/// One exchange through a `StoppableTarget`: the downstream's upstream, and the real
+/// target's downstream. The request passes through to the real target's upstream, and the
+/// answer comes back the same way. The references are dropped as it ends, which breaks
+/// the cycle they make while it runs.
+final class StoppableExchange: ExchangeUpstream, ExchangeDownstream {
     fileprivate var downstream: (any ExchangeDownstream)?
     var upstream: (any ExchangeUpstream)?
     private let target: StoppableTarget
@@ -115,7 +90,7 @@ final class StoppableExchange: ExchangeUpstream {
 
     /// The answer is complete (or failed): forgets the downstream and returns it, if the
     /// exchange was still running. The upstream stays, for request body that may still
-    /// follow an early answer; it lets go of `Answer` itself when it finishes.
+    /// follow an early answer; it lets go of this exchange itself when it finishes.
     fileprivate func end() -> (any ExchangeDownstream)? {
         let downstream = self.downstream
         self.downstream = nil
@@ -134,5 +109,14 @@ final class StoppableExchange: ExchangeUpstream {
     }
 
     func downstreamWritabilityChanged() { upstream?.downstreamWritabilityChanged() }
-    var isWritable: Bool { upstream?.isWritable ?? false }
+    var canTakeRequestBody: Bool { upstream?.canTakeRequestBody ?? false }
+
+    // MARK: ExchangeDownstream: the real target's answer, on its way back
+
+    func exchangeReceivedHead(_ head: ProxyResponseHead) { downstream?.exchangeReceivedHead(head) }
+    func exchangeReceivedBody(_ body: ByteBuffer) { downstream?.exchangeReceivedBody(body) }
+    func exchangeReceivedEnd(trailers: HTTPHeaders?) { end()?.exchangeReceivedEnd(trailers: trailers) }
+    func exchangeFailed(_ error: ExchangeError) { end()?.exchangeFailed(error) }
+    func exchangeUpstreamWritabilityChanged() { downstream?.exchangeUpstreamWritabilityChanged() }
+    var canTakeResponseBody: Bool { downstream?.canTakeResponseBody ?? true }
 }

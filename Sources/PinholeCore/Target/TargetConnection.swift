@@ -121,7 +121,7 @@ final class TargetConnection: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        perform(machine.read(downstreamWritable: exchange?.downstream?.isWritable ?? true))
+        perform(machine.read(downstreamWritable: exchange?.downstream?.canTakeResponseBody ?? true))
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -22,7 +22,7 @@ final class TargetExchange: ExchangeUpstream {
     }
 
     /// Once the exchange is over, body that still comes is dropped: take it freely.
-    var isWritable: Bool { connection?.isWritable(for: self) ?? true }
+    var canTakeRequestBody: Bool { connection?.isWritable(for: self) ?? true }
 
     func sendBody(_ body: ByteBuffer) {
         connection?.sendBody(body, of: self)

@@ -22,7 +22,7 @@ final class DeferredUpstream: ExchangeUpstream {
         self.downstream = downstream
     }
 
-    var isWritable: Bool { upstream?.isWritable ?? (pendingBytes < Self.pendingLimit) }
+    var canTakeRequestBody: Bool { upstream?.canTakeRequestBody ?? (pendingBytes < Self.pendingLimit) }
 
     func sendBody(_ body: ByteBuffer) {
         if let upstream {
@@ -59,13 +59,13 @@ final class DeferredUpstream: ExchangeUpstream {
             real.cancel()
             return
         }
-        let wasWritable = isWritable
+        let wasWritable = canTakeRequestBody
         upstream = real
         for body in pending { real.sendBody(body) }
         pending.removeAll()
         pendingBytes = 0
         if let end { real.sendEnd(trailers: end) }
-        if !wasWritable, real.isWritable { downstream?.exchangeUpstreamWritabilityChanged() }
+        if !wasWritable, real.canTakeRequestBody { downstream?.exchangeUpstreamWritabilityChanged() }
         downstream = nil
     }
 

@@ -113,7 +113,9 @@ final class FairShareUpstream: ExchangeUpstream {
         }
         perform(action)
         // While in line the stream was told it could not send: now it may.
-        if !machine.isWaiting, upstream?.isWritable ?? false { downstream?.exchangeUpstreamWritabilityChanged() }
+        if !machine.isWaiting, upstream?.canTakeRequestBody ?? false {
+            downstream?.exchangeUpstreamWritabilityChanged()
+        }
     }
 
     private func startExchange(stallCheckIn: TimeAmount?) throws(ExchangeError) {
@@ -133,7 +135,7 @@ final class FairShareUpstream: ExchangeUpstream {
         // Starting or attaching can end the exchange at once (an app that answers
         // straight away): then there is nothing to watch.
         if let stallCheckIn, case .running = machine.state { scheduleStallCheck(in: stallCheckIn) }
-        perform(machine.appWritabilityChanged(takesMore: real.isWritable, now: loop.now))
+        perform(machine.appWritabilityChanged(takesMore: real.canTakeRequestBody, now: loop.now))
     }
 
     private func perform(_ action: FairShareStateMachine.Action) {
@@ -200,7 +202,7 @@ final class FairShareUpstream: ExchangeUpstream {
     // MARK: ExchangeUpstream (called by the stream)
 
     /// While in line, the stream returns no window: what it holds is one window at most.
-    var isWritable: Bool { machine.isWaiting ? false : (upstream?.isWritable ?? true) }
+    var canTakeRequestBody: Bool { machine.isWaiting ? false : (upstream?.canTakeRequestBody ?? true) }
 
     func sendBody(_ body: ByteBuffer) {
         perform(machine.requestBodyArrived(now: loop.now))
@@ -208,7 +210,7 @@ final class FairShareUpstream: ExchangeUpstream {
         // Upstreams report turning writable again, not turning unwritable (an HTTP/2
         // stream's producer is expected to ask): asked here, a body the app stops taking
         // (a breakpoint) stops the upload clock, as it should.
-        if !machine.isWaiting, let upstream, !upstream.isWritable {
+        if !machine.isWaiting, let upstream, !upstream.canTakeRequestBody {
             perform(machine.appWritabilityChanged(takesMore: false, now: loop.now))
         }
     }
@@ -223,7 +225,9 @@ final class FairShareUpstream: ExchangeUpstream {
     }
 
     func downstreamWritabilityChanged() {
-        if let downstream { perform(machine.downloadWritability(clientReads: downstream.isWritable, now: loop.now)) }
+        if let downstream {
+            perform(machine.downloadWritability(clientReads: downstream.canTakeResponseBody, now: loop.now))
+        }
         upstream?.downstreamWritabilityChanged()
     }
 
@@ -237,7 +241,7 @@ final class FairShareUpstream: ExchangeUpstream {
     fileprivate func receivedBody(_ body: ByteBuffer) {
         guard let downstream else { return }
         downstream.exchangeReceivedBody(body)
-        perform(machine.downloadWritability(clientReads: downstream.isWritable, now: loop.now))
+        perform(machine.downloadWritability(clientReads: downstream.canTakeResponseBody, now: loop.now))
     }
 
     fileprivate func ended(_ tell: (any ExchangeDownstream) -> Void) {
@@ -248,7 +252,7 @@ final class FairShareUpstream: ExchangeUpstream {
     fileprivate func upstreamWritabilityChanged() {
         // A DeferredUpstream's own notices while in line mean nothing to the stream.
         guard !machine.isWaiting, let upstream else { return }
-        perform(machine.appWritabilityChanged(takesMore: upstream.isWritable, now: loop.now))
+        perform(machine.appWritabilityChanged(takesMore: upstream.canTakeRequestBody, now: loop.now))
         downstream?.exchangeUpstreamWritabilityChanged()
     }
 }
@@ -266,7 +270,7 @@ private final class FairShareDownstream: ExchangeDownstream, ExchangeDeliveryObs
         self.share = share
     }
 
-    var isWritable: Bool { share?.downstream?.isWritable ?? true }
+    var canTakeResponseBody: Bool { share?.downstream?.canTakeResponseBody ?? true }
 
     func exchangeReceivedHead(_ head: ProxyResponseHead) { share?.receivedHead(head) }
     func exchangeReceivedBody(_ body: ByteBuffer) { share?.receivedBody(body) }
