@@ -67,7 +67,7 @@ final class CapturingExchange: ExchangeUpstream, ExchangeDownstream, ExchangeDel
             CapturedRequest(
                 id: 0, head: head, replayOf: replayOf, wallClock: store.wallClock(at: started), started: started,
                 deadline: deadline))
-        self.id = store.begin(slot)
+        self.id = store.begin(slot, replayOf: replayOf)
         self.store = store
         self.bodyLimit = store.limits.bodyBytes
         self.downstream = downstream

@@ -34,14 +34,12 @@ public final class InspectorStore: Sendable {
     ///
     /// The store's lock is never held while a slot's is taken: readers pick the slots out
     /// under the one, then read them under the other, so a record being encoded holds up
-    /// no one but a reader of that very record.
-    final class Slot: Sendable {
+    /// no one but a reader of that very record. A slot is a value (the lock's one object):
+    /// the index knows it by its request's id, which no other slot ever has.
+    struct Slot: Sendable {
         private let record: NIOLockedValueBox<CapturedRequest>
-        /// Read without the slot's lock (`replays(of:)`): it never changes.
-        let replayOf: Int?
 
         init(_ record: consuming CapturedRequest) {
-            self.replayOf = record.replayOf
             self.record = NIOLockedValueBox(record)
         }
 
@@ -54,8 +52,9 @@ public final class InspectorStore: Sendable {
 
     /// What the index holds for one id.
     private enum Entry {
-        /// In flight: its record is its slot's.
-        case live(Slot)
+        /// In flight: its record is its slot's. `replayOf` is kept beside it, for
+        /// `replays(of:)` to read without the slot's lock.
+        case live(Slot, replayOf: Int?)
         /// Finished: its compact form starts at this position of the ring (see `RecordRing`),
         /// while it has not been written over.
         case stored(position: Int)
@@ -87,10 +86,12 @@ public final class InspectorStore: Sendable {
             return entries[offset: offset]
         }
 
-        /// Whether `slot`, of request `id`, is still in the index and in flight.
-        func holds(_ slot: Slot, id: Int) -> Bool {
-            guard case .live(let held) = entry(id) else { return false }
-            return held === slot
+        /// Whether request `id` is still in the index and in flight. Its entry can only
+        /// be its own slot: ids are never given twice, and a cleared index starts after
+        /// the last one given.
+        func isLive(_ id: Int) -> Bool {
+            guard case .live = entry(id) else { return false }
+            return true
         }
 
         /// Whether the entry at the front is gone: written over in the ring, or dropped.
@@ -135,13 +136,13 @@ public final class InspectorStore: Sendable {
 
     /// Adds `slot`'s record under the next id, and returns that id. The record is built by
     /// the caller, outside the lock that every event loop's exchanges share.
-    func begin(_ slot: Slot) -> Int {
+    func begin(_ slot: Slot, replayOf: Int?) -> Int {
         let (id, listeners) = state.withLockedValue { state -> (Int, [@Sendable (Change) -> Void]?) in
             let id = state.nextID
             state.nextID += 1
             // Before the slot is in the index: no one else can reach it yet.
             slot.change { $0.id = id }
-            state.entries.append(.live(slot))
+            state.entries.append(.live(slot, replayOf: replayOf))
             state.trim()
             return (id, state.toTell)
         }
@@ -165,7 +166,7 @@ public final class InspectorStore: Sendable {
             return record.encoded()
         }
         let listeners = state.withLockedValue { state -> [@Sendable (Change) -> Void]? in
-            guard state.holds(slot, id: id) else { return nil }
+            guard state.isLive(id) else { return nil }
             let position = state.ring.append(bytes)
             state.entries[offset: id - state.oldest] = position.map { .stored(position: $0) } ?? .dropped
             state.trim()
@@ -196,7 +197,7 @@ public final class InspectorStore: Sendable {
     public func record(_ id: Int, _ extent: Extent = .whole) -> CapturedRequest? {
         let copy = state.withLockedValue { state -> CopiedEntry? in
             switch state.entry(id) {
-            case .live(let slot): return .live(slot)
+            case .live(let slot, _): return .live(slot)
             case .stored(let position):
                 var bytes = ByteBuffer()
                 return Self.copy(position, of: state.ring, extent, into: &bytes) ? .stored(bytes) : nil
@@ -224,7 +225,7 @@ public final class InspectorStore: Sendable {
             for entry in state.entries.reversed() {
                 guard taken.count < count else { break }
                 switch entry {
-                case .live(let slot): taken.append(.live(slot))
+                case .live(let slot, _): taken.append(.live(slot))
                 case .stored(let position):
                     let start = copied.writerIndex
                     if Self.copy(position, of: state.ring, extent, into: &copied) { taken.append(.copied(at: start)) }
@@ -273,7 +274,7 @@ public final class InspectorStore: Sendable {
             var found: [Int] = []
             for (offset, entry) in state.entries.enumerated() {
                 switch entry {
-                case .live(let slot) where slot.replayOf == id: found.append(state.oldest + offset)
+                case .live(_, let replayOf) where replayOf == id: found.append(state.oldest + offset)
                 case .stored(let position)
                 where state.ring.integer(at: position, offset: CapturedRequest.replayOfOffset, as: Int64.self)
                     == Int64(id):
