@@ -33,54 +33,60 @@ extension CapturedRequest {
         static let grpcTimeout: UInt8 = 8
     }
 
-    /// This record's bytes: its size is worked out first, then each field is written in
-    /// place (see `RecordWriter`) into an array of exactly that size, never filled with
-    /// zeros first: in a debug build (as CI tests), appending 1 MiB of zeros took 376 ms,
-    /// and 64 records with 1 MiB bodies, ended at once, held the agent's event loop for
-    /// some 20 s.
+    /// This record's bytes in an array of exactly their size (`encodedSize`), never
+    /// filled with zeros first: in a debug build (as CI tests), appending 1 MiB of zeros
+    /// took 376 ms, and 64 records with 1 MiB bodies, ended at once, held the agent's
+    /// event loop for some 20 s.
     func encoded() -> [UInt8] {
+        let size = encodedSize
+        return [UInt8](unsafeUninitializedCapacity: size) { space, initialized in
+            encode(into: UnsafeMutableRawBufferPointer(space))
+            initialized = size
+        }
+    }
+
+    /// Writes this record's bytes, each field in place (see `RecordWriter`), into `space`,
+    /// which must be exactly `encodedSize` bytes: the ring's own memory, or an array's.
+    func encode(into space: UnsafeMutableRawBufferPointer) {
         var flags: UInt8 = 0
         if deadlinePassed { flags |= Flag.deadlinePassed }
         if head.mayHaveBody { flags |= Flag.mayHaveBody }
         if head.clientProtocol == .http2 { flags |= Flag.http2 }
         if deadline?.source == "grpc-timeout" { flags |= Flag.grpcTimeout }
-        let size = encodedSize
+        let size = space.count
         let bodiesAt = size - Self.size(requestBody) - Self.size(responseBody)
-        return [UInt8](unsafeUninitializedCapacity: size) { space, initialized in
-            var writer = RecordWriter(UnsafeMutableRawBufferPointer(space))
-            writer.integer(UInt32(size))
-            writer.integer(UInt32(bodiesAt))
-            writer.integer(Int64(id))
-            writer.integer(Int64(replayOf ?? 0))
-            writer.integer(wallClock.bitPattern)
-            writer.integer(Self.stateCode(state))
-            writer.integer(flags)
-            writer.integer(Int32(status ?? -1))
-            writer.integer(deadline?.timeout.nanoseconds ?? 0)
-            writer.integer(timing.started.uptimeNanoseconds)
-            writer.integer(timing.delivered?.uptimeNanoseconds ?? 0)
-            writer.integer(timing.requestEnded?.uptimeNanoseconds ?? 0)
-            writer.integer(timing.responseStarted?.uptimeNanoseconds ?? 0)
-            writer.integer(timing.finished?.uptimeNanoseconds ?? 0)
-            Self.write(head.method.rawValue, with: &writer)
-            Self.write(head.path, with: &writer)
-            Self.write(head.authority, with: &writer)
-            Self.write(head.scheme, with: &writer)
-            Self.write(head.upgrade, with: &writer)
-            Self.write(error, with: &writer)
-            Self.write(head.headers, with: &writer)
-            Self.write(requestTrailers, with: &writer)
-            Self.write(responseHeaders, with: &writer)
-            Self.write(responseTrailers, with: &writer)
-            Self.write(requestBody, with: &writer)
-            Self.write(responseBody, with: &writer)
-            writer.finish()
-            initialized = size
-        }
+        var writer = RecordWriter(space)
+        writer.integer(UInt32(size))
+        writer.integer(UInt32(bodiesAt))
+        writer.integer(Int64(id))
+        writer.integer(Int64(replayOf ?? 0))
+        writer.integer(wallClock.bitPattern)
+        writer.integer(Self.stateCode(state))
+        writer.integer(flags)
+        writer.integer(Int32(status ?? -1))
+        writer.integer(deadline?.timeout.nanoseconds ?? 0)
+        writer.integer(timing.started.uptimeNanoseconds)
+        writer.integer(timing.delivered?.uptimeNanoseconds ?? 0)
+        writer.integer(timing.requestEnded?.uptimeNanoseconds ?? 0)
+        writer.integer(timing.responseStarted?.uptimeNanoseconds ?? 0)
+        writer.integer(timing.finished?.uptimeNanoseconds ?? 0)
+        Self.write(head.method.rawValue, with: &writer)
+        Self.write(head.path, with: &writer)
+        Self.write(head.authority, with: &writer)
+        Self.write(head.scheme, with: &writer)
+        Self.write(head.upgrade, with: &writer)
+        Self.write(error, with: &writer)
+        Self.write(head.headers, with: &writer)
+        Self.write(requestTrailers, with: &writer)
+        Self.write(responseHeaders, with: &writer)
+        Self.write(responseTrailers, with: &writer)
+        Self.write(requestBody, with: &writer)
+        Self.write(responseBody, with: &writer)
+        writer.finish()
     }
 
-    /// The bytes `encoded()` writes: the fixed-size fields, then the rest as they are written.
-    private var encodedSize: Int {
+    /// The bytes `encode(into:)` writes: the fixed-size fields, then the rest as they are written.
+    var encodedSize: Int {
         // Length, where the bodies start, id, replayOf, wall clock; state and flags;
         // status; deadline; 5 instants.
         let fixed = 4 + 4 + 8 + 8 + 8 + 1 + 1 + 4 + 8 + 5 * 8

@@ -31,13 +31,23 @@ struct RecordRing {
     /// Writes `record` after the last one, pushing out what it covers, and returns its
     /// position; nil (and nothing written) when it is larger than the whole ring.
     mutating func append(_ record: [UInt8]) -> Int? {
-        let length = record.count
+        record.withUnsafeBytes { source in append(length: source.count) { $0.copyMemory(from: source) } }
+    }
+
+    /// Makes room for a record of `length` bytes after the last one, pushing out what it
+    /// covers, and has `write` fill exactly that room in place; returns its position, or
+    /// nil (and calls nothing) when it is larger than the whole ring.
+    mutating func append(length: Int, _ write: (UnsafeMutableRawBufferPointer) -> Void) -> Int? {
         guard length <= capacity else { return nil }
         // A record does not wrap: past the end, it starts again at the beginning.
         let place = head % capacity
         if place + length > capacity { head += capacity - place }
         tail = max(tail, head + length - capacity)
-        bytes.setBytes(record, at: head % capacity)
+        let start = head % capacity
+        // The whole ring is readable (its writer index is at its capacity).
+        bytes.withUnsafeMutableReadableBytes { ring in
+            write(UnsafeMutableRawBufferPointer(rebasing: ring[start..<start + length]))
+        }
         defer { head += length }
         return head
     }

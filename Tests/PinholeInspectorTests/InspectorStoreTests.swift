@@ -120,6 +120,34 @@ struct InspectorStoreTests {
         #expect(inspector.store.record(1) == nil)
     }
 
+    /// A small record is written into the ring in place, under the store's lock; a larger
+    /// one is encoded into an array first. Both must come back as written, also when they
+    /// land at the ring's end and start again at its beginning.
+    @Test("small records written in place and large ones copied in come back whole, round and round the ring")
+    func inPlaceAndCopied() throws {
+        let loop = EmbeddedEventLoop()
+        let inspector = Inspector(limits: .init(bodyBytes: 8192, totalBytes: 16 * 1024))
+        let scripted = ScriptedTarget()
+        let target = inspector.capture(scripted)
+        for index in 0..<60 {
+            let size = index.isMultiple(of: 3) ? InspectorStore.largestWrittenUnderLock + 900 : 40 + index
+            let fill = UInt8(ascii: "a") + UInt8(index % 26)
+            let upstream = try target.startExchange(Self.head("/\(index)"), downstream: SinkDownstream(), on: loop)
+            upstream.sendBody(ByteBuffer(repeating: fill, count: size))
+            upstream.sendEnd(trailers: nil)
+            scripted.upstreams[index].answer(ByteBuffer(repeating: fill &+ 1, count: size / 2))
+
+            let record = try #require(inspector.store.record(index + 1), "record \(index + 1) is gone at once")
+            #expect(record.path == "/\(index)" && record.state == .complete)
+            #expect(record.requestBody.kept == ByteBuffer(repeating: fill, count: size))
+            #expect(record.responseBody.kept == ByteBuffer(repeating: fill &+ 1, count: size / 2))
+            #expect(inspector.store.retainedBytes <= 16 * 1024)
+        }
+        let kept = inspector.store.all()
+        #expect(kept.count > 2 && kept.count < 60)
+        #expect(kept.map(\.id) == Array((61 - kept.count)...60), "the newest are kept, in order")
+    }
+
     /// Each thread encodes its finished records outside the store's lock: records finished
     /// on several threads at once must each come back whole.
     @Test("exchanges on several threads at once are each kept whole, in flight and finished")
