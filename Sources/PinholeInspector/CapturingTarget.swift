@@ -43,7 +43,7 @@ public struct CapturingTarget: ExchangeTarget {
 /// and goes with it. While it runs, the store holds its `slot`, which it changes without
 /// looking it up; when it ends, the store writes the record into the ring, and lets the
 /// slot go.
-final class CapturingExchange: ExchangeUpstream, ExchangeDownstream, ExchangeDeliveryObserving {
+final class CapturingExchange: ExchangeUpstream, ExchangeDownstream {
     let id: Int
     private let slot: InspectorStore.Slot
     private let store: InspectorStore

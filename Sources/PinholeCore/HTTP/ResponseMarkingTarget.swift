@@ -22,7 +22,7 @@ public struct ResponseMarkingTarget: ExchangeTarget {
 
 /// Passes everything on, adding the fields to the response head. It lives as long as
 /// the upstream holds it, which ends with the exchange.
-private final class MarkingDownstream: ExchangeDownstream, ExchangeDeliveryObserving {
+private final class MarkingDownstream: ExchangeDownstream {
     private let inner: any ExchangeDownstream
     private let fields: [(name: String, value: String)]
 
@@ -42,5 +42,5 @@ private final class MarkingDownstream: ExchangeDownstream, ExchangeDeliveryObser
     func exchangeReceivedEnd(trailers: HTTPHeaders?) { inner.exchangeReceivedEnd(trailers: trailers) }
     func exchangeFailed(_ error: ExchangeError) { inner.exchangeFailed(error) }
     func exchangeUpstreamWritabilityChanged() { inner.exchangeUpstreamWritabilityChanged() }
-    func exchangeRequestDelivered() { (inner as? any ExchangeDeliveryObserving)?.exchangeRequestDelivered() }
+    func exchangeRequestDelivered() { inner.exchangeRequestDelivered() }
 }

@@ -206,7 +206,7 @@ final class TargetConnection: ChannelDuplexHandler {
     private func startRequest(writeHead: Bool, replayEnd: Bool, scheduleFlush: Bool) {
         guard let context, let exchange else { return }
         // The request reaches the app now (the inspector's "queued" time ends here).
-        (exchange.downstream as? any ExchangeDeliveryObserving)?.exchangeRequestDelivered()
+        exchange.downstream?.exchangeRequestDelivered()
         let head = exchange.head
         parser.expectResponse(bodyAllowed: head.allowsResponseBody, mayUpgrade: head.upgrade != nil)
         if writeHead { writer.head(request: head, hasBody: false) }

@@ -108,7 +108,7 @@ final class AppConnection {
                 head, downstream: downstream, connection: connection, peer: peer)
             // Its HEADERS are with the app's connection, written this tick: the inspector's
             // "queued" time ends here, as when an HTTP/1.1 request's head is written.
-            (downstream as? any ExchangeDeliveryObserving)?.exchangeRequestDelivered()
+            downstream.exchangeRequestDelivered()
             return upstream
         } catch {
             // Closed or draining: the next request connects again.

@@ -263,7 +263,7 @@ extension FairShareUpstream: Sendable {}
 /// The downstream the real exchange sees: everything goes on to the stream through the
 /// `FairShareUpstream`, which watches. It holds the share weakly, so the real exchange
 /// does not keep the share alive after its stream closed.
-private final class FairShareDownstream: ExchangeDownstream, ExchangeDeliveryObserving {
+private final class FairShareDownstream: ExchangeDownstream {
     private weak var share: FairShareUpstream?
 
     init(_ share: FairShareUpstream) {
@@ -278,6 +278,6 @@ private final class FairShareDownstream: ExchangeDownstream, ExchangeDeliveryObs
     func exchangeFailed(_ error: ExchangeError) { share?.ended { $0.exchangeFailed(error) } }
     func exchangeUpstreamWritabilityChanged() { share?.upstreamWritabilityChanged() }
     func exchangeRequestDelivered() {
-        (share?.downstream as? any ExchangeDeliveryObserving)?.exchangeRequestDelivered()
+        share?.downstream?.exchangeRequestDelivered()
     }
 }
