@@ -119,7 +119,7 @@ extension HTTP2Connection {
             return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         stream.incomingHeaders.add(
-            name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+            name: HeaderNameTable.string(name), value: String(decoding: value, as: UTF8.self))
         return 0
     }
 

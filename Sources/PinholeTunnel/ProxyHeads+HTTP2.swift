@@ -45,7 +45,8 @@ extension ProxyRequestHead {
         // An array, not HTTPHeaders.add, which would recheck each name for non-ASCII
         // bytes: nghttp2 has already refused any name that is not a lowercase token.
         var headers: [(String, String)] = []
-        headers.reserveCapacity(fields.count)
+        // Room for the X-Forwarded-* fields the public side adds, so they do not regrow it.
+        headers.reserveCapacity(fields.count + 3)
         // HTTP/2 clients may split Cookie into one field per pair; an HTTP/1.1 app
         // expects one line (RFC 9113 §8.2.3), so they are joined with "; ".
         var cookieIndex: Int?
