@@ -32,10 +32,13 @@ public final class InspectorStore: Sendable {
     /// for each change and held while a finished record was encoded, the embedded relay's
     /// two event loops waited on each other in the kernel (futex waits in profiles).
     ///
-    /// The store's lock is never held while a slot's is taken (the reverse is allowed):
-    /// readers pick the slots out under the one, then read them under the other, so a
-    /// record being encoded holds up no one but a reader of that very record. A slot is a value (the lock's one object):
-    /// the index knows it by its request's id, which no other slot ever has.
+    /// The store's lock is never held while a published slot's is taken: readers pick the
+    /// slots out under the one, then read them under the other. (`begin` sets the id of a
+    /// slot not yet in the index, which no one else can hold.) The reverse is allowed:
+    /// `finish` writes a small record into the ring under both; a large one is encoded
+    /// under its slot's lock only, holding up no one but a reader of that very record.
+    /// A slot is a value (the lock's one object): the index knows it by its request's id,
+    /// which no other slot ever has.
     struct Slot: Sendable {
         private let record: NIOLockedValueBox<CapturedRequest>
 

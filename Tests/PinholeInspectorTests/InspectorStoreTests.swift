@@ -148,8 +148,9 @@ struct InspectorStoreTests {
         #expect(kept.map(\.id) == Array((61 - kept.count)...60), "the newest are kept, in order")
     }
 
-    /// Each thread encodes its finished records outside the store's lock: records finished
-    /// on several threads at once must each come back whole.
+    /// Threads finish records at once, most written into the ring in place under the
+    /// store's lock, every tenth (over 4 KiB) encoded outside it first; each thread also
+    /// reads, as the page does. Every record must come back whole.
     @Test("exchanges on several threads at once are each kept whole, in flight and finished")
     func threadsAtOnce() throws {
         let inspector = Inspector()
@@ -163,12 +164,14 @@ struct InspectorStoreTests {
                 let path = "/\(thread)/\(index)"
                 guard let upstream = try? target.startExchange(Self.head(path), downstream: SinkDownstream(), on: loop)
                 else { return }
-                upstream.sendBody(ByteBuffer(string: path))
+                upstream.sendBody(ByteBuffer(string: Self.body(of: path, index: index)))
                 upstream.sendEnd(trailers: nil)
                 // Read in flight, as the page does, while other threads finish theirs.
                 let live = (upstream as? CapturingExchange).flatMap { inspector.store.record($0.id) }
                 #expect(live?.path == path && live?.state == .pending)
                 scripted.upstreams[index].answer(ByteBuffer(string: "answer to " + path))
+                let newest = inspector.store.newest(3, .withoutBodies)
+                #expect(!newest.isEmpty && newest.count <= 3 && newest.allSatisfy { $0.path.hasPrefix("/") })
             }
         }
         let kept = inspector.store.all()
@@ -176,9 +179,16 @@ struct InspectorStoreTests {
         #expect(Set(kept.map(\.id)).count == kept.count, "every request has an id of its own")
         for record in kept {
             #expect(record.state == .complete)
-            #expect(String(buffer: record.requestBody.kept) == record.path)
+            let index = Int(record.path.split(separator: "/").last ?? "") ?? -1
+            #expect(String(buffer: record.requestBody.kept) == Self.body(of: record.path, index: index))
             #expect(String(buffer: record.responseBody.kept) == "answer to " + record.path)
         }
+    }
+
+    /// The request body of `threadsAtOnce`'s exchange `index`: every tenth is larger than
+    /// what the store writes in place.
+    static func body(of path: String, index: Int) -> String {
+        index.isMultiple(of: 10) ? String(repeating: path, count: InspectorStore.largestWrittenUnderLock / 4) : path
     }
 
     /// An app may answer before it reads the body (an early 413): the body's end comes

@@ -30,9 +30,9 @@ public protocol ExchangeDownstream: AnyObject {
     /// Whether more response body can be taken now.
     var canTakeResponseBody: Bool { get }
     /// The request reached the application: its head was written to a connection to the
-    /// target. The inspector's "queued" time ends there; a layer between the two sides
-    /// passes it on if something beyond it may want it. Called once, by the upstream that
-    /// writes to the app. A requirement with a default, not a protocol to cast to: a cast
+    /// target. The inspector's "queued" time ends there. Called once, by the upstream that
+    /// writes to the app; a layer between the two sides that the capture may sit behind
+    /// (the tunnel's mark, the fair share) passes it on. A requirement with a default, not a protocol to cast to: a cast
     /// per request showed in profiles (a runtime conformance lookup, failing for most).
     func exchangeRequestDelivered()
 }
