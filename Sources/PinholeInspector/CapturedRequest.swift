@@ -130,13 +130,22 @@ public struct CallerDeadline: Sendable, Equatable {
         self.source = source
     }
 
+    /// Envoy's header wins over gRPC's. The fields are read in one pass, comparing only
+    /// names of the right length: every captured request is asked.
     init?(headers: HTTPHeaders) {
-        if let value = headers.first(name: "x-envoy-expected-rq-timeout-ms"), let milliseconds = Int64(value),
-            milliseconds > 0
-        {
+        var envoy: String?
+        var grpc: String?
+        for (name, value) in headers {
+            switch name.utf8.count {
+            case 30 where envoy == nil && name.isFieldName("x-envoy-expected-rq-timeout-ms"): envoy = value
+            case 12 where grpc == nil && name.isFieldName("grpc-timeout"): grpc = value
+            default: continue
+            }
+        }
+        if let value = envoy, let milliseconds = Int64(value), milliseconds > 0 {
             self.timeout = .milliseconds(milliseconds)
             self.source = "x-envoy-expected-rq-timeout-ms"
-        } else if let value = headers.first(name: "grpc-timeout"), let timeout = Self.grpcTimeout(value) {
+        } else if let value = grpc, let timeout = Self.grpcTimeout(value) {
             self.timeout = timeout
             self.source = "grpc-timeout"
         } else {

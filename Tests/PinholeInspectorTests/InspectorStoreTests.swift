@@ -222,6 +222,15 @@ struct InspectorStoreTests {
         #expect(CallerDeadline(headers: ["grpc-timeout": "123456789S"]) == nil, "more than 8 digits")
         #expect(CallerDeadline(headers: ["x-envoy-expected-rq-timeout-ms": "soon"]) == nil)
         #expect(CallerDeadline(headers: [:]) == nil)
+        // Names in any case; Envoy's wins; an unreadable Envoy value leaves gRPC's.
+        #expect(CallerDeadline(headers: ["X-Envoy-Expected-Rq-Timeout-Ms": "40"])?.timeout == .milliseconds(40))
+        #expect(CallerDeadline(headers: ["GRPC-Timeout": "3S"])?.timeout == .seconds(3))
+        let both: HTTPHeaders = ["grpc-timeout": "1S", "x-envoy-expected-rq-timeout-ms": "500"]
+        #expect(CallerDeadline(headers: both)?.source == "x-envoy-expected-rq-timeout-ms")
+        let unreadable: HTTPHeaders = ["x-envoy-expected-rq-timeout-ms": "0", "grpc-timeout": "7m"]
+        #expect(CallerDeadline(headers: unreadable)?.timeout == .milliseconds(7))
+        #expect(CallerDeadline(headers: ["grpc-timeout": "5m", "grpc-timeout": "9m"])?.timeout == .milliseconds(5))
+        #expect(CallerDeadline(headers: ["x-envoy-expected-rq-timeout-mz": "40", "grpc-timeoux": "1S"]) == nil)
     }
 
     @Test("the feed's hand-written summary is the same JSON object as the encoded one")

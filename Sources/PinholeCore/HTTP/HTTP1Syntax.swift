@@ -320,3 +320,11 @@ enum HopByHop {
             }
     }
 }
+
+extension String {
+    /// Whether this field name is `lowercase` (which must be lowercase), ASCII case
+    /// ignored: one pass over the bytes, no lowercased copy.
+    public func isFieldName(_ lowercase: String) -> Bool {
+        HopByHop.equalsIgnoringCase(utf8, lowercase)
+    }
+}
