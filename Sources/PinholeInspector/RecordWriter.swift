@@ -29,10 +29,15 @@ struct RecordWriter {
         offset += source.count
     }
 
-    /// The string's UTF-8 bytes (a string not stored as UTF-8 is made so first).
+    /// The string's UTF-8 bytes, read where they are: a native string's storage, without
+    /// the copy (and its retain and release) that `withUTF8`, being mutating, would take.
+    /// A string not stored as UTF-8 (bridged) is made so first.
     mutating func utf8(_ text: String) {
-        var text = text
-        text.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
+        let done: Void? = text.utf8.withContiguousStorageIfAvailable { bytes(UnsafeRawBufferPointer($0)) }
+        if done == nil {
+            var text = text
+            text.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
+        }
     }
 
     func finish() {
