@@ -2,6 +2,9 @@
 // no formatter objects, no intermediate strings. Widths count characters (Unicode
 // scalars), which is what a terminal column is for the text a log line holds.
 
+/// What `appendSpaces` copies from.
+private let lineSpaces: StaticString = "                                                                "
+
 extension Array where Element == UInt8 {
     mutating func append(ascii text: StaticString) {
         text.withUTF8Buffer { append(contentsOf: $0) }
@@ -11,9 +14,15 @@ extension Array where Element == UInt8 {
         append(contentsOf: text.utf8)
     }
 
+    /// Copied from a run of spaces rather than appended one by one from
+    /// `repeatElement` (a generic sequence): padding showed in profiles of the request log.
     mutating func appendSpaces(_ count: Int) {
-        guard count > 0 else { return }
-        append(contentsOf: repeatElement(UInt8(ascii: " "), count: count))
+        var left = count
+        while left > 0 {
+            let run = Swift.min(left, lineSpaces.utf8CodeUnitCount)
+            lineSpaces.withUTF8Buffer { append(contentsOf: UnsafeBufferPointer(rebasing: $0.prefix(run))) }
+            left -= run
+        }
     }
 
     /// `text` left-aligned in `width` columns.
@@ -70,7 +79,7 @@ extension Array where Element == UInt8 {
         appendSpaces(width - length)
         if value < 0 { append(UInt8(ascii: "-")) }
         let end = count + digits
-        append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digits))
+        appendSpaces(digits)  // room for the digits, written below from the last one back
         var index = end - 1
         repeat {
             self[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
