@@ -61,6 +61,21 @@ public protocol ExchangeTarget: Sendable {
     func startExchange(
         _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop
     ) throws(ExchangeError) -> any ExchangeUpstream
+
+    /// What the per-tunnel cap on requests in flight counts this target by (see
+    /// `InFlightLimits`): a class's identity (a tunnel is one), nil for a struct, which
+    /// counts per address only. A requirement with a default for each, so asking costs a
+    /// call, not the runtime casts (`as Any`, `is AnyClass`, `as AnyObject`) that showed
+    /// in relay profiles on every request.
+    var tunnelIdentity: ObjectIdentifier? { get }
+}
+
+extension ExchangeTarget {
+    public var tunnelIdentity: ObjectIdentifier? { nil }
+}
+
+extension ExchangeTarget where Self: AnyObject {
+    public var tunnelIdentity: ObjectIdentifier? { ObjectIdentifier(self) }
 }
 
 /// Called once per finished exchange, for the agent's request log.

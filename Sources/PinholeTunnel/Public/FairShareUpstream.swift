@@ -85,7 +85,7 @@ final class FairShareUpstream: ExchangeUpstream {
         }
         let loop = self.loop
         let share = NIOLoopBound(self, eventLoop: loop)
-        let admission = inFlight.admit(address: client, tunnel: InFlightLimits.tunnel(of: target)) { slot in
+        let admission = inFlight.admit(address: client, tunnel: target.tunnelIdentity) { slot in
             loop.execute { share.value.placeCame(slot) }
         }
         switch admission {
