@@ -178,6 +178,26 @@ struct InFlightLimitsTests {
         #expect(limits.inFlight(from: group("192.0.2.1")) == 2)
     }
 
+    @Test("the wake-up is made only for a request that goes in line, and is the one called")
+    func wakeMadeOnlyInLine() throws {
+        let limits = InFlightLimits(caps: .init(perAddress: 1, perTunnel: 10))
+        let tunnel = ObjectIdentifier(Tunnel.self)
+        let woken = WokenSlots()
+        var made = 0
+        func wake() -> @Sendable (InFlightLimits.Slot) -> Void {
+            made += 1
+            return woken.add
+        }
+        guard case .admitted(let slot) = limits.admit(address: group("192.0.2.1"), tunnel: tunnel, wake: wake())
+        else { throw TestFailure("not admitted") }
+        #expect(made == 0, "a wake-up was made for a request admitted at once")
+        guard case .waiting = limits.admit(address: group("192.0.2.1"), tunnel: tunnel, wake: wake())
+        else { throw TestFailure("not waiting") }
+        #expect(made == 1)
+        limits.release(slot)
+        #expect(woken.count == 1, "the waiting request's own wake-up was not called")
+    }
+
     @Test("past the per-tunnel cap requests wait in a line no longer than the cap, then are refused at once")
     func perTunnel() throws {
         let limits = InFlightLimits(caps: .init(perAddress: 100, perTunnel: 1))

@@ -83,9 +83,11 @@ public final class InFlightLimits: Sendable {
     }
 
     /// Takes a place for a request from `address` through `tunnel` (nil: a target that
-    /// is not a tunnel, counted per address only), or puts it in line.
+    /// is not a tunnel, counted per address only), or puts it in line. `wake` is made only
+    /// for a request that goes in line: most get a place at once, and a closure made for
+    /// each of them (it is kept, so its captures go on the heap) showed in profiles.
     public func admit(
-        address: AddressGroup, tunnel: ObjectIdentifier?, wake: @escaping @Sendable (Slot) -> Void
+        address: AddressGroup, tunnel: ObjectIdentifier?, wake: @autoclosure () -> @Sendable (Slot) -> Void
     ) -> Admission {
         let tunnel = caps.countsTunnels ? tunnel : nil
         return state.withLockedValue { state in
@@ -97,7 +99,7 @@ public final class InFlightLimits: Sendable {
             let limit = Self.limitMet(address: address, tunnel: tunnel, caps: caps, state)
             guard state.lines[tunnel, default: []].count < caps.perTunnel else { return .refused(limit) }
             state.nextTicket += 1
-            state.lines[tunnel, default: []].append(Waiter(id: state.nextTicket, address: address, wake: wake))
+            state.lines[tunnel, default: []].append(Waiter(id: state.nextTicket, address: address, wake: wake()))
             return .waiting(Ticket(id: state.nextTicket, tunnel: tunnel), limit)
         }
     }

@@ -19,9 +19,9 @@ extension PublicRequestHandler {
         let tunnel = target.tunnelIdentity
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
-        let admission = inFlight.admit(address: clientGroup, tunnel: tunnel) { slot in
-            loop.execute { handler.value.admitted(number: number, slot: slot) }
-        }
+        let admission = inFlight.admit(
+            address: clientGroup, tunnel: tunnel,
+            wake: { slot in loop.execute { handler.value.admitted(number: number, slot: slot) } })
         switch admission {
         case .admitted(let slot):
             current?.slot = slot

@@ -85,9 +85,9 @@ final class FairShareUpstream: ExchangeUpstream {
         }
         let loop = self.loop
         let share = NIOLoopBound(self, eventLoop: loop)
-        let admission = inFlight.admit(address: client, tunnel: target.tunnelIdentity) { slot in
-            loop.execute { share.value.placeCame(slot) }
-        }
+        let admission = inFlight.admit(
+            address: client, tunnel: target.tunnelIdentity,
+            wake: { slot in loop.execute { share.value.placeCame(slot) } })
         switch admission {
         case .admitted(let slot):
             try startAtOnce(machine.admitted(slot, now: loop.now))
