@@ -85,7 +85,9 @@ public final class InFlightLimits: Sendable {
     /// Takes a place for a request from `address` through `tunnel` (nil: a target that
     /// is not a tunnel, counted per address only), or puts it in line. `wake` is made only
     /// for a request that goes in line: most get a place at once, and a closure made for
-    /// each of them (it is kept, so its captures go on the heap) showed in profiles.
+    /// each of them (it is kept, so its captures go on the heap) showed in profiles. It is
+    /// made under this object's lock: the expression must only build the closure, never
+    /// take a lock or call back in.
     public func admit(
         address: AddressGroup, tunnel: ObjectIdentifier?, wake: @autoclosure () -> @Sendable (Slot) -> Void
     ) -> Admission {
