@@ -24,6 +24,13 @@ struct FairShareStateMachineTests {
 
     private var limit: InFlightLimits.Limit { .perAddress(1, AddressGroup(nil)) }
 
+    /// A machine for a request with `body`, admitted at `start` without caps (no place).
+    private func running(_ body: FairShareStateMachine.RequestBody) -> FairShareStateMachine {
+        var machine = FairShareStateMachine(stallTimeout: stall, requestBody: body)
+        _ = machine.admitted(nil, now: start)
+        return machine
+    }
+
     @Test("admitted at once: a bodiless request starts with no stall check; its end gives the place back")
     func admittedAtOnce() {
         let (_, slot, _) = placeAndTicket()
@@ -108,18 +115,15 @@ struct FairShareStateMachineTests {
 
     @Test("a body awaited but not begun: its end, the answer, or the app's pauses start no clock")
     func firstPieceNeverCame() {
-        var ended = FairShareStateMachine(stallTimeout: stall, requestBody: .unannounced)
-        _ = ended.admitted(nil, now: start)
+        var ended = running(.unannounced)
         ended.requestEnded()
         #expect(ended.requestBodyArrived(now: start + .seconds(1)) == .none, "no upload clock after the end")
 
-        var answered = FairShareStateMachine(stallTimeout: stall, requestBody: .unannounced)
-        _ = answered.admitted(nil, now: start)
+        var answered = running(.unannounced)
         answered.responseHeadArrived(final: true)
         #expect(answered.requestBodyArrived(now: start + .seconds(1)) == .none, "full duplex: no upload clock")
 
-        var paused = FairShareStateMachine(stallTimeout: stall, requestBody: .unannounced)
-        _ = paused.admitted(nil, now: start)
+        var paused = running(.unannounced)
         #expect(paused.appWritabilityChanged(takesMore: false, now: start + .seconds(1)) == .none)
         #expect(paused.appWritabilityChanged(takesMore: true, now: start + .seconds(2)) == .none)
         #expect(paused.requestBodyArrived(now: start + .seconds(3)) == .checkStall(in: stall), "the first piece")
@@ -141,8 +145,7 @@ struct FairShareStateMachineTests {
 
     @Test("an app that takes no body (a breakpoint) stops the upload clock; taking again restarts it")
     func appPausedStopsUploadClock() {
-        var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
-        _ = machine.admitted(nil, now: start)
+        var machine = running(.announced)
         #expect(machine.appWritabilityChanged(takesMore: false, now: start + .seconds(1)) == .none)
         #expect(machine.stallCheckDue(now: start + .seconds(60)) == .none, "no clock runs: the check goes idle")
         #expect(machine.appWritabilityChanged(takesMore: true, now: start + .seconds(600)) == .checkStall(in: stall))
@@ -152,17 +155,14 @@ struct FairShareStateMachineTests {
 
     @Test("a finished body, or an answer begun (full duplex), stops the upload clock; 1xx does not")
     func uploadSettles() {
-        var ended = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
-        _ = ended.admitted(nil, now: start)
+        var ended = running(.announced)
         ended.requestEnded()
         #expect(ended.stallCheckDue(now: start + .seconds(600)) == .none)
 
-        var answered = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
-        _ = answered.admitted(nil, now: start)
+        var answered = running(.announced)
         answered.responseHeadArrived(final: false)
         #expect(answered.stallCheckDue(now: start + .seconds(60)) == uploadCut)
-        var duplex = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
-        _ = duplex.admitted(nil, now: start)
+        var duplex = running(.announced)
         duplex.responseHeadArrived(final: true)
         #expect(duplex.stallCheckDue(now: start + .seconds(600)) == .none)
     }
