@@ -24,10 +24,12 @@ struct FairShareStateMachineTests {
 
     private var limit: InFlightLimits.Limit { .perAddress(1, AddressGroup(nil)) }
 
-    /// A machine for a request with `body`, admitted at `start` without caps (no place).
+    /// A machine for a request with `body`, admitted at `start` without caps (no place),
+    /// its exchange started.
     private func running(_ body: FairShareStateMachine.RequestBody) -> FairShareStateMachine {
         var machine = FairShareStateMachine(stallTimeout: stall, requestBody: body)
         _ = machine.admitted(nil, now: start)
+        _ = machine.exchangeStarted()
         return machine
     }
 
@@ -35,7 +37,8 @@ struct FairShareStateMachineTests {
     func admittedAtOnce() {
         let (_, slot, _) = placeAndTicket()
         var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .none)
-        #expect(machine.admitted(slot, now: start) == .startExchange(stallCheckIn: nil))
+        #expect(machine.admitted(slot, now: start) == .startExchange)
+        #expect(machine.exchangeStarted() == .none)
         #expect(machine.exchangeEnded() == .finished(slot))
         #expect(machine.exchangeEnded() == .none)
         #expect(machine.clientWentAway() == .none)
@@ -75,7 +78,8 @@ struct FairShareStateMachineTests {
         let (_, slot, ticket) = placeAndTicket()
         var machine = FairShareStateMachine(stallTimeout: nil, requestBody: .none)
         _ = machine.queued(ticket, limit: limit, wait: .seconds(5))
-        #expect(machine.admitted(slot, now: start) == .startExchange(stallCheckIn: nil))
+        #expect(machine.admitted(slot, now: start) == .startExchange)
+        #expect(machine.exchangeStarted() == .none)
         #expect(machine.waitEnded() == .none)
         #expect(machine.clientWentAway() == .cancelExchange(slot))
 
@@ -94,7 +98,8 @@ struct FairShareStateMachineTests {
     @Test("a client that sends no body while the app takes it is cut off after the stall timeout, with 408")
     func uploadStall() {
         var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
-        #expect(machine.admitted(nil, now: start) == .startExchange(stallCheckIn: stall))
+        #expect(machine.admitted(nil, now: start) == .startExchange)
+        #expect(machine.exchangeStarted() == .checkStall(in: stall))
         #expect(machine.requestBodyArrived(now: start + .seconds(10)) == .none, "a check is already scheduled")
         #expect(machine.stallCheckDue(now: start + .seconds(60)) == .checkStall(in: .seconds(10)))
         let action = machine.stallCheckDue(now: start + .seconds(70))
@@ -107,10 +112,24 @@ struct FairShareStateMachineTests {
     @Test("a body of no announced length has no upload clock until its first piece; then it runs")
     func unannouncedBodyWaitsForItsFirstPiece() {
         var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .unannounced)
-        #expect(machine.admitted(nil, now: start) == .startExchange(stallCheckIn: nil), "no clock, no check")
+        #expect(machine.admitted(nil, now: start) == .startExchange)
+        #expect(machine.exchangeStarted() == .none, "no clock, no check")
         #expect(machine.requestBodyArrived(now: start + .seconds(3_600)) == .checkStall(in: stall), "an hour later")
         #expect(machine.stallCheckDue(now: start + .seconds(3_630)) == .checkStall(in: .seconds(30)))
         #expect(machine.stallCheckDue(now: start + .seconds(3_660)) == uploadCut)
+    }
+
+    @Test("an exchange that ended while it started (an app answering at once) gets no stall check")
+    func endedWhileStarting() {
+        var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
+        #expect(machine.admitted(nil, now: start) == .startExchange)
+        #expect(machine.exchangeEnded() == .finished(nil))
+        #expect(machine.exchangeStarted() == .none, "a check for an exchange already over")
+
+        var started = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
+        _ = started.admitted(nil, now: start)
+        #expect(started.exchangeStarted() == .checkStall(in: stall))
+        #expect(started.exchangeStarted() == .none, "one check at a time")
     }
 
     @Test("a body awaited but not begun: its end, the answer, or the app's pauses start no clock")
@@ -173,7 +192,8 @@ struct FairShareStateMachineTests {
         var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
         _ = machine.queued(ticket, limit: limit, wait: .seconds(5))
         machine.requestEnded()
-        #expect(machine.admitted(slot, now: start) == .startExchange(stallCheckIn: nil))
+        #expect(machine.admitted(slot, now: start) == .startExchange)
+        #expect(machine.exchangeStarted() == .none)
     }
 
     @Test("a client that reads none of the answer is cut off; reading again restarts the clock")
@@ -198,7 +218,8 @@ struct FairShareStateMachineTests {
     @Test("no stall timeout: no clock at all")
     func noStallTimeout() {
         var machine = FairShareStateMachine(stallTimeout: nil, requestBody: .announced)
-        #expect(machine.admitted(nil, now: start) == .startExchange(stallCheckIn: nil))
+        #expect(machine.admitted(nil, now: start) == .startExchange)
+        #expect(machine.exchangeStarted() == .none)
         #expect(machine.downloadWritability(clientReads: false, now: start) == .none)
         #expect(machine.stallCheckDue(now: start + .hours(1)) == .none)
     }

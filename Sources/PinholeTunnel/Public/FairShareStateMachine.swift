@@ -65,8 +65,8 @@ struct FairShareStateMachine {
 
     enum Action: Equatable {
         case none
-        /// Start the real exchange now, and look for a stall in `stallCheckIn` (if set).
-        case startExchange(stallCheckIn: TimeAmount?)
+        /// Start the real exchange now, then tell `exchangeStarted`.
+        case startExchange
         /// Wait in line; at `deadlineIn`, `waitEnded`.
         case waitInLine(deadlineIn: TimeAmount)
         /// No place, and no room in line: answer `error` at once.
@@ -142,10 +142,8 @@ struct FairShareStateMachine {
                 case .announced: .open(movedAt: now, appTakesMore: true)
                 case .unannounced: .awaitingFirstPiece
                 }
-            var running = Running(slot: slot, upload: upload)
-            let stallCheckIn = armStallCheck(&running)
-            state = .running(running)
-            return .startExchange(stallCheckIn: stallCheckIn)
+            state = .running(Running(slot: slot, upload: upload))
+            return .startExchange
         case .running, .over:
             return slot.map { .release($0) } ?? .none
         }
@@ -169,6 +167,12 @@ struct FairShareStateMachine {
         guard case .waiting(let ticket, let limit, let wait) = state else { return .none }
         state = .over
         return .giveUp(ticket, .tooManyInFlight(limit, waited: wait))
+    }
+
+    /// The real exchange started: a check to schedule if a clock runs. Nothing if the
+    /// exchange already ended while starting (an app that answers at once).
+    mutating func exchangeStarted() -> Action {
+        updateRunning { _ in }
     }
 
     /// The real exchange could not start (the agent left meanwhile, say).
@@ -239,15 +243,13 @@ struct FairShareStateMachine {
     /// Response body was handed to the stream, or the stream's writability changed:
     /// `clientReads` is whether it takes more now.
     mutating func downloadWritability(clientReads: Bool, now: NIODeadline) -> Action {
-        guard case .running(var running) = state else { return .none }
-        if clientReads {
-            running.downloadBlockedSince = nil
-        } else if running.downloadBlockedSince == nil {
-            running.downloadBlockedSince = now
+        updateRunning { running in
+            if clientReads {
+                running.downloadBlockedSince = nil
+            } else if running.downloadBlockedSince == nil {
+                running.downloadBlockedSince = now
+            }
         }
-        let stallCheckIn = armStallCheck(&running)
-        state = .running(running)
-        return stallCheckIn.map { .checkStall(in: $0) } ?? .none
     }
 
     /// The stall check is due.
@@ -272,18 +274,18 @@ struct FairShareStateMachine {
 
     /// Changes the upload's state; a check to schedule if that started its clock.
     private mutating func updateUpload(_ change: (inout Upload) -> Void) -> Action {
-        guard case .running(var running) = state else { return .none }
-        change(&running.upload)
-        let stallCheckIn = armStallCheck(&running)
-        state = .running(running)
-        return stallCheckIn.map { .checkStall(in: $0) } ?? .none
+        updateRunning { change(&$0.upload) }
     }
 
-    /// When a clock runs and no check is scheduled: schedules one, a full timeout away (a
-    /// clock starts at the event that starts it).
-    private func armStallCheck(_ running: inout Running) -> TimeAmount? {
-        guard let stallTimeout, running.stallCheck == .idle, running.clockRuns else { return nil }
+    /// Changes a running exchange (nothing otherwise). When a clock runs then and no check
+    /// is scheduled, one is: a full timeout away, since a clock starts at the event that
+    /// starts it.
+    private mutating func updateRunning(_ change: (inout Running) -> Void) -> Action {
+        guard case .running(var running) = state else { return .none }
+        change(&running)
+        defer { state = .running(running) }
+        guard let stallTimeout, running.stallCheck == .idle, running.clockRuns else { return .none }
         running.stallCheck = .scheduled
-        return stallTimeout
+        return .checkStall(in: stallTimeout)
     }
 }

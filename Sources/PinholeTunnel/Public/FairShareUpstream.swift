@@ -100,8 +100,8 @@ final class FairShareUpstream: ExchangeUpstream {
     }
 
     private func startAtOnce(_ action: FairShareStateMachine.Action) throws(ExchangeError) {
-        guard case .startExchange(let stallCheckIn) = action else { return perform(action) }
-        try startExchange(stallCheckIn: stallCheckIn)
+        guard case .startExchange = action else { return perform(action) }
+        try startExchange()
     }
 
     /// A place freed up while this stream waited in line.
@@ -118,7 +118,7 @@ final class FairShareUpstream: ExchangeUpstream {
         }
     }
 
-    private func startExchange(stallCheckIn: TimeAmount?) throws(ExchangeError) {
+    private func startExchange() throws(ExchangeError) {
         let real: any ExchangeUpstream
         do {
             real = try target.startExchange(head, downstream: listener, on: loop)
@@ -132,9 +132,7 @@ final class FairShareUpstream: ExchangeUpstream {
         let held = upstream as? DeferredUpstream
         upstream = real
         held?.attach(real)
-        // Starting or attaching can end the exchange at once (an app that answers
-        // straight away): then there is nothing to watch.
-        if let stallCheckIn, case .running = machine.state { scheduleStallCheck(in: stallCheckIn) }
+        perform(machine.exchangeStarted())
         perform(machine.appWritabilityChanged(takesMore: real.canTakeRequestBody, now: loop.now))
     }
 
@@ -142,9 +140,9 @@ final class FairShareUpstream: ExchangeUpstream {
         switch action {
         case .none:
             break
-        case .startExchange(let stallCheckIn):
+        case .startExchange:
             do {
-                try startExchange(stallCheckIn: stallCheckIn)
+                try startExchange()
             } catch {
                 endHere(cancelUpstream: false, answer: error)
             }
