@@ -2,6 +2,7 @@ import Atomics
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// The captured requests: a ring bounded by bytes, oldest first out. Exchanges on any
 /// event loop publish into it, under its one lock when a request begins and when it
@@ -37,19 +38,20 @@ public final class InspectorStore: Sendable {
     /// slot not yet in the index, which no one else can hold.) The reverse is allowed:
     /// `finish` writes a small record into the ring under both; a large one is encoded
     /// under its slot's lock only, holding up no one but a reader of that very record.
-    /// A slot is a value (the lock's one object): the index knows it by its request's id,
-    /// which no other slot ever has.
-    struct Slot: Sendable {
-        private let record: NIOLockedValueBox<CapturedRequest>
+    /// A slot is one object, its record beside its lock (`Mutex`, one word): no pthread
+    /// mutex to set up and destroy per request, as a lock box had. The index knows a slot
+    /// by its request's id, which no other slot ever has.
+    final class Slot: Sendable {
+        private let record: Mutex<CapturedRequest>
 
         init(_ record: consuming CapturedRequest) {
-            self.record = NIOLockedValueBox(record)
+            self.record = Mutex(record)
         }
 
-        var current: CapturedRequest { record.withLockedValue { $0 } }
+        var current: CapturedRequest { record.withLock { $0 } }
 
-        func change<Result>(_ body: (inout CapturedRequest) -> Result) -> Result {
-            record.withLockedValue { body(&$0) }
+        func change<Result: Sendable>(_ body: (inout CapturedRequest) -> Result) -> Result {
+            record.withLock { body(&$0) }
         }
     }
 
@@ -172,20 +174,28 @@ public final class InspectorStore: Sendable {
     func finish(_ slot: Slot, id: Int, _ change: (inout CapturedRequest) -> Void) {
         let listeners = slot.change { record -> [@Sendable (Change) -> Void]? in
             change(&record)
-            let size = record.encodedSize
-            let encoded = size > Self.largestWrittenUnderLock ? record.encoded() : nil
-            return state.withLockedValue { state -> [@Sendable (Change) -> Void]? in
-                guard state.isLive(id) else { return nil }
-                let position =
-                    if let encoded { state.ring.append(encoded) } else {
-                        state.ring.append(length: size) { record.encode(into: $0) }
-                    }
-                state.entries[offset: id - state.oldest] = position.map { .stored(position: $0) } ?? .dropped
-                state.trim()
-                return state.toTell
-            }
+            return keep(record, id: id)
         }
         for listener in listeners ?? [] { listener(.updated(id: id)) }
+    }
+
+    /// Writes finished `record`, that of request `id`, into the ring (see `finish`), and
+    /// returns the listeners to tell. A function of its own, so that the closures below
+    /// read a borrowed `record`: reading the slot's `inout` one from a closure made a copy
+    /// of the whole record (and its freeing) per request.
+    private func keep(_ record: CapturedRequest, id: Int) -> [@Sendable (Change) -> Void]? {
+        let size = record.encodedSize
+        let encoded = size > Self.largestWrittenUnderLock ? record.encoded() : nil
+        return state.withLockedValue { state -> [@Sendable (Change) -> Void]? in
+            guard state.isLive(id) else { return nil }
+            let position =
+                if let encoded { state.ring.append(encoded) } else {
+                    state.ring.append(length: size) { record.encode(into: $0) }
+                }
+            state.entries[offset: id - state.oldest] = position.map { .stored(position: $0) } ?? .dropped
+            state.trim()
+            return state.toTell
+        }
     }
 
     /// The largest record `finish` writes into the ring under the store's lock.
