@@ -37,11 +37,8 @@ public final class HTTP2Stream {
     /// What has been sent and received, and whether the stream is over.
     var state = HTTP2StreamStateMachine()
 
-    // The outgoing queue, read by the data provider. It is created on first use: most
-    // requests through the relay (GETs) and many responses send no DATA at all. (Not a
-    // `lazy var`: mutating one goes through a copy, and the copy made every append
-    // reallocate.) It only holds non-empty buffers.
-    var outgoing: CircularBuffer<ByteBuffer>?
+    // The outgoing queue, read by the data provider.
+    var outgoing = OutgoingData()
     var outgoingBytes = 0
 
     // The header block being received, and why the stream is ending if it is not normal.
@@ -74,8 +71,7 @@ public final class HTTP2Stream {
     public func sendData(_ data: ByteBuffer, endStream: Bool = false) {
         guard state.mayQueue else { return }
         if data.readableBytes > 0 {
-            if outgoing == nil { outgoing = CircularBuffer(initialCapacity: 4) }
-            outgoing!.append(data)
+            outgoing.append(data)
             outgoingBytes += data.readableBytes
         }
         state.dataQueued(
@@ -118,10 +114,9 @@ public final class HTTP2Stream {
         connection.perform(.consume(self, count))
     }
 
-    /// Drops queued data. Emptying keeps the queue's storage (the stream is ending, and a
-    /// CircularBuffer emptied without it allocates a new one).
+    /// Drops queued data.
     func discardOutgoing() {
-        outgoing?.removeAll(keepingCapacity: true)
+        outgoing.removeAll()
         outgoingBytes = 0
     }
 
@@ -129,14 +124,14 @@ public final class HTTP2Stream {
     /// `body` as slices of the queued buffers, in order.
     func takeOutgoing(_ count: Int, _ body: (ByteBuffer) -> Void) {
         var remaining = count
-        while remaining > 0, var chunk = outgoing?.first {
+        while remaining > 0, var chunk = outgoing.first {
             let take = min(remaining, chunk.readableBytes)
             body(chunk.readSlice(length: take)!)
             remaining -= take
             if chunk.readableBytes == 0 {
-                outgoing!.removeFirst()
+                outgoing.removeFirst()
             } else {
-                outgoing![outgoing!.startIndex] = chunk
+                outgoing.replaceFirst(with: chunk)
             }
         }
         outgoingBytes -= count - remaining
