@@ -1,5 +1,5 @@
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// Requests that wait for the app's answer, and one announcement for each that has
 /// waited `threshold`: what lets the request log show a request held at a breakpoint
@@ -47,7 +47,7 @@ public final class RequestWatch: Sendable {
     private let sweepInterval: TimeAmount
     private let loop: any EventLoop
     private let announce: @Sendable (Waiting) -> Void
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
 
     /// `announce` is called on `loop` for each request that waited `threshold`.
     public init(
@@ -63,7 +63,7 @@ public final class RequestWatch: Sendable {
     /// A request began waiting for its answer (`startedAt`: by `loop`'s clock, which for
     /// any loop but a test's is `NIODeadline.now()`).
     public func begin(method: String, path: String, startedAt: NIODeadline) -> Ticket {
-        let (id, schedule) = state.withLockedValue { state -> (Int, Bool) in
+        let (id, schedule) = state.withLock { state -> (Int, Bool) in
             state.lastID += 1
             state.entries[state.lastID] = Entry(method: method, path: path, startedAt: startedAt)
             defer { state.sweepScheduled = true }
@@ -76,12 +76,12 @@ public final class RequestWatch: Sendable {
     /// The request stopped waiting (its answer began, or it ended). Returns the id it
     /// was announced with, if it was.
     public func end(_ ticket: Ticket) -> Int? {
-        let entry = state.withLockedValue { $0.entries.removeValue(forKey: ticket.id) }
+        let entry = state.withLock { $0.entries.removeValue(forKey: ticket.id) }
         return entry?.announced == true ? ticket.id : nil
     }
 
     /// Requests waiting now, announced or not.
-    public var count: Int { state.withLockedValue { $0.entries.count } }
+    public var count: Int { state.withLock { $0.entries.count } }
 
     private func scheduleSweep(at deadline: NIODeadline) {
         loop.scheduleTask(deadline: deadline) { self.sweep() }
@@ -89,7 +89,7 @@ public final class RequestWatch: Sendable {
 
     private func sweep() {
         let now = loop.now
-        let (due, next) = state.withLockedValue { state -> ([Waiting], NIODeadline?) in
+        let (due, next) = state.withLock { state -> ([Waiting], NIODeadline?) in
             var due: [Waiting] = []
             var earliest: NIODeadline?
             for index in state.entries.indices {

@@ -1,5 +1,5 @@
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// Caps on public requests in flight, shared by every public connection of a relay:
 /// per client address group (an IPv4 address, an IPv6 /64) and per tunnel. A tunnel
@@ -75,7 +75,7 @@ public final class InFlightLimits: Sendable {
     }
 
     public let caps: Caps
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
 
     public init(caps: Caps = Caps()) {
         precondition(caps.perAddress > 0 && caps.perTunnel > 0)
@@ -92,7 +92,7 @@ public final class InFlightLimits: Sendable {
         address: AddressGroup, tunnel: ObjectIdentifier?, wake: @autoclosure () -> @Sendable (Slot) -> Void
     ) -> Admission {
         let tunnel = caps.countsTunnels ? tunnel : nil
-        return state.withLockedValue { state in
+        return state.withLock { state in
             // Those in line are waiting for a place this one could not get either: a
             // freed place goes to them first (see `release`).
             if let slot = Self.take(address: address, tunnel: tunnel, caps: caps, &state) {
@@ -108,7 +108,7 @@ public final class InFlightLimits: Sendable {
 
     /// Gives a place back, and hands it on to the first request in line that it lets in.
     public func release(_ slot: Slot) {
-        let woken: [(Waiter, Slot)] = state.withLockedValue { state in
+        let woken: [(Waiter, Slot)] = state.withLock { state in
             state.byAddress[slot.address, default: 1] -= 1
             if state.byAddress[slot.address] == 0 { state.byAddress[slot.address] = nil }
             if let tunnel = slot.tunnel {
@@ -138,7 +138,7 @@ public final class InFlightLimits: Sendable {
     /// on its way, and the slot it brings must be released.
     @discardableResult
     public func cancel(_ ticket: Ticket) -> Bool {
-        state.withLockedValue { state in
+        state.withLock { state in
             guard var line = state.lines[ticket.tunnel], let index = line.firstIndex(where: { $0.id == ticket.id })
             else { return false }
             line.remove(at: index)
@@ -149,7 +149,7 @@ public final class InFlightLimits: Sendable {
 
     /// Requests in flight from `address` now (for tests and logs).
     public func inFlight(from address: AddressGroup) -> Int {
-        state.withLockedValue { $0.byAddress[address] ?? 0 }
+        state.withLock { $0.byAddress[address] ?? 0 }
     }
 
     private static func take(

@@ -1,6 +1,6 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// A target that can be stopped: `stop()` answers every request still in flight with a
 /// 503 "pinhole: the agent stopped" and refuses new ones, so a Ctrl-C never leaves a
@@ -13,7 +13,7 @@ public final class StoppableTarget: ExchangeTarget {
     }
 
     private let inner: any ExchangeTarget
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
 
     public init(_ inner: any ExchangeTarget) {
         self.inner = inner
@@ -25,7 +25,7 @@ public final class StoppableTarget: ExchangeTarget {
         let exchange = StoppableExchange(downstream: downstream, target: self)
         let key = ObjectIdentifier(exchange)
         let bound = NIOLoopBound(exchange, eventLoop: eventLoop)
-        let admitted = state.withLockedValue { state -> Bool in
+        let admitted = state.withLock { state -> Bool in
             guard !state.stopped else { return false }
             state.live[key] = (eventLoop, bound)
             return true
@@ -44,7 +44,7 @@ public final class StoppableTarget: ExchangeTarget {
     /// new one, and returns how many were abandoned. When it returns, each answer has
     /// been handed to its connection.
     public func stop() async -> Int {
-        let live = state.withLockedValue { state in
+        let live = state.withLock { state in
             state.stopped = true
             defer { state.live.removeAll() }
             return Array(state.live.values)
@@ -61,7 +61,7 @@ public final class StoppableTarget: ExchangeTarget {
 
     fileprivate func finished(_ exchange: StoppableExchange) {
         let key = ObjectIdentifier(exchange)
-        _ = state.withLockedValue { $0.live.removeValue(forKey: key) }
+        _ = state.withLock { $0.live.removeValue(forKey: key) }
     }
 }
 

@@ -1,7 +1,7 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// Sends exchanges to the target over pooled HTTP/1.1 keep-alive connections.
 ///
@@ -10,7 +10,7 @@ import NIOPosix
 public final class TargetClient: ExchangeTarget {
     public let address: TargetAddress
     private let connectTimeout: TimeAmount
-    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<TargetPool>]>([:])
+    private let pools = Mutex<[ObjectIdentifier: NIOLoopBound<TargetPool>]>([:])
 
     public init(address: TargetAddress, connectTimeout: TimeAmount = .seconds(5)) {
         self.address = address
@@ -27,9 +27,9 @@ public final class TargetClient: ExchangeTarget {
 
     private func pool(for eventLoop: any EventLoop) -> TargetPool {
         let key = ObjectIdentifier(eventLoop)
-        if let existing = pools.withLockedValue({ $0[key] }) { return existing.value }
+        if let existing = pools.withLock({ $0[key] }) { return existing.value }
         let pool = TargetPool(address: address, eventLoop: eventLoop, connectTimeout: connectTimeout)
-        pools.withLockedValue { $0[key] = NIOLoopBound(pool, eventLoop: eventLoop) }
+        pools.withLock { $0[key] = NIOLoopBound(pool, eventLoop: eventLoop) }
         return pool
     }
 }

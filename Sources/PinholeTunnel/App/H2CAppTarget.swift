@@ -1,8 +1,8 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PinholeCore
 import PinholeHTTP2
+import Synchronization
 
 /// An app that speaks HTTP/2 with prior knowledge (`--app-protocol h2c`, a TARGET
 /// `h2c://HOST:PORT`): gRPC servers, and other HTTP/2 servers. Each request becomes one
@@ -14,7 +14,7 @@ public final class H2CAppTarget: ExchangeTarget {
     public let address: TargetAddress
     private let connectTimeout: TimeAmount
     private let configuration: HTTP2Configuration
-    private let connections = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<AppConnection>]>([:])
+    private let connections = Mutex<[ObjectIdentifier: NIOLoopBound<AppConnection>]>([:])
 
     public init(
         address: TargetAddress, connectTimeout: TimeAmount = .seconds(5),
@@ -43,10 +43,10 @@ public final class H2CAppTarget: ExchangeTarget {
 
     private func connection(for eventLoop: any EventLoop) -> AppConnection {
         let key = ObjectIdentifier(eventLoop)
-        if let existing = connections.withLockedValue({ $0[key] }) { return existing.value }
+        if let existing = connections.withLock({ $0[key] }) { return existing.value }
         let connection = AppConnection(
             address: address, eventLoop: eventLoop, connectTimeout: connectTimeout, configuration: configuration)
-        connections.withLockedValue { $0[key] = NIOLoopBound(connection, eventLoop: eventLoop) }
+        connections.withLock { $0[key] = NIOLoopBound(connection, eventLoop: eventLoop) }
         return connection
     }
 }
