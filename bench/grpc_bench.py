@@ -8,8 +8,8 @@ import json
 import statistics
 import sys
 
-from common import BENCH, MIB, OUT, START_TIMEOUT, BenchError, rotated, say
-from h2 import start_all_pinhole_rows, with_baseline
+from common import BENCH, MIB, OUT, START_TIMEOUT, BenchError, say
+from h2 import paired_order, start_all_pinhole_rows, with_baseline
 from processes import free_ports, listening, wait_until
 
 VENV = OUT / "grpc-venv"
@@ -78,14 +78,16 @@ def measure_grpc(supervisor, args, bin_dir, tls):
     for path in live:
         rows[path]["status"] = "measured"
     for index in range(args.runs):
-        for path in rotated(live, index):
+        for path in paired_order(live, index):
             row = rows[path]
             try:
                 unary = peer(supervisor, python, f"grpc-unary-{path}-{index + 1}",
                              ["unary", targets[path], str(args.duration)], args.duration + 60)
+                unary["round"] = index
                 row["unary"].append(unary)
                 streamed = peer(supervisor, python, f"grpc-stream-{path}-{index + 1}",
                                 ["stream", targets[path], str(STREAM_BYTES)], 660)
+                streamed["round"] = index
                 row["streams"].append(streamed)
             except BenchError as error:
                 row["problems"] = row.get("problems", []) + [str(error)]

@@ -127,13 +127,36 @@ def start_all_pinhole_rows(supervisor, rows, ports, args, bin_dir, tls, app_port
     return bases
 
 
-def baseline_ratios(rows, figure):
-    """{path: this build's figure / the baseline's} for the Pinhole rows measured both ways."""
+def paired_order(paths, index):
+    """The paths in the order round `index` measures them: rotated as `rotated` does, with
+    each Pinhole row's baseline twin right beside it, the two taking turns to go first. Kept
+    in one order, this build always ran just before its baseline, and the slot alone moved
+    the ratio: 0.95× for two builds that an ABBA sequence of their own put at 1.03×."""
+    groups = []
+    for path in paths:
+        if path.endswith(BASELINE_SUFFIX) and path.removesuffix(BASELINE_SUFFIX) in paths:
+            continue
+        twin = path + BASELINE_SUFFIX
+        pair = [path, twin] if index % 2 == 0 else [twin, path]
+        groups.append(pair if twin in paths else [path])
+    return [path for group in rotated(groups, index) for path in group]
+
+
+def baseline_ratios(rows, figure, runs="runs"):
+    """{path: this build's figure / the baseline's} for the Pinhole rows measured both ways:
+    the median of each round's ratio, the two measured side by side (`paired_order`), so
+    that the machine's drift from round to round cancels out. row[runs] holds each round's
+    figures, with the round's index under "round"."""
     ratios = {}
     for path, row in rows.items():
         twin = rows.get(path + BASELINE_SUFFIX)
-        if twin and row.get(figure) and twin.get(figure):
-            ratios[path] = row[figure] / twin[figure]
+        if not twin:
+            continue
+        theirs = {run["round"]: run.get(figure) for run in twin.get(runs, [])}
+        paired = [run[figure] / theirs[run["round"]] for run in row.get(runs, [])
+                  if run.get(figure) and theirs.get(run["round"])]
+        if paired:
+            ratios[path] = statistics.median(paired)
     return ratios
 
 
@@ -211,13 +234,14 @@ def measure_h2(supervisor, args, bin_dir, tls):
     for path in live:
         rows[path]["status"] = "measured"
     for index in range(args.runs):
-        for path in rotated(live, index):
+        for path in paired_order(live, index):
             try:
                 run = h2load(supervisor, f"h2load-{path}-{index + 1}", bases[path] + "/hello", args.duration)
             except BenchError as error:
                 rows[path]["problems"] = rows[path].get("problems", []) + [str(error)]
                 say(f"  {labels[path]}: {error}")
                 continue
+            run["round"] = index
             rows[path]["runs"].append(run)
             say(f"h2 round {index + 1}/{args.runs}  {labels[path]:<17} {run['rps']:>9,.0f} req/s  "
                 f"mean {run['mean_ms']:.3g} ms  failed {run['failed']}")

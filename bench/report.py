@@ -210,7 +210,7 @@ def section_lines(extras, args):
                            f"{fmt_ratio(ratio(row['rps'], hop)):>8} {fmt_ms(row['mean_ms']):>8} {row['failed']:>7}")
             else:
                 out.append(f"  {row['label']:<18} {first_line(row, 'status')}")
-        out += baseline_lines(h2, [("rps", "req/s")])
+        out += baseline_lines(h2, [("rps", "req/s", "runs")])
     grpc = extras.get("grpc")
     if grpc:
         out += ["", f"gRPC (Python grpcio): unary calls at c=1 for {args.duration} s, 64 MiB streamed each way; "
@@ -222,18 +222,20 @@ def section_lines(extras, args):
                            f"{fmt_num(row['down_mbps']):>9} {fmt_num(row['up_mbps']):>8}")
             else:
                 out.append(f"  {row['label']:<18} {first_line(row, 'status')}")
-        out += baseline_lines(grpc, [("p50_ms", "p50"), ("p99_ms", "p99"), ("down_mbps", "down"), ("up_mbps", "up")])
+        out += baseline_lines(grpc, [("p50_ms", "p50", "unary"), ("p99_ms", "p99", "unary"),
+                                     ("down_mbps", "down", "streams"), ("up_mbps", "up", "streams")])
     return out
 
 
 def baseline_lines(rows, figures):
-    """With --baseline-dir: this build's figures over the baseline's, from the same rounds."""
+    """With --baseline-dir: this build's figures over the baseline's, the median of each
+    round's ratio (see baseline_ratios). figures: (figure, its name, the rows' list of runs)."""
     out = []
-    for figure, name in figures:
-        ratios = baseline_ratios(rows, figure)
+    for figure, name, runs in figures:
+        ratios = baseline_ratios(rows, figure, runs)
         if ratios:
             cells = ", ".join(f"{rows[path]['label']} {value:.2f}×" for path, value in ratios.items())
-            out.append(f"  this build ÷ baseline, {name}: {cells}")
+            out.append(f"  this build ÷ baseline, {name} (median of each round's ratio): {cells}")
     return out
 
 
