@@ -10,6 +10,12 @@ public enum StreamRoute: Sendable {
     /// A public HTTP/2 client's streams: `router` picks the target by `:authority` as it
     /// does by Host for HTTP/1.1, and the request gets X-Forwarded-* fields.
     case publicSide(router: any PublicRouter, clientAddress: String?, scheme: String, localPort: Int)
+
+    /// The X-Forwarded-* fields this route's requests get: none through the tunnel.
+    var forwarding: ForwardingFields? {
+        guard case .publicSide(_, let clientAddress, let scheme, _) = self else { return nil }
+        return ForwardingFields(clientAddress: clientAddress, scheme: scheme)
+    }
 }
 
 /// One incoming HTTP/2 stream forwarded as the downstream of an exchange: at the agent,
@@ -88,7 +94,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         switch part {
         case .headers(let fields):
             do throws(ExchangeError) {
-                var head = try ProxyRequestHead(http2: fields)
+                var head = try ProxyRequestHead(http2: fields, forwarding: route.forwarding)
                 head.mayHaveBody = !stream.headersEndedStream
                 let target: any ExchangeTarget
                 switch route {
@@ -97,12 +103,11 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
                     target = only
                     // The relay's control streams are not requests of the app's, for its log.
                     if head.scheme == TunnelControl.scheme { onComplete = nil }
-                case .publicSide(let router, let clientAddress, let scheme, let localPort):
+                case .publicSide(let router, _, let scheme, let localPort):
                     head.scheme = scheme
                     head.clientProtocol = .http2
                     // HTTP/2 has no Upgrade; a client's own tunnel field means nothing here.
                     head.upgrade = nil
-                    head.appendForwardingFields(clientAddress: clientAddress, scheme: scheme)
                     // The forwarding fields count too: over the tunnel's limit, a 431 now
                     // rather than a reset on the way (as on the HTTP/1.1 side).
                     guard head.headerListSize <= HeadLimits.maximumHeaderListSize else {

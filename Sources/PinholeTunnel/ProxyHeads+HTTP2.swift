@@ -34,8 +34,13 @@ extension ProxyRequestHead {
         return fields
     }
 
-    /// Reads a request from HTTP/2 headers, as the agent receives it.
-    public init(http2 fields: HTTP2Headers) throws(ExchangeError) {
+    /// Reads a request from HTTP/2 headers, as the agent receives it. With `forwarding` (the
+    /// public side), sets the X-Forwarded-* fields in the same pass, as
+    /// `appendForwardingFields` would after it: a client's own -Proto and -Host go, and
+    /// its -For list is extended, all three then last. Done after, it took three more
+    /// searches of the fields, and three of NIO's checked appends (about 1.3% of the
+    /// embedded relay under h2load).
+    public init(http2 fields: HTTP2Headers, forwarding: ForwardingFields? = nil) throws(ExchangeError) {
         var method: String?
         var path: String?
         var authority: String?
@@ -50,6 +55,9 @@ extension ProxyRequestHead {
         // HTTP/2 clients may split Cookie into one field per pair; an HTTP/1.1 app
         // expects one line (RFC 9113 §8.2.3), so they are joined with "; ".
         var cookieIndex: Int?
+        // The first X-Forwarded-For list the client sent, when the public side extends it.
+        var clientForwardedFor: String?
+        let extendsForwardedFor = forwarding?.clientAddress != nil
         for (name, value) in fields {
             // Pseudo-headers and ordinary fields are told apart by their first byte, so
             // each field is compared with the names of its own kind only.
@@ -74,11 +82,24 @@ extension ProxyRequestHead {
             case "host": authority = authority ?? value
             case TunnelUpgrade.requestField: upgrade = value
             case TunnelFields.clientProtocol: clientProtocol = ClientProtocol(rawValue: value) ?? .http1
+            case ForwardingField.forwardedFor where extendsForwardedFor:
+                clientForwardedFor = clientForwardedFor ?? value
+            case ForwardingField.forwardedProto where forwarding != nil,
+                ForwardingField.forwardedHost where forwarding != nil:
+                continue  // the public side's own, below
             default: headers.append((name, value))
             }
         }
         guard let method, let path, let authority else {
             throw .malformedRequest("the tunnelled request lacks :method, :path or :authority")
+        }
+        if let forwarding {
+            if let address = forwarding.clientAddress {
+                let list = clientForwardedFor.map { $0 + ", " + address } ?? address
+                headers.append((ForwardingField.forwardedFor, list))
+            }
+            headers.append((ForwardingField.forwardedProto, forwarding.scheme))
+            headers.append((ForwardingField.forwardedHost, authority))
         }
         self.init(
             method: HTTPMethod(rawValue: method), path: path, authority: authority, scheme: scheme,
@@ -122,6 +143,13 @@ extension ProxyResponseHead {
             status: upgrade == nil ? HTTPResponseStatus(statusCode: status) : .switchingProtocols,
             headers: HTTPHeaders(headers), upgrade: upgrade)
     }
+}
+
+/// The X-Forwarded-* names, as received (lowercase) and as sent.
+private enum ForwardingField {
+    static let forwardedFor = "x-forwarded-for"
+    static let forwardedProto = "x-forwarded-proto"
+    static let forwardedHost = "x-forwarded-host"
 }
 
 extension String {

@@ -55,6 +55,34 @@ struct ProxyHeadsTests {
         #expect(request.headers["x-forwarded-for"] == ["203.0.113.9, 10.0.0.2"])
     }
 
+    @Test(
+        "an HTTP/2 public request gets the X-Forwarded-* fields in the reading pass, as appending them after would",
+        arguments: [
+            [("x-forwarded-for", "203.0.113.9"), ("accept", "*/*"), ("x-forwarded-for", "198.51.100.7")],
+            [("x-forwarded-proto", "https"), ("x-forwarded-host", "bank.example"), ("x-forwarded-proto", "ftp")],
+            [("accept", "*/*"), ("user-agent", "grpc-python/1.76")],
+            [],
+        ])
+    func forwardingWhileReading(clientFields: [(String, String)]) throws {
+        var fields = HTTP2Headers()
+        for (name, value) in [(":method", "GET"), (":scheme", "http"), (":authority", "demo"), (":path", "/")]
+            + clientFields
+        {
+            fields.add(name: name, value: value)
+        }
+        for clientAddress in ["10.0.0.2", nil] {
+            let forwarding = ForwardingFields(clientAddress: clientAddress, scheme: "https")
+            var appended = try ProxyRequestHead(http2: fields)
+            appended.appendForwardingFields(clientAddress: clientAddress, scheme: "https")
+            let read = try ProxyRequestHead(http2: fields, forwarding: forwarding)
+            #expect(read.headers.map { [$0.name, $0.value] } == appended.headers.map { [$0.name, $0.value] })
+            #expect(read.headers["x-forwarded-proto"] == ["https"] && read.headers["x-forwarded-host"] == ["demo"])
+        }
+        // Through the tunnel (no forwarding), a client's fields stay as they came.
+        let atAgent = try ProxyRequestHead(http2: fields)
+        #expect(atAgent.headers.map { [$0.name, $0.value] } == clientFields.map { [$0.0, $0.1] })
+    }
+
     @Test("an absolute-form target gives the path, and the authority when Host is missing")
     func absoluteForm() throws {
         let head = try publicHead("GET http://greeter.demo:3000?q=1 HTTP/1.1\r\n\r\n")

@@ -49,6 +49,8 @@ public struct ProxyRequestHead: Sendable, Equatable {
     }
 
     /// Appends X-Forwarded-For (when the client's address is known), -Proto and -Host.
+    /// (The HTTP/2 public side sets the same fields while it reads the request:
+    /// `init(http2:forwarding:)` in PinholeTunnel.)
     public mutating func appendForwardingFields(clientAddress: String?, scheme: String) {
         // X-Forwarded-For grows by the address the relay saw: its last element is the one
         // to trust, the ones before are what the client claimed. Proto and Host say what
@@ -99,6 +101,18 @@ public struct ProxyRequestHead: Sendable, Equatable {
 
     /// Whether a response to this request can carry a body.
     public var allowsResponseBody: Bool { method != .HEAD }
+}
+
+/// What the public side adds to a request as X-Forwarded-* (see `appendForwardingFields`):
+/// the client's address, when known, and the scheme it spoke.
+public struct ForwardingFields: Sendable, Equatable {
+    public var clientAddress: String?
+    public var scheme: String
+
+    public init(clientAddress: String?, scheme: String) {
+        self.clientAddress = clientAddress
+        self.scheme = scheme
+    }
 }
 
 /// The protocol a client spoke to the public side.
