@@ -46,8 +46,9 @@ def parse_args(argv):
     parser.add_argument("--no-build", action="store_true", help="never run swift build; skip Pinhole rows if not built")
     parser.add_argument("--bin-dir", help="take relay/agent from DIR instead of .build/release (implies no build)")
     parser.add_argument("--baseline-dir", metavar="DIR",
-                        help="HTTP/2 and gRPC sections: also run relay/agent from DIR (another build), rounds "
-                             "alternating with this build's, and give the ratio of the two")
+                        help="HTTP/2 and gRPC sections: also run relay/agent from DIR (another build), each row "
+                             "beside this build's, taking turns to go first, and give the ratio of the two "
+                             "(an odd --runs is rounded up, so that each goes first as often)")
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
     args.duration = args.duration or (3 if args.quick else 10)
@@ -63,6 +64,10 @@ def parse_args(argv):
         args.baseline_dir = Path(args.baseline_dir).resolve()
         if not all(os.access(args.baseline_dir / p, os.X_OK) for p in ("relay", "agent")):
             parser.error(f"--baseline-dir {args.baseline_dir}: no executable relay and agent there")
+        # A build and its baseline take turns to go first (h2.paired_order): with an odd
+        # number of rounds, one of them would go first once more, and the median ratio
+        # could be that slot's.
+        args.runs += args.runs % 2
     return args
 
 
