@@ -6,7 +6,8 @@ import PackageDescription
 // as libraries, and two thin executables.
 let package = Package(
     name: "pinhole",
-    platforms: [.macOS(.v13)],
+    // macOS 15: Synchronization's Mutex, the lock of the shared per-request state.
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "relay", targets: ["relay"]),
         .executable(name: "agent", targets: ["agent"]),

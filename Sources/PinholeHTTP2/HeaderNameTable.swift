@@ -1,5 +1,7 @@
 #if canImport(Glibc)
     import Glibc
+#elseif canImport(Darwin)
+    import Darwin
 #endif
 
 /// Field names that most header blocks carry, made into strings once. A received name
@@ -45,7 +47,6 @@ enum HeaderNameTable {
                 }
                 firstOfLength.append((index, bytes.count))
             }
-            bytes += sorted[index...].flatMap(\.utf8)
         }
     }
 
