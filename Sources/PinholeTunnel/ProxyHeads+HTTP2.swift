@@ -82,10 +82,10 @@ extension ProxyRequestHead {
             case "host": authority = authority ?? value
             case TunnelUpgrade.requestField: upgrade = value
             case TunnelFields.clientProtocol: clientProtocol = ClientProtocol(rawValue: value) ?? .http1
-            case ForwardingField.forwardedFor where extendsForwardedFor:
+            case ForwardingFields.forName where extendsForwardedFor:
                 clientForwardedFor = clientForwardedFor ?? value
-            case ForwardingField.forwardedProto where forwarding != nil,
-                ForwardingField.forwardedHost where forwarding != nil:
+            case ForwardingFields.protoName where forwarding != nil,
+                ForwardingFields.hostName where forwarding != nil:
                 continue  // the public side's own, below
             default: headers.append((name, value))
             }
@@ -96,10 +96,10 @@ extension ProxyRequestHead {
         if let forwarding {
             if let address = forwarding.clientAddress {
                 let list = clientForwardedFor.map { $0 + ", " + address } ?? address
-                headers.append((ForwardingField.forwardedFor, list))
+                headers.append((ForwardingFields.forName, list))
             }
-            headers.append((ForwardingField.forwardedProto, forwarding.scheme))
-            headers.append((ForwardingField.forwardedHost, authority))
+            headers.append((ForwardingFields.protoName, forwarding.scheme))
+            headers.append((ForwardingFields.hostName, authority))
         }
         self.init(
             method: HTTPMethod(rawValue: method), path: path, authority: authority, scheme: scheme,
@@ -143,13 +143,6 @@ extension ProxyResponseHead {
             status: upgrade == nil ? HTTPResponseStatus(statusCode: status) : .switchingProtocols,
             headers: HTTPHeaders(headers), upgrade: upgrade)
     }
-}
-
-/// The X-Forwarded-* names, as received (lowercase) and as sent.
-private enum ForwardingField {
-    static let forwardedFor = "x-forwarded-for"
-    static let forwardedProto = "x-forwarded-proto"
-    static let forwardedHost = "x-forwarded-host"
 }
 
 extension String {

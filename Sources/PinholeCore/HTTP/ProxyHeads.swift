@@ -55,9 +55,9 @@ public struct ProxyRequestHead: Sendable, Equatable {
         // X-Forwarded-For grows by the address the relay saw: its last element is the one
         // to trust, the ones before are what the client claimed. Proto and Host say what
         // the relay itself received, so a client's own values are replaced, not extended.
-        if let clientAddress { headers.appendForwarded("x-forwarded-for", clientAddress) }
-        headers.replaceOrAppend(name: "x-forwarded-proto", value: scheme)
-        headers.replaceOrAppend(name: "x-forwarded-host", value: authority)
+        if let clientAddress { headers.appendForwarded(ForwardingFields.forName, clientAddress) }
+        headers.replaceOrAppend(name: ForwardingFields.protoName, value: scheme)
+        headers.replaceOrAppend(name: ForwardingFields.hostName, value: authority)
     }
 
     /// The request a public client sent (its hop-by-hop fields already left out by the
@@ -108,6 +108,11 @@ public struct ProxyRequestHead: Sendable, Equatable {
 public struct ForwardingFields: Sendable, Equatable {
     public var clientAddress: String?
     public var scheme: String
+
+    /// The fields' names, lowercase (as HTTP/2 receives and sends them).
+    public static let forName = "x-forwarded-for"
+    public static let protoName = "x-forwarded-proto"
+    public static let hostName = "x-forwarded-host"
 
     public init(clientAddress: String?, scheme: String) {
         self.clientAddress = clientAddress
