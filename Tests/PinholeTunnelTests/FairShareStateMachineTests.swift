@@ -29,7 +29,7 @@ struct FairShareStateMachineTests {
     private func running(_ body: FairShareStateMachine.RequestBody) -> FairShareStateMachine {
         var machine = FairShareStateMachine(stallTimeout: stall, requestBody: body)
         _ = machine.admitted(nil, now: start)
-        _ = machine.exchangeStarted()
+        _ = machine.exchangeStarted(appTakesMore: true, now: start)
         return machine
     }
 
@@ -38,7 +38,7 @@ struct FairShareStateMachineTests {
         let (_, slot, _) = placeAndTicket()
         var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .none)
         #expect(machine.admitted(slot, now: start) == .startExchange)
-        #expect(machine.exchangeStarted() == .none)
+        #expect(machine.exchangeStarted(appTakesMore: true, now: start) == .none)
         #expect(machine.exchangeEnded() == .finished(slot))
         #expect(machine.exchangeEnded() == .none)
         #expect(machine.clientWentAway() == .none)
@@ -79,7 +79,7 @@ struct FairShareStateMachineTests {
         var machine = FairShareStateMachine(stallTimeout: nil, requestBody: .none)
         _ = machine.queued(ticket, limit: limit, wait: .seconds(5))
         #expect(machine.admitted(slot, now: start) == .startExchange)
-        #expect(machine.exchangeStarted() == .none)
+        #expect(machine.exchangeStarted(appTakesMore: true, now: start) == .none)
         #expect(machine.waitEnded() == .none)
         #expect(machine.clientWentAway() == .cancelExchange(slot))
 
@@ -99,7 +99,7 @@ struct FairShareStateMachineTests {
     func uploadStall() {
         var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
         #expect(machine.admitted(nil, now: start) == .startExchange)
-        #expect(machine.exchangeStarted() == .checkStall(in: stall))
+        #expect(machine.exchangeStarted(appTakesMore: true, now: start) == .checkStall(in: stall))
         #expect(machine.requestBodyArrived(now: start + .seconds(10)) == .none, "a check is already scheduled")
         #expect(machine.stallCheckDue(now: start + .seconds(60)) == .checkStall(in: .seconds(10)))
         let action = machine.stallCheckDue(now: start + .seconds(70))
@@ -113,7 +113,7 @@ struct FairShareStateMachineTests {
     func unannouncedBodyWaitsForItsFirstPiece() {
         var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .unannounced)
         #expect(machine.admitted(nil, now: start) == .startExchange)
-        #expect(machine.exchangeStarted() == .none, "no clock, no check")
+        #expect(machine.exchangeStarted(appTakesMore: true, now: start) == .none, "no clock, no check")
         #expect(machine.requestBodyArrived(now: start + .seconds(3_600)) == .checkStall(in: stall), "an hour later")
         #expect(machine.stallCheckDue(now: start + .seconds(3_630)) == .checkStall(in: .seconds(30)))
         #expect(machine.stallCheckDue(now: start + .seconds(3_660)) == uploadCut)
@@ -124,12 +124,18 @@ struct FairShareStateMachineTests {
         var machine = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
         #expect(machine.admitted(nil, now: start) == .startExchange)
         #expect(machine.exchangeEnded() == .finished(nil))
-        #expect(machine.exchangeStarted() == .none, "a check for an exchange already over")
+        #expect(
+            machine.exchangeStarted(appTakesMore: true, now: start) == .none, "a check for an exchange already over")
 
         var started = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
         _ = started.admitted(nil, now: start)
-        #expect(started.exchangeStarted() == .checkStall(in: stall))
-        #expect(started.exchangeStarted() == .none, "one check at a time")
+        #expect(started.exchangeStarted(appTakesMore: true, now: start) == .checkStall(in: stall))
+        #expect(started.exchangeStarted(appTakesMore: true, now: start) == .none, "one check at a time")
+
+        var appBusy = FairShareStateMachine(stallTimeout: stall, requestBody: .announced)
+        _ = appBusy.admitted(nil, now: start)
+        #expect(appBusy.exchangeStarted(appTakesMore: false, now: start) == .none, "an app taking no body: no clock")
+        #expect(appBusy.appWritabilityChanged(takesMore: true, now: start + .seconds(5)) == .checkStall(in: stall))
     }
 
     @Test("a body awaited but not begun: its end, the answer, or the app's pauses start no clock")
@@ -193,7 +199,7 @@ struct FairShareStateMachineTests {
         _ = machine.queued(ticket, limit: limit, wait: .seconds(5))
         machine.requestEnded()
         #expect(machine.admitted(slot, now: start) == .startExchange)
-        #expect(machine.exchangeStarted() == .none)
+        #expect(machine.exchangeStarted(appTakesMore: true, now: start) == .none)
     }
 
     @Test("a client that reads none of the answer is cut off; reading again restarts the clock")
@@ -219,7 +225,7 @@ struct FairShareStateMachineTests {
     func noStallTimeout() {
         var machine = FairShareStateMachine(stallTimeout: nil, requestBody: .announced)
         #expect(machine.admitted(nil, now: start) == .startExchange)
-        #expect(machine.exchangeStarted() == .none)
+        #expect(machine.exchangeStarted(appTakesMore: true, now: start) == .none)
         #expect(machine.downloadWritability(clientReads: false, now: start) == .none)
         #expect(machine.stallCheckDue(now: start + .hours(1)) == .none)
     }

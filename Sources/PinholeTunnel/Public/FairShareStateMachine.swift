@@ -169,10 +169,12 @@ struct FairShareStateMachine {
         return .giveUp(ticket, .tooManyInFlight(limit, waited: wait))
     }
 
-    /// The real exchange started: a check to schedule if a clock runs. Nothing if the
-    /// exchange already ended while starting (an app that answers at once).
-    mutating func exchangeStarted() -> Action {
-        updateRunning { _ in }
+    /// The real exchange started, its app taking body now or not (`appTakesMore`): a
+    /// check to schedule if a clock runs. Nothing if the exchange already ended while
+    /// starting (an app that answers at once). One event, so that an app that takes no
+    /// body at first never has a check scheduled for a clock that does not run.
+    mutating func exchangeStarted(appTakesMore: Bool, now: NIODeadline) -> Action {
+        appWritabilityChanged(takesMore: appTakesMore, now: now)
     }
 
     /// The real exchange could not start (the agent left meanwhile, say).

@@ -132,8 +132,7 @@ final class FairShareUpstream: ExchangeUpstream {
         let held = upstream as? DeferredUpstream
         upstream = real
         held?.attach(real)
-        perform(machine.exchangeStarted())
-        perform(machine.appWritabilityChanged(takesMore: real.canTakeRequestBody, now: loop.now))
+        perform(machine.exchangeStarted(appTakesMore: real.canTakeRequestBody, now: loop.now))
     }
 
     private func perform(_ action: FairShareStateMachine.Action) {
