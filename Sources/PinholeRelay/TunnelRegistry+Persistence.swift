@@ -82,7 +82,7 @@ extension TunnelRegistry {
                 phase: .away(since: lastUsed), lastUsed: lastUsed)
             restored.names += 1
         }
-        state.withLockedValue { state in
+        state.withLock { state in
             state.entries = entries
             state.nameOfPort = nameOfPort
             forgetUnused(in: &state, now: now)
@@ -95,6 +95,6 @@ extension TunnelRegistry {
 
     /// Writes the registry file now (at start, proving it can be written; at shutdown).
     func writeNow(now: Date = Date()) throws(RelayError) {
-        try file?.writeNow(Self.records(of: state.withLockedValue { $0.entries }, now: now))
+        try file?.writeNow(Self.records(of: state.withLock { $0.entries }, now: now))
     }
 }

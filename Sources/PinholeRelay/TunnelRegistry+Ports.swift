@@ -57,7 +57,7 @@ extension TunnelRegistry {
     /// it (the name gets another port on its next try), and it is tried after every
     /// other port for a while.
     func portUnavailable(_ port: Int, now: Date = Date()) {
-        state.withLockedValue { state in
+        state.withLock { state in
             state.busySince[port] = now
             guard let name = state.nameOfPort.removeValue(forKey: port) else { return }
             if state.entries[name]?.port == port { state.entries[name]?.port = nil }
@@ -107,5 +107,5 @@ extension TunnelRegistry {
 
 extension TunnelRegistry {
     /// The dedicated ports names hold now (after a restart: before their agents are back).
-    var heldPorts: [Int] { state.withLockedValue { $0.nameOfPort.keys.sorted() } }
+    var heldPorts: [Int] { state.withLock { $0.nameOfPort.keys.sorted() } }
 }

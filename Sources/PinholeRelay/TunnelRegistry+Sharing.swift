@@ -36,7 +36,7 @@ extension TunnelRegistry {
     /// Where a request for a shared service's alias goes: to the one developer connected,
     /// or with several, to the first (by tunnel name) whose match the request carries.
     func sharedTarget(for share: ServiceShare, host: String) throws(ExchangeError) -> any ExchangeTarget {
-        let members = state.withLockedValue { Self.connectedMembers(of: share, in: $0) }
+        let members = state.withLock { Self.connectedMembers(of: share, in: $0) }
             .compactMap { entry in
                 entry.link.flatMap { link in entry.share.map { (match: $0.match, target: link.target) } }
             }

@@ -1,8 +1,8 @@
 import Foundation
-import NIOConcurrencyHelpers
 import NIOCore
 import PinholeCore
 import PinholeTunnel
+import Synchronization
 
 /// A connected agent's tunnel, as the registry keeps it.
 struct TunnelLink: Sendable {
@@ -74,7 +74,9 @@ final class TunnelRegistry: Sendable {
         var nextRevision: UInt64 = 1
     }
 
-    let state = NIOLockedValueBox(State())
+    /// Taken for every public request routed by Host, from every event loop: a `Mutex`,
+    /// which spins a while before it sleeps, as the other shared per-request state.
+    let state = Mutex(State())
     let domain: String?
     let tunnelPorts: ClosedRange<Int>?
     let limits: Limits
@@ -102,7 +104,7 @@ final class TunnelRegistry: Sendable {
         name: String, aliases: [ServiceAlias], owner: TokenDigest, share: ServiceShare? = nil,
         avoiding: Set<Int> = [], now: Date = Date()
     ) -> Registration {
-        state.withLockedValue { state in
+        state.withLock { state in
             forgetUnused(in: &state, now: now)
             let existing = state.entries[name]
             if let existing, existing.owner != owner {
@@ -192,7 +194,7 @@ final class TunnelRegistry: Sendable {
     /// connection it replaced, if any, which the caller tells and closes. The developers
     /// on its service, if it shares one, are told it joined.
     func attach(name: String, generation: UInt64, link: TunnelLink) -> TunnelPhase<TunnelLink>.AttachAction {
-        let (action, announcement) = state.withLockedValue {
+        let (action, announcement) = state.withLock {
             state -> (TunnelPhase<TunnelLink>.AttachAction, MembersAnnouncement?) in
             guard var entry = state.entries[name] else { return (.superseded, nil) }
             let action = entry.phase.attach(generation: generation, link: link)
@@ -207,7 +209,7 @@ final class TunnelRegistry: Sendable {
     /// The connection registered as `generation` closed (or was refused); the name stays
     /// its token's, and the developers on its service are told it left.
     func detach(name: String, generation: UInt64, now: Date = Date()) {
-        let announcement = state.withLockedValue { state -> MembersAnnouncement? in
+        let announcement = state.withLock { state -> MembersAnnouncement? in
             guard var entry = state.entries[name] else { return nil }
             let hadLink = entry.link != nil
             entry.phase.detach(generation: generation, now: now)
@@ -224,7 +226,7 @@ final class TunnelRegistry: Sendable {
     func target(forHost host: String) throws(ExchangeError) -> (any ExchangeTarget)? {
         // Without a domain and without aliases (a relay of dedicated ports), no Host can
         // name a tunnel: skip the parsing altogether.
-        let hasAliases = state.withLockedValue { !$0.aliasHolders.isEmpty }
+        let hasAliases = state.withLock { !$0.aliasHolders.isEmpty }
         guard domain != nil || hasAliases else { return nil }
         let hostname = Self.hostname(host)
         // Parsed once, outside the lock every event loop shares, and only when there are
@@ -234,7 +236,7 @@ final class TunnelRegistry: Sendable {
         enum Found {
             case byName(Entry), byAlias(Entry)
         }
-        let lookup: Found? = state.withLockedValue { state in
+        let lookup: Found? = state.withLock { state in
             if let domain, hostname.hasSuffix(domain), hostname.utf8.count > domain.utf8.count,
                 hostname.utf8.dropLast(domain.utf8.count).last == UInt8(ascii: ".")
             {
@@ -268,14 +270,14 @@ final class TunnelRegistry: Sendable {
 
     /// The tunnel whose dedicated port a request arrived on.
     func target(forPort port: Int, host: String) throws(ExchangeError) -> TunnelTarget? {
-        let entry = state.withLockedValue { state in state.nameOfPort[port].flatMap { state.entries[$0] } }
+        let entry = state.withLock { state in state.nameOfPort[port].flatMap { state.entries[$0] } }
         guard let entry else { return nil }
         // The port is what names this tunnel, so the 503 names it too, as the 502 does.
         guard let link = entry.link else { throw .agentNotConnected(host: "\(Self.hostname(host)):\(port)") }
         return link.target
     }
 
-    var connectedCount: Int { state.withLockedValue { $0.entries.values.filter { $0.link != nil }.count } }
+    var connectedCount: Int { state.withLock { $0.entries.values.filter { $0.link != nil }.count } }
 
     static func hostname(_ host: String) -> String {
         let hasUppercase = host.utf8.contains { $0 >= 0x41 && $0 <= 0x5A }
