@@ -38,7 +38,7 @@ public final class HTTP2Stream {
     var state = HTTP2StreamStateMachine()
 
     // The outgoing queue, read by the data provider.
-    var outgoing = OutgoingData()
+    private var outgoing = OutgoingData()
     var outgoingBytes = 0
 
     // The header block being received, and why the stream is ending if it is not normal.
