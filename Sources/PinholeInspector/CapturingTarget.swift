@@ -172,7 +172,11 @@ final class CapturingExchange: ExchangeUpstream, ExchangeDownstream {
         downstream = nil
         upstream = nil
         timing.finished = .now()
+        // The bodies go to the record, and from there to the ring: none is held after
+        // (see `InspectorStore.Slot`).
         let (timing, requestBody, responseBody) = (self.timing, self.requestBody, self.responseBody)
+        self.requestBody = CapturedBody()
+        self.responseBody = CapturedBody()
         store.finish(slot, id: id) {
             $0.state = state
             $0.error = error

@@ -1,4 +1,3 @@
-import Atomics
 import Foundation
 import NIOCore
 import Synchronization
@@ -40,17 +39,38 @@ public final class InspectorStore: Sendable {
     /// A slot is one object, its record beside its lock (`Mutex`, one word): no pthread
     /// mutex to set up and destroy per request, as a lock box had. The index knows a slot
     /// by its request's id, which no other slot ever has.
+    ///
+    /// A finished slot lets go of its record as the ring takes it: the record holds the
+    /// first piece of each body as a view of the connection's receive buffer, which that
+    /// connection reuses for its next read only once no one else holds it. Held until
+    /// the exchange was freed, it made each read of the app's answers allocate a new
+    /// buffer.
     final class Slot: Sendable {
-        private let record: Mutex<CapturedRequest>
+        /// Nil once finished: the ring has the record then.
+        private let record: Mutex<CapturedRequest?>
 
         init(_ record: consuming CapturedRequest) {
             self.record = Mutex(record)
         }
 
-        var current: CapturedRequest { record.withLock { $0 } }
+        /// The record while in flight; nil once finished (read the ring then).
+        var current: CapturedRequest? { record.withLock { $0 } }
 
-        func change<Result: Sendable>(_ body: (inout CapturedRequest) -> Result) -> Result {
-            record.withLock { body(&$0) }
+        /// Changes the record in flight; a finished one stays as the ring has it.
+        func change(_ body: (inout CapturedRequest) -> Void) {
+            record.withLock { record in
+                guard record != nil else { return }
+                body(&record!)
+            }
+        }
+
+        /// Finishes the record with `body`, and lets go of it: nothing changes it after.
+        /// Readers wait on this lock meanwhile, and find it in the ring once it is let go.
+        func finish<Result>(_ body: (inout CapturedRequest) -> Result?) -> Result? {
+            record.withLock { record in
+                guard var finished = record.take() else { return nil }
+                return body(&finished)
+            }
         }
     }
 
@@ -126,7 +146,7 @@ public final class InspectorStore: Sendable {
     private let state: Mutex<State>
     /// How many listeners there are, read without the lock: a change to an in-flight
     /// record takes the lock only to tell them, and only when there are some.
-    private let listenerCount = ManagedAtomic(0)
+    private let listenerCount = Atomic<Int>(0)
     /// Seconds since 1970 at the monotonic clock's zero, read once: a record's wall-clock
     /// time is its monotonic start plus this, rather than a clock read of its own.
     let wallClockOffset: Double
@@ -177,7 +197,7 @@ public final class InspectorStore: Sendable {
     /// array first, outside the store's lock, so that no event loop waits while another
     /// writes out a MiB (see `Slot`).
     func finish(_ slot: Slot, id: Int, _ change: (inout CapturedRequest) -> Void) {
-        let listeners = slot.change { record -> [@Sendable (Change) -> Void]? in
+        let listeners = slot.finish { record -> [@Sendable (Change) -> Void]? in
             change(&record)
             return keep(record, id: id)
         }
@@ -236,7 +256,9 @@ public final class InspectorStore: Sendable {
             }
         }
         switch copy {
-        case .live(let slot): return slot.current
+        // A slot finished meanwhile: its record is in the ring now (or gone), never in
+        // flight again.
+        case .live(let slot): return slot.current ?? record(id, extent)
         case .stored(var bytes): return CapturedRequest.decode(from: &bytes)
         case nil: return nil
         }
@@ -253,10 +275,10 @@ public final class InspectorStore: Sendable {
         let (taken, copied) = state.withLock { state -> ([Taken], ByteBuffer) in
             var taken: [Taken] = []
             var copied = ByteBuffer()
-            for entry in state.entries.reversed() {
+            for offset in (0..<state.entries.count).reversed() {
                 guard taken.count < count else { break }
-                switch entry {
-                case .live(let slot, _): taken.append(.live(slot))
+                switch state.entries[offset: offset] {
+                case .live(let slot, _): taken.append(.live(slot, id: state.oldest + offset))
                 case .stored(let position):
                     let start = copied.writerIndex
                     if Self.copy(position, of: state.ring, extent, into: &copied) { taken.append(.copied(at: start)) }
@@ -267,7 +289,7 @@ public final class InspectorStore: Sendable {
         }
         return taken.reversed().compactMap { taken in
             switch taken {
-            case .live(let slot): return slot.current
+            case .live(let slot, let id): return slot.current ?? record(id, extent)
             case .copied(let start):
                 var bytes = copied
                 bytes.moveReaderIndex(to: start)
@@ -286,7 +308,7 @@ public final class InspectorStore: Sendable {
     }
 
     private enum Taken {
-        case live(Slot)
+        case live(Slot, id: Int)
         /// Where its bytes start in the copy.
         case copied(at: Int)
     }

@@ -82,6 +82,37 @@ struct InspectorStoreTests {
         #expect(record.responseTrailers?.first(name: "grpc-status") == "0")
     }
 
+    /// A body's first piece is kept as a view of its buffer while the exchange runs. An
+    /// app connection reads into the same buffer again only if no one else holds it: once
+    /// the record is in the ring, neither the exchange nor its slot may. A buffer held
+    /// elsewhere is copied on its next write, which moves its bytes.
+    @Test("a finished exchange lets go of the buffers its bodies came in")
+    func bodiesLetGo() throws {
+        let loop = EmbeddedEventLoop()
+        let inspector = Inspector()
+        let scripted = ScriptedTarget()
+        let upstream = try inspector.capture(scripted).startExchange(
+            Self.head("/held"), downstream: SinkDownstream(), on: loop)
+        var request = ByteBuffer(string: "request body")
+        var response = ByteBuffer(string: "response body")
+        let requestBytes = request.withUnsafeReadableBytes { $0.baseAddress }
+        let responseBytes = response.withUnsafeReadableBytes { $0.baseAddress }
+        upstream.sendBody(request)
+        upstream.sendEnd(trailers: nil)
+        let capture = try #require(upstream as? CapturingExchange)
+        #expect(inspector.store.record(capture.id)?.state == .pending)
+        scripted.upstreams[0].answer(response)
+
+        // A write to a buffer someone else holds copies it first (copy on write).
+        let requestNow = request.withUnsafeMutableReadableBytes { UnsafeRawPointer($0.baseAddress) }
+        let responseNow = response.withUnsafeMutableReadableBytes { UnsafeRawPointer($0.baseAddress) }
+        #expect(requestNow == requestBytes, "the request's buffer is still held")
+        #expect(responseNow == responseBytes, "the response's buffer is still held")
+        let record = try #require(inspector.store.record(capture.id))
+        #expect(String(buffer: record.requestBody.kept) == "request body")
+        #expect(String(buffer: record.responseBody.kept) == "response body" && record.state == .complete)
+    }
+
     @Test("backpressure passes through: each side hears the other end's writability, not its own")
     func writability() throws {
         let loop = EmbeddedEventLoop()
