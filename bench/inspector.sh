@@ -17,8 +17,15 @@
 #   MODES="off on" bench/inspector.sh   only some of the modes (off is the reference)
 #   RING=cold bench/inspector.sh        the ring still filling
 #   bench/inspector.sh --no-build       use the release agent already built
+#   TOGETHER=0 bench/inspector.sh       one mode after the other in each round (see below)
 #   AGENTS="main=/tmp/main/agent new=.build/release/agent" bench/inspector.sh --no-build
 #                                       two builds in the same rounds, each with its own ratio
+#
+# By default (TOGETHER=1, warm ring) a build's modes are measured at the same time in each
+# round, each with its own wrk -c50 (builds, if several, take turns): whatever the machine does meanwhile (this one's
+# speed swings by a quarter from one run to the next) weighs on all of them alike, so the
+# ratios of a round compare like with like. One after the other (TOGETHER=0, and always
+# with a cold ring), the rounds' ratios spread three to four times wider here.
 #
 # Each round gives each mode's ratio to off in that round; the verdict takes the median of
 # those ratios, with a 95% interval from resampling the rounds: met only when the whole
@@ -33,6 +40,8 @@ duration="${DURATION:-5}"
 connections="${CONNECTIONS:-50}"
 read -r -a modes <<<"${MODES:-off on on+page}"
 ring="${RING:-warm}"
+together="${TOGETHER:-1}"
+[ "$ring" = warm ] || together=0
 warm_limit="${WARM_LIMIT:-90}"  # seconds of warm-up at most before a warm ring is measured
 
 for tool in nginx wrk curl python3; do
@@ -150,7 +159,7 @@ stop_agent() {  # LABEL MODE
 }
 
 echo "agents $agents, nginx on 127.0.0.1:$backend_port, wrk -t1 -c$connections -d${duration}s, $rounds rounds," \
-    "ring $ring"
+    "ring $ring, $([ "$together" = 1 ] && echo "modes measured together" || echo "modes one after the other")"
 if [ "$ring" = warm ]; then
     # Every agent and mode stays up for the whole run: started and warmed once, then the
     # rounds alternate between them, each ring staying full.
@@ -161,6 +170,32 @@ if [ "$ring" = warm ]; then
 fi
 printf "%-8s %-8s %5s %10s %14s %9s %8s\n" agent mode round "req/s" "CPU µs/req" "RSS MiB" "warm s"
 read -r -a agent_list <<<"$agents"
+measure_together() {  # LABEL ROUND: the build's modes at once, each under its own wrk
+    local mode key wrk_pids=()
+    declare -A before
+    for mode in "${modes[@]}"; do
+        key="$1/$mode"
+        before[$key]="$(cpu_ticks "${agent_pids[$key]}")"
+        wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:${public_ports[$key]}/hello" \
+            >"$work/wrk-$1-$mode" &
+        wrk_pids+=($!)
+    done
+    wait "${wrk_pids[@]}"
+    for mode in "${modes[@]}"; do
+        report "$1" "$mode" "$2" "${before[$1/$mode]}" "$(cpu_ticks "${agent_pids[$1/$mode]}")" \
+            "$(cat "$work/wrk-$1-$mode")"
+    done
+}
+report() {  # LABEL MODE ROUND CPU_BEFORE CPU_AFTER WRK_OUTPUT: prints the row and keeps it
+    local key="$1/$2" requests rate micros
+    requests="$(echo "$6" | awk '/requests in/ {print $1}')"
+    rate="$(echo "$6" | awk '/Requests\/sec/ {print $2}')"
+    micros="$(awk -v t=$(($5 - $4)) -v hz="$ticks_per_second" -v n="$requests" \
+        'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
+    printf "%-8s %-8s %5s %10s %14s %9s %8s\n" "$1" "$2" "$3" "$rate" "$micros" \
+        "$(rss_mib "${agent_pids[$key]}")" "${warm_seconds[$key]}"
+    echo "$1 $2 $3 $rate $micros" >>"$results"
+}
 for round in $(seq "$rounds"); do
     # Odd rounds go through the builds and modes in order, even rounds in reverse (ABBA),
     # so a load that rises or falls during a round weighs on each mode alike.
@@ -172,21 +207,17 @@ for round in $(seq "$rounds"); do
     fi
     for named in "${order_agents[@]}"; do
         label="${named%%=*}"
+        if [ "$together" = 1 ]; then
+            measure_together "$label" "$round"
+            continue
+        fi
         for mode in "${order_modes[@]}"; do
             key="$label/$mode"
             [ "$ring" = warm ] || start_agent "$label" "${named#*=}" "$mode"
             agent_pid="${agent_pids[$key]}"
             before="$(cpu_ticks "$agent_pid")"
             output="$(wrk -t1 -c"$connections" -d"${duration}s" "http://127.0.0.1:${public_ports[$key]}/hello")"
-            after="$(cpu_ticks "$agent_pid")"
-            requests="$(echo "$output" | awk '/requests in/ {print $1}')"
-            rate="$(echo "$output" | awk '/Requests\/sec/ {print $2}')"
-            micros="$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="$requests" \
-                'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
-            rss="$(rss_mib "$agent_pid")"
-            printf "%-8s %-8s %5s %10s %14s %9s %8s\n" "$label" "$mode" "$round" "$rate" "$micros" "$rss" \
-                "${warm_seconds[$key]}"
-            echo "$label $mode $round $rate $micros" >>"$results"
+            report "$label" "$mode" "$round" "$before" "$(cpu_ticks "$agent_pid")" "$output"
             [ "$ring" = warm ] || stop_agent "$label" "$mode"
         done
     done
