@@ -1,9 +1,5 @@
 import NIOCore
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// The finished records' bytes: one buffer of the ring's size, written round and round.
 /// Each record is one contiguous run of bytes, starting with its length (UInt32).
 ///
@@ -27,25 +23,6 @@ struct RecordRing {
         self.capacity = max(64, min(capacity, Int(UInt32.max)))
         self.bytes = ByteBufferAllocator().buffer(capacity: self.capacity)
         self.bytes.moveWriterIndex(to: self.capacity)
-        self.bytes.withUnsafeMutableReadableBytes { Self.preferHugePages($0) }
-    }
-
-    /// Asks Linux to back the ring with huge pages (2 MiB) where it is aligned for them;
-    /// with `transparent_hugepage` at `madvise` (Debian's default) it does so only when
-    /// asked. Each record lands in the ring's next bytes, so with 4 KiB pages a new page
-    /// (and its page walk) came every few records. Two agents measured at once under wrk
-    /// (as `bench/inspector.sh` does), one with a 2 MiB ring: the 64 MiB ring cost some 3%
-    /// more CPU per request with 4 KiB pages, some 1.5% with huge ones, near this
-    /// machine's noise. Only a hint: where the kernel declines, the ring works as before.
-    private static func preferHugePages(_ ring: UnsafeMutableRawBufferPointer) {
-        #if os(Linux)
-            let hugePage = UInt(2 << 20)
-            guard let base = ring.baseAddress.map(UInt.init(bitPattern:)) else { return }
-            let start = (base + hugePage - 1) & ~(hugePage - 1)
-            let end = (base + UInt(ring.count)) & ~(hugePage - 1)
-            guard end > start else { return }
-            _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), MADV_HUGEPAGE)
-        #endif
     }
 
     /// The bytes the held records take, counting what wrapping leaves unused.
