@@ -79,7 +79,9 @@ final class CapturingExchange: ExchangeUpstream, ExchangeDownstream {
     var canTakeRequestBody: Bool { upstream?.canTakeRequestBody ?? true }
 
     func sendBody(_ body: ByteBuffer) {
-        requestBody.keep(body, limit: bodyLimit)
+        // Body that follows an early answer (a 413) is passed on, not kept: the record
+        // is in the ring by then.
+        if !over { requestBody.keep(body, limit: bodyLimit) }
         upstream?.sendBody(body)
     }
 
@@ -131,7 +133,7 @@ final class CapturingExchange: ExchangeUpstream, ExchangeDownstream {
     }
 
     func exchangeReceivedBody(_ body: ByteBuffer) {
-        responseBody.keep(body, limit: bodyLimit)
+        if !over { responseBody.keep(body, limit: bodyLimit) }
         downstream?.exchangeReceivedBody(body)
     }
 

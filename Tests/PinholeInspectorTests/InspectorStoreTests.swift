@@ -237,9 +237,14 @@ struct InspectorStoreTests {
         upstream.sendBody(ByteBuffer(string: "first"))
         scripted.upstreams[0].answer(ByteBuffer(string: "too large"))
         let afterAnswer = heard.withLockedValue { $0 }
-        upstream.sendBody(ByteBuffer(string: "second"))
+        var late = ByteBuffer(string: "second")
+        let lateBytes = late.withUnsafeReadableBytes { $0.baseAddress }
+        upstream.sendBody(late)
         upstream.sendEnd(trailers: ["x-late": "1"])
         #expect(heard.withLockedValue { $0 } == afterAnswer, "no change after the record was finished")
+        // Nothing keeps the late body either (see `bodiesLetGo`).
+        let lateNow = late.withUnsafeMutableReadableBytes { UnsafeRawPointer($0.baseAddress) }
+        #expect(lateNow == lateBytes, "the late body's buffer is still held")
         let record = try #require(inspector.store.all().first)
         #expect(record.state == .complete && record.requestTrailers == nil)
         #expect(String(buffer: record.requestBody.kept) == "first")
