@@ -65,7 +65,7 @@ public struct CapturedRequest: Sendable {
 
     /// The client's address, as the relay (or embedded relay) appended it to X-Forwarded-For.
     public var clientAddress: String? {
-        guard let list = requestHeaders.first(name: "x-forwarded-for") else { return nil }
+        guard let list = requestHeaders.first(name: ForwardingFields.forName) else { return nil }
         return list.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) }
     }
 }

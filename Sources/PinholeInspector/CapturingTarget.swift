@@ -79,8 +79,8 @@ final class CapturingExchange: ExchangeUpstream, ExchangeDownstream {
     var canTakeRequestBody: Bool { upstream?.canTakeRequestBody ?? true }
 
     func sendBody(_ body: ByteBuffer) {
-        // Body that follows an early answer (a 413) is passed on, not kept: the record
-        // is in the ring by then.
+        // Body that follows the record's end (an early answer, a 413) is not kept: the
+        // record is in the ring by then, and the sides are let go (`end`).
         if !over { requestBody.keep(body, limit: bodyLimit) }
         upstream?.sendBody(body)
     }
