@@ -74,8 +74,8 @@ final class TunnelRegistry: Sendable {
         var nextRevision: UInt64 = 1
     }
 
-    /// Taken for every public request routed by Host, from every event loop: a `Mutex`,
-    /// which spins a while before it sleeps, as the other shared per-request state.
+    /// Taken for every public request routed by Host, from every event loop: a `Mutex`
+    /// (see `InspectorStore.state`).
     let state = Mutex(State())
     let domain: String?
     let tunnelPorts: ClosedRange<Int>?

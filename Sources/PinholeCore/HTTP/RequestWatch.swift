@@ -47,9 +47,7 @@ public final class RequestWatch: Sendable {
     private let sweepInterval: TimeAmount
     private let loop: any EventLoop
     private let announce: @Sendable (Waiting) -> Void
-    /// Taken for every request, from every event loop: a `Mutex`, which spins a while
-    /// before it sleeps, where a pthread mutex slept in the kernel at once (see
-    /// `InspectorStore.state`).
+    /// Taken for every request, from every event loop: a `Mutex` (see `InspectorStore.state`).
     private let state = Mutex(State())
 
     /// `announce` is called on `loop` for each request that waited `threshold`.

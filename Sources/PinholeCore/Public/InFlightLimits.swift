@@ -75,9 +75,7 @@ public final class InFlightLimits: Sendable {
     }
 
     public let caps: Caps
-    /// Taken for every request, from every event loop: a `Mutex`, which spins a while
-    /// before it sleeps, where a pthread mutex slept in the kernel at once (see
-    /// `InspectorStore.state`).
+    /// Taken for every request, from every event loop: a `Mutex` (see `InspectorStore.state`).
     private let state = Mutex(State())
 
     public init(caps: Caps = Caps()) {

@@ -13,9 +13,7 @@ public final class StoppableTarget: ExchangeTarget {
     }
 
     private let inner: any ExchangeTarget
-    /// Taken for every request, from every event loop: a `Mutex`, which spins a while
-    /// before it sleeps, where a pthread mutex slept in the kernel at once (see
-    /// `InspectorStore.state`).
+    /// Taken for every request, from every event loop: a `Mutex` (see `InspectorStore.state`).
     private let state = Mutex(State())
 
     public init(_ inner: any ExchangeTarget) {

@@ -10,9 +10,7 @@ import Synchronization
 public final class TargetClient: ExchangeTarget {
     public let address: TargetAddress
     private let connectTimeout: TimeAmount
-    /// Taken for every request, from every event loop: a `Mutex`, which spins a while
-    /// before it sleeps, where a pthread mutex slept in the kernel at once (see
-    /// `InspectorStore.state`).
+    /// Taken for every request, from every event loop: a `Mutex` (see `InspectorStore.state`).
     private let pools = Mutex<[ObjectIdentifier: NIOLoopBound<TargetPool>]>([:])
 
     public init(address: TargetAddress, connectTimeout: TimeAmount = .seconds(5)) {

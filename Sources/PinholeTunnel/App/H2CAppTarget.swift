@@ -14,9 +14,7 @@ public final class H2CAppTarget: ExchangeTarget {
     public let address: TargetAddress
     private let connectTimeout: TimeAmount
     private let configuration: HTTP2Configuration
-    /// Taken for every request, from every event loop: a `Mutex`, which spins a while
-    /// before it sleeps, where a pthread mutex slept in the kernel at once (see
-    /// `InspectorStore.state`).
+    /// Taken for every request, from every event loop: a `Mutex` (see `InspectorStore.state`).
     private let connections = Mutex<[ObjectIdentifier: NIOLoopBound<AppConnection>]>([:])
 
     public init(
