@@ -26,7 +26,8 @@
 # each round, each with its own wrk -c50: whatever the machine does meanwhile (this
 # one's speed swings by a quarter from one run to the next) weighs on all of them alike,
 # so the ratios of a round compare like with like. One after the other (TOGETHER=0, and
-# always with a cold ring), the rounds' ratios spread about three times wider here. The
+# always with a cold ring), the rounds' ratios spread about twice as wide here (0.91x-1.37x
+# over 12 rounds, against 1.01x-1.26x at once, the same evening). The
 # req/s of the two ways do not compare: at once, the modes share the machine and nginx.
 #
 # Each round gives each mode's ratio to off in that round; the verdict takes the median of
@@ -268,5 +269,5 @@ for label in dict.fromkeys(r[0] for r in rows):
         else:
             verdict = "not shown either way (the interval spans 1.10x)"
         print(f"  {label}: target (inspector on ≤ 1.10x the CPU per request of off): {verdict}"
-              f" (median {ratio:.2f}x, 95% interval {low:.2f}x-{high:.2f}x over the rounds)")
+              f" (median {ratio:.2f}x, 95% interval {low:.3f}x-{high:.3f}x over the rounds)")
 EOF
