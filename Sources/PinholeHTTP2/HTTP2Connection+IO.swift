@@ -112,14 +112,26 @@ extension HTTP2Connection {
     func flushOutput() {
         guard let session, let context else { return }
         var wrote = false
+        // Passes write, and one flush at the end sends them all: a stream's trailers,
+        // submitted once the pass with its last DATA returns, leave in the same write
+        // (and TLS flush) as its head and body, not one segment later. At c=1 that second
+        // write cost the peer a second wake-up per gRPC call at every hop. A flush still
+        // comes every `maximumWriteSize`, so a stream of passes is not held back.
+        var unflushed = 0
         var action = machine.flushStarted(isWritable: context.channel.isWritable)
         while case .sendPass = action {
             let (result, wroteNow) = sendPass(session, context)
-            wrote = wrote || wroteNow
+            wrote = wrote || wroteNow > 0
+            unflushed += wroteNow
+            if unflushed >= Self.maximumWriteSize {
+                context.flush()
+                unflushed = 0
+            }
             action = machine.sendPassFinished(
                 failure: result == 0 ? nil : .library(operation: "sending frames", code: result),
                 isWritable: context.channel.isWritable)
         }
+        if unflushed > 0 { context.flush() }
         if case .terminate = action {
             carryOut(action)
             return
@@ -143,20 +155,24 @@ extension HTTP2Connection {
     func sendFinalFrames() {
         guard let session, let context else { return }
         // The connection closes next whatever happened; a failure here changes nothing.
-        _ = sendPass(session, context)
+        if sendPass(session, context).written > 0 { context.flush() }
     }
 
-    /// One `nghttp2_session_send`: writes and flushes what it produced, then runs the
-    /// delegates it queued. Returns nghttp2's result and whether anything was written.
-    private func sendPass(_ session: OpaquePointer, _ context: ChannelHandlerContext) -> (Int32, Bool) {
+    /// One `nghttp2_session_send`: writes (without a flush) what it produced, then runs
+    /// the delegates it queued. Returns nghttp2's result and how many bytes were written.
+    private func sendPass(
+        _ session: OpaquePointer, _ context: ChannelHandlerContext
+    ) -> (result: Int32, written: Int) {
         // Reuse the buffer written last time: the TLS handler encrypts at flush and
-        // drops it, so it is usually ours alone again and clearing it costs nothing.
+        // drops it, so it is usually ours alone again and clearing it costs nothing. (A
+        // second pass before the flush finds it still held, and clearing gives it new
+        // storage: the write keeps its bytes.)
         outbound.clear()
         machine.sessionCallStarted()
         let result = nghttp2_session_send(session)
         let returned = machine.sessionCallReturned()
-        let wrote = pendingWriteBytes > 0
-        if wrote {
+        let written = pendingWriteBytes
+        if written > 0 {
             // The queue is taken before anything is written: a flush can report the channel
             // writable again, and the pass that starts then must not find these buffers.
             var queue: [ByteBuffer] = []
@@ -164,14 +180,13 @@ extension HTTP2Connection {
             outboundQueueBytes = 0
             for buffer in queue { context.write(NIOAny(buffer), promise: nil) }
             if outbound.readableBytes > 0 { context.write(NIOAny(outbound), promise: nil) }
-            context.flush()
             if outboundQueue.isEmpty {
                 queue.removeAll(keepingCapacity: true)
                 outboundQueue = queue
             }
         }
         carryOut(returned)
-        return (result, wrote)
+        return (result, written)
     }
 
     /// After GOAWAY (either way), close once the last stream is done.
