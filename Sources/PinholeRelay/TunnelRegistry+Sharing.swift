@@ -56,10 +56,19 @@ struct SharedServiceTarget: ExchangeTarget {
     func startExchange(
         _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop
     ) throws(ExchangeError) -> any ExchangeUpstream {
-        guard let member = members.first(where: { $0.match.matches(head.headers) }) else {
-            throw .noRoute(host: host)
-        }
-        return try member.target.startExchange(head, downstream: downstream, on: eventLoop)
+        guard let member = member(for: head) else { throw .noRoute(host: host) }
+        return try member.startExchange(head, downstream: downstream, on: eventLoop)
+    }
+
+    /// The developer's tunnel the request goes to: its requests in flight count against
+    /// that tunnel's cap, as they would through the tunnel's own name. (Counted per
+    /// address only, a crowd of clients on the alias could fill one developer's tunnel.)
+    func tunnelIdentity(for head: ProxyRequestHead) -> ObjectIdentifier? {
+        member(for: head)?.tunnelIdentity
+    }
+
+    private func member(for head: ProxyRequestHead) -> TunnelTarget? {
+        members.first(where: { $0.match.matches(head.headers) })?.target
     }
 }
 

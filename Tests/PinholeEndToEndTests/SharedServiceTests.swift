@@ -10,14 +10,14 @@ private struct SharedRelay {
     let pin: String
     let directory: String
 
-    static func start() async throws -> SharedRelay {
+    static func start(_ options: [String] = []) async throws -> SharedRelay {
         let directory = try makeTemporaryDirectory("shared")
         let relay = try ChildProcess(
             builtExecutablesDirectory + "/relay",
             [
                 "--bind", "127.0.0.1", "--public-port", "0", "--agent-port", "0", "--domain", "tunnels.test",
                 "--token", "team-token-for-tests",
-            ],
+            ] + options,
             currentDirectory: directory)
         let banner = try await relay.waitForOutput { $0.contains("On your laptop") }
         return SharedRelay(
@@ -45,6 +45,14 @@ private struct SharedRelay {
         try String(contentsOfFile: file(name), encoding: .utf8).split(separator: "\n")
             .filter { !$0.contains("pinhole.dev/tunnel:") && !$0.contains("pinhole.dev/created:") }
             .joined(separator: "\n")
+    }
+
+    /// The service's own Host at the public port, as `user`, as curl arguments.
+    func request(user: String, _ path: String) -> [String] {
+        [
+            "-sS", "--max-time", "10", "-H", "Host: checkout-shadow:3000", "-H", "x-user: \(user)",
+            "http://127.0.0.1:\(publicPort)\(path)",
+        ]
     }
 
     /// Which tunnel answered a request for the service's own Host (as a mirrored copy
@@ -121,5 +129,44 @@ struct SharedServiceTests {
         let alone = try shared.resources("alice")
         #expect(alone.contains("name: pinhole-debug") && !alone.contains("bob"), "\(alone)")
         #expect(try await shared.answerer(user: "alice") == "alice")
+    }
+
+    @Test("requests through the shared alias count against the developer's own tunnel cap")
+    func sharedAliasKeepsTheTunnelCap() async throws {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: builtExecutablesDirectory + "/agent"),
+            "build the executables first: swift build")
+        let (appA, appB) = (try await LocalApp.start(), try await LocalApp.start())
+        let shared = try await SharedRelay.start(["--max-in-flight-per-tunnel", "1", "--in-flight-wait", "1"])
+        let alice = try shared.agent("alice", appPort: appA.port, match: "alice")
+        defer {
+            alice.terminate(); shared.relay.terminate()
+            Task {
+                await appA.stop(); await appB.stop()
+            }
+        }
+        try await alice.waitForOutput { $0.contains(#""event":"tunnel_ready""#) }
+        let bob = try shared.agent("bob", appPort: appB.port, match: "bob")
+        defer { bob.terminate() }
+        // Alice hears of bob once both are connected: the alias then picks a developer
+        // per request.
+        try await alice.waitForOutput { count("istio_changed", in: $0) >= 1 }
+
+        // Alice's one place is taken by a stream her app holds open.
+        let held = try ChildProcess("curl", ["-N"] + shared.request(user: "alice", "/events"))
+        defer { held.terminate() }
+        _ = try await held.waitForOutput { $0.contains("data: first") }
+
+        // Her next request waits its second in line and is refused, naming the cap; with
+        // only the per-address cap (256) it went through.
+        let (_, refused) = try await curl(shared.request(user: "alice", "/hello") + ["-w", "\n%{http_code}"])
+        #expect(refused.hasSuffix("503") && refused.contains("--max-in-flight-per-tunnel"), "\(refused)")
+        // Bob's tunnel has its own place.
+        let (_, answered) = try await curl(shared.request(user: "bob", "/hello"))
+        #expect(answered == "Hello, world!", "\(answered)")
+
+        appA.releaseEvents()
+        let (_, stream) = await held.waitForExit()
+        #expect(stream.contains("data: second"), "\(stream)")
     }
 }

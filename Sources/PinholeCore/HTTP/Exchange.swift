@@ -68,10 +68,16 @@ public protocol ExchangeTarget: Sendable {
     /// call, not the runtime casts (`as Any`, `is AnyClass`, `as AnyObject`) that showed
     /// in relay profiles on every request.
     var tunnelIdentity: ObjectIdentifier? { get }
+
+    /// The tunnel `head` would go through, for the same cap: `tunnelIdentity`, unless the
+    /// target picks a tunnel per request (a shared service's alias picks its developer
+    /// by the request's headers, and each developer's tunnel has its own cap).
+    func tunnelIdentity(for head: ProxyRequestHead) -> ObjectIdentifier?
 }
 
 extension ExchangeTarget {
     public var tunnelIdentity: ObjectIdentifier? { nil }
+    public func tunnelIdentity(for head: ProxyRequestHead) -> ObjectIdentifier? { tunnelIdentity }
 }
 
 extension ExchangeTarget where Self: AnyObject {

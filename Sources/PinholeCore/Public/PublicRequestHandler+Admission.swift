@@ -16,7 +16,7 @@ extension PublicRequestHandler {
             return
         }
         guard let inFlight else { return begin(head, number: number, target: target, context) }
-        let tunnel = target.tunnelIdentity
+        let tunnel = target.tunnelIdentity(for: head)
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
         let admission = inFlight.admit(

@@ -86,7 +86,7 @@ final class FairShareUpstream: ExchangeUpstream {
         let loop = self.loop
         let share = NIOLoopBound(self, eventLoop: loop)
         let admission = inFlight.admit(
-            address: client, tunnel: target.tunnelIdentity,
+            address: client, tunnel: target.tunnelIdentity(for: head),
             wake: { slot in loop.execute { share.value.placeCame(slot) } })
         switch admission {
         case .admitted(let slot):
