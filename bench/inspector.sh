@@ -19,6 +19,9 @@
 #   RING=cold bench/inspector.sh        the ring still filling
 #   bench/inspector.sh --no-build       use the release agent already built
 #   TOGETHER=0 bench/inspector.sh       one mode after the other in each round (see below)
+#   LOG=quiet bench/inspector.sh        agents run with --quiet (LOG=json: --log-format json);
+#                                       by default (LOG=on) each logs a line per request, to a
+#                                       file, as users run it
 #   AGENTS="main=/tmp/main/agent new=.build/release/agent" bench/inspector.sh --no-build
 #                                       two builds in the same rounds, each with its own ratio
 #
@@ -49,6 +52,13 @@ case "$together" in
     *) echo "TOGETHER is 1 (modes at once, the default) or 0 (one after the other)" >&2; exit 2 ;;
 esac
 [ "$ring" = warm ] || together=0
+log="${LOG:-on}"
+case "$log" in
+    on) log_flags=() ;;  # the default: a line per request, as users run it
+    quiet) log_flags=(--quiet) ;;
+    json) log_flags=(--log-format json) ;;
+    *) echo "LOG is on (the request log, the default), quiet or json" >&2; exit 2 ;;
+esac
 warm_limit="${WARM_LIMIT:-90}"  # seconds of warm-up at most before a warm ring is measured
 
 for tool in nginx wrk curl python3; do
@@ -139,7 +149,7 @@ start_agent() {  # LABEL AGENT MODE: starts it, warms it (and fills its ring whe
     public_port="$(free_port)"
     inspect_port="$(free_port)"
     [ "$3" = off ] || inspect="127.0.0.1:$inspect_port"
-    "$2" "127.0.0.1:$backend_port" --bind 127.0.0.1 --public-port "$public_port" --quiet \
+    "$2" "127.0.0.1:$backend_port" --bind 127.0.0.1 --public-port "$public_port" "${log_flags[@]}" \
         --inspect "$inspect" >"$work/agent-${1}-${3}.log" 2>&1 &
     agent_pids[$key]=$!
     pids+=("$!")
@@ -166,7 +176,8 @@ stop_agent() {  # LABEL MODE
 }
 
 echo "agents $agents, nginx on 127.0.0.1:$backend_port, wrk -t1 -c$connections -d${duration}s, $rounds rounds," \
-    "ring $ring, $([ "$together" = 1 ] && echo "modes measured together" || echo "modes one after the other")"
+    "ring $ring, $([ "$together" = 1 ] && echo "modes measured together" || echo "modes one after the other")," \
+    "request log $log"
 if [ "$ring" = warm ]; then
     # Every agent and mode stays up for the whole run: started and warmed once, then the
     # rounds alternate between them, each ring staying full.
