@@ -132,6 +132,15 @@ let package = Package(
             dependencies: ["PinholeCommands", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
+            name: "pinhole-inspector-bench",
+            dependencies: [
+                "PinholeInspector", "PinholeCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
             name: "pinhole-tls-bench",
             dependencies: [
                 "PinholeTLS",

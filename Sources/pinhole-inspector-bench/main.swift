@@ -1,0 +1,108 @@
+// The inspector's own work per exchange, apart from everything else the agent does:
+// one thread drives exchanges through a target that answers at once (no sockets, no
+// event loop running), with the inspector's capture in front of it and without,
+// in alternating rounds, and prints the difference per exchange.
+//
+// bench/inspector.sh measures what users pay (the whole agent's CPU per request, on
+// and off, over real connections); its rounds spread by a few points, so a change
+// worth a fraction of the inspector's cost does not show there. This does, to a few
+// percent: use it to compare builds of the capture, then confirm with the real bench.
+//
+//   swift build -c release --product pinhole-inspector-bench
+//   .build/release/pinhole-inspector-bench [EXCHANGES_PER_ROUND]
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import PinholeCore
+import PinholeInspector
+
+/// The app's side: answers every request with the same small response, at once, to
+/// whichever downstream started it (the capture's, or the bench's own).
+final class AnsweringTarget: ExchangeTarget, @unchecked Sendable {
+    // @unchecked: used from the bench's one thread only.
+    private var lastDownstream: (any ExchangeDownstream)?
+
+    func startExchange(
+        _ head: ProxyRequestHead, downstream: any ExchangeDownstream, on eventLoop: any EventLoop
+    ) throws(ExchangeError) -> any ExchangeUpstream {
+        lastDownstream = downstream
+        return Upstream()
+    }
+
+    /// The response for the exchange started last, in three calls as a connection gives it.
+    func answer(_ head: ProxyResponseHead, body: ByteBuffer) {
+        let downstream = lastDownstream!
+        lastDownstream = nil
+        downstream.exchangeReceivedHead(head)
+        downstream.exchangeReceivedBody(body)
+        downstream.exchangeReceivedEnd(trailers: nil)
+    }
+
+    final class Upstream: ExchangeUpstream {
+        var canTakeRequestBody: Bool { true }
+        func sendBody(_ body: ByteBuffer) {}
+        func sendEnd(trailers: HTTPHeaders?) {}
+        func cancel() {}
+        func downstreamWritabilityChanged() {}
+    }
+}
+
+/// The public side: takes the response and drops it.
+final class DroppingDownstream: ExchangeDownstream {
+    var canTakeResponseBody: Bool { true }
+    func exchangeReceivedHead(_ head: consuming ProxyResponseHead) {}
+    func exchangeReceivedBody(_ body: ByteBuffer) {}
+    func exchangeReceivedEnd(trailers: HTTPHeaders?) {}
+    func exchangeFailed(_ error: ExchangeError) {}
+    func exchangeUpstreamWritabilityChanged() {}
+}
+
+// What bench/inspector.sh sends through the embedded relay (wrk's GET, with the fields
+// the relay adds), and what nginx answers there, with the tunnel's mark.
+let request = ProxyRequestHead(
+    method: .GET, path: "/hello", authority: "127.0.0.1:18092", scheme: "http",
+    headers: ["x-forwarded-for": "127.0.0.1", "x-forwarded-proto": "http", "x-forwarded-host": "127.0.0.1:18092"],
+    mayHaveBody: false)
+let response = ProxyResponseHead(
+    status: .ok,
+    headers: [
+        "server": "nginx/1.22.1", "date": "Mon, 07 Dec 2026 22:00:00 GMT", "content-type": "text/plain",
+        "content-length": "13", "x-pinhole-tunnel": "bench",
+    ])
+let body = ByteBuffer(string: "Hello, world!")
+let loop = EmbeddedEventLoop()
+
+/// Nanoseconds per exchange through `target`, over `count` exchanges.
+func nanosecondsPerExchange(_ target: any ExchangeTarget, answering app: AnsweringTarget, _ count: Int) -> Double {
+    let downstream = DroppingDownstream()
+    let start = DispatchTime.now().uptimeNanoseconds
+    for _ in 0..<count {
+        let upstream = try! target.startExchange(request, downstream: downstream, on: loop)
+        upstream.sendEnd(trailers: nil)
+        app.answer(response, body: body)
+    }
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / Double(count)
+}
+
+let count = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 300_000
+let app = AnsweringTarget()
+let inspector = Inspector()
+let captured = inspector.capture(app)
+// The ring full first (64 MiB, about 150,000 of these records), as in a long session:
+// each record then takes the place of the oldest.
+_ = nanosecondsPerExchange(captured, answering: app, 200_000)
+var costs: [Double] = []
+for round in 1...8 {
+    let plain = nanosecondsPerExchange(app, answering: app, count)
+    let withInspector = nanosecondsPerExchange(captured, answering: app, count)
+    costs.append(withInspector - plain)
+    print(
+        String(
+            format: "round %d  without %.0f ns  with the inspector %.0f ns  its cost %.0f ns per exchange", round,
+            plain, withInspector, withInspector - plain))
+}
+let median = costs.sorted()[costs.count / 2]
+print(
+    String(
+        format: "median cost of the inspector: %.0f ns per exchange (%d rounds of %d)", median, costs.count, count))
