@@ -9,7 +9,7 @@
 // percent: use it to compare builds of the capture, then confirm with the real bench.
 //
 //   swift build -c release --product pinhole-inspector-bench
-//   .build/release/pinhole-inspector-bench [EXCHANGES_PER_ROUND]
+//   .build/release/pinhole-inspector-bench [EXCHANGES_PER_ROUND [RING_MIB]]
 import Foundation
 import NIOCore
 import NIOEmbedded
@@ -87,11 +87,16 @@ func nanosecondsPerExchange(_ target: any ExchangeTarget, answering app: Answeri
 
 let count = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 300_000
 let app = AnsweringTarget()
-let inspector = Inspector()
+// The ring's size in MiB (64, the default, unless given). Runs of one build with the
+// default ring differ by up to a half from one process to the next, with its memory
+// placed differently (huge pages or not); a ring of a few MiB, in the cache, compares
+// builds' code steadily, without the cost of writing to memory.
+let ringMiB = CommandLine.arguments.dropFirst(2).first.flatMap { Int($0) } ?? 64
+let inspector = Inspector(limits: .init(totalBytes: ringMiB << 20))
 let captured = inspector.capture(app)
-// The ring full first (64 MiB, about 150,000 of these records), as in a long session:
-// each record then takes the place of the oldest.
-_ = nanosecondsPerExchange(captured, answering: app, 200_000)
+// The ring full first (64 MiB hold about 150,000 of these records), as in a long
+// session: each record then takes the place of the oldest.
+_ = nanosecondsPerExchange(captured, answering: app, max(200_000, ringMiB * 4_000))
 var costs: [Double] = []
 for round in 1...8 {
     let plain = nanosecondsPerExchange(app, answering: app, count)
