@@ -161,6 +161,11 @@ struct SharedServiceTests {
         // only the per-address cap (256) it went through.
         let (_, refused) = try await curl(shared.request(user: "alice", "/hello") + ["-w", "\n%{http_code}"])
         #expect(refused.hasSuffix("503") && refused.contains("--max-in-flight-per-tunnel"), "\(refused)")
+        // The same over HTTP/2, whose streams take their places apart (`FairShareUpstream`).
+        let (_, refusedStream) = try await curl(
+            ["--http2-prior-knowledge"] + shared.request(user: "alice", "/hello") + ["-w", "\n%{http_code}"])
+        #expect(
+            refusedStream.hasSuffix("503") && refusedStream.contains("--max-in-flight-per-tunnel"), "\(refusedStream)")
         // Bob's tunnel has its own place.
         let (_, answered) = try await curl(shared.request(user: "bob", "/hello"))
         #expect(answered == "Hello, world!", "\(answered)")
