@@ -115,15 +115,17 @@ extension HTTP2Connection {
         // Passes write, and one flush at the end sends them all: a stream's trailers,
         // submitted once the pass with its last DATA returns, leave in the same write
         // (and TLS flush) as its head and body, not one segment later. At c=1 that second
-        // write cost the peer a second wake-up per gRPC call at every hop. A flush still
-        // comes every `maximumWriteSize`, so a stream of passes is not held back.
+        // write cost the peer a second wake-up per gRPC call at every hop. Passes that
+        // bring the unflushed bytes to `coalescedFlushLimit` are flushed at once, so a
+        // stream of full passes is not held back, and one flush carries at most that
+        // limit plus one pass (for the TLS buffer's bound, see `maximumWriteSize`).
         var unflushed = 0
         var action = machine.flushStarted(isWritable: context.channel.isWritable)
         while case .sendPass = action {
             let (result, wroteNow) = sendPass(session, context)
             wrote = wrote || wroteNow > 0
             unflushed += wroteNow
-            if unflushed >= Self.maximumWriteSize {
+            if unflushed >= Self.coalescedFlushLimit {
                 context.flush()
                 unflushed = 0
             }
@@ -155,7 +157,10 @@ extension HTTP2Connection {
     func sendFinalFrames() {
         guard let session, let context else { return }
         // The connection closes next whatever happened; a failure here changes nothing.
-        if sendPass(session, context).written > 0 { context.flush() }
+        // The flush also sends what an outer `flushOutput` wrote before the delegates
+        // that its pass ran ended the connection: the close would drop it unflushed.
+        _ = sendPass(session, context)
+        context.flush()
     }
 
     /// One `nghttp2_session_send`: writes (without a flush) what it produced, then runs
@@ -173,8 +178,8 @@ extension HTTP2Connection {
         let returned = machine.sessionCallReturned()
         let written = pendingWriteBytes
         if written > 0 {
-            // The queue is taken before anything is written: a flush can report the channel
-            // writable again, and the pass that starts then must not find these buffers.
+            // The queue is taken before anything is written: whatever a write sets off (a
+            // change of writability, and the send it may start) must find it empty.
             var queue: [ByteBuffer] = []
             swap(&queue, &outboundQueue)
             outboundQueueBytes = 0

@@ -40,6 +40,9 @@ extension HTTP2Connection {
         case .submitGoAway:
             submitGoAway(code: .noError, debugData: "")
         case .close:
+            // What passes wrote before delegates they ran closed it goes out first: a
+            // close drops unflushed writes.
+            context?.flush()
             context?.close(promise: nil)
         case .sendFinalFramesAndClose:
             sendFinalFrames()
@@ -50,6 +53,7 @@ extension HTTP2Connection {
             carryOut(machine.finalFramesSent())
         case .failAndClose(let error):
             context?.fireErrorCaught(error)
+            context?.flush()
             context?.close(promise: nil)
         case .tearDown(let error):
             tearDown(with: error)

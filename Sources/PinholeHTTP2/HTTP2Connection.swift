@@ -58,11 +58,15 @@ public final class HTTP2Connection {
     var inSession: Bool { machine.isInSession }
     var terminalError: HTTP2Error? { machine.terminalError }
 
-    /// Cap on one write to the channel; a larger backlog waits for writability. A DATA
-    /// frame that would cross it waits for the next write, unless it is the write's
-    /// first (one frame is at most 64 KiB), so the TLS record buffer for a write stays
-    /// below malloc's default mmap threshold (128 KiB).
+    /// Cap on what one send pass writes to the channel; a larger backlog waits for the
+    /// next pass, or for writability. A DATA frame that would cross it waits for the next
+    /// pass, unless it is the pass's first (one frame is at most 64 KiB). A flush carries
+    /// one pass, or small ones together (`coalescedFlushLimit`), so the TLS record buffer
+    /// for a flush stays below malloc's default mmap threshold (128 KiB).
     static let maximumWriteSize = 64 * 1024
+    /// Passes that wrote less than this in all wait for one flush together (see
+    /// `flushOutput`): a head and body, then the trailers submitted after them.
+    static let coalescedFlushLimit = 16 * 1024
     /// DATA payload pieces at least this long are written as slices, not copied into
     /// `outbound`. Each slice starts a new buffer in the write, and under TLS the bytes
     /// before it (a frame header at least) end in a short record of their own. Between

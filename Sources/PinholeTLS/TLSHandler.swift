@@ -262,7 +262,8 @@ public final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Small writes wait in `coalescing` so that several share one TLS record. A lone
-    /// write (the usual case: HTTP/2 hands over one buffer per flush) is not copied.
+    /// write (the usual case: HTTP/2 hands over one buffer per flush, two when a
+    /// response's trailers follow its body in the same flush) is not copied.
     private func encrypt(_ data: ByteBuffer, connection: TLSConnection, isLast: Bool) -> TLSError? {
         var data = data
         if isLast, coalescing == nil || coalescing!.readableBytes == 0 {
