@@ -68,6 +68,33 @@ private struct SharedRelay {
     }
 }
 
+/// A relay, two apps (for alice and bob), and alice's agent, its tunnel ready.
+private struct AliceConnected {
+    let shared: SharedRelay
+    let appA: LocalApp
+    let appB: LocalApp
+    let alice: ChildProcess
+
+    static func start(_ relayOptions: [String] = []) async throws -> AliceConnected {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: builtExecutablesDirectory + "/agent"),
+            "build the executables first: swift build")
+        let (appA, appB) = (try await LocalApp.start(), try await LocalApp.start())
+        let shared = try await SharedRelay.start(relayOptions)
+        let alice = try shared.agent("alice", appPort: appA.port, match: "alice")
+        try await alice.waitForOutput { $0.contains(#""event":"tunnel_ready""#) }
+        return AliceConnected(shared: shared, appA: appA, appB: appB, alice: alice)
+    }
+
+    func stop() {
+        alice.terminate()
+        shared.relay.terminate()
+        Task { [appA, appB] in
+            await appA.stop(); await appB.stop()
+        }
+    }
+}
+
 /// The number of JSON lines of `event` in `output`.
 private func count(_ event: String, in output: String) -> Int {
     output.split(separator: "\n").filter { $0.contains(#""event":"\#(event)""#) }.count
@@ -77,19 +104,9 @@ private func count(_ event: String, in output: String) -> Int {
 struct SharedServiceTests {
     @Test("two agents converge on one VirtualService, each gets its own requests, a duplicate match is refused")
     func twoDevelopersShareAService() async throws {
-        try #require(
-            FileManager.default.isExecutableFile(atPath: builtExecutablesDirectory + "/agent"),
-            "build the executables first: swift build")
-        let (appA, appB) = (try await LocalApp.start(), try await LocalApp.start())
-        let shared = try await SharedRelay.start()
-        let alice = try shared.agent("alice", appPort: appA.port, match: "alice")
-        defer {
-            alice.terminate(); shared.relay.terminate()
-            Task {
-                await appA.stop(); await appB.stop()
-            }
-        }
-        try await alice.waitForOutput { $0.contains(#""event":"tunnel_ready""#) }
+        let team = try await AliceConnected.start()
+        defer { team.stop() }
+        let (shared, alice, appB) = (team.shared, team.alice, team.appB)
         #expect(try shared.resources("alice").contains("name: pinhole-debug"), "alone, the single-developer file")
 
         let bob = try shared.agent("bob", appPort: appB.port, match: "bob")
@@ -133,19 +150,9 @@ struct SharedServiceTests {
 
     @Test("requests through the shared alias count against the developer's own tunnel cap")
     func sharedAliasKeepsTheTunnelCap() async throws {
-        try #require(
-            FileManager.default.isExecutableFile(atPath: builtExecutablesDirectory + "/agent"),
-            "build the executables first: swift build")
-        let (appA, appB) = (try await LocalApp.start(), try await LocalApp.start())
-        let shared = try await SharedRelay.start(["--max-in-flight-per-tunnel", "1", "--in-flight-wait", "1"])
-        let alice = try shared.agent("alice", appPort: appA.port, match: "alice")
-        defer {
-            alice.terminate(); shared.relay.terminate()
-            Task {
-                await appA.stop(); await appB.stop()
-            }
-        }
-        try await alice.waitForOutput { $0.contains(#""event":"tunnel_ready""#) }
+        let team = try await AliceConnected.start(["--max-in-flight-per-tunnel", "1", "--in-flight-wait", "1"])
+        defer { team.stop() }
+        let (shared, alice, appA, appB) = (team.shared, team.alice, team.appA, team.appB)
         let bob = try shared.agent("bob", appPort: appB.port, match: "bob")
         defer { bob.terminate() }
         // Alice hears of bob once both are connected: the alias then picks a developer
