@@ -112,28 +112,17 @@ extension HTTP2Connection {
     func flushOutput() {
         guard let session, let context else { return }
         var wrote = false
-        // Passes write, and one flush at the end sends them all: a stream's trailers,
-        // submitted once the pass with its last DATA returns, leave in the same write
-        // (and TLS flush) as its head and body, not one segment later. At c=1 that second
-        // write cost the peer a second wake-up per gRPC call at every hop. Passes that
-        // bring the unflushed bytes to `coalescedFlushLimit` are flushed at once, so a
-        // stream of full passes is not held back, and one flush carries at most that
-        // limit plus one pass (for the TLS buffer's bound, see `maximumWriteSize`).
-        var unflushed = 0
         var action = machine.flushStarted(isWritable: context.channel.isWritable)
         while case .sendPass = action {
-            let (result, wroteNow) = sendPass(session, context)
-            wrote = wrote || wroteNow > 0
-            unflushed += wroteNow
-            if unflushed >= Self.coalescedFlushLimit {
-                context.flush()
-                unflushed = 0
-            }
+            let (result, written) = sendPass(session, context)
+            wrote = wrote || written > 0
+            // Flushed together with the passes after it, or at once (see `passWrote`).
+            carryOut(machine.passWrote(written, coalescingUpTo: Self.coalescedFlushLimit))
             action = machine.sendPassFinished(
                 failure: result == 0 ? nil : .library(operation: "sending frames", code: result),
                 isWritable: context.channel.isWritable)
         }
-        if unflushed > 0 { context.flush() }
+        carryOut(machine.passesEnded())
         if case .terminate = action {
             carryOut(action)
             return
@@ -157,9 +146,11 @@ extension HTTP2Connection {
     func sendFinalFrames() {
         guard let session, let context else { return }
         // The connection closes next whatever happened; a failure here changes nothing.
-        // The flush also sends what an outer `flushOutput` wrote before the delegates
-        // that its pass ran ended the connection: the close would drop it unflushed.
+        // The flush is unconditional: it also sends what the pass of an outer
+        // `flushOutput` wrote before the delegates that pass ran ended the connection, not
+        // yet counted (`passWrote`); the close would drop it unflushed.
         _ = sendPass(session, context)
+        _ = machine.passesEnded()
         context.flush()
     }
 

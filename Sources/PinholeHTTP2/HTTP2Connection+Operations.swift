@@ -32,6 +32,8 @@ extension HTTP2Connection {
             scheduleSend()
         case .flush:
             flushOutput()
+        case .flushWrites:
+            context?.flush()
         case .deliverEvents:
             deliverEvents()
         case .deliverEventsAndFlush:

@@ -65,7 +65,8 @@ public final class HTTP2Connection {
     /// for a flush stays below malloc's default mmap threshold (128 KiB).
     static let maximumWriteSize = 64 * 1024
     /// Passes that wrote less than this in all wait for one flush together (see
-    /// `flushOutput`): a head and body, then the trailers submitted after them.
+    /// `HTTP2ConnectionStateMachine.passWrote`): a head and body, then the trailers
+    /// submitted after them.
     static let coalescedFlushLimit = 16 * 1024
     /// DATA payload pieces at least this long are written as slices, not copied into
     /// `outbound`. Each slice starts a new buffer in the write, and under TLS the bytes

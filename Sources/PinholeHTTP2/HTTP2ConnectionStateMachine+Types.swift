@@ -69,6 +69,8 @@ extension HTTP2ConnectionStateMachine {
         case flush
         /// Run one `nghttp2_session_send` and write what it produced.
         case sendPass
+        /// Flush the channel: what send passes wrote goes out.
+        case flushWrites
         /// Run deferred operations and deliver recorded events until both queues are empty.
         case deliverEvents
         /// The session exists: run what waited for it, then flush (our SETTINGS, the preface).

@@ -21,6 +21,8 @@ struct HTTP2ConnectionStateMachine {
     private(set) var goAwayReceived: (code: HTTP2ErrorCode, lastStreamID: Int32)?
     /// Messages completed (see `HTTP2Connection.completedMessage`) since the last flush.
     private(set) var completedSinceFlush = 0
+    /// Bytes send passes wrote to the channel that no flush has sent yet (`passWrote`).
+    private(set) var unflushedBytes = 0
 
     /// Whether nghttp2 is on the stack (its callbacks must only record).
     var isInSession: Bool {
@@ -291,6 +293,27 @@ struct HTTP2ConnectionStateMachine {
         }
         completedSinceFlush = 0
         return nextPass(isWritable: isWritable)
+    }
+
+    /// A send pass wrote `bytes` to the channel, unflushed. Small passes wait to go out in
+    /// one flush: a stream's trailers, submitted once the pass with its last DATA returns,
+    /// then leave in the same write (and TLS record) as its head and body, and the peer
+    /// wakes once per answer, not twice. Once they reach `limit`, they are flushed at once,
+    /// so that a run of full passes is not held back, and a flush carries at most `limit`
+    /// plus one pass.
+    mutating func passWrote(_ bytes: Int, coalescingUpTo limit: Int) -> Action {
+        unflushedBytes += bytes
+        return unflushedBytes >= limit ? writesFlushed() : .none
+    }
+
+    /// A flush's send passes are over: what they wrote goes out.
+    mutating func passesEnded() -> Action {
+        unflushedBytes > 0 ? writesFlushed() : .none
+    }
+
+    private mutating func writesFlushed() -> Action {
+        unflushedBytes = 0
+        return .flushWrites
     }
 
     /// Frames wait, and the caller on the stack sends them: a send callback refused bytes

@@ -323,4 +323,21 @@ struct HTTP2ConnectionStateMachineTests {
         #expect(reading.sendRequested() == .none)
         #expect(reading.messageCompleted(batch: 1) == .none, "the read's end sends")
     }
+
+    @Test("small passes' writes wait for one flush; a pass that reaches the limit flushes at once")
+    func coalescedFlushes() {
+        var machine = active()
+        #expect(machine.passWrote(60, coalescingUpTo: 1_000) == .none, "a head and body")
+        #expect(machine.passWrote(11, coalescingUpTo: 1_000) == .none, "the trailers after them")
+        #expect(machine.unflushedBytes == 71)
+        #expect(machine.passesEnded() == .flushWrites, "both go out in one flush")
+        #expect(machine.passesEnded() == .none, "nothing left to flush")
+        #expect(machine.passWrote(0, coalescingUpTo: 1_000) == .none)
+        #expect(machine.passesEnded() == .none, "a pass that wrote nothing needs no flush")
+
+        #expect(machine.passWrote(400, coalescingUpTo: 1_000) == .none)
+        #expect(machine.passWrote(700, coalescingUpTo: 1_000) == .flushWrites, "the limit reached: flushed at once")
+        #expect(machine.unflushedBytes == 0)
+        #expect(machine.passesEnded() == .none)
+    }
 }
