@@ -3,31 +3,19 @@ import NIOHTTP1
 import PinholeCore
 import PinholeHTTP2
 
-/// Who answers at the far end of an outgoing stream: it decides the fields sent, and
-/// the words a failure is reported in.
-enum StreamPeer {
-    /// The agent, through the tunnel, for requests to `host`.
-    case agent(host: String)
-    /// An HTTP/2 (h2c) app, from the agent.
-    case app(target: String)
-}
-
 /// One request as an HTTP/2 stream this side opens: the relay's to the agent, or the
-/// agent's to an h2c app. It is the upstream of the exchange.
+/// agent's to an h2c app. It is the upstream of the exchange. Its life is
+/// `OutgoingStreamStateMachine`'s; this carries out what that says, and holds the stream
+/// and the downstream until it says to let go of them.
 final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     private var downstream: (any ExchangeDownstream)?
     private var stream: HTTP2Stream?
-    private let peer: StreamPeer
-    private var responseStarted = false
-    private var ended = false
-    /// Whether the whole request (its end) has been handed to the stream.
-    private var requestEnded = false
+    private var machine: OutgoingStreamStateMachine
     private var credit = ReceiveCredit()
-    private var trailers: HTTPHeaders?
 
     private init(downstream: any ExchangeDownstream, peer: StreamPeer) {
         self.downstream = downstream
-        self.peer = peer
+        self.machine = OutgoingStreamStateMachine(peer: peer)
     }
 
     /// Opens the stream. Must run on the connection's event loop.
@@ -43,26 +31,9 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
             upstream.stream = try connection.openStream(
                 headers: headers, endStream: !head.mayHaveBody, delegate: upstream)
         } catch {
-            throw upstream.failure(error)
+            throw upstream.machine.openFailed(error)
         }
         return upstream
-    }
-
-    /// What `error` on the stream means to the exchange.
-    private func failure(_ error: HTTP2Error?) -> ExchangeError {
-        let reason = error?.description ?? "the stream ended without a response"
-        switch (peer, error) {
-        case (.agent(let host), .streamReset(_, let code)?):
-            return .streamReset(
-                code: code.rawValue, reason: "the agent for \(host) reset the request's stream (\(code))")
-        case (.app(let target), .streamReset(_, let code)?):
-            return .streamReset(code: code.rawValue, reason: "\(target) reset the request's stream (\(code))")
-        case (.agent(let host), _):
-            return .tunnelLost(host: host, reason: reason)
-        case (.app(let target), _):
-            return responseStarted
-                ? .targetClosedEarly(target: target) : .targetUnreachable(target: target, reason: reason)
-        }
     }
 
     // MARK: ExchangeUpstream (called by the public side)
@@ -74,17 +45,11 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     }
 
     func sendEnd(trailers: HTTPHeaders?) {
-        requestEnded = true
-        stream?.finish(trailers: trailers)
-        // The request is complete (see `HTTP2Connection.completedMessage`). The public side
-        // ends every request, bodiless ones too, so each is counted here, once.
-        stream?.connection.completedMessage()
+        perform(machine.requestEnded(), requestTrailers: trailers)
     }
 
     func cancel() {
-        downstream = nil
-        stream?.reset(.cancel)
-        stream = nil
+        perform(machine.downstreamWentAway())
     }
 
     func downstreamWritabilityChanged() {
@@ -94,52 +59,67 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     // MARK: HTTP2StreamDelegate (called by the tunnel)
 
     func stream(_ stream: HTTP2Stream, received part: HTTP2StreamPart) {
-        guard let downstream else { return }
         switch part {
         case .headers(let fields):
             do {
                 var head = try ProxyResponseHead(http2: fields)
                 head.endsWithHead = stream.headersEndedStream
-                responseStarted = true
-                downstream.exchangeReceivedHead(consume head)
+                if case .pass = machine.responseHeadReceived() { downstream?.exchangeReceivedHead(consume head) }
             } catch {
-                fail(error)
+                perform(machine.responseHeadInvalid(error))
             }
         case .data(let data):
+            guard case .pass = machine.responseBodyReceived(), let downstream else { return }
             let count = data.readableBytes
             downstream.exchangeReceivedBody(data)
             credit.received(count, on: stream, consumerKeepsUp: downstream.canTakeResponseBody)
         case .trailers(let fields):
-            trailers = HTTPHeaders(http2: fields)
+            perform(machine.responseTrailersReceived(HTTPHeaders(http2: fields)))
         case .end:
-            ended = true
-            self.downstream = nil
-            if !requestEnded {
-                // The answer is complete before the request (a 401 or 413 to an upload):
-                // the rest of the request is not wanted. Without a reset the stream would
-                // stay open on both ends for the tunnel's life, holding one of the agent's
-                // concurrent streams; enough of them and every new request waits forever.
-                stream.reset(.cancel)
-                self.stream = nil
-            }
-            downstream.exchangeReceivedEnd(trailers: trailers)
+            perform(machine.responseEnded())
         }
     }
 
     func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {
         self.stream = nil
-        guard !ended else { return }
-        fail(failure(error))
+        perform(machine.streamClosed(error))
     }
 
     func streamWritabilityChanged(_ stream: HTTP2Stream) {
         downstream?.exchangeUpstreamWritabilityChanged()
     }
 
-    private func fail(_ error: ExchangeError) {
-        guard let downstream else { return }
-        self.downstream = nil
+    /// Carries out what the machine decided. The stream and the downstream are let go of
+    /// before the downstream hears its last, which may start its next request at once.
+    private func perform(_ action: OutgoingStreamStateMachine.Action, requestTrailers: HTTPHeaders? = nil) {
+        switch action {
+        case .none, .pass:
+            break
+        case .finishRequest:
+            stream?.finish(trailers: requestTrailers)
+            // The request is complete (see `HTTP2Connection.completedMessage`). The public
+            // side ends every request, bodiless ones too, so each is counted here, once.
+            stream?.connection.completedMessage()
+        case .deliverEnd(let trailers, let resetStream):
+            if resetStream { letGoOfStream() }
+            letGoOfDownstream()?.exchangeReceivedEnd(trailers: trailers)
+        case .fail(let error):
+            letGoOfStream()
+            letGoOfDownstream()?.exchangeFailed(error)
+        case .cancelStream:
+            letGoOfStream()
+            downstream = nil
+        }
+    }
+
+    /// Resets the stream, if it is still open, and lets go of it.
+    private func letGoOfStream() {
         stream?.reset(.cancel)
-        downstream.exchangeFailed(error)
+        stream = nil
+    }
+
+    private func letGoOfDownstream() -> (any ExchangeDownstream)? {
+        defer { downstream = nil }
+        return downstream
     }
 }
