@@ -20,6 +20,30 @@ struct GRPCAndPrefaceTests {
         #expect(PrefaceSniffer.verdict(ByteBuffer(string: "POST / HTTP/1.1\r\n")) == .http1)
     }
 
+    @Test("a public connection's first bytes are held until they decide, handed over whole, and then passed on")
+    func protocolHandOver() {
+        var http2 = PublicProtocolStateMachine()
+        // The preface split across three reads, the last with the start of a frame.
+        #expect(http2.received(ByteBuffer(string: "PRI * HT")) == .wait)
+        #expect(http2.received(ByteBuffer(string: "TP/2.0\r\n\r\nSM")) == .wait)
+        let whole = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0"
+        #expect(
+            http2.received(ByteBuffer(string: "\r\n\r\n\0\0")) == .handOver(.http2, held: ByteBuffer(string: whole)))
+        #expect(http2.state == .handedOver)
+        #expect(http2.received(ByteBuffer(string: "more")) == .passOn(ByteBuffer(string: "more")))
+
+        var http1 = PublicProtocolStateMachine()
+        // "PRI" alone could be either; the next byte settles it, and nothing is lost.
+        #expect(http1.received(ByteBuffer(string: "PRI")) == .wait)
+        #expect(
+            http1.received(ByteBuffer(string: " /x HTTP/1.1\r\n"))
+                == .handOver(.http1, held: ByteBuffer(string: "PRI /x HTTP/1.1\r\n")))
+        var get = PublicProtocolStateMachine()
+        #expect(
+            get.received(ByteBuffer(string: "GET / HTTP/1.1\r\n"))
+                == .handOver(.http1, held: ByteBuffer(string: "GET / HTTP/1.1\r\n")))
+    }
+
     @Test("grpc-message is percent-encoded: printable ASCII stays, % and UTF-8 bytes are escaped")
     func percentEncoding() {
         #expect(GRPCMessage.percentEncoded("plain words") == "plain words")

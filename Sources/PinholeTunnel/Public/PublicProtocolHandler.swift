@@ -5,18 +5,17 @@ import PinholeHTTP2
 
 /// The first handler of a public connection that may speak HTTP/1.1 or HTTP/2: it holds
 /// the first bytes until `PrefaceSniffer` decides, then puts the protocol's handler in
-/// its place and passes them on. A client that sends nothing is closed after
+/// its place and passes them on, as `PublicProtocolStateMachine` says. A client that sends nothing is closed after
 /// `silenceLimit`, as the HTTP/1.1 handler would.
 final class PublicProtocolHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private var received: ByteBuffer?
+    private var machine = PublicProtocolStateMachine()
     private let http1: PublicRequestHandler
     private let makeHTTP2: (ChannelHandlerContext) -> [any ChannelHandler]
     private let silenceLimit: TimeAmount
     private var silence: Scheduled<Void>?
-    private var decided = false
 
     init(
         http1: PublicRequestHandler, silenceLimit: TimeAmount = .seconds(30),
@@ -38,29 +37,20 @@ final class PublicProtocolHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !decided else {
-            context.fireChannelRead(data)
+        switch machine.received(unwrapInboundIn(data)) {
+        case .wait:
             return
-        }
-        var bytes = unwrapInboundIn(data)
-        if received == nil {
-            received = bytes
-        } else {
-            received!.writeBuffer(&bytes)
-        }
-        switch PrefaceSniffer.verdict(received!) {
-        case .needMoreBytes:
-            return
-        case .http1:
-            hand(to: [http1], context: context)
-        case .http2:
-            hand(to: makeHTTP2(context), context: context)
+        case .passOn(let bytes):
+            context.fireChannelRead(wrapInboundOut(bytes))
+        case .handOver(.http1, let held):
+            hand(held, to: [http1], context: context)
+        case .handOver(.http2, let held):
+            hand(held, to: makeHTTP2(context), context: context)
         }
     }
 
     /// Installs the chosen handlers after this one, passes on what was held, and leaves.
-    private func hand(to handlers: [any ChannelHandler], context: ChannelHandlerContext) {
-        decided = true
+    private func hand(_ held: ByteBuffer, to handlers: [any ChannelHandler], context: ChannelHandlerContext) {
         silence?.cancel()
         do {
             try context.pipeline.syncOperations.addHandlers(handlers, position: .after(self))
@@ -69,11 +59,8 @@ final class PublicProtocolHandler: ChannelInboundHandler, RemovableChannelHandle
             context.close(promise: nil)
             return
         }
-        if let held = received {
-            received = nil
-            context.fireChannelRead(wrapInboundOut(held))
-            context.fireChannelReadComplete()
-        }
+        context.fireChannelRead(wrapInboundOut(held))
+        context.fireChannelReadComplete()
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }
