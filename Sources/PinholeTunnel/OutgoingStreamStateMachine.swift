@@ -4,7 +4,7 @@ import PinholeHTTP2
 
 /// Who answers at the far end of an outgoing stream: it decides the fields sent, and
 /// the words a failure is reported in.
-enum StreamPeer: Equatable {
+enum StreamPeer {
     /// The agent, through the tunnel, for requests to `host`.
     case agent(host: String)
     /// An HTTP/2 (h2c) app, from the agent.
@@ -19,13 +19,14 @@ struct OutgoingStreamStateMachine {
     enum Request: Equatable {
         /// More of its body may come.
         case sending
-        /// Its end was handed to the stream.
-        case sent
+        /// Its end was handed to the stream (which may still hold some of it back, for
+        /// flow control).
+        case ended
     }
 
     enum State: Equatable {
-        /// The stream is open, and no response head came yet: a failure now means the
-        /// target could not answer at all.
+        /// The stream is open, and no response head came yet: an app that fails now did
+        /// not answer at all.
         case awaitingHead(Request)
         /// The response head reached the downstream; its body follows, then `trailers`
         /// (kept until the end, which carries them).
@@ -74,12 +75,12 @@ struct OutgoingStreamStateMachine {
     mutating func requestEnded() -> Action {
         switch state {
         case .awaitingHead(.sending):
-            state = .awaitingHead(.sent)
+            state = .awaitingHead(.ended)
             return .finishRequest
         case .responding(.sending, let trailers):
-            state = .responding(.sent, trailers: trailers)
+            state = .responding(.ended, trailers: trailers)
             return .finishRequest
-        case .awaitingHead(.sent), .responding(.sent, _), .done:
+        case .awaitingHead(.ended), .responding(.ended, _), .done:
             return .none
         }
     }
@@ -108,7 +109,7 @@ struct OutgoingStreamStateMachine {
     }
 
     /// A piece of the response body came.
-    mutating func responseBodyReceived() -> Action {
+    func responseBodyReceived() -> Action {
         guard case .responding = state else { return .none }
         return .pass
     }
@@ -127,9 +128,15 @@ struct OutgoingStreamStateMachine {
             state = .done
             return .deliverEnd(trailers: trailers, resetStream: request == .sending)
         case .awaitingHead:
-            // An end with no head before it: nothing the downstream could pass on.
+            // An end with no head before it (nghttp2 lets none through; this is for
+            // safety): nothing the downstream could pass on.
             state = .done
-            return .fail(failure(nil, responseStarted: false))
+            switch peer {
+            case .agent(let host):
+                return .fail(.protocolViolation("the agent for \(host) ended the request's stream without a response"))
+            case .app(let target):
+                return .fail(.targetClosedWithoutAnswer(target: target))
+            }
         case .done:
             return .none
         }

@@ -6,7 +6,7 @@ import PinholeHTTP2
 /// One request as an HTTP/2 stream this side opens: the relay's to the agent, or the
 /// agent's to an h2c app. It is the upstream of the exchange. Its life is
 /// `OutgoingStreamStateMachine`'s; this carries out what that says, and holds the stream
-/// and the downstream until it says to let go of them.
+/// and the downstream until it says to let go of them (or the stream closes).
 final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     private var downstream: (any ExchangeDownstream)?
     private var stream: HTTP2Stream?
@@ -89,8 +89,9 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
         downstream?.exchangeUpstreamWritabilityChanged()
     }
 
-    /// Carries out what the machine decided. The stream and the downstream are let go of
-    /// before the downstream hears its last, which may start its next request at once.
+    /// Carries out what the machine decided. The downstream, and the stream when it is
+    /// reset, are let go of before the downstream hears its last, which may start its
+    /// next request at once.
     private func perform(_ action: OutgoingStreamStateMachine.Action, requestTrailers: HTTPHeaders? = nil) {
         switch action {
         case .none, .pass:

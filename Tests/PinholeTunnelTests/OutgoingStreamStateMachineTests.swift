@@ -110,11 +110,14 @@ struct OutgoingStreamStateMachineTests {
 
     @Test("an end with no head before it fails the exchange rather than end it without a response")
     func endWithoutHead() {
-        var machine = Machine(peer: app)
-        #expect(
-            machine.responseEnded()
-                == .fail(
-                    .targetUnreachable(target: "localhost:3000", reason: "the stream ended without a response")))
+        var fromApp = Machine(peer: app)
+        #expect(fromApp.responseEnded() == .fail(.targetClosedWithoutAnswer(target: "localhost:3000")))
+        var fromAgent = Machine(peer: agent)
+        guard case .fail(.protocolViolation(let reason)) = fromAgent.responseEnded() else {
+            Issue.record("a headless end through the tunnel is the agent's protocol error")
+            return
+        }
+        #expect(reason.contains("the agent for alice.example"))
     }
 
     @Test("opening the stream failed: the app is unreachable, in its words")

@@ -5,8 +5,8 @@ import PinholeHTTP2
 
 /// The first handler of a public connection that may speak HTTP/1.1 or HTTP/2: it holds
 /// the first bytes until `PrefaceSniffer` decides, then puts the protocol's handler in
-/// its place and passes them on, as `PublicProtocolStateMachine` says. A client that sends nothing is closed after
-/// `silenceLimit`, as the HTTP/1.1 handler would.
+/// its place and passes them on, as `PublicProtocolStateMachine` says. A client that
+/// sends nothing is closed after `silenceLimit`, as the HTTP/1.1 handler would.
 final class PublicProtocolHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
