@@ -37,6 +37,21 @@ struct StoppableTargetTests {
     }
 }
 
+extension StoppableTargetTests {
+    @Test("the request's delivery to the app passes through to the caller's side")
+    func deliveryPassesThrough() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let silent = SilentTarget()
+        let target = StoppableTarget(silent)
+        let caller = Recorder()
+        try await loop.submit {
+            _ = try target.startExchange(Self.head, downstream: caller, on: loop)
+            silent.upstreams[0].downstream.exchangeRequestDelivered()
+            #expect(caller.delivered == 1)
+        }.get()
+    }
+}
+
 /// A target that never answers by itself; the test answers through its upstreams.
 // @unchecked: used only on the test's one event loop, inside `submit`.
 private final class SilentTarget: ExchangeTarget, @unchecked Sendable {
@@ -66,6 +81,8 @@ private final class SilentTarget: ExchangeTarget, @unchecked Sendable {
 private final class Recorder: ExchangeDownstream, @unchecked Sendable {
     var failures: [ExchangeError] = []
     var ended = false
+    var delivered = 0
+    func exchangeRequestDelivered() { delivered += 1 }
     func exchangeReceivedHead(_ head: ProxyResponseHead) {}
     func exchangeReceivedBody(_ body: ByteBuffer) {}
     func exchangeReceivedEnd(trailers: HTTPHeaders?) { ended = true }

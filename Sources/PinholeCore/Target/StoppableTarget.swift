@@ -120,4 +120,8 @@ final class StoppableExchange: ExchangeUpstream, ExchangeDownstream {
     func exchangeFailed(_ error: ExchangeError) { end()?.exchangeFailed(error) }
     func exchangeUpstreamWritabilityChanged() { downstream?.exchangeUpstreamWritabilityChanged() }
     var canTakeResponseBody: Bool { downstream?.canTakeResponseBody ?? true }
+    /// Passed on, as every layer between the two sides does (see the requirement): the
+    /// inspector's capture is inside this one today, but a layer put outside it would
+    /// otherwise never hear it.
+    func exchangeRequestDelivered() { downstream?.exchangeRequestDelivered() }
 }
