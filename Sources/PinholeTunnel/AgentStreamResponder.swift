@@ -133,7 +133,13 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         case .data(let data):
             let count = data.readableBytes
             bytesIn += count
-            guard let upstream else {
+            // Once the answer is complete, the rest of the request is wanted by no one (the
+            // app answered before reading all of it: a 401 or 413 to an upload). It is
+            // dropped, its window given back at once, so that the peer's queued body and
+            // end can go out and the stream close. Held back for an app that reads no more,
+            // they would keep the stream open, one of the connection's concurrent streams,
+            // for as long as the tunnel lasts.
+            guard let upstream, response != .ended else {
                 stream.consumed(count)
                 return
             }
@@ -251,6 +257,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private func finish() {
         guard response != .ended else { return }
         response = .ended
+        // What the app was still to read is dropped from here on (see `.data`): the
+        // window held back for it goes back now.
+        credit.release(on: stream)
         timeout?.cancel()
         stopWaiting()
         if let onComplete, let request {

@@ -94,6 +94,31 @@ struct TunnelPathTests {
         #expect(tunnel.agentConnection.activeStreamCount == 0)
     }
 
+    @Test(
+        "an answer before the app took the whole request, whose end the relay had handed over: the agent drops the rest, so the stream ends and holds no slot"
+    )
+    func answerBeforeTheAppTookTheBody() throws {
+        let tunnel = try InMemoryTunnel()
+        let client = RecordingDownstream()
+        let upstream = try tunnel.start(request(.PUT, "/upload", mayHaveBody: true), downstream: client)
+        let exchange = try #require(tunnel.app.exchanges.first)
+        // The app reads none of it, so the agent gives no window back: most of the body,
+        // and the request's end after it, wait at the relay.
+        exchange.canTakeRequestBody = false
+        let piece = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
+        for _ in 0..<64 { upstream.sendBody(piece) }
+        upstream.sendEnd(trailers: nil)
+        try tunnel.interact()
+        #expect(!exchange.ended, "the request's end is still held back at the relay")
+        exchange.answer(.unauthorized, body: "who are you")
+        try tunnel.interact()
+        #expect(client.head?.status == .unauthorized && client.bodyText == "who are you" && client.ended)
+        #expect(client.failure == nil)
+        #expect(exchange.body.readableBytes < 64 * 64 * 1024, "the rest did not reach the app")
+        #expect(tunnel.relayConnection.activeStreamCount == 0)
+        #expect(tunnel.agentConnection.activeStreamCount == 0)
+    }
+
     @Test("the app fails right after its head, in the same tick: the relay's client sees the head, then the cut")
     func failureAfterHead() throws {
         let tunnel = try InMemoryTunnel()
