@@ -37,6 +37,17 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         case ended
     }
 
+    /// Where the request is.
+    private enum RequestPhase {
+        /// Its body passes on to the upstream as it comes.
+        case receiving
+        /// The answer is complete, and more came: it is dropped (see `.data`), and the
+        /// upstream is cancelled at the request's end rather than told it ended whole.
+        case dropping
+        /// Its end was passed on, or the upstream cancelled: nothing more goes to it.
+        case over
+    }
+
     private let route: StreamRoute
     private let requestTimeout: TimeAmount?
     private var timeout: Scheduled<Void>?
@@ -60,6 +71,7 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     /// the whole request (a copy retains each of its fields).
     private var responseMayHaveBody: ResponseBodyRule?
     private var response = ResponsePhase.awaited
+    private var requestPhase = RequestPhase.receiving
     private var status = 0
     /// The call's `grpc-status`, once the response's headers or trailers carried one.
     private var grpcStatus: Int?
@@ -139,8 +151,11 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             // end can go out and the stream close. Held back for an app that reads no more,
             // they would keep the stream open, one of the connection's concurrent streams,
             // for as long as the tunnel lasts.
+            // An app side still running then (an h2c app that answered 204 and reads on)
+            // is cancelled at the request's end rather than told the body ended whole.
             guard let upstream, response != .ended else {
                 stream.consumed(count)
+                if requestPhase == .receiving { requestPhase = .dropping }
                 return
             }
             upstream.sendBody(data)
@@ -148,7 +163,13 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         case .trailers(let fields):
             trailers = HTTPHeaders(http2: fields)
         case .end:
-            upstream?.sendEnd(trailers: trailers)
+            let phase = requestPhase
+            requestPhase = .over
+            switch phase {
+            case .receiving: upstream?.sendEnd(trailers: trailers)
+            case .dropping: upstream?.cancel()
+            case .over: break
+            }
         }
     }
 
@@ -161,7 +182,12 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             if status != 101 { outcome = .abandoned(reason: Self.abandonment(error)) }
             finish()
             upstream?.cancel()
+        } else if requestPhase != .over {
+            // Answered, but the request never ended (the peer reset the stream after an
+            // early answer): an app side still reading would wait for it for good.
+            upstream?.cancel()
         }
+        requestPhase = .over
         upstream = nil
     }
 

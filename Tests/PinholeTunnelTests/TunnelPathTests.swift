@@ -110,13 +110,36 @@ struct TunnelPathTests {
         upstream.sendEnd(trailers: nil)
         try tunnel.interact()
         #expect(!exchange.ended, "the request's end is still held back at the relay")
+        let taken = exchange.body.readableBytes
         exchange.answer(.unauthorized, body: "who are you")
         try tunnel.interact()
         #expect(client.head?.status == .unauthorized && client.bodyText == "who are you" && client.ended)
         #expect(client.failure == nil)
-        #expect(exchange.body.readableBytes < 64 * 64 * 1024, "the rest did not reach the app")
+        #expect(exchange.body.readableBytes == taken, "the rest did not reach the app")
+        #expect(exchange.cancelled && !exchange.ended, "nor was it told the body ended whole")
+        #expect(tunnel.records.map(\.status) == [401])
         #expect(tunnel.relayConnection.activeStreamCount == 0)
         #expect(tunnel.agentConnection.activeStreamCount == 0)
+    }
+
+    @Test(
+        "a complete bodiless answer (a 204) to an unfinished upload: the app side is cancelled, not left waiting for the rest"
+    )
+    func bodyAfterABodilessAnswer() throws {
+        let tunnel = try InMemoryTunnel()
+        let client = RecordingDownstream()
+        let upstream = try tunnel.start(request(.PUT, "/upload", mayHaveBody: true), downstream: client)
+        upstream.sendBody(ByteBuffer(string: "first part"))
+        try tunnel.interact()
+        let exchange = try #require(tunnel.app.exchanges.first)
+        exchange.downstream?.exchangeReceivedHead(ProxyResponseHead(status: .noContent))
+        try tunnel.interact()
+        #expect(client.head?.status == .noContent && client.ended)
+        upstream.sendBody(ByteBuffer(string: "second part"))
+        upstream.sendEnd(trailers: nil)
+        try tunnel.interact()
+        #expect(String(buffer: exchange.body) == "first part")
+        #expect(exchange.cancelled && !exchange.ended, "the relay reset the stream; the app hears of it")
     }
 
     @Test("the app fails right after its head, in the same tick: the relay's client sees the head, then the cut")
