@@ -37,17 +37,6 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         case ended
     }
 
-    /// Where the request is.
-    private enum RequestPhase {
-        /// Its body passes on to the upstream as it comes.
-        case receiving
-        /// The answer is complete, and more came: it is dropped (see `.data`), and the
-        /// upstream is cancelled at the request's end rather than told it ended whole.
-        case dropping
-        /// Its end was passed on, or the upstream cancelled: nothing more goes to it.
-        case over
-    }
-
     private let route: StreamRoute
     private let requestTimeout: TimeAmount?
     private var timeout: Scheduled<Void>?
@@ -71,7 +60,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     /// the whole request (a copy retains each of its fields).
     private var responseMayHaveBody: ResponseBodyRule?
     private var response = ResponsePhase.awaited
-    private var requestPhase = RequestPhase.receiving
+    /// Where the request's body goes, and how its end is told (see the machine).
+    private var requestSide = IncomingRequestStateMachine()
     private var status = 0
     /// The call's `grpc-status`, once the response's headers or trailers carried one.
     private var grpcStatus: Int?
@@ -145,17 +135,11 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         case .data(let data):
             let count = data.readableBytes
             bytesIn += count
-            // Once the answer is complete, the rest of the request is wanted by no one (the
-            // app answered before reading all of it: a 401 or 413 to an upload). It is
-            // dropped, its window given back at once, so that the peer's queued body and
-            // end can go out and the stream close. Held back for an app that reads no more,
-            // they would keep the stream open, one of the connection's concurrent streams,
-            // for as long as the tunnel lasts.
-            // An app side still running then (an h2c app that answered 204 and reads on)
-            // is cancelled at the request's end rather than told the body ended whole.
-            guard let upstream, response != .ended else {
+            // Once the answer is complete, the rest is dropped (see the machine).
+            guard case .passOn = requestSide.bodyReceived(upstreamTakesIt: upstream != nil && response != .ended),
+                let upstream
+            else {
                 stream.consumed(count)
-                if requestPhase == .receiving { requestPhase = .dropping }
                 return
             }
             upstream.sendBody(data)
@@ -163,12 +147,10 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
         case .trailers(let fields):
             trailers = HTTPHeaders(http2: fields)
         case .end:
-            let phase = requestPhase
-            requestPhase = .over
-            switch phase {
-            case .receiving: upstream?.sendEnd(trailers: trailers)
-            case .dropping: upstream?.cancel()
-            case .over: break
+            switch requestSide.ended() {
+            case .sendEnd: upstream?.sendEnd(trailers: trailers)
+            case .cancelUpstream: upstream?.cancel()
+            case .none: break
             }
         }
     }
@@ -176,18 +158,17 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     public func streamClosed(_ stream: HTTP2Stream, error: HTTP2Error?) {
         self.stream = nil
         timeout?.cancel()
+        let requestAction = requestSide.streamClosed()
         if response != .ended {
             // The relay gave up (its client went away, or the tunnel dropped). For a
             // switched protocol (a WebSocket) that is how it ends.
             if status != 101 { outcome = .abandoned(reason: Self.abandonment(error)) }
             finish()
             upstream?.cancel()
-        } else if requestPhase != .over {
-            // Answered, but the request never ended (the peer reset the stream after an
-            // early answer): an app side still reading would wait for it for good.
+        } else if requestAction == .cancelUpstream {
+            // Answered, but the request never ended (see the machine).
             upstream?.cancel()
         }
-        requestPhase = .over
         upstream = nil
     }
 

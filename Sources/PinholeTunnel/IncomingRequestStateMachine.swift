@@ -1,0 +1,63 @@
+/// The request's side of an incoming stream (`AgentStreamResponder`): where its body
+/// goes, and how the upstream hears of its end. The response's side is the responder's
+/// own `ResponsePhase`; this asks only whether the answer is complete.
+///
+/// Once the answer is complete, the rest of the request is wanted by no one (the app
+/// answered before reading all of it: a 401 or 413 to an upload). It is dropped, its
+/// window given back at once, so that the peer's queued body and end go out and the
+/// stream closes: held back for an app that reads no more, they would keep the stream
+/// open, one of the connection's concurrent streams, for as long as the connection
+/// lasts. An upstream still running then (an h2c app that answered 204 and reads on)
+/// is cancelled at the request's end rather than told the body ended whole.
+struct IncomingRequestStateMachine {
+    enum State: Equatable {
+        /// Its body passes on to the upstream as it comes.
+        case receiving
+        /// Some of its body was dropped: the upstream will be cancelled, not ended.
+        case dropping
+        /// Its end was passed on, or the upstream cancelled: nothing more goes to it.
+        case over
+    }
+
+    enum BodyAction: Equatable {
+        /// Pass the piece to the upstream (its window comes back as the upstream keeps up).
+        case passOn
+        /// Drop it, and give its window back now.
+        case drop
+    }
+
+    enum EndAction: Equatable {
+        case none
+        /// Tell the upstream the request ended, with its trailers.
+        case sendEnd
+        /// Cancel the upstream: it got less than the whole request.
+        case cancelUpstream
+    }
+
+    private(set) var state = State.receiving
+
+    /// A piece of body came. `upstreamTakesIt`: there is an upstream, and the answer is
+    /// not complete yet.
+    mutating func bodyReceived(upstreamTakesIt: Bool) -> BodyAction {
+        if upstreamTakesIt, state == .receiving { return .passOn }
+        if state == .receiving { state = .dropping }
+        return .drop
+    }
+
+    /// The request's end came (END_STREAM).
+    mutating func ended() -> EndAction {
+        defer { state = .over }
+        switch state {
+        case .receiving: return .sendEnd
+        case .dropping: return .cancelUpstream
+        case .over: return .none
+        }
+    }
+
+    /// The stream closed. Before the request's end (the peer reset it after an early
+    /// answer), an upstream still reading would wait for the rest for good.
+    mutating func streamClosed() -> EndAction {
+        defer { state = .over }
+        return state == .over ? .none : .cancelUpstream
+    }
+}

@@ -1,0 +1,43 @@
+import Testing
+
+@testable import PinholeTunnel
+
+/// `IncomingRequestStateMachine` without channels: where an incoming request's body goes
+/// once its answer may already be complete, and how the upstream hears of its end.
+@Suite("An incoming request's side")
+struct IncomingRequestStateMachineTests {
+    private typealias Machine = IncomingRequestStateMachine
+
+    @Test("body passes on while the upstream takes it; the end is passed on, once")
+    func wholeRequest() {
+        var machine = Machine()
+        #expect(machine.bodyReceived(upstreamTakesIt: true) == .passOn)
+        #expect(machine.bodyReceived(upstreamTakesIt: true) == .passOn)
+        #expect(machine.ended() == .sendEnd)
+        #expect(machine.state == .over)
+        #expect(machine.streamClosed() == Machine.EndAction.none)
+    }
+
+    @Test("body after a complete answer is dropped from then on, and the end cancels the upstream")
+    func bodyAfterTheAnswer() {
+        var machine = Machine()
+        #expect(machine.bodyReceived(upstreamTakesIt: true) == .passOn)
+        #expect(machine.bodyReceived(upstreamTakesIt: false) == .drop)
+        #expect(machine.state == .dropping)
+        // Nothing reaches the upstream after a drop, even if it were to take more.
+        #expect(machine.bodyReceived(upstreamTakesIt: true) == .drop)
+        #expect(machine.ended() == .cancelUpstream)
+        #expect(machine.ended() == Machine.EndAction.none)
+    }
+
+    @Test("the stream closing before the request's end cancels the upstream, once")
+    func closedBeforeTheEnd() {
+        var receiving = Machine()
+        #expect(receiving.streamClosed() == .cancelUpstream)
+        #expect(receiving.streamClosed() == Machine.EndAction.none)
+        var dropping = Machine()
+        _ = dropping.bodyReceived(upstreamTakesIt: false)
+        #expect(dropping.streamClosed() == .cancelUpstream)
+        #expect(dropping.ended() == Machine.EndAction.none)
+    }
+}
