@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import PinholeCore
 
 /// The page's live updates as server-sent events: `request` with a request's summary
 /// each time it changes, `cleared` when the list was emptied. Changes come from every
@@ -23,14 +24,14 @@ final class EventFeed {
     private let store: InspectorStore
     private let eventLoop: any EventLoop
     private let due: () -> Void
-    private let send: (String) -> Void
+    private let send: (ByteBuffer) -> Void
     private let pending = NIOLockedValueBox(Pending())
     private let maxPending: Int
     private var listener: Int?
 
     init(
         store: InspectorStore, eventLoop: any EventLoop, maxPending: Int = 10_000, due: @escaping () -> Void,
-        send: @escaping (String) -> Void
+        send: @escaping (ByteBuffer) -> Void
     ) {
         self.store = store
         self.maxPending = maxPending
@@ -40,7 +41,7 @@ final class EventFeed {
     }
 
     func start() {
-        send("retry: 1000\n" + Self.hello)
+        send(ByteBuffer(string: "retry: 1000\n" + Self.hello))
         let (pending, eventLoop, maxPending) = (self.pending, self.eventLoop, self.maxPending)
         let feed = NIOLoopBound(self, eventLoop: eventLoop)
         listener = store.observe { change in
@@ -81,18 +82,24 @@ final class EventFeed {
             return (pending.ids.sorted(), pending.cleared, pending.reload)
         }
         guard !reload else {
-            send(Self.hello)
+            send(ByteBuffer(string: Self.hello))
             return
         }
-        var text = cleared ? "event: cleared\ndata: {}\n\n" : ""
+        // Written as bytes, each summary straight after its event line: one buffer for all.
+        var text: [UInt8] = []
+        if cleared { text.append(ascii: "event: cleared\ndata: {}\n\n") }
         let now = NIODeadline.now()
         for id in ids {
             if let record = store.record(id, .withoutBodies) {
-                text += "event: request\ndata: \(InspectorJSON.summary(record, now: now).json)\n\n"
+                text.append(ascii: "event: request\ndata: ")
+                InspectorJSON.summary(record, now: now).appendJSON(to: &text)
+                text.append(ascii: "\n\n")
             } else {
-                text += "event: removed\ndata: {\"id\":\(id)}\n\n"
+                text.append(ascii: "event: removed\ndata: {\"id\":")
+                text.append(decimal: id)
+                text.append(ascii: "}\n\n")
             }
         }
-        if !text.isEmpty { send(text) }
+        if !text.isEmpty { send(ByteBuffer(bytes: text)) }
     }
 }

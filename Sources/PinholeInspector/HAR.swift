@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import PinholeCore
 
 /// Captured requests as an HTTP Archive, version 1.2 (http://www.softwareishard.com/blog/har-12-spec/).
 /// Bodies that are not UTF-8 text go in base64 (`content.encoding`), as the spec allows.

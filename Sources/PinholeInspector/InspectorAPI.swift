@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import PinholeCore
 
 /// A request to the inspector, read whole (its bodies are small: edits for a replay).
 struct APIRequest {
@@ -82,10 +83,14 @@ struct InspectorAPI {
             let records =
                 limit.map { inspector.store.newest(max($0, 0), .withoutBodies) } ?? inspector.store.all(.withoutBodies)
             let now = NIODeadline.now()
-            let list = records.map { InspectorJSON.summary($0, now: now).json }.joined(separator: ",")
-            return .now(
-                APIResponse(
-                    status: .ok, contentType: "application/json", body: ByteBuffer(string: "{\"requests\":[\(list)]}")))
+            var list: [UInt8] = []
+            list.append(ascii: "{\"requests\":[")
+            for (index, record) in records.enumerated() {
+                if index > 0 { list.append(UInt8(ascii: ",")) }
+                InspectorJSON.summary(record, now: now).appendJSON(to: &list)
+            }
+            list.append(ascii: "]}")
+            return .now(APIResponse(status: .ok, contentType: "application/json", body: ByteBuffer(bytes: list)))
         case (.DELETE, .list):
             inspector.store.clear()
             return .now(APIResponse(status: .noContent, contentType: "text/plain", body: ByteBuffer()))

@@ -146,7 +146,7 @@ final class InspectorHTTPHandler: ChannelInboundHandler, RemovableChannelHandler
             },
             send: { [weak self] text in
                 guard let self else { return }
-                context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+                context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(text))), promise: nil)
             })
         self.feed = feed
         feed.start()

@@ -1,3 +1,4 @@
+import PinholeCore
 import Testing
 
 @testable import PinholeCommands

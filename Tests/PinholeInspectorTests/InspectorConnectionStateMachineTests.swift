@@ -256,7 +256,8 @@ struct EventFeedTests {
         var due = 0
         var sent: [String] = []
         let feed = EventFeed(
-            store: inspector.store, eventLoop: loop, maxPending: 3, due: { due += 1 }, send: { sent.append($0) })
+            store: inspector.store, eventLoop: loop, maxPending: 3, due: { due += 1 },
+            send: { sent.append(String(buffer: $0)) })
         feed.start()
         #expect(sent == ["retry: 1000\n" + EventFeed.hello])
         func request(_ path: String) throws {

@@ -1,28 +1,13 @@
-// Writing log lines as bytes, straight into the output buffer: no `String(format:)`,
-// no formatter objects, no intermediate strings. Widths count characters (Unicode
-// scalars), which is what a terminal column is for the text a log line holds.
+import PinholeCore
 
-/// What `appendSpaces` copies from.
-private let lineSpaces: StaticString = "                                                                "
+// Writing log lines as bytes, straight into the output buffer (the numbers, JSON strings
+// and padding are PinholeCore's `TextBytes`, which the inspector's feed shares). Widths
+// count characters (Unicode scalars), which is what a terminal column is for the text a
+// log line holds.
 
 extension Array where Element == UInt8 {
-    mutating func append(ascii text: StaticString) {
-        text.withUTF8Buffer { append(contentsOf: $0) }
-    }
-
     mutating func append(_ text: String) {
         append(contentsOf: text.utf8)
-    }
-
-    /// Copied from a run of spaces rather than appended one by one from
-    /// `repeatElement` (a generic sequence): padding showed in profiles of the request log.
-    mutating func appendSpaces(_ count: Int) {
-        var left = count
-        while left > 0 {
-            let run = Swift.min(left, lineSpaces.utf8CodeUnitCount)
-            lineSpaces.withUTF8Buffer { append(contentsOf: UnsafeBufferPointer(rebasing: $0.prefix(run))) }
-            left -= run
-        }
     }
 
     /// `text` left-aligned in `width` columns.
@@ -68,67 +53,7 @@ extension Array where Element == UInt8 {
 
     /// `value` in decimal, right-aligned in `width` columns.
     mutating func append(_ value: Int, width: Int = 0) {
-        var magnitude = value.magnitude
-        var digits = 1
-        var rest = magnitude / 10
-        while rest > 0 {
-            digits += 1
-            rest /= 10
-        }
-        let length = digits + (value < 0 ? 1 : 0)
-        appendSpaces(width - length)
-        if value < 0 { append(UInt8(ascii: "-")) }
-        let end = count + digits
-        appendSpaces(digits)  // room for the digits, written below from the last one back
-        var index = end - 1
-        repeat {
-            self[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-            magnitude /= 10
-            index -= 1
-        } while magnitude > 0
-    }
-
-    /// `value` with exactly `digits` digits, zero-padded (for clock fields).
-    mutating func append(_ value: Int, zeroPaddedTo digits: Int) {
-        var divisor = 1
-        for _ in 1..<digits { divisor *= 10 }
-        var rest = value
-        while divisor > 0 {
-            append(UInt8(ascii: "0") + UInt8((rest / divisor) % 10))
-            rest %= divisor
-            divisor /= 10
-        }
-    }
-
-    /// `tenths / 10` with one decimal: `12.3`.
-    mutating func append(tenths: Int) {
-        append(tenths / 10)
-        append(UInt8(ascii: "."))
-        append(UInt8(ascii: "0") + UInt8(tenths.magnitude % 10))
-    }
-
-    /// `text` as a JSON string, quotes included (RFC 8259 §7).
-    mutating func append(jsonString text: String) {
-        append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): append(ascii: "\\\"")
-            case UInt8(ascii: "\\"): append(ascii: "\\\\")
-            case UInt8(ascii: "\n"): append(ascii: "\\n")
-            case UInt8(ascii: "\r"): append(ascii: "\\r")
-            case UInt8(ascii: "\t"): append(ascii: "\\t")
-            case 0..<0x20:
-                append(ascii: "\\u00")
-                append(hexDigit(byte >> 4))
-                append(hexDigit(byte & 0xF))
-            default: append(byte)
-            }
-        }
-        append(UInt8(ascii: "\""))
-    }
-
-    private func hexDigit(_ value: UInt8) -> UInt8 {
-        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
+        append(decimal: value, width: width)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import PinholeCore
 
 /// Wall-clock times for log lines. The calendar part is worked out once per second
 /// (`localtime_r`, `gmtime_r`) and kept as bytes; no Foundation date formatting.
@@ -42,7 +43,7 @@ struct LogClock {
             var parts = tm()
             localtime_r(&seconds, &parts)
             local.removeAll(keepingCapacity: true)
-            Self.appendTimeOfDay(parts, to: &local)
+            RFC3339.appendTimeOfDay(parts, to: &local)
         }
         line.append(contentsOf: local)
     }
@@ -51,30 +52,10 @@ struct LogClock {
     mutating func appendRFC3339(_ time: WallTime, to line: inout [UInt8]) {
         if time.seconds != utcSecond {
             utcSecond = time.seconds
-            var seconds = time_t(time.seconds)
-            var parts = tm()
-            gmtime_r(&seconds, &parts)
             utc.removeAll(keepingCapacity: true)
-            utc.append(Int(parts.tm_year) + 1900, zeroPaddedTo: 4)
-            utc.append(UInt8(ascii: "-"))
-            utc.append(Int(parts.tm_mon) + 1, zeroPaddedTo: 2)
-            utc.append(UInt8(ascii: "-"))
-            utc.append(Int(parts.tm_mday), zeroPaddedTo: 2)
-            utc.append(UInt8(ascii: "T"))
-            Self.appendTimeOfDay(parts, to: &utc)
+            RFC3339.appendSecond(time.seconds, to: &utc)
         }
         line.append(contentsOf: utc)
-        line.append(UInt8(ascii: "."))
-        line.append(time.nanoseconds / 1_000_000, zeroPaddedTo: 3)
-        line.append(UInt8(ascii: "Z"))
-    }
-
-    /// `HH:MM:SS`.
-    private static func appendTimeOfDay(_ parts: tm, to line: inout [UInt8]) {
-        line.append(Int(parts.tm_hour), zeroPaddedTo: 2)
-        line.append(UInt8(ascii: ":"))
-        line.append(Int(parts.tm_min), zeroPaddedTo: 2)
-        line.append(UInt8(ascii: ":"))
-        line.append(Int(parts.tm_sec), zeroPaddedTo: 2)
+        RFC3339.appendMilliseconds(time.nanoseconds / 1_000_000, to: &line)
     }
 }
