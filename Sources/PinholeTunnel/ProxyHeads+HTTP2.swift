@@ -55,7 +55,8 @@ extension ProxyRequestHead {
         // HTTP/2 clients may split Cookie into one field per pair; an HTTP/1.1 app
         // expects one line (RFC 9113 §8.2.3), so they are joined with "; ".
         var cookieIndex: Int?
-        // The first X-Forwarded-For list the client sent, when the public side extends it.
+        // The X-Forwarded-For list the client sent, its fields joined in order (one list,
+        // RFC 9110 §5.3), when the public side extends it.
         var clientForwardedFor: String?
         let extendsForwardedFor = forwarding?.clientAddress != nil
         for (name, value) in fields {
@@ -83,7 +84,7 @@ extension ProxyRequestHead {
             case TunnelUpgrade.requestField: upgrade = value
             case TunnelFields.clientProtocol: clientProtocol = ClientProtocol(rawValue: value) ?? .http1
             case ForwardingFields.forName where extendsForwardedFor:
-                clientForwardedFor = clientForwardedFor ?? value
+                clientForwardedFor = clientForwardedFor.map { $0 + ", " + value } ?? value
             case ForwardingFields.protoName where forwarding != nil,
                 ForwardingFields.hostName where forwarding != nil:
                 continue  // the public side's own, below

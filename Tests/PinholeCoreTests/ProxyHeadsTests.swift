@@ -16,6 +16,17 @@ struct ProxyHeadsTests {
         #expect(headers.first(name: "x-new") == "2")
     }
 
+    @Test("X-Forwarded-For sent on two lines keeps both, in order, before the client's address")
+    func forwardedOnSeveralLines() {
+        var head = ProxyRequestHead(
+            method: .GET, path: "/", authority: "app.test", scheme: "http",
+            headers: HTTPHeaders([
+                ("X-Forwarded-For", "10.0.0.1"), ("x-other", "1"), ("x-forwarded-for", "10.0.0.2, 10.0.0.3"),
+            ]))
+        head.appendForwardingFields(clientAddress: "192.0.2.7", scheme: "http")
+        #expect(head.headers[ForwardingFields.forName] == ["10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7"])
+    }
+
     @Test(
         "a response's body follows RFC 9110: none to HEAD, none for 1xx, 204 and 304; a 101 carries one only for an upgrade",
         arguments: [

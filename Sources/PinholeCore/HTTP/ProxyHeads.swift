@@ -186,10 +186,13 @@ extension HTTPHeaders {
 
     /// Appends to a comma-separated forwarding list such as X-Forwarded-For.
     mutating func appendForwarded(_ name: String, _ value: String) {
-        if let existing = self.first(name: name) {
-            replaceOrAdd(name: name, value: existing + ", " + value)
-        } else {
+        // Fields a client sent on several lines are one list (RFC 9110 §5.3): all of it
+        // is kept, in order, before the value added.
+        let existing = self[name]
+        if existing.isEmpty {
             add(name: name, value: value)
+        } else {
+            replaceOrAdd(name: name, value: (existing + [value]).joined(separator: ", "))
         }
     }
 }
