@@ -65,8 +65,16 @@ public struct CapturedRequest: Sendable {
 
     /// The client's address, as the relay (or embedded relay) appended it to X-Forwarded-For.
     public var clientAddress: String? {
+        // The last element of the list, its spaces and tabs trimmed; read in place, as the
+        // live feed asks for every summary (Foundation's split and trim showed in its profile).
         guard let list = requestHeaders.first(name: ForwardingFields.forName) else { return nil }
-        return list.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) }
+        let bytes = list.utf8
+        let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        var start = bytes.lastIndex(of: UInt8(ascii: ",")).map(bytes.index(after:)) ?? bytes.startIndex
+        var end = bytes.endIndex
+        while start < end, isSpace(bytes[start]) { start = bytes.index(after: start) }
+        while start < end, isSpace(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
+        return String(list[start..<end])
     }
 }
 

@@ -45,6 +45,25 @@ struct InspectorFieldsTests {
         #expect(plainSummary["grpc_method"] == nil && plainSummary["grpc_status"] == nil)
     }
 
+    @Test(
+        "the client is the last address of X-Forwarded-For, spaces and tabs trimmed",
+        arguments: [
+            ("192.0.2.7", "192.0.2.7"), ("10.0.0.1, 192.0.2.7", "192.0.2.7"),
+            ("10.0.0.1,\t 2001:db8::1 \t", "2001:db8::1"),
+            ("10.0.0.1, ", ""),
+        ])
+    func clientAddress(list: String, client: String) {
+        let head = ProxyRequestHead(
+            method: .GET, path: "/", authority: "app", scheme: "http", headers: ["X-Forwarded-For": list])
+        let record = CapturedRequest(
+            id: 1, head: head, replayOf: nil, wallClock: 0, started: .now(), deadline: nil)
+        #expect(record.clientAddress == client)
+        let bare = ProxyRequestHead(method: .GET, path: "/", authority: "app", scheme: "http", headers: [:])
+        #expect(
+            CapturedRequest(id: 2, head: bare, replayOf: nil, wallClock: 0, started: .now(), deadline: nil)
+                .clientAddress == nil)
+    }
+
     @Test("grpc-message is percent-decoded; malformed escapes stay as sent")
     func grpcMessage() {
         #expect(InspectorJSON.percentDecoded("100%25 sure, %C3%BCn%C3%AFcode") == "100% sure, ünïcode")
