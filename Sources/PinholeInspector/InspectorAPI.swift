@@ -84,6 +84,7 @@ struct InspectorAPI {
                 limit.map { inspector.store.newest(max($0, 0), .withoutBodies) } ?? inspector.store.all(.withoutBodies)
             let now = NIODeadline.now()
             var list: [UInt8] = []
+            list.reserveCapacity(records.count * 512)  // as the live feed does (see `EventFeed.flush`)
             list.append(ascii: "{\"requests\":[")
             for (index, record) in records.enumerated() {
                 if index > 0 { list.append(UInt8(ascii: ",")) }

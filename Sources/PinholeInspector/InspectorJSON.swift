@@ -180,29 +180,30 @@ extension InspectorJSON.Summary {
     /// keys before that; then strings concatenated key by key, and `String(format:)`
     /// for the time).
     func appendJSON(to bytes: inout [UInt8]) {
-        var object = JSONObjectWriter(appendingTo: &bytes)
-        object.add("authority", string: authority)
-        object.add("bytes_in", integer: bytesIn)
-        object.add("bytes_out", integer: bytesOut)
-        object.add("client", string: client)
-        object.add("deadline_ms", milliseconds: deadlineMs)
-        object.add("deadline_passed", literal: deadlinePassed ? "true" : "false")
-        object.add("deadline_source", string: deadlineSource)
-        object.add("duration_ms", milliseconds: durationMs)
-        object.add("elapsed_ms", milliseconds: elapsedMs)
-        object.add("error", string: error)
-        object.add("grpc_method", string: grpcMethod)
-        object.add("grpc_status", integer: grpcStatus)
-        object.add("id", integer: id)
-        object.add("method", string: method)
-        object.add("path", string: path)
-        object.add("protocol", string: `protocol`)
-        object.add("replay_of", integer: replayOf)
-        object.add("state", string: state)
-        object.add("status", integer: status)
-        object.add("time", string: time)
-        object.add("upgrade", string: upgrade)
-        bytes = object.finish()
+        // `authority` is never nil: the first field, the one without a comma before it.
+        bytes.append(ascii: "{\"authority\":")
+        bytes.append(jsonString: authority)
+        bytes.appendJSONField("bytes_in", integer: bytesIn)
+        bytes.appendJSONField("bytes_out", integer: bytesOut)
+        bytes.appendJSONField("client", string: client)
+        bytes.appendJSONField("deadline_ms", milliseconds: deadlineMs)
+        bytes.appendJSONField("deadline_passed", literal: deadlinePassed ? "true" : "false")
+        bytes.appendJSONField("deadline_source", string: deadlineSource)
+        bytes.appendJSONField("duration_ms", milliseconds: durationMs)
+        bytes.appendJSONField("elapsed_ms", milliseconds: elapsedMs)
+        bytes.appendJSONField("error", string: error)
+        bytes.appendJSONField("grpc_method", string: grpcMethod)
+        bytes.appendJSONField("grpc_status", integer: grpcStatus)
+        bytes.appendJSONField("id", integer: id)
+        bytes.appendJSONField("method", string: method)
+        bytes.appendJSONField("path", string: path)
+        bytes.appendJSONField("protocol", string: `protocol`)
+        bytes.appendJSONField("replay_of", integer: replayOf)
+        bytes.appendJSONField("state", string: state)
+        bytes.appendJSONField("status", integer: status)
+        bytes.appendJSONField("time", string: time)
+        bytes.appendJSONField("upgrade", string: upgrade)
+        bytes.append(UInt8(ascii: "}"))
     }
 
     /// `appendJSON` as a string.
@@ -213,55 +214,37 @@ extension InspectorJSON.Summary {
     }
 }
 
-/// A flat JSON object, key by key, appended to bytes; nil values are left out, as
-/// JSONEncoder does.
-struct JSONObjectWriter {
-    private var bytes: [UInt8]
-    private var empty = true
-
-    /// Takes `bytes` over (they are empty until `finish` gives them back): the object is
-    /// appended to the caller's storage, not to a copy.
-    init(appendingTo bytes: inout [UInt8]) {
-        self.bytes = []
-        swap(&self.bytes, &bytes)
-        self.bytes.append(UInt8(ascii: "{"))
+/// A flat JSON object's fields after its first, each appended as `,"key":value`; nil
+/// values are left out, as JSONEncoder does.
+extension Array where Element == UInt8 {
+    mutating func appendJSONField(_ key: StaticString, string value: String?) {
+        guard let value else { return }
+        appendJSONKey(key)
+        append(jsonString: value)
     }
 
-    mutating func add(_ key: StaticString, string value: String?) {
+    mutating func appendJSONField(_ key: StaticString, integer value: Int?) {
         guard let value else { return }
-        self.key(key)
-        bytes.append(jsonString: value)
-    }
-
-    mutating func add(_ key: StaticString, integer value: Int?) {
-        guard let value else { return }
-        self.key(key)
-        bytes.append(decimal: value)
+        appendJSONKey(key)
+        append(decimal: value)
     }
 
     /// Milliseconds as `InspectorJSON.milliseconds` rounds them, to a tenth: `12` or `12.3`.
-    mutating func add(_ key: StaticString, milliseconds value: Double?) {
+    mutating func appendJSONField(_ key: StaticString, milliseconds value: Double?) {
         guard let value else { return }
-        self.key(key)
+        appendJSONKey(key)
         let tenths = Int((value * 10).rounded())
-        if tenths % 10 == 0 { bytes.append(decimal: tenths / 10) } else { bytes.append(tenths: tenths) }
+        if tenths % 10 == 0 { append(decimal: tenths / 10) } else { append(tenths: tenths) }
     }
 
-    mutating func add(_ key: StaticString, literal: StaticString) {
-        self.key(key)
-        bytes.append(ascii: literal)
+    mutating func appendJSONField(_ key: StaticString, literal: StaticString) {
+        appendJSONKey(key)
+        append(ascii: literal)
     }
 
-    private mutating func key(_ key: StaticString) {
-        if !empty { bytes.append(UInt8(ascii: ",")) }
-        empty = false
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(ascii: key)
-        bytes.append(ascii: "\":")
-    }
-
-    consuming func finish() -> [UInt8] {
-        bytes.append(UInt8(ascii: "}"))
-        return bytes
+    private mutating func appendJSONKey(_ key: StaticString) {
+        append(ascii: ",\"")
+        append(ascii: key)
+        append(ascii: "\":")
     }
 }
