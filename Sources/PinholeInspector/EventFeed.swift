@@ -92,8 +92,8 @@ final class EventFeed {
         text.reserveCapacity(ids.count * 512)
         if cleared { text.append(ascii: "event: cleared\ndata: {}\n\n") }
         let now = NIODeadline.now()
-        for id in ids {
-            if let record = store.record(id, .withoutBodies) {
+        for (id, record) in zip(ids, store.records(ids, .withoutBodies)) {
+            if let record {
                 text.append(ascii: "event: request\ndata: ")
                 InspectorJSON.summary(record, now: now).appendJSON(to: &text)
                 text.append(ascii: "\n\n")

@@ -247,22 +247,18 @@ public final class InspectorStore: Sendable {
     /// the ring under the lock (never a view: that would make the ring's next write copy
     /// it whole) and read outside it.
     public func record(_ id: Int, _ extent: Extent = .whole) -> CapturedRequest? {
-        let copy = state.withLock { state -> CopiedEntry? in
-            switch state.entry(id) {
-            case .live(let slot, _): return .live(slot)
-            case .stored(let position):
-                var bytes = ByteBuffer()
-                return Self.copy(position, of: state.ring, extent, into: &bytes) ? .stored(bytes) : nil
-            case .dropped, nil: return nil
-            }
+        records([id], extent)[0]
+    }
+
+    /// The records of `ids`, in their order, nil for those no longer kept: taken out under
+    /// one hold of the lock, the finished ones' bytes one after the other into one buffer
+    /// (the live feed asks for hundreds at once on a busy agent), and read outside it.
+    public func records(_ ids: [Int], _ extent: Extent = .whole) -> [CapturedRequest?] {
+        let (taken, copied) = state.withLock { state -> ([Taken?], ByteBuffer) in
+            var copied = ByteBuffer()
+            return (ids.map { Self.take($0, of: state, extent, into: &copied) }, copied)
         }
-        switch copy {
-        // A slot finished meanwhile: its record is in the ring now (or gone), never in
-        // flight again.
-        case .live(let slot): return slot.current ?? record(id, extent)
-        case .stored(var bytes): return CapturedRequest.decode(from: &bytes)
-        case nil: return nil
-        }
+        return taken.map { $0.flatMap { read($0, from: copied, extent) } }
     }
 
     /// All records still kept, oldest first.
@@ -270,56 +266,58 @@ public final class InspectorStore: Sendable {
         newest(Int.max, extent)
     }
 
-    /// The newest `count` records, oldest first. The finished ones' bytes are copied out
-    /// under the lock, one after the other into one buffer, and read outside it.
+    /// The newest `count` records, oldest first, taken and read as `records` does.
     public func newest(_ count: Int, _ extent: Extent = .whole) -> [CapturedRequest] {
         let (taken, copied) = state.withLock { state -> ([Taken], ByteBuffer) in
             var taken: [Taken] = []
             var copied = ByteBuffer()
             for offset in (0..<state.entries.count).reversed() {
                 guard taken.count < count else { break }
-                switch state.entries[offset: offset] {
-                case .live(let slot, _): taken.append(.live(slot, id: state.oldest + offset))
-                case .stored(let position):
-                    let start = copied.writerIndex
-                    if Self.copy(position, of: state.ring, extent, into: &copied) { taken.append(.copied(at: start)) }
-                case .dropped: break
+                if let entry = Self.take(state.oldest + offset, of: state, extent, into: &copied) {
+                    taken.append(entry)
                 }
             }
             return (taken, copied)
         }
-        return taken.reversed().compactMap { taken in
-            switch taken {
-            case .live(let slot, let id): return slot.current ?? record(id, extent)
-            case .copied(let start):
-                var bytes = copied
-                bytes.moveReaderIndex(to: start)
-                return CapturedRequest.decode(from: &bytes)
-            }
+        return taken.reversed().compactMap { read($0, from: copied, extent) }
+    }
+
+    /// Takes request `id` out under the store's lock: an in-flight one's slot, or a copy of
+    /// a finished one's bytes, appended to `copied`; nil if it is no longer kept.
+    private static func take(_ id: Int, of state: State, _ extent: Extent, into copied: inout ByteBuffer) -> Taken? {
+        switch state.entry(id) {
+        case .live(let slot, _): return .live(slot, id: id)
+        case .stored(let position):
+            let start = copied.writerIndex
+            let copiedWhole =
+                switch extent {
+                case .whole: state.ring.copy(at: position, into: &copied)
+                case .withoutBodies: CapturedRequest.copyWithoutBodies(of: state.ring, at: position, into: &copied)
+                }
+            return copiedWhole ? .copied(at: start) : nil
+        case .dropped, nil: return nil
         }
     }
 
-    private static func copy(
-        _ position: Int, of ring: RecordRing, _ extent: Extent, into buffer: inout ByteBuffer
-    ) -> Bool {
-        switch extent {
-        case .whole: ring.copy(at: position, into: &buffer)
-        case .withoutBodies: CapturedRequest.copyWithoutBodies(of: ring, at: position, into: &buffer)
+    /// Reads what `take` took, outside the store's lock: a slot under its own.
+    private func read(_ taken: Taken, from copied: ByteBuffer, _ extent: Extent) -> CapturedRequest? {
+        switch taken {
+        // A slot finished meanwhile: its record is in the ring now (or gone), never in
+        // flight again.
+        case .live(let slot, let id): return slot.current ?? record(id, extent)
+        case .copied(let start):
+            var bytes = copied
+            bytes.moveReaderIndex(to: start)
+            return CapturedRequest.decode(from: &bytes)
         }
-    }
-
-    private enum Taken {
-        case live(Slot, id: Int)
-        /// Where its bytes start in the copy.
-        case copied(at: Int)
     }
 
     /// A record as it is taken out under the lock: to be read outside it.
-    private enum CopiedEntry {
+    private enum Taken {
         /// In flight: read under its own lock, once the store's is let go.
-        case live(Slot)
-        /// A copy of its bytes in the ring.
-        case stored(ByteBuffer)
+        case live(Slot, id: Int)
+        /// Where its bytes start in the copy.
+        case copied(at: Int)
     }
 
     /// The ids of the kept replays of request `id`, read without decoding the records.

@@ -151,6 +151,28 @@ struct InspectorStoreTests {
         #expect(inspector.store.record(1) == nil)
     }
 
+    @Test("records taken at once come in the order asked, in flight or finished, with or without bodies; nil for gone")
+    func recordsAtOnce() throws {
+        let loop = EmbeddedEventLoop()
+        let inspector = Inspector(limits: .init(bodyBytes: 4096, totalBytes: 16 * 1024))
+        let scripted = ScriptedTarget()
+        let target = inspector.capture(scripted)
+        for index in 0..<40 {
+            let upstream = try target.startExchange(Self.head("/\(index)"), downstream: SinkDownstream(), on: loop)
+            upstream.sendEnd(trailers: nil)
+            // The last one stays in flight.
+            if index < 39 { scripted.upstreams[index].answer(ByteBuffer(repeating: 0x62, count: 1000)) }
+        }
+        let ids = [40, 1, 38, 999, 39]
+        let whole = inspector.store.records(ids)
+        #expect(whole.map { $0?.path } == ["/39", nil, "/37", nil, "/38"])
+        #expect(whole[0]?.state == .pending && whole[2]?.state == .complete)
+        #expect(whole[2]?.responseBody.kept.readableBytes == 1000)
+        let summaries = inspector.store.records(ids, .withoutBodies)
+        #expect(summaries.map { $0?.id } == [40, nil, 38, nil, 39])
+        #expect(summaries[2]?.responseBody.kept.readableBytes == 0 && summaries[2]?.responseBody.totalBytes == 1000)
+    }
+
     /// A small record is written into the ring in place, under the store's lock; a larger
     /// one is encoded into an array first. Both must come back as written, also when they
     /// land at the ring's end and start again at its beginning.
