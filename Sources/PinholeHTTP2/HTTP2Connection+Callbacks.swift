@@ -180,6 +180,13 @@ extension HTTP2Connection {
         deferredOperations.append(.reset(stream, .internalError))
     }
 
+    /// A frame with END_STREAM went out on `streamID`: a peer asked to stop once it did
+    /// (`stopPeerOnceEnded`) gets its RST_STREAM(NO_ERROR) now, after that frame.
+    func endSent(streamID: Int32) {
+        guard let stream = streams[streamID], stream.state.endSent() else { return }
+        deferredOperations.append(.stopPeer(stream))
+    }
+
     private func endOfStream(_ stream: HTTP2Stream) {
         guard stream.state.endReceived() else { return }
         events.append(.streamPart(stream, .end))

@@ -116,11 +116,11 @@ extension HTTP2Connection {
             if stream.resetReason == nil {
                 stream.resetReason = .streamResetLocally(streamID: stream.id, code: code, reason: "reset by this side")
             }
-            let result = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, code.rawValue)
-            // Anything but running out of memory means the stream is already gone.
-            if nghttp2_is_fatal(result) != 0 {
-                terminate(with: .library(operation: "resetting a stream", code: result))
-            }
+            submitReset(stream, code, session: session)
+        case .stopPeer(let stream):
+            // Asked again now: the peer's message may have ended meanwhile.
+            guard stream.state.endSent() else { return }
+            submitReset(stream, .noError, session: session)
         case .resetAfterQueued(let stream, let code):
             switch stream.state.resetAfterQueuedRequested(code) {
             case .resetNow:
@@ -154,6 +154,14 @@ extension HTTP2Connection {
         if endStream { return body(nil) }
         var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readStreamData)
         return withUnsafePointer(to: &provider) { body($0) }
+    }
+
+    private func submitReset(_ stream: HTTP2Stream, _ code: HTTP2ErrorCode, session: OpaquePointer) {
+        let result = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream.id, code.rawValue)
+        // Anything but running out of memory means the stream is already gone.
+        if nghttp2_is_fatal(result) != 0 {
+            terminate(with: .library(operation: "resetting a stream", code: result))
+        }
     }
 
     /// Delivers what the last nghttp2 call recorded and runs what it deferred,

@@ -94,6 +94,9 @@ public final class HTTP2Connection {
         case submitTrailers(HTTP2Stream)
         case reset(HTTP2Stream, HTTP2ErrorCode)
         case resetAfterQueued(HTTP2Stream, HTTP2ErrorCode)
+        /// RST_STREAM(NO_ERROR) after this side's END_STREAM (see `stopPeerOnceEnded`):
+        /// not an error, so the stream closes as a normal one does.
+        case stopPeer(HTTP2Stream)
         case consume(HTTP2Stream, Int)
     }
 

@@ -91,6 +91,14 @@ public final class HTTP2Stream {
         sendData(ByteBuffer(), endStream: true)
     }
 
+    /// Asks the peer to stop sending once this side's message is out whole: RST_STREAM
+    /// with NO_ERROR right after END_STREAM, if the peer's message has not ended by then
+    /// (RFC 9113 §8.1, a response complete before its request). Call it before ending
+    /// the stream; nothing is cut, the peer keeps the whole answer.
+    public func stopPeerOnceEnded() {
+        state.peerRestUnwanted()
+    }
+
     /// Resets the stream (RST_STREAM) with `code`; queued data is dropped.
     public func reset(_ code: HTTP2ErrorCode = .cancel) {
         guard !state.isClosed else { return }

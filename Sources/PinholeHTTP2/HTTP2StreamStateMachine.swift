@@ -36,6 +36,15 @@ struct HTTP2StreamStateMachine: Equatable {
         case ended(headersEndedStream: Bool)
     }
 
+    /// What this side wants of the rest of the peer's message once its own is complete.
+    enum PeerRest: Equatable {
+        case wanted
+        /// Once this side's END_STREAM has gone out, a peer still sending is asked to stop
+        /// with RST_STREAM(NO_ERROR) (RFC 9113 §8.1): an answer that needed no more of the
+        /// request (a 413 to an upload), whose rest would only be read and dropped.
+        case unwanted
+    }
+
     enum Writability: Equatable {
         case writable
         /// Reported unwritable (past the high watermark); writable again below the low one.
@@ -86,6 +95,7 @@ struct HTTP2StreamStateMachine: Equatable {
     private(set) var send: Send = .awaitingHeaders
     private(set) var localEnd: LocalEnd = .open
     private(set) var receive: Receive = .awaitingHeaders
+    private(set) var peerRest: PeerRest = .wanted
     private(set) var writability: Writability = .writable
     private(set) var lifecycle: Lifecycle = .open
 
@@ -179,6 +189,19 @@ struct HTTP2StreamStateMachine: Equatable {
     mutating func dataTaken(outgoingBytes: Int, lowWatermark: Int) -> Bool {
         guard writability == .unwritable, outgoingBytes <= lowWatermark else { return false }
         writability = .writable
+        return true
+    }
+
+    /// The producer needs no more of the peer's message (see `PeerRest`).
+    mutating func peerRestUnwanted() {
+        peerRest = .unwanted
+    }
+
+    /// This side's END_STREAM went out: true when the peer, still sending what is not
+    /// wanted, is to be asked to stop now.
+    func endSent() -> Bool {
+        guard lifecycle == .open, peerRest == .unwanted else { return false }
+        if case .ended = receive { return false }
         return true
     }
 

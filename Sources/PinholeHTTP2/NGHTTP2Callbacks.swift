@@ -97,11 +97,20 @@ extension HTTP2Connection {
             }
         }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
-            // Called for every frame sent; only an error GOAWAY matters here.
+            // Called for every frame sent; only the end of a message, and an error GOAWAY,
+            // matter here.
             guard let frame else { return callbackFailure }
-            guard UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue, frame.pointee.goaway.error_code != 0 else {
-                return 0
+            let type = UInt32(frame.pointee.hd.type)
+            if frame.pointee.hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+                type == NGHTTP2_DATA.rawValue || type == NGHTTP2_HEADERS.rawValue
+            {
+                let streamID = frame.pointee.hd.stream_id
+                return withConnection(userData, failure: callbackFailure) {
+                    $0.endSent(streamID: streamID)
+                    return 0
+                }
             }
+            guard type == NGHTTP2_GOAWAY.rawValue, frame.pointee.goaway.error_code != 0 else { return 0 }
             // nghttp2 puts its reason for ending the session in the GOAWAY's debug data.
             let goAway = frame.pointee.goaway
             let reason = goAway.opaque_data.map {

@@ -263,6 +263,9 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
 
     private func finish() {
         guard response != .ended else { return }
+        // Answered before the request's end: once the answer is out, its sender is asked
+        // to stop (RST_STREAM NO_ERROR), rather than send the rest only to have it dropped.
+        if requestSide.state != .over { stream?.stopPeerOnceEnded() }
         response = .ended
         // What the app was still to read is dropped from here on (see `.data`): the
         // window held back for it goes back now.

@@ -39,6 +39,37 @@ struct PublicHTTP2Tests {
         }
     }
 
+    /// RFC 9113 §8.1: a response complete before its request may end the request with
+    /// RST_STREAM(NO_ERROR). nghttp uploads 32 MiB to an app that answers 413 at once and
+    /// reads nothing: it gets the whole 413, then the reset, and stops sending. Before,
+    /// the relay gave the window back for every byte and nghttp sent all of it.
+    @Test("an answer before the request's end (413 to an upload) stops the client's upload with RST_STREAM(NO_ERROR)")
+    func earlyAnswerStopsTheUpload() async throws {
+        let size = 32 << 20
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pinhole-early-\(UUID()).bin")
+        try Data(count: size).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        try await withTunnel { relay, _ in
+            let upload = try ChildProcess(
+                "nghttp",
+                [
+                    "-v", "-d", file.path, "-H", ":authority: demo.\(TestRelay.domain)",
+                    "http://127.0.0.1:\(relay.addresses.publicPort)/early",
+                ])
+            let (_, output) = await upload.waitForExit()
+            #expect(output.contains(":status: 413") && output.contains("too large"), "\(output.suffix(2000))")
+            #expect(output.contains("recv RST_STREAM"), "\(output.suffix(2000))")
+            #expect(output.contains("error_code=NO_ERROR(0x00)"), "\(output.suffix(2000))")
+            // What nghttp sent, frame by frame: "send DATA frame <length=16384, ...".
+            let sent = output.split(separator: "\n").filter { $0.contains("send DATA frame") }.compactMap {
+                line -> Int? in
+                guard let start = line.range(of: "length=") else { return nil }
+                return Int(line[start.upperBound...].prefix { $0.isNumber })
+            }.reduce(0, +)
+            #expect(sent < size, "nghttp sent \(sent) of \(size) bytes")
+        }
+    }
+
     @Test("h2load -n 5000 -c 10 -m 10 against the public port: zero failures")
     func h2load() async throws {
         try await withTunnel { relay, _ in

@@ -111,6 +111,26 @@ struct HTTP2StreamStateMachineTests {
         #expect(closed.resetAfterQueuedRequested(.cancel) == .none)
     }
 
+    @Test("a peer whose rest is unwanted is stopped once this side's end is out, unless it ended or the stream closed")
+    func peerStoppedAfterTheEnd() {
+        var answering = Machine()
+        _ = answering.headersReceived(informational: false, endStream: false)
+        #expect(!answering.endSent(), "wanted by default: nothing follows the end")
+        answering.peerRestUnwanted()
+        #expect(answering.endSent(), "the request is still coming: stop it")
+
+        var ended = Machine()
+        _ = ended.headersReceived(informational: false, endStream: false)
+        ended.peerRestUnwanted()
+        _ = ended.endReceived()
+        #expect(!ended.endSent(), "the request ended meanwhile: nothing to stop")
+
+        var closed = Machine()
+        closed.peerRestUnwanted()
+        closed.closed()
+        #expect(!closed.endSent(), "a closed stream is reset by no one")
+    }
+
     @Test("writability: unwritable at the high watermark, reported writable once below the low one")
     func writability() {
         var answer: Bool

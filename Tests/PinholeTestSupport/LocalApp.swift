@@ -11,6 +11,7 @@ import PinholeTLS
 /// - `GET /headers` answers the request headers it got, one `name: value` per line.
 /// - `POST /echo` streams the request body back.
 /// - `POST /upload` reads the body and answers `<bytes> <sha256>`.
+/// - `POST /early` answers 413 at once and reads none of the body.
 /// - `GET /download?bytes=N` streams N bytes of `PatternStream`, respecting backpressure.
 /// - `GET /events` sends one server-sent event, then a second one and the end only
 ///   after `releaseEvents()`.
@@ -102,6 +103,10 @@ private final class LocalAppHandler: ChannelInboundHandler {
             if head.uri.hasPrefix("/echo") {
                 context.writeAndFlush(
                     wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok))), promise: nil)
+            } else if head.uri.hasPrefix("/early") {
+                // Answers 413 at once and reads none of the body: an app refusing an upload.
+                self.head = nil
+                send(.payloadTooLarge, "too large", version: head.version, context: context)
             } else if head.uri.hasPrefix("/upload") {
                 uploadHash = SHA256Hasher()
                 uploadBytes = 0
