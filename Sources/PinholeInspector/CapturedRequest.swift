@@ -63,7 +63,8 @@ public struct CapturedRequest: Sendable {
         self.deadline = deadline
     }
 
-    /// The client's address, as the relay (or embedded relay) appended it to X-Forwarded-For.
+    /// The client's address, as the relay (or embedded relay) appended it to X-Forwarded-For;
+    /// nil when there is none, or the list ends in an empty element.
     public var clientAddress: String? {
         // The last element of the list, its spaces and tabs trimmed; read in place, as the
         // live feed asks for every summary (Foundation's split and trim showed in its profile).
@@ -74,7 +75,7 @@ public struct CapturedRequest: Sendable {
         var end = bytes.endIndex
         while start < end, isSpace(bytes[start]) { start = bytes.index(after: start) }
         while start < end, isSpace(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
-        return String(list[start..<end])
+        return start < end ? String(list[start..<end]) : nil
     }
 }
 

@@ -206,7 +206,7 @@ extension InspectorJSON.Summary {
         bytes.append(UInt8(ascii: "}"))
     }
 
-    /// `appendJSON` as a string.
+    /// `appendJSON` as a string (for tests, which compare it with the Encodable form).
     var json: String {
         var bytes: [UInt8] = []
         appendJSON(to: &bytes)

@@ -250,16 +250,27 @@ public final class InspectorStore: Sendable {
         records([id], extent)[0]
     }
 
-    /// The records of `ids`, in their order, nil for those no longer kept: taken out under
-    /// one hold of the lock, the finished ones' bytes one after the other into one buffer
-    /// (the live feed asks for hundreds at once on a busy agent), and read outside it.
+    /// The records of `ids`, in their order, nil for those no longer kept: taken out a few
+    /// hundred per hold of the lock, the finished ones' bytes one after the other into one
+    /// buffer (the live feed asks for hundreds at once on a busy agent), and read outside
+    /// it. Every event loop takes this lock as a request begins and ends, so no hold takes
+    /// all of a feed's batch, which can be thousands.
     public func records(_ ids: [Int], _ extent: Extent = .whole) -> [CapturedRequest?] {
-        let (taken, copied) = state.withLock { state -> ([Taken?], ByteBuffer) in
-            var copied = ByteBuffer()
-            return (ids.map { Self.take($0, of: state, extent, into: &copied) }, copied)
+        var records: [CapturedRequest?] = []
+        records.reserveCapacity(ids.count)
+        for start in stride(from: 0, to: ids.count, by: Self.recordsPerHold) {
+            let chunk = ids[start..<min(start + Self.recordsPerHold, ids.count)]
+            let (taken, copied) = state.withLock { state -> ([Taken?], ByteBuffer) in
+                var copied = ByteBuffer()
+                return (chunk.map { Self.take($0, of: state, extent, into: &copied) }, copied)
+            }
+            records += taken.map { $0.flatMap { read($0, from: copied, extent) } }
         }
-        return taken.map { $0.flatMap { read($0, from: copied, extent) } }
+        return records
     }
+
+    /// How many records `records` takes per hold of the store's lock.
+    static let recordsPerHold = 128
 
     /// All records still kept, oldest first.
     public func all(_ extent: Extent = .whole) -> [CapturedRequest] {

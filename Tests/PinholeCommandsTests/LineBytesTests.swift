@@ -23,10 +23,10 @@ struct LineBytesTests {
 
     @Test("numbers right-aligned in their width, negative ones and zero too")
     func numbers() {
-        #expect(Self.line { $0.append(0) } == "0")
-        #expect(Self.line { $0.append(1234, width: 6) } == "  1234")
-        #expect(Self.line { $0.append(-56, width: 5) } == "  -56")
-        #expect(Self.line { $0.append(Int.max) } == String(Int.max))
-        #expect(Self.line { $0.append(7, width: 70) } == String(repeating: " ", count: 69) + "7")
+        #expect(Self.line { $0.append(decimal: 0) } == "0")
+        #expect(Self.line { $0.append(decimal: 1234, width: 6) } == "  1234")
+        #expect(Self.line { $0.append(decimal: -56, width: 5) } == "  -56")
+        #expect(Self.line { $0.append(decimal: Int.max) } == String(Int.max))
+        #expect(Self.line { $0.append(decimal: 7, width: 70) } == String(repeating: " ", count: 69) + "7")
     }
 }

@@ -57,7 +57,7 @@ struct OutputWriterTests {
         let writer = OutputWriter(descriptor: pipe.write, state: RequestLogFormat())
         for number in 0..<2_000 {
             writer.append(urgent: number % 500 == 0) { output, _ in
-                output.append(number)
+                output.append(decimal: number)
                 output.append(UInt8(ascii: "\n"))
             }
         }

@@ -50,9 +50,9 @@ struct InspectorFieldsTests {
         arguments: [
             ("192.0.2.7", "192.0.2.7"), ("10.0.0.1, 192.0.2.7", "192.0.2.7"),
             ("10.0.0.1,\t 2001:db8::1 \t", "2001:db8::1"),
-            ("10.0.0.1, ", ""),
-        ])
-    func clientAddress(list: String, client: String) {
+            ("10.0.0.1, ", nil), ("", nil), ("10.0.0.1,", nil),
+        ] as [(String, String?)])
+    func clientAddress(list: String, client: String?) {
         let head = ProxyRequestHead(
             method: .GET, path: "/", authority: "app", scheme: "http", headers: ["X-Forwarded-For": list])
         let record = CapturedRequest(
@@ -62,6 +62,28 @@ struct InspectorFieldsTests {
         #expect(
             CapturedRequest(id: 2, head: bare, replayOf: nil, wallClock: 0, started: .now(), deadline: nil)
                 .clientAddress == nil)
+    }
+
+    @Test("the hand-written summary equals the encoded one with every field set, and with every optional left out")
+    func summaryWriters() throws {
+        let full = InspectorJSON.Summary(
+            id: 7, time: "2026-12-07T03:08:37.123Z", method: "POST", path: "/a\"b\\c\n\u{1}é", authority: "app:80",
+            status: 413, state: "complete", durationMs: 12.3, elapsedMs: -0.5, bytesIn: 1 << 40, bytesOut: 0,
+            protocol: "HTTP/2", grpcMethod: "/pkg.S/M", upgrade: "websocket", replayOf: 3, error: "cut \"short\"",
+            client: "2001:db8::1", deadlineMs: 9_223_372_036_854.8, deadlineSource: "grpc-timeout",
+            deadlinePassed: true, grpcStatus: 14)
+        var bare = full
+        (bare.status, bare.durationMs, bare.grpcMethod, bare.upgrade, bare.replayOf) = (nil, nil, nil, nil, nil)
+        (bare.error, bare.client, bare.deadlineMs, bare.deadlineSource, bare.grpcStatus) = (nil, nil, nil, nil, nil)
+        (bare.elapsedMs, bare.deadlinePassed) = (12, false)
+        for summary in [full, bare] {
+            let encoded =
+                try JSONSerialization.jsonObject(with: InspectorJSON.encoder().encode(summary)) as? NSDictionary
+            let written = NSDictionary(dictionary: try object(summary.json))
+            #expect(written == encoded, "\(summary.json)")
+        }
+        #expect(full.json.contains(#""duration_ms":12.3,"#) && full.json.contains(#""elapsed_ms":-0.5,"#))
+        #expect(bare.json.contains(#""elapsed_ms":12,"#) && !bare.json.contains("status"))
     }
 
     @Test("grpc-message is percent-decoded; malformed escapes stay as sent")

@@ -50,11 +50,6 @@ extension Array where Element == UInt8 {
             }
         }
     }
-
-    /// `value` in decimal, right-aligned in `width` columns.
-    mutating func append(_ value: Int, width: Int = 0) {
-        append(decimal: value, width: width)
-    }
 }
 
 extension String {

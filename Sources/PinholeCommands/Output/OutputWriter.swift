@@ -196,7 +196,7 @@ final class OutputWriter<State: OutputState>: @unchecked Sendable {
             if liveShown > 0 {
                 // Up to the first live line, and clear from there down.
                 batch.append(contentsOf: [0x1B, UInt8(ascii: "[")])
-                batch.append(liveShown)
+                batch.append(decimal: liveShown)
                 batch.append(contentsOf: [UInt8(ascii: "F"), 0x1B, UInt8(ascii: "["), UInt8(ascii: "J")])
             }
             batch.append(contentsOf: pending)

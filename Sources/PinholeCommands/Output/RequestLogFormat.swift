@@ -71,7 +71,7 @@ struct RequestLogFormat: OutputState {
         case .text:
             appendColumns(started, record.method, record.grpcMethod ?? record.path, to: &line)
             if record.status > 0 {
-                line.append(record.status, width: Width.status)
+                line.append(decimal: record.status, width: Width.status)
             } else {
                 Self.appendRight("-", width: Width.status, to: &line)
             }
@@ -110,7 +110,7 @@ struct RequestLogFormat: OutputState {
         if let grpcStatus = record.grpcStatus {
             separate(&line)
             line.append(ascii: "grpc-status ")
-            line.append(grpcStatus)
+            line.append(decimal: grpcStatus)
             if let name = GRPCStatusName.of(grpcStatus) {
                 line.append(UInt8(ascii: " "))
                 line.append(name)
@@ -127,10 +127,10 @@ struct RequestLogFormat: OutputState {
             line.append(escapingControls: error.logReason)
         case .cutShort(let error, let expected):
             line.append(ascii: "cut short after ")
-            line.append(record.bytesOut)
+            line.append(decimal: record.bytesOut)
             if let expected {
                 line.append(ascii: " of ")
-                line.append(expected)
+                line.append(decimal: expected)
             }
             line.append(ascii: " bytes")
             if let error {
@@ -144,9 +144,9 @@ struct RequestLogFormat: OutputState {
 
     private mutating func appendJSON(_ record: ExchangeRecord, _ started: LogClock.WallTime, to line: inout [UInt8]) {
         line.append(ascii: "{\"bytes_in\":")
-        line.append(record.bytesIn)
+        line.append(decimal: record.bytesIn)
         line.append(ascii: ",\"bytes_out\":")
-        line.append(record.bytesOut)
+        line.append(decimal: record.bytesOut)
         line.append(ascii: ",\"duration_ms\":")
         line.append(tenths: Int((record.duration.nanoseconds + 50_000) / 100_000))
         if record.outcome != .complete {
@@ -162,7 +162,7 @@ struct RequestLogFormat: OutputState {
         }
         if let grpcStatus = record.grpcStatus {
             line.append(ascii: ",\"grpc_status\":")
-            line.append(grpcStatus)
+            line.append(decimal: grpcStatus)
         }
         line.append(ascii: ",\"method\":")
         line.append(jsonString: record.method)
@@ -171,11 +171,11 @@ struct RequestLogFormat: OutputState {
         line.append(ascii: ",\"protocol\":")
         line.append(jsonString: record.protocol)
         line.append(ascii: ",\"status\":")
-        line.append(record.status)
+        line.append(decimal: record.status)
         appendTimeAndTunnel(started, to: &line)
         if let id = record.waitingID {
             line.append(ascii: ",\"waiting_id\":")
-            line.append(id)
+            line.append(decimal: id)
         }
         line.append(UInt8(ascii: "}"))
     }
@@ -202,14 +202,14 @@ struct RequestLogFormat: OutputState {
             appendWaitingLine(request, started, now: now, to: &line)
         case .json:
             line.append(ascii: "{\"event\":\"waiting\",\"id\":")
-            line.append(request.id)
+            line.append(decimal: request.id)
             line.append(ascii: ",\"method\":")
             line.append(jsonString: request.method)
             line.append(ascii: ",\"path\":")
             line.append(jsonString: request.path)
             appendTimeAndTunnel(started, to: &line)
             line.append(ascii: ",\"waited_ms\":")
-            line.append(Int((now - request.startedAt).nanoseconds / 1_000_000))
+            line.append(decimal: Int((now - request.startedAt).nanoseconds / 1_000_000))
             line.append(UInt8(ascii: "}"))
         }
         line.append(UInt8(ascii: "\n"))
@@ -242,7 +242,7 @@ struct RequestLogFormat: OutputState {
         }
         guard waiting.count > shown.count else { return shown.count }
         output.append(ascii: "          … and ")
-        output.append(waiting.count - shown.count)
+        output.append(decimal: waiting.count - shown.count)
         output.append(ascii: " more waiting\n")
         return shown.count + 1
     }
@@ -251,11 +251,11 @@ struct RequestLogFormat: OutputState {
         switch style {
         case .text:
             output.append(ascii: "          (")
-            output.append(count)
+            output.append(decimal: count)
             output.append(ascii: " lines dropped: the output did not keep up)\n")
         case .json:
             output.append(ascii: "{\"dropped\":")
-            output.append(count)
+            output.append(decimal: count)
             output.append(ascii: ",\"event\":\"lines_dropped\"}\n")
         }
     }
@@ -297,7 +297,7 @@ struct RequestLogFormat: OutputState {
             line.append(ascii: " ms")
         } else if nanoseconds < 59_995_000_000 {
             let hundredths = (nanoseconds + 5_000_000) / 10_000_000
-            line.append(hundredths / 100)
+            line.append(decimal: hundredths / 100)
             line.append(UInt8(ascii: "."))
             line.append(hundredths % 100, zeroPaddedTo: 2)
             line.append(ascii: " s")
@@ -306,7 +306,7 @@ struct RequestLogFormat: OutputState {
             let (big, small, units): (Int, Int, (StaticString, StaticString)) =
                 seconds < 3600
                 ? (seconds / 60, seconds % 60, ("m ", "s")) : (seconds / 3600, seconds / 60 % 60, ("h ", "m"))
-            line.append(big)
+            line.append(decimal: big)
             line.append(ascii: units.0)
             line.append(small, zeroPaddedTo: 2)
             line.append(ascii: units.1)
@@ -316,7 +316,7 @@ struct RequestLogFormat: OutputState {
     /// `13 B`, `4.5 kB`, `123 kB`, `1.2 MB`, `3.4 GB` (decimal units).
     static func appendSize(_ bytes: Int, to line: inout [UInt8]) {
         guard bytes >= 1000 else {
-            line.append(bytes)
+            line.append(decimal: bytes)
             line.append(ascii: " B")
             return
         }
@@ -331,7 +331,7 @@ struct RequestLogFormat: OutputState {
         }
         let tenths = (bytes * 10 + unit / 2) / unit
         if tenths >= 1000 {
-            line.append(tenths / 10)
+            line.append(decimal: tenths / 10)
         } else {
             line.append(tenths: tenths)
         }

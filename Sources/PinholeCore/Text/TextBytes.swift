@@ -1,7 +1,8 @@
 // Machine-read text written as bytes, straight into the buffer that goes out: no
 // `String(format:)`, no formatter objects, no intermediate strings. The request log's
 // lines and the inspector's live feed both write one record per request with these.
-// Every method has an argument label, so none competes with `append(_: UInt8)`.
+// Every method has an argument label, so none competes with `append(_: UInt8)` (the
+// zero-padded one's is its second).
 
 /// What `appendSpaces` copies from.
 private let spaces: StaticString = "                                                                "
@@ -44,8 +45,10 @@ extension Array where Element == UInt8 {
         } while magnitude > 0
     }
 
-    /// `value` with exactly `digits` digits, zero-padded (for clock fields).
+    /// `value` with exactly `digits` digits, zero-padded (for clock fields): a value of
+    /// more digits keeps its last ones.
     public mutating func append(_ value: Int, zeroPaddedTo digits: Int) {
+        precondition(digits >= 1 && value >= 0, "a zero-padded field is at least one digit, of a value not negative")
         var divisor = 1
         for _ in 1..<digits { divisor *= 10 }
         var rest = value
