@@ -136,12 +136,14 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
             let count = data.readableBytes
             bytesIn += count
             // Once the answer is complete, the rest is dropped (see the machine).
-            guard case .passOn = requestSide.bodyReceived(upstreamTakesIt: upstream != nil && response != .ended),
-                let upstream
-            else {
+            switch requestSide.bodyReceived(upstreamTakesIt: upstream != nil && response != .ended) {
+            case .passOn: break
+            case .drop:
                 stream.consumed(count)
                 return
+            case .ignore: return
             }
+            guard let upstream else { return }
             upstream.sendBody(data)
             credit.received(count, on: stream, consumerKeepsUp: upstream.canTakeRequestBody)
         case .trailers(let fields):
@@ -264,12 +266,15 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     private func finish() {
         guard response != .ended else { return }
         // Answered before the request's end: once the answer is out, its sender is asked
-        // to stop (RST_STREAM NO_ERROR), rather than send the rest only to have it dropped.
-        if requestSide.state != .over { stream?.stopPeerOnceEnded() }
+        // to stop (RST_STREAM NO_ERROR), rather than send the rest only to have it
+        // dropped; the window held back for the app is not given back, which would only
+        // invite more (see the machine).
+        if requestSide.answerCompleted() {
+            stream?.stopPeerOnceEnded()
+        } else {
+            credit.release(on: stream)
+        }
         response = .ended
-        // What the app was still to read is dropped from here on (see `.data`): the
-        // window held back for it goes back now.
-        credit.release(on: stream)
         timeout?.cancel()
         stopWaiting()
         if let onComplete, let request {

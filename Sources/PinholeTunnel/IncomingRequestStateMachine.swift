@@ -15,6 +15,10 @@ struct IncomingRequestStateMachine {
         case receiving
         /// Some of its body was dropped: the upstream will be cancelled, not ended.
         case dropping
+        /// The answer is complete and the peer is asked to stop sending (RST_STREAM
+        /// NO_ERROR after the answer's end): what it still sends is dropped without its
+        /// window coming back, which would only invite more. `dropped`: some body was.
+        case stopping(dropped: Bool)
         /// Its end was passed on, or the upstream cancelled: nothing more goes to it.
         case over
     }
@@ -24,6 +28,8 @@ struct IncomingRequestStateMachine {
         case passOn
         /// Drop it, and give its window back now.
         case drop
+        /// Drop it, and keep its window: the peer is being stopped.
+        case ignore
     }
 
     enum EndAction: Equatable {
@@ -39,17 +45,35 @@ struct IncomingRequestStateMachine {
     /// A piece of body came. `upstreamTakesIt`: there is an upstream, and the answer is
     /// not complete yet.
     mutating func bodyReceived(upstreamTakesIt: Bool) -> BodyAction {
-        if upstreamTakesIt, state == .receiving { return .passOn }
-        if state == .receiving { state = .dropping }
-        return .drop
+        switch state {
+        case .receiving where upstreamTakesIt: return .passOn
+        case .stopping:
+            state = .stopping(dropped: true)
+            return .ignore
+        case .receiving:
+            state = .dropping
+            return .drop
+        case .dropping, .over: return .drop
+        }
+    }
+
+    /// The answer is complete. True when the request has not ended: its sender is to be
+    /// asked to stop once the answer is out.
+    mutating func answerCompleted() -> Bool {
+        switch state {
+        case .receiving: state = .stopping(dropped: false)
+        case .dropping: state = .stopping(dropped: true)
+        case .stopping, .over: return false
+        }
+        return true
     }
 
     /// The request's end came (END_STREAM).
     mutating func ended() -> EndAction {
         defer { state = .over }
         switch state {
-        case .receiving: return .sendEnd
-        case .dropping: return .cancelUpstream
+        case .receiving, .stopping(dropped: false): return .sendEnd
+        case .dropping, .stopping(dropped: true): return .cancelUpstream
         case .over: return .none
         }
     }

@@ -30,6 +30,36 @@ struct IncomingRequestStateMachineTests {
         #expect(machine.ended() == Machine.EndAction.none)
     }
 
+    @Test("a complete answer before the request's end stops the peer: the rest is dropped keeping its window")
+    func answerBeforeTheEnd() {
+        var stops: Bool
+        var whole = Machine()
+        #expect(whole.bodyReceived(upstreamTakesIt: true) == .passOn)
+        stops = whole.answerCompleted()
+        #expect(stops, "the request is still coming: stop its sender")
+        stops = whole.answerCompleted()
+        #expect(!stops, "once")
+        #expect(whole.ended() == .sendEnd, "nothing was dropped: the upstream got the whole request")
+
+        var cut = Machine()
+        stops = cut.answerCompleted()
+        #expect(stops)
+        #expect(cut.bodyReceived(upstreamTakesIt: true) == .ignore, "no window back, nothing to the upstream")
+        #expect(cut.state == .stopping(dropped: true))
+        #expect(cut.ended() == .cancelUpstream)
+
+        var dropping = Machine()
+        _ = dropping.bodyReceived(upstreamTakesIt: false)
+        stops = dropping.answerCompleted()
+        #expect(stops)
+        #expect(dropping.streamClosed() == .cancelUpstream, "the reset closes it before the end came")
+
+        var over = Machine()
+        _ = over.ended()
+        stops = over.answerCompleted()
+        #expect(!stops, "an answer after the whole request stops no one")
+    }
+
     @Test("the stream closing before the request's end cancels the upstream, once")
     func closedBeforeTheEnd() {
         var receiving = Machine()
