@@ -303,6 +303,38 @@ struct HTTP2StreamTests {
         #expect(pair.clientConnection.activeStreamCount == 0 && pair.serverConnection.activeStreamCount == 0)
     }
 
+    @Test("an answer complete before its request's end: the peer gets it whole, then RST_STREAM(NO_ERROR)")
+    func stopPeerOnceEnded() throws {
+        let serverStreams = ServerStreams()
+        let serverDelegate = serverStreams.delegate
+        let pair = try InMemoryHTTP2Pair(acceptor: serverStreams.accept)
+        let upload = RecordingDelegate()
+        let stream = try pair.clientConnection.openStream(headers: requestHeaders(), delegate: upload)
+        stream.sendData(ByteBuffer(string: "first part"))
+        try pair.interact()
+        let server = try #require(serverStreams.last)
+        server.stopPeerOnceEnded()
+        server.sendHeaders([(":status", "413")])
+        server.sendData(ByteBuffer(string: "too large"), endStream: true)
+        try pair.interact()
+        #expect(upload.headers?[":status"] == "413" && String(buffer: upload.body) == "too large")
+        #expect(upload.ended, "the answer is whole: its END_STREAM came before the reset")
+        #expect(upload.closed && upload.error == .streamReset(streamID: stream.id, code: .noError))
+        #expect(serverDelegate.closed && serverDelegate.error == nil, "no error on the side that answered")
+        #expect(pair.clientConnection.activeStreamCount == 0 && pair.serverConnection.activeStreamCount == 0)
+
+        // A request that ended first is not reset: its stream closes as any other.
+        let whole = RecordingDelegate()
+        _ = try pair.clientConnection.openStream(
+            headers: requestHeaders(method: "GET"), endStream: true, delegate: whole)
+        try pair.interact()
+        let second = try #require(serverStreams.last)
+        second.stopPeerOnceEnded()
+        second.sendHeaders([(":status", "200")], endStream: true)
+        try pair.interact()
+        #expect(whole.ended && whole.closed && whole.error == nil)
+    }
+
     @Test("PING reports a round-trip time")
     func ping() throws {
         let pair = try InMemoryHTTP2Pair { _ in RecordingDelegate() }
