@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 import socket
 import statistics
+from types import SimpleNamespace
 
 from common import HELLO, RUN, START_TIMEOUT, BenchError, Target, rotated, say
+from measurements import proxy_cpu_seconds
 from peers import tool
 from pinhole import BACKEND_APP, agent_supports_h2c_apps, h2c_app, start_embedded, start_pinhole
 from processes import free_ports, listening, wait_until
@@ -102,7 +104,7 @@ def start_pinhole_h2(supervisor, bin_dir, tls, ports, app_port, embedded, tag):
         for _, process, _ in reversed(row.rss_processes):
             supervisor.stop(process)
         raise
-    return row.base
+    return row
 
 
 def with_baseline(paths, labels, args):
@@ -116,14 +118,15 @@ def with_baseline(paths, labels, args):
     return paths, labels
 
 
-def start_all_pinhole_rows(supervisor, rows, ports, args, bin_dir, tls, app_port):
+def start_all_pinhole_rows(supervisor, rows, ports, args, bin_dir, tls, app_port, carriers=None):
     """start_pinhole_rows for this build, then (with --baseline-dir) for the baseline build
-    on fresh ports: {path: base URL}. ports: this build's {path: its ports}."""
-    bases = start_pinhole_rows(supervisor, rows, ports, bin_dir, tls, app_port)
+    on fresh ports: {path: base URL}. ports: this build's {path: its ports}. carriers, when
+    given, gets each started row's Target (its processes, for their CPU)."""
+    bases = start_pinhole_rows(supervisor, rows, ports, bin_dir, tls, app_port, carriers)
     if getattr(args, "baseline_dir", None):
         fresh = iter(free_ports(sum(len(p) for p in ports.values())))
         twins = {path + BASELINE_SUFFIX: tuple(next(fresh) for _ in row_ports) for path, row_ports in ports.items()}
-        bases.update(start_pinhole_rows(supervisor, rows, twins, args.baseline_dir, tls, app_port))
+        bases.update(start_pinhole_rows(supervisor, rows, twins, args.baseline_dir, tls, app_port, carriers))
     return bases
 
 
@@ -160,7 +163,7 @@ def baseline_ratios(rows, figure, runs="runs"):
     return ratios
 
 
-def start_pinhole_rows(supervisor, rows, ports, bin_dir, tls, app_port):
+def start_pinhole_rows(supervisor, rows, ports, bin_dir, tls, app_port, carriers=None):
     """Relay + agent and the embedded relay in front of the h2c app on app_port: {path: base URL}
     for the rows that started; the others get their status (unsupported, failed, skipped) and reason.
     ports: {path: its ports}, the embedded row's path containing "embedded"."""
@@ -171,7 +174,10 @@ def start_pinhole_rows(supervisor, rows, ports, bin_dir, tls, app_port):
             rows[path].update(status="skipped", reason="Pinhole not built")
             continue
         try:
-            bases[path] = start_pinhole_h2(supervisor, bin_dir, tls, row_ports, app_port, embedded, "-" + path)
+            target = start_pinhole_h2(supervisor, bin_dir, tls, row_ports, app_port, embedded, "-" + path)
+            bases[path] = target.base
+            if carriers is not None:
+                carriers[path] = target
         except Unsupported as why:
             rows[path].update(status="unsupported", reason=str(why))
         except BenchError as error:
@@ -216,12 +222,16 @@ def measure_h2(supervisor, args, bin_dir, tls):
     paths, labels = with_baseline(H2_PATHS, H2_LABELS, args)
     rows = {path: {"label": labels[path], "status": "pending", "reason": "", "runs": []} for path in paths}
     nghttpd_port, nghttpx_port, public, agent_port, tunnel, embedded = free_ports(6)
+    # The processes that carry each proxy row, for their CPU per request: req/s on a
+    # 2-core machine shared with h2load and nghttpd swings by a fifth from run to run.
+    carriers = {}
     say(f"HTTP/2: nghttpd, nghttpx, Pinhole in front of nghttpd (h2load -c{H2LOAD_CLIENTS} -m{H2LOAD_STREAMS})")
     bases = {}
     try:
         start_nghttpd(supervisor, nghttpd_port)
         bases["h2-direct"] = f"http://127.0.0.1:{nghttpd_port}"
-        start_nghttpx(supervisor, nghttpx_port, nghttpd_port)
+        proxy = start_nghttpx(supervisor, nghttpx_port, nghttpd_port)
+        carriers["h2-nghttpx"] = SimpleNamespace(rss_processes=[("nghttpx", proxy, None)])
         bases["h2-nghttpx"] = f"http://127.0.0.1:{nghttpx_port}"
     except BenchError as error:
         for path in ("h2-direct", "h2-nghttpx"):
@@ -229,26 +239,34 @@ def measure_h2(supervisor, args, bin_dir, tls):
                 rows[path].update(status="failed", reason=str(error))
     bases.update(start_all_pinhole_rows(supervisor, rows, {"h2-pinhole": (public, agent_port, tunnel),
                                                            "h2-embedded": (embedded,)}, args, bin_dir, tls,
-                                        nghttpd_port))
+                                        nghttpd_port, carriers))
     live = [path for path in paths if path in bases]
     for path in live:
         rows[path]["status"] = "measured"
     for index in range(args.runs):
         for path in paired_order(live, index):
+            carrier = carriers.get(path)
+            before = proxy_cpu_seconds(carrier) if carrier else None
             try:
                 run = h2load(supervisor, f"h2load-{path}-{index + 1}", bases[path] + "/hello", args.duration)
             except BenchError as error:
                 rows[path]["problems"] = rows[path].get("problems", []) + [str(error)]
                 say(f"  {labels[path]}: {error}")
                 continue
+            after = proxy_cpu_seconds(carrier) if carrier else None
+            if before and after and run["requests"]:
+                run["cpu_us"] = (after[0] - before[0]) * 1e6 / run["requests"]
             run["round"] = index
             rows[path]["runs"].append(run)
+            cpu = f"  CPU {run['cpu_us']:.1f} µs/req" if "cpu_us" in run else ""
             say(f"h2 round {index + 1}/{args.runs}  {labels[path]:<17} {run['rps']:>9,.0f} req/s  "
-                f"mean {run['mean_ms']:.3g} ms  failed {run['failed']}")
+                f"mean {run['mean_ms']:.3g} ms  failed {run['failed']}{cpu}")
     for row in rows.values():
         rps = [run["rps"] for run in row["runs"]]
         row["rps"] = statistics.median(rps) if rps else None
         means = [run["mean_ms"] for run in row["runs"] if run["mean_ms"] is not None]
         row["mean_ms"] = statistics.median(means) if means else None
         row["failed"] = sum(run["failed"] for run in row["runs"])
+        cpu = [run["cpu_us"] for run in row["runs"] if "cpu_us" in run]
+        row["cpu_us"] = statistics.median(cpu) if cpu else None
     return rows

@@ -203,14 +203,19 @@ def section_lines(extras, args):
         direct, hop = h2["h2-direct"].get("rps"), h2["h2-nghttpx"].get("rps")
         out += ["", f"HTTP/2: h2load -t1 -c10 -m10 -D {args.duration} /hello (13 bytes from nghttpd), h2c all the way; "
                     f"median of {args.runs} run(s)",
-                f"  {'path':<18} {'req/s':>9} {'×dir':>5} {'×nghttpx':>8} {'mean ms':>8} {'failed':>7}"]
+                f"  {'path':<18} {'req/s':>9} {'×dir':>5} {'×nghttpx':>8} {'mean ms':>8} {'failed':>7} "
+                f"{'CPU µs/req':>10}"]
         for row in h2.values():
             if row["status"] == "measured":
+                cpu = "-" if row.get("cpu_us") is None else f"{row['cpu_us']:.1f}"
                 out.append(f"  {row['label']:<18} {fmt_num(row['rps']):>9} {fmt_ratio(ratio(row['rps'], direct)):>5} "
-                           f"{fmt_ratio(ratio(row['rps'], hop)):>8} {fmt_ms(row['mean_ms']):>8} {row['failed']:>7}")
+                           f"{fmt_ratio(ratio(row['rps'], hop)):>8} {fmt_ms(row['mean_ms']):>8} {row['failed']:>7} "
+                           f"{cpu:>10}")
             else:
                 out.append(f"  {row['label']:<18} {first_line(row, 'status')}")
-        out += baseline_lines(h2, [("rps", "req/s", "runs")])
+        out += baseline_lines(h2, [("rps", "req/s", "runs"), ("cpu_us", "CPU µs/req", "runs")])
+        out.append("  CPU µs/req: user + system time of the proxy's processes (relay and agent, the agent, "
+                   "nghttpx) per request; the direct row has none")
     grpc = extras.get("grpc")
     if grpc:
         out += ["", f"gRPC (Python grpcio): unary calls at c=1 for {args.duration} s, 64 MiB streamed each way; "
