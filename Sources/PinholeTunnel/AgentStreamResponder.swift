@@ -253,6 +253,8 @@ public final class AgentStreamResponder: HTTP2StreamDelegate, ExchangeDownstream
     }
 
     public func exchangeUpstreamWritabilityChanged() {
+        // A peer being stopped gets no window back (see the machine's `stopping`).
+        guard requestSide.givesWindowBack else { return }
         if upstream?.canTakeRequestBody ?? true { credit.release(on: stream) }
     }
 

@@ -42,6 +42,13 @@ struct IncomingRequestStateMachine {
 
     private(set) var state = State.receiving
 
+    /// Whether window held for the upstream may still be given back as it takes more:
+    /// not once the peer is being stopped.
+    var givesWindowBack: Bool {
+        if case .stopping = state { return false }
+        return true
+    }
+
     /// A piece of body came. `upstreamTakesIt`: there is an upstream, and the answer is
     /// not complete yet.
     mutating func bodyReceived(upstreamTakesIt: Bool) -> BodyAction {

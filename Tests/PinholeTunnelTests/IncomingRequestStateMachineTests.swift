@@ -46,6 +46,7 @@ struct IncomingRequestStateMachineTests {
         #expect(stops)
         #expect(cut.bodyReceived(upstreamTakesIt: true) == .ignore, "no window back, nothing to the upstream")
         #expect(cut.state == .stopping(dropped: true))
+        #expect(!cut.givesWindowBack && whole.givesWindowBack)
         #expect(cut.ended() == .cancelUpstream)
 
         var dropping = Machine()
