@@ -143,9 +143,13 @@ extension HTTP2Connection {
         case NGHTTP2_DATA.rawValue:
             if endStream, let stream = streams[streamID] { endOfStream(stream) }
         case NGHTTP2_RST_STREAM.rawValue:
-            if let stream = streams[streamID], stream.resetReason == nil {
-                stream.resetReason = .streamReset(
-                    streamID: streamID, code: HTTP2ErrorCode(rawValue: frame.rst_stream.error_code))
+            let code = HTTP2ErrorCode(rawValue: frame.rst_stream.error_code)
+            // RST_STREAM(NO_ERROR) after the peer's whole message asks for no more of ours
+            // (RFC 9113 §8.1): the stream ends as a normal close does, without an error.
+            if let stream = streams[streamID], stream.resetReason == nil,
+                code != .noError || !stream.state.peerMessageEnded
+            {
+                stream.resetReason = .streamReset(streamID: streamID, code: code)
             }
         case NGHTTP2_GOAWAY.rawValue:
             let code = HTTP2ErrorCode(rawValue: frame.goaway.error_code)

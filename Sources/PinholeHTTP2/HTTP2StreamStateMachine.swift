@@ -101,6 +101,12 @@ struct HTTP2StreamStateMachine: Equatable {
 
     var isClosed: Bool { lifecycle == .closed }
 
+    /// Whether the peer's message has ended (END_STREAM arrived).
+    var peerMessageEnded: Bool {
+        if case .ended = receive { return true }
+        return false
+    }
+
     var headersEndedStream: Bool {
         switch receive {
         case .receiving(let ended), .ended(let ended): return ended
@@ -200,9 +206,7 @@ struct HTTP2StreamStateMachine: Equatable {
     /// This side's END_STREAM went out: true when the peer, still sending what is not
     /// wanted, is to be asked to stop now.
     func endSent() -> Bool {
-        guard lifecycle == .open, peerRest == .unwanted else { return false }
-        if case .ended = receive { return false }
-        return true
+        lifecycle == .open && peerRest == .unwanted && !peerMessageEnded
     }
 
     // MARK: Receiving

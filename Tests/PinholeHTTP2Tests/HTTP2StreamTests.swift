@@ -319,7 +319,7 @@ struct HTTP2StreamTests {
         try pair.interact()
         #expect(upload.headers?[":status"] == "413" && String(buffer: upload.body) == "too large")
         #expect(upload.ended, "the answer is whole: its END_STREAM came before the reset")
-        #expect(upload.closed && upload.error == .streamReset(streamID: stream.id, code: .noError))
+        #expect(upload.closed && upload.error == nil, "after the whole answer, a reset with NO_ERROR is no error")
         #expect(serverDelegate.closed && serverDelegate.error == nil, "no error on the side that answered")
         #expect(pair.clientConnection.activeStreamCount == 0 && pair.serverConnection.activeStreamCount == 0)
 
@@ -333,6 +333,18 @@ struct HTTP2StreamTests {
         second.sendHeaders([(":status", "200")], endStream: true)
         try pair.interact()
         #expect(whole.ended && whole.closed && whole.error == nil)
+
+        // NO_ERROR before the whole answer still cuts it: an error for the client.
+        let cut = RecordingDelegate()
+        let third = try pair.clientConnection.openStream(
+            headers: requestHeaders(method: "GET"), endStream: true, delegate: cut)
+        try pair.interact()
+        let thirdServer = try #require(serverStreams.last)
+        thirdServer.sendHeaders([(":status", "200")])
+        try pair.interact()
+        thirdServer.reset(.noError)
+        try pair.interact()
+        #expect(!cut.ended && cut.error == .streamReset(streamID: third.id, code: .noError))
     }
 
     @Test("PING reports a round-trip time")
