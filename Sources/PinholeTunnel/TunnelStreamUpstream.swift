@@ -61,10 +61,12 @@ final class TunnelStreamUpstream: ExchangeUpstream, HTTP2StreamDelegate {
     func stream(_ stream: HTTP2Stream, received part: HTTP2StreamPart) {
         switch part {
         case .headers(let fields):
+            // Asked first: a head after a cancel is not even read.
+            guard case .pass = machine.responseHeadReceived() else { return }
             do {
                 var head = try ProxyResponseHead(http2: fields)
                 head.endsWithHead = stream.headersEndedStream
-                if case .pass = machine.responseHeadReceived() { downstream?.exchangeReceivedHead(consume head) }
+                downstream?.exchangeReceivedHead(consume head)
             } catch {
                 perform(machine.responseHeadInvalid(error))
             }

@@ -106,6 +106,11 @@ struct OutgoingStreamStateMachineTests {
         #expect(machine.responseHeadInvalid(error) == .fail(error))
         #expect(machine.streamClosed(.streamReset(streamID: 1, code: .cancel)) == Machine.Action.none)
         #expect(machine.requestEnded() == Machine.Action.none)
+        // As the upstream asks: the head is taken first, then found invalid once read.
+        var read = Machine(peer: app)
+        #expect(read.responseHeadReceived() == .pass)
+        #expect(read.responseHeadInvalid(error) == .fail(error))
+        #expect(read.responseBodyReceived() == Machine.Action.none)
     }
 
     @Test("an end with no head before it fails the exchange rather than end it without a response")
