@@ -187,7 +187,7 @@ extension HTTP2Connection {
     /// A frame with END_STREAM went out on `streamID`: a peer asked to stop once it did
     /// (`stopPeerOnceEnded`) gets its RST_STREAM(NO_ERROR) now, after that frame.
     func endSent(streamID: Int32) {
-        guard let stream = streams[streamID], stream.state.endSent() else { return }
+        guard let stream = streams[streamID], stream.state.stopsPeer else { return }
         deferredOperations.append(.stopPeer(stream))
     }
 

@@ -119,7 +119,7 @@ extension HTTP2Connection {
             submitReset(stream, code, session: session)
         case .stopPeer(let stream):
             // Asked again now: the peer's message may have ended meanwhile.
-            guard stream.state.endSent() else { return }
+            guard stream.state.stopsPeer else { return }
             submitReset(stream, .noError, session: session)
         case .resetAfterQueued(let stream, let code):
             switch stream.state.resetAfterQueuedRequested(code) {

@@ -203,9 +203,9 @@ struct HTTP2StreamStateMachine: Equatable {
         peerRest = .unwanted
     }
 
-    /// This side's END_STREAM went out: true when the peer, still sending what is not
-    /// wanted, is to be asked to stop now.
-    func endSent() -> Bool {
+    /// Whether the peer, still sending what is not wanted, is to be asked to stop: asked
+    /// once this side's END_STREAM has gone out.
+    var stopsPeer: Bool {
         lifecycle == .open && peerRest == .unwanted && !peerMessageEnded
     }
 

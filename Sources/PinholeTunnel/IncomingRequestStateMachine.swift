@@ -3,12 +3,14 @@
 /// own `ResponsePhase`; this asks only whether the answer is complete.
 ///
 /// Once the answer is complete, the rest of the request is wanted by no one (the app
-/// answered before reading all of it: a 401 or 413 to an upload). It is dropped, its
-/// window given back at once, so that the peer's queued body and end go out and the
-/// stream closes: held back for an app that reads no more, they would keep the stream
-/// open, one of the connection's concurrent streams, for as long as the connection
-/// lasts. An upstream still running then (an h2c app that answered 204 and reads on)
-/// is cancelled at the request's end rather than told the body ended whole.
+/// answered before reading all of it: a 401 or 413 to an upload). Its sender is asked to
+/// stop (`stopping`: RST_STREAM NO_ERROR after the answer's end), and what it still sends
+/// is dropped without its window coming back, which would only invite more. Held back for
+/// an app that reads no more, that body would keep the stream open, one of the
+/// connection's concurrent streams, for as long as the connection lasts. Body that finds
+/// no upstream before any answer (`dropping`) is dropped with its window given back. An
+/// upstream still running after a drop (an h2c app that answered 204 and reads on) is
+/// cancelled at the request's end rather than told the body ended whole.
 struct IncomingRequestStateMachine {
     enum State: Equatable {
         /// Its body passes on to the upstream as it comes.

@@ -115,20 +115,20 @@ struct HTTP2StreamStateMachineTests {
     func peerStoppedAfterTheEnd() {
         var answering = Machine()
         _ = answering.headersReceived(informational: false, endStream: false)
-        #expect(!answering.endSent(), "wanted by default: nothing follows the end")
+        #expect(!answering.stopsPeer, "wanted by default: nothing follows the end")
         answering.peerRestUnwanted()
-        #expect(answering.endSent(), "the request is still coming: stop it")
+        #expect(answering.stopsPeer, "the request is still coming: stop it")
 
         var ended = Machine()
         _ = ended.headersReceived(informational: false, endStream: false)
         ended.peerRestUnwanted()
         _ = ended.endReceived()
-        #expect(!ended.endSent(), "the request ended meanwhile: nothing to stop")
+        #expect(!ended.stopsPeer, "the request ended meanwhile: nothing to stop")
 
         var closed = Machine()
         closed.peerRestUnwanted()
         closed.closed()
-        #expect(!closed.endSent(), "a closed stream is reset by no one")
+        #expect(!closed.stopsPeer, "a closed stream is reset by no one")
     }
 
     @Test("writability: unwritable at the high watermark, reported writable once below the low one")
